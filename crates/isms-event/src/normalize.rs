@@ -1,0 +1,498 @@
+//! Turning whatever a sender posted into a normalized MozDef event.
+//!
+//! The rules are documented as a table in the crate documentation; this module implements them in
+//! the same order.
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::alias::{AliasTarget, FIELD_ALIASES};
+use crate::severity::Severity;
+use crate::time::{TimeError, format_time, is_epoch_text, micros_of, parse_time_value};
+use crate::util::{describe, kind_of, value_text};
+
+/// The MozDef top-level fields an incoming event may set. Every other incoming top-level key is
+/// moved into `details`. (The server adds `id` and `origin`.)
+pub const MOZDEF_FIELDS: &[&str] = &[
+    "timestamp",
+    "utctimestamp",
+    "receivedtimestamp",
+    "hostname",
+    "processname",
+    "processid",
+    "severity",
+    "category",
+    "source",
+    "summary",
+    "tags",
+    "details",
+];
+
+/// How deeply objects and arrays may nest in an incoming event (counting the event itself).
+/// serde_json's own parser stops at 128, so this only limits values built in code.
+pub const MAX_DEPTH: usize = 256;
+
+/// The category of an event that did not say.
+pub const DEFAULT_CATEGORY: &str = "event";
+
+/// A normalized event, ready to store and match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// UUID v7 text, lowercase hyphenated; also in `document["id"]`.
+    pub id: String,
+    /// Event time, microseconds since the Unix epoch; also `document["utctimestamp"]`.
+    pub utctimestamp_micros: i64,
+    /// Receipt time; also `document["receivedtimestamp"]`.
+    pub receivedtimestamp_micros: i64,
+    /// The full normalized MozDef event.
+    pub document: Map<String, Value>,
+}
+
+impl Event {
+    /// The document as compact JSON on one line (no trailing newline): the form events take in
+    /// NDJSON exports, on the bus and in replays.
+    pub fn to_json_line(&self) -> String {
+        // Serializing a map with string keys cannot fail.
+        serde_json::to_string(&self.document).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    /// The value at a dotted path such as `details.sourceipaddress`. Keys never contain dots
+    /// (normalization replaced them by `_`), so a path names at most one value.
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        let mut parts = path.split('.');
+        let mut current = self.document.get(parts.next()?)?;
+        for part in parts {
+            current = current.as_object()?.get(part)?;
+        }
+        Some(current)
+    }
+}
+
+/// Who sent an event: written into the event as `origin`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Origin {
+    /// Network peer (address and port) if there was one.
+    pub peer: Option<String>,
+    /// The source that accepted it, e.g. `http:/events` or `syslog:udp:514`.
+    pub endpoint: String,
+    /// The name of the API key or generator the sender authenticated with.
+    pub key_name: Option<String>,
+}
+
+impl Origin {
+    /// The `origin` object stored in the event: `{"peer", "endpoint", "key"}`, null members left
+    /// out.
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        if let Some(peer) = &self.peer {
+            map.insert("peer".to_owned(), Value::String(peer.clone()));
+        }
+        map.insert("endpoint".to_owned(), Value::String(self.endpoint.clone()));
+        if let Some(key) = &self.key_name {
+            map.insert("key".to_owned(), Value::String(key.clone()));
+        }
+        Value::Object(map)
+    }
+}
+
+/// Why an incoming event was refused. Messages name the field (as the sender spelled it, after
+/// lowercasing) and what was wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NormalizeError {
+    /// The event is not a JSON object.
+    #[error("an event must be a JSON object, found {found}")]
+    NotAnObject {
+        /// "an array", "a string", "a number", "a boolean" or "null".
+        found: &'static str,
+    },
+    /// A field has a type that cannot be converted.
+    #[error("field `{field}`: expected {expected}, found {found}")]
+    WrongType {
+        /// The field as sent (e.g. `pid` when it was meant as `processid`).
+        field: String,
+        /// What was expected, e.g. "an integer".
+        expected: &'static str,
+        /// What was found, e.g. `the string "abc"`.
+        found: String,
+    },
+    /// A time field cannot be read as a time.
+    #[error("field `{field}`: {reason}")]
+    BadTime {
+        /// The field as sent: `utctimestamp`, `timestamp`, `@timestamp` or `time`.
+        field: String,
+        /// The value as text (strings as they are, other values as JSON), cut to 100 characters.
+        value: String,
+        /// What was wrong with it.
+        reason: TimeError,
+    },
+    /// The severity is not one of the accepted spellings.
+    #[error(
+        "field `{field}`: unknown severity {value}; expected EMERGENCY, ALERT, CRITICAL, ERROR, \
+         WARNING, NOTICE, INFO or DEBUG (any case, or a common spelling such as warn or err), or \
+         a number from 0 to 7"
+    )]
+    BadSeverity {
+        /// `severity` or `level`.
+        field: String,
+        /// A description of the value, e.g. `the string "loud"`.
+        value: String,
+    },
+    /// Neither a summary nor any details: nothing to store.
+    #[error("an event needs a summary or details")]
+    NoSummaryOrDetails,
+    /// Objects and arrays nest deeper than [`MAX_DEPTH`].
+    #[error("the event nests objects and arrays deeper than {limit} levels")]
+    TooDeep {
+        /// The limit, [`MAX_DEPTH`].
+        limit: usize,
+    },
+}
+
+/// Normalizes one incoming event (see the crate documentation for the rules).
+///
+/// `origin` is recorded as the event's `origin`; `received` becomes `receivedtimestamp` and is the
+/// event time when the event carries none. A new UUID v7 becomes the event's `id`.
+pub fn normalize(
+    raw: Value,
+    origin: &Origin,
+    received: Timestamp,
+) -> Result<Event, NormalizeError> {
+    let raw = match raw {
+        Value::Object(map) => map,
+        other => {
+            return Err(NormalizeError::NotAnObject {
+                found: kind_of(&other),
+            });
+        }
+    };
+    let mut top = lowercase_map(raw, 1)?;
+
+    let mut details = match top.remove("details") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(other) => return Err(wrong_type("details".to_owned(), "an object", &other)),
+    };
+
+    let mut names = FieldNames::default();
+    apply_top_aliases(&mut top, &mut details, &mut names);
+
+    // Set by the server, never trusted from the sender.
+    top.remove("receivedtimestamp");
+    let utctimestamp = take(&mut top, "utctimestamp");
+    let timestamp = take(&mut top, "timestamp");
+    let hostname = take_text(&mut top, "hostname", &names)?;
+    let processname = take_text(&mut top, "processname", &names)?;
+    let processid = take_processid(&mut top, &names)?;
+    let severity = match take(&mut top, "severity") {
+        None => Severity::default(),
+        Some(value) => Severity::parse(&value).ok_or_else(|| NormalizeError::BadSeverity {
+            field: names.of("severity"),
+            value: describe(&value),
+        })?,
+    };
+    let category = take_text(&mut top, "category", &names)?;
+    let source = take_text(&mut top, "source", &names)?;
+    let summary = take_text(&mut top, "summary", &names)?.filter(|s| !s.trim().is_empty());
+    let tags = take_tags(&mut top, &names)?;
+
+    // Everything else (including any `id` or `origin` the sender made up) is detail.
+    for (key, value) in top {
+        insert_keeping(&mut details, key, value);
+    }
+    apply_details_aliases(&mut details);
+
+    if summary.is_none() && details.is_empty() {
+        return Err(NormalizeError::NoSummaryOrDetails);
+    }
+
+    let read_time = |value: Value, field: &'static str| match parse_time_value(&value) {
+        Ok(time) => Ok((time, value)),
+        Err(reason) => Err(NormalizeError::BadTime {
+            field: names.of(field),
+            value: value_text(&value),
+            reason,
+        }),
+    };
+    let timestamp = timestamp.map(|v| read_time(v, "timestamp")).transpose()?;
+    let utctimestamp = utctimestamp
+        .map(|v| read_time(v, "utctimestamp"))
+        .transpose()?;
+    let received_micros = micros_of(received);
+    let event_micros = utctimestamp
+        .as_ref()
+        .or(timestamp.as_ref())
+        .map_or(received_micros, |(time, _)| micros_of(*time));
+    let timestamp_text = match timestamp {
+        Some((_, Value::String(text))) if !is_epoch_text(&text) => text.trim().to_owned(),
+        Some((time, _)) => format_time(micros_of(time)),
+        None => format_time(event_micros),
+    };
+
+    let id = uuid::Uuid::now_v7().hyphenated().to_string();
+    let mut document = Map::new();
+    document.insert("id".to_owned(), Value::String(id.clone()));
+    document.insert(
+        "utctimestamp".to_owned(),
+        Value::String(format_time(event_micros)),
+    );
+    document.insert(
+        "receivedtimestamp".to_owned(),
+        Value::String(format_time(received_micros)),
+    );
+    document.insert("timestamp".to_owned(), Value::String(timestamp_text));
+    let mut put_text = |key: &str, text: Option<String>| {
+        if let Some(text) = text {
+            document.insert(key.to_owned(), Value::String(text));
+        }
+    };
+    put_text("hostname", hostname);
+    put_text("processname", processname);
+    put_text("source", source);
+    put_text("summary", summary);
+    put_text(
+        "category",
+        Some(category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned())),
+    );
+    put_text("severity", Some(severity.name().to_owned()));
+    if let Some(processid) = processid {
+        document.insert("processid".to_owned(), processid);
+    }
+    document.insert(
+        "tags".to_owned(),
+        Value::Array(tags.into_iter().map(Value::String).collect()),
+    );
+    document.insert("details".to_owned(), Value::Object(details));
+    document.insert("origin".to_owned(), origin.to_json());
+
+    Ok(Event {
+        id,
+        utctimestamp_micros: event_micros,
+        receivedtimestamp_micros: received_micros,
+        document,
+    })
+}
+
+/// Remembers which incoming key filled a MozDef field through an alias, so that errors name the
+/// key the sender actually used.
+#[derive(Default)]
+struct FieldNames(Vec<(&'static str, &'static str)>);
+
+impl FieldNames {
+    fn of(&self, field: &'static str) -> String {
+        self.0
+            .iter()
+            .find(|(target, _)| *target == field)
+            .map_or(field, |(_, from)| *from)
+            .to_owned()
+    }
+}
+
+/// Lowercases every key (recursively, through arrays too) and replaces `.` by `_`. When two keys
+/// become equal, the later one in the map's iteration order wins.
+fn lowercase_map(
+    map: Map<String, Value>,
+    depth: usize,
+) -> Result<Map<String, Value>, NormalizeError> {
+    let mut out = Map::new();
+    for (key, value) in map {
+        out.insert(normalize_key(key), lowercase_value(value, depth)?);
+    }
+    Ok(out)
+}
+
+fn lowercase_value(value: Value, depth: usize) -> Result<Value, NormalizeError> {
+    let nested = || {
+        if depth >= MAX_DEPTH {
+            Err(NormalizeError::TooDeep { limit: MAX_DEPTH })
+        } else {
+            Ok(depth + 1)
+        }
+    };
+    Ok(match value {
+        Value::Object(map) => Value::Object(lowercase_map(map, nested()?)?),
+        Value::Array(items) => {
+            let depth = nested()?;
+            Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| lowercase_value(item, depth))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        other => other,
+    })
+}
+
+/// A key as stored: lowercase, `.` replaced by `_`.
+fn normalize_key(key: String) -> String {
+    if key.chars().any(|c| c == '.' || c.is_uppercase()) {
+        key.to_lowercase().replace('.', "_")
+    } else {
+        key
+    }
+}
+
+/// True if the slot holds a value other than null.
+fn present(slot: Option<&Value>) -> bool {
+    !matches!(slot, None | Some(Value::Null))
+}
+
+fn apply_top_aliases(
+    top: &mut Map<String, Value>,
+    details: &mut Map<String, Value>,
+    names: &mut FieldNames,
+) {
+    for alias in FIELD_ALIASES {
+        if !top.contains_key(alias.from) {
+            continue;
+        }
+        match alias.to {
+            AliasTarget::Top(target) => {
+                if !present(top.get(target))
+                    && let Some(value) = top.remove(alias.from)
+                {
+                    top.insert(target.to_owned(), value);
+                    names.0.push((target, alias.from));
+                }
+            }
+            AliasTarget::Details(target) => {
+                if !present(details.get(target))
+                    && let Some(value) = top.remove(alias.from)
+                {
+                    details.insert(target.to_owned(), value);
+                }
+            }
+            AliasTarget::MergeIntoDetails => {
+                // Anything but an object stays and becomes `details.<from>` like an unknown key.
+                if matches!(top.get(alias.from), Some(Value::Object(_)))
+                    && let Some(Value::Object(fields)) = top.remove(alias.from)
+                {
+                    for (key, value) in fields {
+                        insert_keeping(details, key, value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn apply_details_aliases(details: &mut Map<String, Value>) {
+    for alias in FIELD_ALIASES {
+        if let AliasTarget::Details(target) = alias.to
+            && alias.from != target
+            && details.contains_key(alias.from)
+            && !present(details.get(target))
+            && let Some(value) = details.remove(alias.from)
+        {
+            details.insert(target.to_owned(), value);
+        }
+    }
+}
+
+/// Inserts `key` unless the map already holds a non-null value there; then the value goes under
+/// the first free name among `key_1`, `key_2`, ... so nothing is lost.
+fn insert_keeping(map: &mut Map<String, Value>, key: String, value: Value) {
+    if !present(map.get(&key)) {
+        map.insert(key, value);
+        return;
+    }
+    let mut n: u64 = 1;
+    loop {
+        let candidate = format!("{key}_{n}");
+        if !map.contains_key(&candidate) {
+            map.insert(candidate, value);
+            return;
+        }
+        n += 1;
+    }
+}
+
+/// Removes a field; null counts as absent.
+fn take(top: &mut Map<String, Value>, field: &str) -> Option<Value> {
+    top.remove(field).filter(|value| !value.is_null())
+}
+
+fn wrong_type(field: String, expected: &'static str, found: &Value) -> NormalizeError {
+    NormalizeError::WrongType {
+        field,
+        expected,
+        found: describe(found),
+    }
+}
+
+/// A text field: strings as they are, numbers and booleans as their JSON text.
+fn take_text(
+    top: &mut Map<String, Value>,
+    field: &'static str,
+    names: &FieldNames,
+) -> Result<Option<String>, NormalizeError> {
+    match take(top, field) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(other) => Err(wrong_type(names.of(field), "a string", &other)),
+    }
+}
+
+/// `processid`: an integer, a string holding one, or the syslog nil value `-` / an empty string
+/// (both meaning absent).
+fn take_processid(
+    top: &mut Map<String, Value>,
+    names: &FieldNames,
+) -> Result<Option<Value>, NormalizeError> {
+    let Some(value) = take(top, "processid") else {
+        return Ok(None);
+    };
+    let integer = match &value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(Value::Number(n.clone())),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            // Exact: f is an integer well inside the i64 range.
+            .map(|f| Value::from(f as i64)),
+        Value::String(text) => {
+            let text = text.trim();
+            if text.is_empty() || text == "-" {
+                return Ok(None);
+            }
+            text.parse::<i64>()
+                .map(Value::from)
+                .or_else(|_| text.parse::<u64>().map(Value::from))
+                .ok()
+        }
+        _ => None,
+    };
+    match integer {
+        Some(integer) => Ok(Some(integer)),
+        None => Err(wrong_type(names.of("processid"), "an integer", &value)),
+    }
+}
+
+/// `tags`: an array of strings. A single scalar becomes a one-element array; numbers, booleans,
+/// arrays and objects inside the array become their JSON text; nulls are skipped.
+fn take_tags(
+    top: &mut Map<String, Value>,
+    names: &FieldNames,
+) -> Result<Vec<String>, NormalizeError> {
+    let text_of = |value: Value| match value {
+        Value::String(text) => Some(text),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    match take(top, "tags") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => Ok(items.into_iter().filter_map(text_of).collect()),
+        Some(Value::Object(map)) => Err(wrong_type(
+            names.of("tags"),
+            "an array of strings",
+            &Value::Object(map),
+        )),
+        Some(scalar) => Ok(text_of(scalar).into_iter().collect()),
+    }
+}
+
+#[cfg(test)]
+#[path = "normalize_tests.rs"]
+mod tests;

@@ -1,0 +1,244 @@
+//! The predicate IR: the one representation every query front end compiles to.
+//!
+//! Searches typed by people, native rules and (later) Sigma rules all become a [`Predicate`]. Two executors
+//! read it: the in-memory [`crate::matcher`] (the detection engine's hot path) and the SQL compiler of each
+//! store backend. Keeping the IR small and its semantics written down here is what lets both executors
+//! give the same answer; `isms-store` has a property test that checks they do.
+//!
+//! # Semantics (both executors MUST follow these exactly)
+//!
+//! *Resolving a path.* A [`FieldPath`] is a list of lowercase object keys. Resolution walks objects only.
+//! The value found at the end yields the *scalars* of the path: a string, number or boolean yields itself;
+//! an array yields its elements that are strings, numbers or booleans (nested arrays and objects inside
+//! the array are ignored); `null`, an object or a missing key yields nothing.
+//!
+//! *Rendering a scalar as text* ([`render_scalar`]): a string is itself, a number is its JSON text as
+//! stored (serde_json's rendering), `true`/`false` are those words.
+//!
+//! *Tests* (a field test matches when ANY scalar of the path satisfies it):
+//! - [`FieldTest::Exists`]: the value at the path holds a non-null scalar at or anywhere below it (through
+//!   nested objects and arrays too), so `_exists_:details` is true when details holds anything.
+//! - [`FieldTest::Equals`]: the rendered text equals the value, ignoring ASCII case.
+//! - [`FieldTest::Wildcard`]: the rendered text matches the whole pattern, `*` = any run of characters,
+//!   `?` = exactly one character, ignoring ASCII case.
+//! - [`FieldTest::Regex`]: the rendered text matches the regular expression anchored at both ends
+//!   (`^(?:re)$`), case-sensitive unless the expression says `(?i)`.
+//! - [`FieldTest::Range`]: see [`RangeKind`]; each present bound must hold.
+//!
+//! *Time fields* ([`TIME_FIELDS`]): `utctimestamp` and `receivedtimestamp` hold RFC 3339 text in events,
+//! written by normalization with microsecond precision. `Equals` and `Range` on them compare instants
+//! (microseconds since the epoch, see [`RangeKind::Time`] and [`FieldTest::TimeEquals`]); the parser
+//! produces those variants for these fields. On any other field, `TimeEquals` and `RangeKind::Time`
+//! match nothing (the parser never produces them there).
+//!
+//! *Free text* ([`TextTest`]) is over the `summary` field only, by words: the summary is split into
+//! tokens by [`tokenize`] (runs of alphanumeric characters, lowercased), the same rule as SQLite FTS5's
+//! `unicode61` tokenizer with `remove_diacritics 0` for the scripts people write logs in.
+use serde::{Deserialize, Serialize};
+
+/// The fields whose values are instants rather than text.
+pub const TIME_FIELDS: [&str; 2] = ["utctimestamp", "receivedtimestamp"];
+
+/// A decimal number in text, the only strings that take part in numeric ranges. Both executors use this
+/// exact pattern (the SQL executor through `REGEXP`/`~`).
+pub const NUMERIC_TEXT_PATTERN: &str = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$";
+
+/// A boolean combination of tests over one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Predicate {
+    /// Matches every event (the empty query, `*`, `*:*`).
+    All,
+    /// Every child matches. An empty list matches everything.
+    And(Vec<Predicate>),
+    /// At least one child matches. An empty list matches nothing.
+    Or(Vec<Predicate>),
+    /// The child does not match.
+    Not(Box<Predicate>),
+    /// A test on the scalars of one field.
+    Field { field: FieldPath, test: FieldTest },
+    /// A test on the words of the summary.
+    Text(TextTest),
+}
+
+/// A dotted path of lowercase object keys, e.g. `details.username`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FieldPath(pub Vec<String>);
+
+impl FieldPath {
+    /// Splits `a.b.c` on dots and lowercases each segment.
+    pub fn parse_dotted(dotted: &str) -> FieldPath {
+        FieldPath(dotted.split('.').map(|segment| segment.to_ascii_lowercase()).collect())
+    }
+
+    /// The dotted form, `details.username`.
+    pub fn dotted(&self) -> String {
+        self.0.join(".")
+    }
+
+    /// Whether this path is one of [`TIME_FIELDS`].
+    pub fn is_time_field(&self) -> bool {
+        self.0.len() == 1 && TIME_FIELDS.contains(&self.0[0].as_str())
+    }
+}
+
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.dotted())
+    }
+}
+
+/// What a field's scalars are tested against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldTest {
+    /// A non-null scalar is present at or below the path (see the module doc).
+    Exists,
+    /// Rendered text equals this value, ASCII case-insensitively.
+    Equals(String),
+    /// Whole-value glob with `*` and `?`, ASCII case-insensitive. `\*`, `\?` and `\\` are literal.
+    Wildcard(String),
+    /// Anchored regular expression over the rendered text.
+    Regex(String),
+    /// An ordered comparison.
+    Range(RangeKind),
+    /// A time field equals this instant (microseconds since the Unix epoch).
+    TimeEquals(i64),
+}
+
+/// A range test. Unbounded sides are `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RangeKind {
+    /// Numeric: only scalars that are JSON numbers, or strings matching [`NUMERIC_TEXT_PATTERN`], take
+    /// part; they are compared as `f64`.
+    Number { lower: Option<Bound<f64>>, upper: Option<Bound<f64>> },
+    /// Text: the rendered text, ASCII-lowercased, compared byte-wise with the ASCII-lowercased bounds.
+    Text { lower: Option<Bound<String>>, upper: Option<Bound<String>> },
+    /// Time fields only: instants in microseconds since the Unix epoch.
+    Time { lower: Option<Bound<i64>>, upper: Option<Bound<i64>> },
+}
+
+/// One side of a range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bound<T> {
+    pub value: T,
+    pub inclusive: bool,
+}
+
+/// A test on the words of the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextTest {
+    /// Some token equals this (already tokenized, lowercase) word.
+    Word(String),
+    /// Some token starts with this (lowercase) prefix.
+    Prefix(String),
+    /// These tokens appear consecutively, in order. Always two or more tokens.
+    Phrase(Vec<String>),
+}
+
+/// Renders a JSON scalar as the text tests see. `None` for null, arrays and objects.
+pub fn render_scalar(value: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {
+    match value {
+        serde_json::Value::String(text) => Some(std::borrow::Cow::Borrowed(text.as_str())),
+        serde_json::Value::Number(number) => Some(std::borrow::Cow::Owned(number.to_string())),
+        serde_json::Value::Bool(true) => Some(std::borrow::Cow::Borrowed("true")),
+        serde_json::Value::Bool(false) => Some(std::borrow::Cow::Borrowed("false")),
+        serde_json::Value::Null | serde_json::Value::Array(_) | serde_json::Value::Object(_) => None,
+    }
+}
+
+/// Calls `visit` for every scalar of `path` in `document`, following the resolution rule above.
+pub fn for_each_scalar<'a>(
+    document: &'a serde_json::Map<String, serde_json::Value>,
+    path: &FieldPath,
+    mut visit: impl FnMut(&'a serde_json::Value),
+) {
+    let Some((first, rest)) = path.0.split_first() else {
+        return;
+    };
+    let Some(mut current) = document.get(first) else {
+        return;
+    };
+    for segment in rest {
+        match current {
+            serde_json::Value::Object(object) => match object.get(segment) {
+                Some(next) => current = next,
+                None => return,
+            },
+            _ => return,
+        }
+    }
+    match current {
+        serde_json::Value::Array(elements) => {
+            for element in elements {
+                if matches!(
+                    element,
+                    serde_json::Value::String(_) | serde_json::Value::Number(_) | serde_json::Value::Bool(_)
+                ) {
+                    visit(element);
+                }
+            }
+        }
+        serde_json::Value::String(_) | serde_json::Value::Number(_) | serde_json::Value::Bool(_) => visit(current),
+        serde_json::Value::Null | serde_json::Value::Object(_) => {}
+    }
+}
+
+/// Splits text into lowercase word tokens: maximal runs of alphanumeric characters.
+///
+/// This follows SQLite FTS5's `unicode61` tokenizer (with `remove_diacritics 0`), which the SQLite store
+/// uses for the summary, so that a word search gives the same answer in memory and in SQL.
+pub fn tokenize(text: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    for character in text.chars() {
+        if character.is_alphanumeric() {
+            current.extend(character.to_lowercase());
+        } else if !current.is_empty() {
+            tokens.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        tokens.push(current);
+    }
+    tokens
+}
+
+/// Whether `text` matches [`NUMERIC_TEXT_PATTERN`], without a regex (the matcher's hot path and the
+/// parser's range detection use this; a test checks it against the pattern).
+pub fn is_numeric_text(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits_from = |mut at: usize| {
+        while at < bytes.len() && bytes[at].is_ascii_digit() {
+            at += 1;
+        }
+        at
+    };
+    let mut at = usize::from(bytes.first() == Some(&b'-'));
+    let end = digits_from(at);
+    if end == at {
+        return false;
+    }
+    at = end;
+    if bytes.get(at) == Some(&b'.') {
+        let end = digits_from(at + 1);
+        if end == at + 1 {
+            return false;
+        }
+        at = end;
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(bytes.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        let end = digits_from(at);
+        if end == at {
+            return false;
+        }
+        at = end;
+    }
+    at == bytes.len()
+}

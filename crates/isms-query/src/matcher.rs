@@ -1,0 +1,707 @@
+//! The in-memory executor: decides whether one event (a JSON object) matches a [`Predicate`].
+//!
+//! This is the streaming engine's hot path, so a predicate is compiled once ([`CompiledPredicate::compile`])
+//! and then run against many events: regular expressions and globs are compiled up front, range bounds are
+//! normalized, and matching itself allocates only where the semantics need it (rendering a number as text,
+//! parsing a time, splitting the summary into words once per event when a word test is present).
+//!
+//! The semantics are exactly those written in [`crate::ir`]; the SQL executors follow the same text, and a
+//! property test in `isms-store` compares the two. Points worth repeating:
+//!
+//! - Equality and globs ignore ASCII case only: `É` and `é` are different, `A` and `a` are not. Globs are
+//!   compiled to a regex in which each ASCII letter is a two-letter class (`[aA]`) and the regex itself is
+//!   case-sensitive, because the regex crate's `(?i)` folds all of Unicode. In a glob, `\` makes the next
+//!   character literal and a final lone `\` is a literal backslash.
+//! - Regexes are anchored (`^(?:re)$`), case-sensitive unless they say `(?i)`, and limited in size.
+//! - Time tests ([`FieldTest::TimeEquals`], [`RangeKind::Time`]) compare instants read with
+//!   `isms_event::parse_time`; a value that is not a time does not match. On a field that is not a time
+//!   field they match nothing, as in the SQL executor (which can only compare its time columns).
+//! - Word tests look at the top-level `summary` when it is a string.
+use std::cell::OnceCell;
+
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use crate::ir::{
+    Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, for_each_scalar, is_numeric_text, render_scalar,
+};
+use crate::parser::compile_anchored;
+
+/// Deepest predicate tree accepted by [`CompiledPredicate::compile`] (the parser's own limit keeps its
+/// output far below this).
+pub const MAX_COMPILE_DEPTH: usize = 256;
+
+/// Why a predicate could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CompileError {
+    /// A regular expression does not compile (syntax, or over the size limit).
+    #[error("the regular expression /{pattern}/ on {field} is not usable: {problem}")]
+    Regex { field: String, pattern: String, problem: String },
+    /// A glob does not compile (only possible for enormous patterns).
+    #[error("the wildcard pattern {pattern:?} on {field} is not usable: {problem}")]
+    Wildcard { field: String, pattern: String, problem: String },
+    /// A phrase test without any word.
+    #[error("a phrase needs at least one word")]
+    EmptyPhrase,
+    /// The predicate is nested too deeply.
+    #[error("the predicate is nested deeper than {limit} levels")]
+    TooDeep { limit: usize },
+}
+
+/// A predicate ready to be run against events.
+#[derive(Debug, Clone)]
+pub struct CompiledPredicate {
+    root: Node,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    All,
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Field { path: FieldPath, test: Test },
+    Text(Text),
+    Never,
+}
+
+#[derive(Debug, Clone)]
+enum Test {
+    Exists,
+    Equals(String),
+    /// A glob compiled to an anchored regex with ASCII-only case folding.
+    Wildcard(Regex),
+    Regex(Regex),
+    Number { lower: Option<Bound<f64>>, upper: Option<Bound<f64>> },
+    Text { lower: Option<Bound<String>>, upper: Option<Bound<String>> },
+    Time { lower: Option<Bound<i64>>, upper: Option<Bound<i64>> },
+    TimeEquals(i64),
+}
+
+#[derive(Debug, Clone)]
+enum Text {
+    Word(String),
+    Prefix(String),
+    Phrase(Vec<String>),
+}
+
+/// Compiles `predicate`; the same as [`CompiledPredicate::compile`].
+pub fn compile(predicate: &Predicate) -> Result<CompiledPredicate, CompileError> {
+    CompiledPredicate::compile(predicate)
+}
+
+impl CompiledPredicate {
+    /// Compiles `predicate` for repeated matching.
+    pub fn compile(predicate: &Predicate) -> Result<CompiledPredicate, CompileError> {
+        Ok(CompiledPredicate { root: compile_node(predicate, 0)? })
+    }
+
+    /// Whether `document` (an event) satisfies the predicate.
+    pub fn matches(&self, document: &Map<String, Value>) -> bool {
+        let context = Context { document, summary_words: OnceCell::new() };
+        evaluate(&self.root, &context)
+    }
+}
+
+fn compile_node(predicate: &Predicate, depth: usize) -> Result<Node, CompileError> {
+    if depth > MAX_COMPILE_DEPTH {
+        return Err(CompileError::TooDeep { limit: MAX_COMPILE_DEPTH });
+    }
+    let children = |children: &[Predicate]| {
+        children.iter().map(|child| compile_node(child, depth + 1)).collect::<Result<Vec<_>, _>>()
+    };
+    Ok(match predicate {
+        Predicate::All => Node::All,
+        Predicate::And(list) => Node::And(children(list)?),
+        Predicate::Or(list) => Node::Or(children(list)?),
+        Predicate::Not(child) => Node::Not(Box::new(compile_node(child, depth + 1)?)),
+        Predicate::Text(TextTest::Word(word)) => Node::Text(Text::Word(word.clone())),
+        Predicate::Text(TextTest::Prefix(prefix)) => Node::Text(Text::Prefix(prefix.clone())),
+        Predicate::Text(TextTest::Phrase(words)) => match words.as_slice() {
+            [] => return Err(CompileError::EmptyPhrase),
+            [word] => Node::Text(Text::Word(word.clone())),
+            _ => Node::Text(Text::Phrase(words.clone())),
+        },
+        Predicate::Field { field, test } => match compile_test(field, test)? {
+            Some(test) => Node::Field { path: field.clone(), test },
+            None => Node::Never,
+        },
+    })
+}
+
+/// `None` when the test can never match.
+fn compile_test(field: &FieldPath, test: &FieldTest) -> Result<Option<Test>, CompileError> {
+    let lowercase = |bound: &Option<Bound<String>>| {
+        bound.as_ref().map(|bound| Bound { value: bound.value.to_ascii_lowercase(), inclusive: bound.inclusive })
+    };
+    Ok(Some(match test {
+        FieldTest::Exists => Test::Exists,
+        FieldTest::Equals(value) => Test::Equals(value.clone()),
+        FieldTest::Wildcard(pattern) => {
+            let regex = regex::RegexBuilder::new(&glob_to_regex(pattern)).build().map_err(|error| {
+                CompileError::Wildcard { field: field.dotted(), pattern: pattern.clone(), problem: error.to_string() }
+            })?;
+            Test::Wildcard(regex)
+        }
+        FieldTest::Regex(expression) => {
+            let regex = compile_anchored(expression).map_err(|problem| CompileError::Regex {
+                field: field.dotted(),
+                pattern: expression.clone(),
+                problem,
+            })?;
+            Test::Regex(regex)
+        }
+        FieldTest::Range(RangeKind::Number { lower, upper }) => Test::Number { lower: lower.clone(), upper: upper.clone() },
+        FieldTest::Range(RangeKind::Text { lower, upper }) => Test::Text { lower: lowercase(lower), upper: lowercase(upper) },
+        FieldTest::Range(RangeKind::Time { .. }) | FieldTest::TimeEquals(_) if !field.is_time_field() => return Ok(None),
+        FieldTest::Range(RangeKind::Time { lower, upper }) => Test::Time { lower: lower.clone(), upper: upper.clone() },
+        FieldTest::TimeEquals(micros) => Test::TimeEquals(*micros),
+    }))
+}
+
+/// An IR glob as an anchored regex: `*` any run, `?` one character, ASCII letters as `[xX]` classes so
+/// that only ASCII case is folded.
+fn glob_to_regex(pattern: &str) -> String {
+    let mut regex = String::with_capacity(pattern.len() * 2 + 8);
+    regex.push_str("(?s)^");
+    let mut characters = pattern.chars().peekable();
+    let mut previous_star = false;
+    while let Some(character) = characters.next() {
+        let literal = match character {
+            '*' => {
+                if !previous_star {
+                    regex.push_str(".*");
+                }
+                previous_star = true;
+                continue;
+            }
+            '?' => {
+                regex.push('.');
+                previous_star = false;
+                continue;
+            }
+            '\\' => characters.next().unwrap_or('\\'),
+            other => other,
+        };
+        previous_star = false;
+        if literal.is_ascii_alphabetic() {
+            regex.push('[');
+            regex.push(literal.to_ascii_lowercase());
+            regex.push(literal.to_ascii_uppercase());
+            regex.push(']');
+        } else {
+            let mut buffer = [0; 4];
+            regex.push_str(&regex::escape(literal.encode_utf8(&mut buffer)));
+        }
+    }
+    regex.push('$');
+    regex
+}
+
+struct Context<'a> {
+    document: &'a Map<String, Value>,
+    /// The summary's words (as slices of the original text, not yet lowercased), computed on first use.
+    summary_words: OnceCell<Vec<&'a str>>,
+}
+
+impl<'a> Context<'a> {
+    fn summary_words(&self) -> &[&'a str] {
+        self.summary_words.get_or_init(|| match self.document.get("summary") {
+            Some(Value::String(summary)) => word_runs(summary),
+            _ => Vec::new(),
+        })
+    }
+}
+
+/// The maximal runs of alphanumeric characters: [`crate::ir::tokenize`] before lowercasing.
+fn word_runs(text: &str) -> Vec<&str> {
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (index, character) in text.char_indices() {
+        match (character.is_alphanumeric(), start) {
+            (true, None) => start = Some(index),
+            (false, Some(begin)) => {
+                runs.push(&text[begin..index]);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(begin) = start {
+        runs.push(&text[begin..]);
+    }
+    runs
+}
+
+/// Whether the token made from `run` (lowercased as `tokenize` does) equals `word`.
+fn token_equals(run: &str, word: &str) -> bool {
+    if run.is_ascii() {
+        run.len() == word.len() && run.bytes().map(|byte| byte.to_ascii_lowercase()).eq(word.bytes())
+    } else {
+        run.chars().flat_map(char::to_lowercase).eq(word.chars())
+    }
+}
+
+/// Whether the token made from `run` starts with `prefix`.
+fn token_starts_with(run: &str, prefix: &str) -> bool {
+    if run.is_ascii() {
+        run.len() >= prefix.len()
+            && run.bytes().zip(prefix.bytes()).all(|(byte, expected)| byte.to_ascii_lowercase() == expected)
+    } else {
+        let mut token = run.chars().flat_map(char::to_lowercase);
+        prefix.chars().all(|expected| token.next() == Some(expected))
+    }
+}
+
+fn evaluate(node: &Node, context: &Context<'_>) -> bool {
+    match node {
+        Node::All => true,
+        Node::Never => false,
+        Node::And(children) => children.iter().all(|child| evaluate(child, context)),
+        Node::Or(children) => children.iter().any(|child| evaluate(child, context)),
+        Node::Not(child) => !evaluate(child, context),
+        Node::Text(text) => {
+            let runs = context.summary_words();
+            match text {
+                Text::Word(word) => runs.iter().any(|run| token_equals(run, word)),
+                Text::Prefix(prefix) => runs.iter().any(|run| token_starts_with(run, prefix)),
+                Text::Phrase(words) => {
+                    runs.windows(words.len()).any(|window| window.iter().zip(words).all(|(run, word)| token_equals(run, word)))
+                }
+            }
+        }
+        Node::Field { path, test } => {
+            let mut found = false;
+            for_each_scalar(context.document, path, |scalar| {
+                if !found && scalar_matches(test, scalar) {
+                    found = true;
+                }
+            });
+            found
+        }
+    }
+}
+
+fn holds<T: PartialOrd>(value: &T, lower: &Option<Bound<T>>, upper: &Option<Bound<T>>) -> bool {
+    let above = match lower {
+        None => true,
+        Some(bound) if bound.inclusive => *value >= bound.value,
+        Some(bound) => *value > bound.value,
+    };
+    let below = match upper {
+        None => true,
+        Some(bound) if bound.inclusive => *value <= bound.value,
+        Some(bound) => *value < bound.value,
+    };
+    above && below
+}
+
+/// A byte-wise comparison of `text`, ASCII-lowercased, with an already lowercased bound.
+fn text_holds(text: &str, lower: &Option<Bound<String>>, upper: &Option<Bound<String>>) -> bool {
+    use std::cmp::Ordering;
+    let compare = |bound: &str| text.bytes().map(|byte| byte.to_ascii_lowercase()).cmp(bound.bytes());
+    let above = match lower {
+        None => true,
+        Some(bound) => match compare(&bound.value) {
+            Ordering::Greater => true,
+            Ordering::Equal => bound.inclusive,
+            Ordering::Less => false,
+        },
+    };
+    let below = match upper {
+        None => true,
+        Some(bound) => match compare(&bound.value) {
+            Ordering::Less => true,
+            Ordering::Equal => bound.inclusive,
+            Ordering::Greater => false,
+        },
+    };
+    above && below
+}
+
+fn number_of(scalar: &Value) -> Option<f64> {
+    match scalar {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) if is_numeric_text(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+fn micros_of_scalar(scalar: &Value) -> Option<i64> {
+    let text = render_scalar(scalar)?;
+    isms_event::parse_time(&text).ok().map(isms_event::micros_of)
+}
+
+fn scalar_matches(test: &Test, scalar: &Value) -> bool {
+    match test {
+        Test::Exists => true,
+        Test::Equals(value) => render_scalar(scalar).is_some_and(|text| text.eq_ignore_ascii_case(value)),
+        Test::Wildcard(regex) | Test::Regex(regex) => render_scalar(scalar).is_some_and(|text| regex.is_match(&text)),
+        Test::Number { lower, upper } => number_of(scalar).is_some_and(|number| holds(&number, lower, upper)),
+        Test::Text { lower, upper } => render_scalar(scalar).is_some_and(|text| text_holds(&text, lower, upper)),
+        Test::Time { lower, upper } => micros_of_scalar(scalar).is_some_and(|micros| holds(&micros, lower, upper)),
+        Test::TimeEquals(expected) => micros_of_scalar(scalar) == Some(*expected),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The semantics of `ir.rs`, one test kind at a time, on small events. Queries are written in the search
+    //! language where that is clearer; the IR is built directly for what the parser never produces.
+    use serde_json::json;
+
+    use super::*;
+    use crate::parser::parse;
+
+    fn event(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn sample() -> Map<String, Value> {
+        event(json!({
+            "utctimestamp": "2024-01-30T13:24:43.123456+00:00",
+            "receivedtimestamp": "not a time",
+            "hostname": "Web-01.Example.com",
+            "severity": "WARNING",
+            "category": "authentication",
+            "processid": 4242,
+            "summary": "Failed password for root from 10.0.0.1 port 2222 ssh2; École fermée",
+            "tags": ["sshd", "Brute", 7, true, null, {"nested": "x"}, ["inner"]],
+            "details": {
+                "username": "Root",
+                "sourceipaddress": "10.0.0.1",
+                "destinationport": 22,
+                "ratio": 0.5,
+                "count": "17",
+                "big": "1e3",
+                "hex": "0x10",
+                "padded": " 5",
+                "name": "É",
+                "empty": "",
+                "none": null,
+                "flag": false,
+                "object": {"deeper": {"key": "value"}},
+                "multiline": "line one\nline two",
+                "slash": "a/b",
+            },
+        }))
+    }
+
+    fn compiled(query: &str) -> CompiledPredicate {
+        let predicate = parse(query).unwrap_or_else(|error| panic!("{query:?}: {error}"));
+        CompiledPredicate::compile(&predicate).unwrap_or_else(|error| panic!("{query:?}: {error}"))
+    }
+
+    #[track_caller]
+    fn check(document: &Map<String, Value>, query: &str, expected: bool) {
+        assert_eq!(compiled(query).matches(document), expected, "{query:?}");
+    }
+
+    #[track_caller]
+    fn check_all(document: &Map<String, Value>, cases: &[(&str, bool)]) {
+        for (query, expected) in cases {
+            check(document, query, *expected);
+        }
+    }
+
+    #[test]
+    fn exists_needs_a_scalar() {
+        check_all(&sample(), &[
+            ("hostname:*", true),
+            ("_exists_:details.username", true),
+            ("_exists_:details.flag", true),
+            ("_exists_:details.empty", true),
+            ("_exists_:tags", true),
+            ("_exists_:details.none", false),
+            ("_exists_:details.object", false),
+            ("_exists_:details.object.deeper.key", true),
+            ("_exists_:details.missing", false),
+            ("_exists_:details.username.deeper", false),
+            ("_exists_:Details.UserName", true),
+        ]);
+        let only_containers = event(json!({"a": [null, {"b": 1}, [1]], "e": []}));
+        check_all(&only_containers, &[("a:*", false), ("e:*", false), ("_exists_:a.b", false)]);
+    }
+
+    #[test]
+    fn equals_ignores_ascii_case_only() {
+        check_all(&sample(), &[
+            ("details.username:root", true),
+            ("details.username:ROOT", true),
+            ("details.username:roo", false),
+            ("hostname:web-01.example.COM", true),
+            ("details.name:É", true),
+            ("details.name:é", false),
+            ("details.destinationport:22", true),
+            ("details.destinationport:22.0", false),
+            ("details.ratio:0.5", true),
+            ("details.flag:false", true),
+            ("details.flag:FALSE", true),
+            ("details.empty:\"\"", true),
+            ("details.none:\"\"", false),
+            ("details.none:null", false),
+            ("details.object:*", false),
+            ("details.object.deeper.key:VALUE", true),
+            ("processid:4242", true),
+        ]);
+    }
+
+    #[test]
+    fn arrays_match_when_any_scalar_does() {
+        check_all(&sample(), &[
+            ("tags:sshd", true),
+            ("tags:brute", true),
+            ("tags:7", true),
+            ("tags:true", true),
+            ("tags:x", false),
+            ("tags:inner", false),
+            ("tags:null", false),
+            ("tags:>5", true),
+            ("tags:>7", false),
+            ("NOT tags:sshd", false),
+            ("-tags:missing", true),
+        ]);
+    }
+
+    #[test]
+    fn wildcards() {
+        check_all(&sample(), &[
+            ("details.username:r*", true),
+            ("details.username:R?OT", true),
+            ("details.username:r?t", false),
+            ("details.username:*", true),
+            ("hostname:*.example.com", true),
+            ("hostname:web-0?.*", true),
+            ("hostname:web", false),
+            ("details.name:?", true),
+            ("details.name:é*", false),
+            ("details.multiline:line*two", true),
+            ("details.multiline:line?one?line*", true),
+            ("details.destinationport:2?", true),
+            ("details.slash:a\\/*", true),
+            ("details.slash:a/b*", true),
+            ("details.empty:*", true),
+        ]);
+        let literal = event(json!({"a": "x*y?z\\w", "b": "xAy", "c": "[x]+(y)"}));
+        check_all(&literal, &[
+            (r"a:x\*y\?z\\w*", true),
+            (r"a:x\*Y?z*", true),
+            (r"a:x\**", true),
+            (r"a:xx\**", false),
+            ("b:x?y", true),
+            ("b:X*Y", true),
+            (r"c:\[x\]+\(y\)*", true),
+            (r"c:\[?\]*", true),
+        ]);
+        // Hand-built patterns: a `\` before any character makes it literal, a final `\` is a backslash.
+        let glob = |pattern: &str| {
+            compile(&Predicate::Field { field: FieldPath::parse_dotted("a"), test: FieldTest::Wildcard(pattern.to_owned()) })
+                .expect("compiles")
+        };
+        assert!(glob(r"x\*y\?z\\w").matches(&literal));
+        assert!(glob(r"\x*").matches(&literal));
+        assert!(glob(r"*\w").matches(&literal));
+        assert!(glob(r"*\").matches(&event(json!({"a": "ends with \\"}))));
+        assert!(!glob(r"*\").matches(&event(json!({"a": "ends with w"}))));
+        assert!(glob("").matches(&event(json!({"a": ""}))));
+        assert!(!glob("").matches(&event(json!({"a": "x"}))));
+    }
+
+    #[test]
+    fn regexes_are_anchored_and_case_sensitive() {
+        check_all(&sample(), &[
+            ("details.username:/Ro+t/", true),
+            ("details.username:/root/", false),
+            ("details.username:/(?i)root/", true),
+            ("details.username:/oo/", false),
+            ("details.username:/.*oo.*/", true),
+            ("details.username:/R|x/", false),
+            ("details.sourceipaddress:/10\\.0\\.0\\.\\d+/", true),
+            ("details.destinationport:/2+/", true),
+            ("details.slash:/a\\/b/", true),
+            ("details.multiline:/line.*/", false),
+            ("details.multiline:/(?s)line.*/", true),
+            ("/Failed.*/", true),
+            ("/failed.*/", false),
+            ("tags:/[0-9]/", true),
+        ]);
+    }
+
+    #[test]
+    fn number_ranges_take_numbers_and_numeric_text() {
+        check_all(&sample(), &[
+            ("details.destinationport:[1 TO 1024]", true),
+            ("details.destinationport:{22 TO 1024]", false),
+            ("details.destinationport:[22 TO 22]", true),
+            ("details.destinationport:[1 TO 22}", false),
+            ("details.destinationport:<=22", true),
+            ("details.ratio:[0.25 TO 0.75]", true),
+            ("details.count:>9", true),
+            ("details.count:[1 TO 2]", false),
+            ("details.big:[999 TO 1001]", true),
+            ("details.hex:>0", false),
+            ("details.padded:>0", false),
+            ("details.flag:<1", false),
+            ("details.username:>0", false),
+            ("details.destinationport:[-1e999 TO 1e999]", true),
+        ]);
+    }
+
+    #[test]
+    fn text_ranges_compare_lowercased_bytes() {
+        check_all(&sample(), &[
+            ("details.username:[r TO s]", true),
+            ("details.username:[ROOT TO ROOT]", true),
+            ("details.username:{root TO z]", false),
+            ("hostname:[web TO wex]", true),
+            // "10" < "9" as text: a quoted bound makes the range textual.
+            ("details.count:[\"1\" TO \"9\"]", true),
+            ("details.count:[1 TO 9]", false),
+            ("details.destinationport:[\"2\" TO \"3\"]", true),
+            ("details.name:[a TO z]", false),
+            ("details.name:>z", true),
+            ("details.flag:[f TO g]", true),
+            ("details.missing:[* TO *]", false),
+            ("details.empty:[* TO *]", true),
+            ("details.empty:<a", true),
+            ("summary:[f TO g]", true),
+        ]);
+        // Bounds the parser did not lowercase are lowercased too.
+        let upper = Predicate::Field {
+            field: FieldPath::parse_dotted("details.username"),
+            test: FieldTest::Range(RangeKind::Text {
+                lower: Some(Bound { value: "ROOT".to_owned(), inclusive: true }),
+                upper: Some(Bound { value: "ROOT".to_owned(), inclusive: true }),
+            }),
+        };
+        assert!(compile(&upper).expect("compiles").matches(&sample()));
+    }
+
+    #[test]
+    fn time_tests_compare_instants() {
+        check_all(&sample(), &[
+            ("utctimestamp:[2024-01-30 TO 2024-01-31]", true),
+            ("utctimestamp:[2024-01-30T13:24:43.123456Z TO *]", true),
+            ("utctimestamp:{2024-01-30T13:24:43.123456Z TO *]", false),
+            ("utctimestamp:<2024-01-30T14:24:43.123457+01:00", true),
+            ("utctimestamp:<2024-01-30T14:24:43.123456+01:00", false),
+            ("utctimestamp:2024-01-30T14:24:43.123456+01:00", true),
+            ("utctimestamp:\"2024-01-30 13:24:43.123456\"", true),
+            ("utctimestamp:2024-01-30T13:24:43Z", false),
+            ("utctimestamp:2024-01-30*", true),
+            ("utctimestamp:[* TO *]", true),
+            ("receivedtimestamp:[* TO *]", false),
+            ("receivedtimestamp:>1970-01-01", false),
+            ("_exists_:receivedtimestamp", true),
+            ("utctimestamp:>1970-01-01 AND NOT receivedtimestamp:>1970-01-01", true),
+        ]);
+        let epoch = event(json!({"utctimestamp": 1_706_621_083}));
+        check(&epoch, "utctimestamp:2024-01-30T13:24:43Z", true);
+        // Time tests on a field that is not a time field match nothing (like the SQL executor).
+        let on_text = Predicate::Field { field: FieldPath::parse_dotted("timestamp"), test: FieldTest::TimeEquals(0) };
+        let document = event(json!({"timestamp": "1970-01-01T00:00:00Z"}));
+        assert!(!compile(&on_text).expect("compiles").matches(&document));
+    }
+
+    #[test]
+    fn words_of_the_summary() {
+        check_all(&sample(), &[
+            ("failed", true),
+            ("FAILED", true),
+            ("fail", false),
+            ("fail*", true),
+            ("passw*", true),
+            ("password*", true),
+            ("passwords*", false),
+            ("\"password for root\"", true),
+            ("\"root for password\"", false),
+            ("\"failed root\"", false),
+            ("\"10.0.0.1 port\"", true),
+            ("10.0.0.1", true),
+            ("ssh2", true),
+            ("ssh", false),
+            ("école", true),
+            ("ÉCOLE", true),
+            ("fermée", true),
+            ("fermee", false),
+            ("summary:(failed AND NOT accepted)", true),
+            ("*ssword*", true),
+            ("f?iled", true),
+            // Two terms: `*port` and the prefix `2222*`.
+            ("*port 2222*", true),
+            ("*port 2223*", false),
+            ("*port\\ 2222*", true),
+            ("summary:*", true),
+            ("_exists_:summary", true),
+        ]);
+        let no_summary = event(json!({"details": {"summary": "failed"}}));
+        check_all(&no_summary, &[("failed", false), ("NOT failed", true), ("summary:*", false)]);
+        let number_summary = event(json!({"summary": 42}));
+        check_all(&number_summary, &[("42", false), ("summary:*", true)]);
+        let array_summary = event(json!({"summary": ["failed", "login"]}));
+        check_all(&array_summary, &[("failed", false)]);
+    }
+
+    #[test]
+    fn booleans() {
+        let document = sample();
+        check_all(&document, &[
+            ("*", true),
+            ("NOT *", false),
+            ("category:authentication AND details.username:ro*", true),
+            ("category:authentication AND details.username:x*", false),
+            ("category:x OR details.username:ro*", true),
+            ("category:x OR details.username:x", false),
+            ("category:authentication -details.username:root", false),
+            ("NOT NOT category:authentication", true),
+            ("(category:x OR tags:sshd) AND (severity:warning || severity:error)", true),
+        ]);
+        let always = |predicate: Predicate| compile(&predicate).expect("compiles").matches(&document);
+        assert!(always(Predicate::And(vec![])));
+        assert!(!always(Predicate::Or(vec![])));
+    }
+
+    #[test]
+    fn compile_errors() {
+        let regex = Predicate::Field { field: FieldPath::parse_dotted("a"), test: FieldTest::Regex("a(".to_owned()) };
+        let error = compile(&regex).expect_err("a bad regex");
+        assert!(matches!(&error, CompileError::Regex { field, pattern, .. } if field == "a" && pattern == "a("), "{error}");
+        assert!(error.to_string().starts_with("the regular expression /a(/ on a is not usable"), "{error}");
+        let big = Predicate::Field { field: FieldPath::parse_dotted("a"), test: FieldTest::Regex("x{1000}{1000}".to_owned()) };
+        assert!(matches!(compile(&big), Err(CompileError::Regex { .. })));
+        assert_eq!(compile(&Predicate::Text(TextTest::Phrase(vec![]))).err(), Some(CompileError::EmptyPhrase));
+        let one = compile(&Predicate::Text(TextTest::Phrase(vec!["failed".to_owned()]))).expect("compiles");
+        assert!(one.matches(&sample()));
+        let mut deep = Predicate::All;
+        for _ in 0..=MAX_COMPILE_DEPTH {
+            deep = Predicate::Not(Box::new(deep));
+        }
+        assert_eq!(compile(&deep).err(), Some(CompileError::TooDeep { limit: MAX_COMPILE_DEPTH }));
+        assert_eq!(
+            serde_json::to_value(CompileError::TooDeep { limit: 3 }).expect("serializes"),
+            json!({"kind": "too_deep", "limit": 3})
+        );
+    }
+
+    #[test]
+    fn a_huge_glob_still_compiles() {
+        let pattern = format!("*{}?*", "aé\\*".repeat(4000));
+        let predicate = Predicate::Field { field: FieldPath::parse_dotted("a"), test: FieldTest::Wildcard(pattern) };
+        let compiled = compile(&predicate).expect("compiles");
+        let document = event(json!({"a": format!("x{}yz", "Aé*".repeat(4000))}));
+        assert!(compiled.matches(&document));
+    }
+
+    #[test]
+    fn word_runs_are_the_tokens_before_lowercasing() {
+        for text in ["", "  ", "Failed password for ROOT", "a-b_c.d", "École–fermée 中文 x1y2", "İx ß ǅ"] {
+            let lowered: Vec<String> =
+                word_runs(text).iter().map(|run| run.chars().flat_map(char::to_lowercase).collect()).collect();
+            assert_eq!(lowered, crate::ir::tokenize(text), "{text:?}");
+        }
+    }
+}

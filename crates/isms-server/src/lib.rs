@@ -1,0 +1,168 @@
+//! `isms serve`: the collector process, one HTTP server over one store.
+//!
+//! The server is deliberately thin: sources decode bytes into events (`ingest`), `isms-event` normalizes
+//! them, the [`Store`] commits them, and the search endpoints compile queries into the shared predicate
+//! IR. State is one [`AppState`] shared by every handler, so later stages (detection, alerts, the console)
+//! plug in as more routes and more tasks over the same store, not as a rewrite.
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod error;
+pub mod ingest;
+pub mod routes;
+pub mod time_bounds;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use isms_config::{Config, SyncMode};
+use isms_store::sqlite::{Durability, SqliteOptions, SqliteStore};
+use isms_store::{RetentionPolicy, Store};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::KeyVerifier;
+use crate::ingest::body::BodyLimits;
+
+/// Bounds on what one ingestion request may carry.
+#[derive(Debug, Clone)]
+pub struct IngestLimits {
+    /// Largest request body, in bytes, as received (compressed or not).
+    pub max_body_bytes: u64,
+    /// Bounds applied while decoding.
+    pub body: BodyLimits,
+}
+
+impl IngestLimits {
+    /// The limits a configuration asks for.
+    pub fn from_config(config: &Config) -> IngestLimits {
+        IngestLimits {
+            max_body_bytes: config.http.max_body_bytes,
+            body: BodyLimits {
+                max_decompressed_bytes: usize::try_from(config.http.max_decompressed_bytes).unwrap_or(usize::MAX),
+                max_depth: config.http.max_depth as usize,
+                max_fields: config.http.max_fields as usize,
+                max_items: config.http.max_items as usize,
+            },
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    /// The event store.
+    pub store: Arc<dyn Store>,
+    /// Key verification with its cache.
+    pub keys: KeyVerifier,
+    /// Ingestion bounds.
+    pub limits: IngestLimits,
+    /// Renders `/metrics`, when this process installed the recorder.
+    pub metrics: Option<PrometheusHandle>,
+    /// When the server started.
+    pub started: Instant,
+}
+
+/// The process-wide Prometheus recorder (installed once, even when tests start several servers).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|_| handle)
+        })
+        .clone()
+}
+
+/// Opens the embedded store in the configured data directory.
+pub async fn open_store(config: &Config) -> Result<SqliteStore, isms_store::StoreError> {
+    let mut options = SqliteOptions::new(config.data_dir.join("isms.db"));
+    options.durability = match config.store.sync {
+        SyncMode::Full => Durability::Full,
+        SyncMode::Normal => Durability::Normal,
+    };
+    options.writer_max_batch_events = config.store.writer_max_batch_events as usize;
+    SqliteStore::open(options).await
+}
+
+/// What `isms serve` did with keys at start-up, for the caller to tell the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootstrapKey {
+    /// Keys already existed; nothing was created.
+    Existing {
+        /// Live keys.
+        live: usize,
+    },
+    /// A first key was created; its text is shown once.
+    Created {
+        /// The key's name.
+        name: String,
+        /// The key text.
+        text: String,
+        /// True when the text came from `ISMS_BOOTSTRAP_KEY`.
+        from_environment: bool,
+    },
+}
+
+/// Creates the first key of a new data directory (from `bootstrap_text` if given).
+pub async fn bootstrap_key(store: &dyn Store, bootstrap_text: Option<String>) -> Result<BootstrapKey, auth::KeyError> {
+    let keys = store.list_keys().await?;
+    if !keys.is_empty() {
+        return Ok(BootstrapKey::Existing { live: keys.iter().filter(|key| key.revoked_micros.is_none()).count() });
+    }
+    let from_environment = bootstrap_text.is_some();
+    let (record, text) = auth::create_key(store, "admin", bootstrap_text).await?;
+    tracing::info!(key_id = record.id, name = record.name, "created the first key");
+    Ok(BootstrapKey::Created { name: record.name, text, from_environment })
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// The address it listens on (useful when the configuration said port 0).
+    pub local_address: SocketAddr,
+    /// Resolves when the server has stopped.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds the listener and starts serving; also starts the retention task.
+pub async fn start(config: &Config, store: Arc<dyn Store>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<RunningServer> {
+    let state = Arc::new(AppState {
+        keys: KeyVerifier::new(store.clone()),
+        store: store.clone(),
+        limits: IngestLimits::from_config(config),
+        metrics: metrics_handle(),
+        started: Instant::now(),
+    });
+    let app = routes::router(state)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(config.http.request_timeout_seconds.max(1)),
+        ))
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind(&config.http.listen).await?;
+    let local_address = listener.local_addr()?;
+    spawn_retention(config, store);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+    });
+    Ok(RunningServer { local_address, task })
+}
+
+fn spawn_retention(config: &Config, store: Arc<dyn Store>) {
+    let policy = RetentionPolicy {
+        max_age_micros: (config.store.retention_days > 0).then(|| i64::from(config.store.retention_days) * 86_400_000_000),
+        max_bytes: (config.store.retention_max_bytes > 0).then_some(config.store.retention_max_bytes),
+    };
+    if policy.max_age_micros.is_none() && policy.max_bytes.is_none() {
+        return;
+    }
+    let interval = Duration::from_secs(config.store.retention_interval_seconds.max(1));
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = store.apply_retention(policy).await {
+                tracing::warn!(%error, "retention pass failed; will try again");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+}

@@ -1,0 +1,135 @@
+//! The search API: `/api/events` (pages with cursors), `/count`, `/histogram`, `/top`, and one event by id.
+//!
+//! Every endpoint takes the same `q`, `from` and `to`; `q` is the Lucene-style query language of
+//! `isms-query`, so what a person types in the console, a script sends here and a rule matches are one
+//! language with one meaning.
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use isms_query::ir::FieldPath;
+use isms_store::{EventFilter, SearchRequest, SortOrder};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::time_bounds::parse_time_bound;
+
+/// Parameters shared by every search endpoint.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SearchParameters {
+    q: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+    sort: Option<String>,
+    interval: Option<String>,
+    field: Option<String>,
+    n: Option<String>,
+}
+
+fn filter_of(parameters: &SearchParameters) -> Result<EventFilter, ApiError> {
+    let query = parameters.q.as_deref().unwrap_or("");
+    let predicate = isms_query::parse(query).map_err(|error| ApiError::bad_request(format!("query q: {error}")))?;
+    let now = jiff::Timestamp::now().as_microsecond();
+    let bound = |name: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
+        match value.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+            None => Ok(None),
+            Some(text) => parse_time_bound(text, now).map(Some).map_err(|error| ApiError::bad_request(format!("parameter {name}: {error}"))),
+        }
+    };
+    Ok(EventFilter { predicate, from_micros: bound("from", &parameters.from)?, to_micros: bound("to", &parameters.to)? })
+}
+
+fn number_parameter(name: &str, value: &Option<String>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match value.as_deref() {
+        None | Some("") => Ok(default),
+        Some(text) => match text.parse::<usize>() {
+            Ok(number) if (1..=max).contains(&number) => Ok(number),
+            _ => Err(ApiError::bad_request(format!("parameter {name}: expected a whole number from 1 to {max}, found {text:?}"))),
+        },
+    }
+}
+
+pub(crate) async fn search_events(
+    State(state): State<Arc<AppState>>,
+    Query(parameters): Query<SearchParameters>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = filter_of(&parameters)?;
+    let limit = number_parameter("limit", &parameters.limit, 100, 10_000)?;
+    let sort = match parameters.sort.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("desc") | Some("newest") => SortOrder::Desc,
+        Some("asc") | Some("oldest") => SortOrder::Asc,
+        Some(other) => return Err(ApiError::bad_request(format!("parameter sort: expected \"asc\" or \"desc\", found {other:?}"))),
+    };
+    let request = SearchRequest { filter, limit, cursor: parameters.cursor.clone().filter(|cursor| !cursor.is_empty()), sort };
+    let started = std::time::Instant::now();
+    let page = state.store.search(&request).await?;
+    metrics::histogram!("isms_search_seconds").record(started.elapsed().as_secs_f64());
+    Ok(Json(json!({"events": page.events, "next_cursor": page.next_cursor})))
+}
+
+pub(crate) async fn count_events(
+    State(state): State<Arc<AppState>>,
+    Query(parameters): Query<SearchParameters>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = filter_of(&parameters)?;
+    Ok(Json(json!({"count": state.store.count(&filter).await?})))
+}
+
+pub(crate) async fn histogram(
+    State(state): State<Arc<AppState>>,
+    Query(parameters): Query<SearchParameters>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = filter_of(&parameters)?;
+    let interval_text = parameters.interval.as_deref().unwrap_or("1h");
+    let interval = parse_interval(interval_text)
+        .ok_or_else(|| ApiError::bad_request(format!("parameter interval: expected a duration like 30s, 5m, 1h or 1d, found {interval_text:?}")))?;
+    let buckets = state.store.histogram(&filter, interval).await?;
+    let buckets: Vec<Value> = buckets
+        .iter()
+        .map(|bucket| json!({"start": isms_event::format_time(bucket.start_micros), "start_micros": bucket.start_micros, "count": bucket.count}))
+        .collect();
+    Ok(Json(json!({"interval": interval_text, "interval_micros": interval, "buckets": buckets})))
+}
+
+fn parse_interval(text: &str) -> Option<i64> {
+    let unit = text.chars().last()?;
+    let amount: i64 = text[..text.len() - unit.len_utf8()].parse().ok().filter(|amount| *amount > 0)?;
+    let unit_micros: i64 = match unit {
+        's' => 1_000_000,
+        'm' => 60_000_000,
+        'h' => 3_600_000_000,
+        'd' => 86_400_000_000,
+        'w' => 604_800_000_000,
+        _ => return None,
+    };
+    amount.checked_mul(unit_micros)
+}
+
+pub(crate) async fn top_values(
+    State(state): State<Arc<AppState>>,
+    Query(parameters): Query<SearchParameters>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = filter_of(&parameters)?;
+    let field_text = parameters.field.as_deref().map(str::trim).filter(|field| !field.is_empty()).ok_or_else(|| {
+        ApiError::bad_request("parameter field: required, the field whose values to count (e.g. details.username)")
+    })?;
+    if field_text.len() > 256 || !field_text.chars().all(|c| c.is_ascii_alphanumeric() || "_@.-".contains(c)) {
+        return Err(ApiError::bad_request(format!("parameter field: {field_text:?} is not a field name (letters, digits, _ @ . -)")));
+    }
+    let field = FieldPath::parse_dotted(field_text);
+    let n = number_parameter("n", &parameters.n, 10, 1000)?;
+    let values = state.store.top_values(&filter, &field, n).await?;
+    Ok(Json(json!({"field": field.dotted(), "values": values})))
+}
+
+pub(crate) async fn get_event(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    match state.store.get_event(&id).await? {
+        Some(document) => Ok(Json(Value::Object(document))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no event with id {id:?}"))),
+    }
+}

@@ -1,0 +1,207 @@
+//! The event store: where events are kept durably and found again.
+//!
+//! One [`Store`] trait, several backends. The embedded default is [`sqlite::SqliteStore`] (one file in the
+//! data directory, WAL); a PostgreSQL backend is planned and must pass the same [`conformance`] suite, so
+//! nothing in this trait is SQLite-specific: times are `i64` microseconds, predicates are the shared IR of
+//! `isms-query`, cursors are opaque strings, and keys are stored only as hashes made by the caller.
+//!
+//! Durability contract: when [`Store::append`] returns `Ok`, the events are committed; a crash after that
+//! loses none of them. Sources (HTTP, syslog, AMQP) acknowledge only after `append` returns.
+#![deny(missing_docs)]
+
+pub mod conformance;
+pub mod sqlite;
+pub mod terms;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use isms_event::Event;
+use isms_query::ir::{FieldPath, Predicate};
+use serde::{Deserialize, Serialize};
+
+/// A boxed future returned by [`Store`] methods (keeps the trait usable as `dyn Store`).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Everything that can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The data directory or database file could not be prepared.
+    #[error("cannot open the store at {path}: {reason}")]
+    Open {
+        /// The path that could not be opened.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A cursor given by a client is not one this store produced.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+    /// A request was out of bounds (e.g. a histogram with too many buckets).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A key with this live name already exists.
+    #[error("a live key named {0:?} already exists")]
+    DuplicateKeyName(String),
+    /// The store's writer has stopped (the process is shutting down or the database failed).
+    #[error("the store writer has stopped")]
+    WriterStopped,
+    /// A stored document could not be read back.
+    #[error("stored event {seq} is corrupt: {reason}")]
+    Corrupt {
+        /// The event's sequence number.
+        seq: i64,
+        /// Why it could not be read.
+        reason: String,
+    },
+}
+
+/// Which events a read looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventFilter {
+    /// The predicate events must satisfy.
+    pub predicate: Predicate,
+    /// Inclusive lower bound on event time (µs since the epoch).
+    pub from_micros: Option<i64>,
+    /// Exclusive upper bound on event time (µs since the epoch).
+    pub to_micros: Option<i64>,
+}
+
+impl EventFilter {
+    /// All events.
+    pub fn everything() -> EventFilter {
+        EventFilter { predicate: Predicate::All, from_micros: None, to_micros: None }
+    }
+
+    /// Events matching `predicate` at any time.
+    pub fn matching(predicate: Predicate) -> EventFilter {
+        EventFilter { predicate, from_micros: None, to_micros: None }
+    }
+}
+
+/// Order of search results, by event time then arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    /// Newest first (the default).
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+/// A page of a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// Which events.
+    pub filter: EventFilter,
+    /// At most this many events.
+    pub limit: usize,
+    /// Continue after the last event of a previous page.
+    pub cursor: Option<String>,
+    /// Order.
+    pub sort: SortOrder,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchPage {
+    /// The events, as normalized documents.
+    pub events: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// Pass this back to get the next page; `None` when there are no more events.
+    pub next_cursor: Option<String>,
+}
+
+/// A histogram bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistogramBucket {
+    /// Start of the bucket, µs since the epoch.
+    pub start_micros: i64,
+    /// Events in the bucket.
+    pub count: u64,
+}
+
+/// A value and how many events hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopValue {
+    /// The value's text.
+    pub value: String,
+    /// Number of events with this value.
+    pub count: u64,
+}
+
+/// How to bound the store's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionPolicy {
+    /// Delete events received longer ago than this many microseconds (`None`: keep).
+    pub max_age_micros: Option<i64>,
+    /// Delete the oldest events while the store uses more bytes than this (`None`: no bound).
+    pub max_bytes: Option<u64>,
+}
+
+/// What a retention pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RetentionOutcome {
+    /// Events deleted because of their age.
+    pub deleted_for_age: u64,
+    /// Events deleted to get under the size bound.
+    pub deleted_for_size: u64,
+}
+
+/// Health and size figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreHealth {
+    /// The backend's name (`sqlite`).
+    pub backend: String,
+    /// Events stored.
+    pub events: u64,
+    /// Bytes used by the store.
+    pub bytes: u64,
+}
+
+/// An API key as stored: never the secret, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyRecord {
+    /// Public identifier, also the first part of the key text.
+    pub id: String,
+    /// Human name (unique among live keys).
+    pub name: String,
+    /// PHC string of the argon2 hash of the whole key.
+    #[serde(skip)]
+    pub hash: String,
+    /// Creation time, µs since the epoch.
+    pub created_micros: i64,
+    /// Revocation time, if revoked.
+    pub revoked_micros: Option<i64>,
+}
+
+/// The storage interface every backend implements.
+pub trait Store: Send + Sync + 'static {
+    /// Commits the events durably; returns only once they are committed.
+    fn append(&self, events: Vec<Event>) -> StoreFuture<'_, ()>;
+    /// One page of events matching a filter.
+    fn search<'a>(&'a self, request: &'a SearchRequest) -> StoreFuture<'a, SearchPage>;
+    /// Number of events matching a filter.
+    fn count<'a>(&'a self, filter: &'a EventFilter) -> StoreFuture<'a, u64>;
+    /// Matching events per time bucket of `interval_micros`, buckets aligned to the epoch, empty buckets omitted.
+    fn histogram<'a>(&'a self, filter: &'a EventFilter, interval_micros: i64) -> StoreFuture<'a, Vec<HistogramBucket>>;
+    /// The `limit` most frequent values of a field among matching events.
+    fn top_values<'a>(&'a self, filter: &'a EventFilter, field: &'a FieldPath, limit: usize) -> StoreFuture<'a, Vec<TopValue>>;
+    /// One event by id.
+    fn get_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<serde_json::Map<String, serde_json::Value>>>;
+    /// Checks the store answers and reports its size.
+    fn health(&self) -> StoreFuture<'_, StoreHealth>;
+    /// Deletes what the policy says must go, oldest first.
+    fn apply_retention(&self, policy: RetentionPolicy) -> StoreFuture<'_, RetentionOutcome>;
+    /// Stores a new key record.
+    fn insert_key(&self, record: KeyRecord) -> StoreFuture<'_, ()>;
+    /// All keys, live and revoked, oldest first.
+    fn list_keys(&self) -> StoreFuture<'_, Vec<KeyRecord>>;
+    /// A key by its public id.
+    fn key_by_id<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>>;
+    /// Revokes the live key with this id or name; returns how many were revoked (0 or 1).
+    fn revoke_key<'a>(&'a self, id_or_name: &'a str, at_micros: i64) -> StoreFuture<'a, u64>;
+}

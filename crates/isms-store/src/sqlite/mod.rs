@@ -1,0 +1,761 @@
+//! The embedded SQLite backend: one database file in the data directory, WAL mode.
+//!
+//! Writes go through ONE writer task that owns one connection and commits in groups: concurrent
+//! [`Store::append`] calls queue their events, the writer takes everything queued (up to a bound) into a
+//! single transaction, commits, and only then answers each caller. That gives durable acknowledgements
+//! (`synchronous = FULL` by default: each commit is fsynced) at the throughput of large transactions.
+//! Reads use a small pool of other connections, which WAL lets run beside the writer.
+//!
+//! Sequence numbers (`seq`, the rowid) are assigned by the writer, so all three tables of a batch (events,
+//! words, terms) are filled with multi-row inserts without a round trip per event.
+mod sql;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use isms_event::Event;
+use isms_query::ir::FieldPath;
+use serde_json::{Map, Value};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+// Every dynamic statement below is assembled from constant SQL and `?` placeholders; values are bound.
+use sqlx::{Arguments, AssertSqlSafe, ConnectOptions, Connection, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::terms::TermWriter;
+use crate::{
+    EventFilter, HistogramBucket, KeyRecord, RetentionOutcome, RetentionPolicy, SearchPage, SearchRequest, SortOrder,
+    Store, StoreError, StoreFuture, StoreHealth, TopValue,
+};
+use sql::{CompiledPredicate, SqlFragment, SqlParam};
+
+/// The schema, in order; `PRAGMA user_version` records how many have been applied.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+
+/// A driver with more candidates than this is not worth joining from: walking the time index is faster.
+const SELECTIVE_DRIVER_ROWS: i64 = 10_000;
+
+/// Rows per multi-row INSERT statement (5 parameters each, well under SQLite's variable limit).
+const ROWS_PER_INSERT: usize = 1_000;
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync the WAL at every commit: survives power loss.
+    #[default]
+    Full,
+    /// fsync at checkpoints only: survives a process crash (kill -9), not a power cut.
+    Normal,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file (created if missing).
+    pub path: PathBuf,
+    /// Commit durability.
+    pub durability: Durability,
+    /// The writer commits at most this many events per transaction.
+    pub writer_max_batch_events: usize,
+    /// Connections for reads.
+    pub read_connections: u32,
+}
+
+impl SqliteOptions {
+    /// Defaults for a database file at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> SqliteOptions {
+        SqliteOptions { path: path.into(), durability: Durability::Full, writer_max_batch_events: 20_000, read_connections: 4 }
+    }
+}
+
+/// Which plan reads use; tests force each plan to prove they agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PlanChoice {
+    /// Pick by the driver's selectivity (the default).
+    Automatic = 0,
+    /// Always walk the time index and test each row.
+    ForceScan = 1,
+    /// Always join from the index candidates when there are any.
+    ForceDriven = 2,
+}
+
+/// An event ready for the writer: everything CPU-heavy already done by the caller's task.
+struct PreparedEvent {
+    id: [u8; 16],
+    utctimestamp: i64,
+    receivedtimestamp: i64,
+    document: String,
+    summary: Option<String>,
+    terms: String,
+}
+
+struct AppendJob {
+    events: Vec<PreparedEvent>,
+    reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    reads: SqlitePool,
+    writer: mpsc::Sender<AppendJob>,
+    path: PathBuf,
+    plan_choice: Arc<AtomicU8>,
+}
+
+fn open_error(path: &Path, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Open { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database and starts the writer task.
+    pub async fn open(options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = options.path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|error| open_error(parent, error))?;
+        }
+        let connect_options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|error| open_error(&options.path, error))?
+            .filename(&options.path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match options.durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(Duration::from_secs(10))
+            // Must precede the first table: lets retention hand freed pages back to the file system.
+            .pragma("auto_vacuum", "incremental")
+            .pragma("cache_size", "-32000")
+            .pragma("temp_store", "memory")
+            .statement_cache_capacity(64)
+            .with_regexp();
+        let mut writer_connection =
+            connect_options.connect().await.map_err(|error| open_error(&options.path, error))?;
+        migrate(&mut writer_connection, &options.path).await?;
+        let next_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
+            .fetch_one(&mut writer_connection)
+            .await?;
+        let reads = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .min_connections(0)
+            .idle_timeout(Some(Duration::from_secs(60)))
+            .connect_with(connect_options)
+            .await
+            .map_err(|error| open_error(&options.path, error))?;
+        let (sender, receiver) = mpsc::channel(1024);
+        tokio::spawn(writer_loop(writer_connection, receiver, options.writer_max_batch_events.max(1), next_seq));
+        Ok(SqliteStore { reads, writer: sender, path: options.path, plan_choice: Arc::new(AtomicU8::new(0)) })
+    }
+
+    /// Forces a read plan (for tests and benchmarks).
+    pub fn set_plan_choice(&self, choice: PlanChoice) {
+        self.plan_choice.store(choice as u8, Ordering::Relaxed);
+    }
+
+    fn plan_choice(&self) -> PlanChoice {
+        match self.plan_choice.load(Ordering::Relaxed) {
+            1 => PlanChoice::ForceScan,
+            2 => PlanChoice::ForceDriven,
+            _ => PlanChoice::Automatic,
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Decides whether to join from the driver's candidates.
+    async fn use_driver(&self, compiled: &CompiledPredicate) -> Result<bool, StoreError> {
+        let Some(driver) = &compiled.driver else {
+            return Ok(false);
+        };
+        match self.plan_choice() {
+            PlanChoice::ForceScan => return Ok(false),
+            PlanChoice::ForceDriven => return Ok(true),
+            PlanChoice::Automatic => {}
+        }
+        let driver_sql = driver.to_sql();
+        let probe = format!("SELECT count(*) FROM ({} LIMIT {})", driver_sql.sql, SELECTIVE_DRIVER_ROWS + 1);
+        let candidates: i64 = bind_all(sqlx::query_scalar(AssertSqlSafe(probe.as_str())), &driver_sql.params).fetch_one(&self.reads).await?;
+        Ok(candidates <= SELECTIVE_DRIVER_ROWS)
+    }
+
+    /// The FROM clause and the WHERE conditions for a filter under the chosen plan.
+    async fn from_where(&self, filter: &EventFilter, force_driver_when_present: bool) -> Result<FromWhere, StoreError> {
+        let compiled = sql::compile(&filter.predicate);
+        let driven = if force_driver_when_present && self.plan_choice() != PlanChoice::ForceScan {
+            compiled.driver.is_some()
+        } else {
+            self.use_driver(&compiled).await?
+        };
+        let mut from = SqlFragment::default();
+        let skip_condition = driven && compiled.driver_is_exact;
+        match (&compiled.driver, driven) {
+            (Some(driver), true) => {
+                let driver_sql = driver.to_sql();
+                from.sql.push_str(" FROM (");
+                from.sql.push_str(&driver_sql.sql);
+                from.params.extend(driver_sql.params);
+                from.sql.push_str(") AS candidates CROSS JOIN events e ON e.seq = candidates.rowid");
+            }
+            _ => from.sql.push_str(" FROM events e INDEXED BY events_by_time"),
+        }
+        let mut conditions = SqlFragment { sql: " WHERE 1".into(), params: Vec::new() };
+        if let Some(from_micros) = filter.from_micros {
+            conditions.sql.push_str(" AND e.utctimestamp >= ?");
+            conditions.params.push(SqlParam::Integer(from_micros));
+        }
+        if let Some(to_micros) = filter.to_micros {
+            conditions.sql.push_str(" AND e.utctimestamp < ?");
+            conditions.params.push(SqlParam::Integer(to_micros));
+        }
+        if !skip_condition {
+            conditions.sql.push_str(" AND ");
+            conditions.sql.push_str(&compiled.condition.sql);
+            conditions.params.extend(compiled.condition.params);
+        }
+        Ok(FromWhere { from, conditions })
+    }
+}
+
+/// A FROM clause and a WHERE clause (starting with ` WHERE`), kept apart so callers can join more tables.
+struct FromWhere {
+    from: SqlFragment,
+    conditions: SqlFragment,
+}
+
+impl FromWhere {
+    /// `select_list` + FROM + WHERE + `tail`, with all parameters in order.
+    fn statement(&self, select_list: &str, extra_from: Option<&SqlFragment>, extra_conditions: Option<&SqlFragment>, tail: &str) -> (String, Vec<SqlParam>) {
+        let mut sql = String::from(select_list);
+        let mut params = Vec::new();
+        sql.push_str(&self.from.sql);
+        params.extend(self.from.params.iter().cloned());
+        if let Some(extra) = extra_from {
+            sql.push_str(&extra.sql);
+            params.extend(extra.params.iter().cloned());
+        }
+        sql.push_str(&self.conditions.sql);
+        params.extend(self.conditions.params.iter().cloned());
+        if let Some(extra) = extra_conditions {
+            sql.push_str(&extra.sql);
+            params.extend(extra.params.iter().cloned());
+        }
+        sql.push_str(tail);
+        (sql, params)
+    }
+}
+
+fn bind_all<'q, O>(
+    mut query: sqlx::query::QueryScalar<'q, sqlx::Sqlite, O, SqliteArguments>,
+    params: &[SqlParam],
+) -> sqlx::query::QueryScalar<'q, sqlx::Sqlite, O, SqliteArguments> {
+    for param in params {
+        query = match param {
+            SqlParam::Text(text) => query.bind(text.clone()),
+            SqlParam::Integer(integer) => query.bind(*integer),
+            SqlParam::Real(real) => query.bind(*real),
+            SqlParam::Blob(bytes) => query.bind(bytes.clone()),
+        };
+    }
+    query
+}
+
+fn arguments_of(params: &[SqlParam]) -> Result<SqliteArguments, StoreError> {
+    let mut arguments = SqliteArguments::default();
+    for param in params {
+        let result = match param {
+            SqlParam::Text(text) => arguments.add(text.clone()),
+            SqlParam::Integer(integer) => arguments.add(*integer),
+            SqlParam::Real(real) => arguments.add(*real),
+            SqlParam::Blob(bytes) => arguments.add(bytes.clone()),
+        };
+        result.map_err(|error| StoreError::InvalidRequest(error.to_string()))?;
+    }
+    Ok(arguments)
+}
+
+async fn migrate(connection: &mut SqliteConnection, path: &Path) -> Result<(), StoreError> {
+    let applied: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *connection).await?;
+    let applied = usize::try_from(applied).map_err(|_| open_error(path, "negative schema version"))?;
+    if applied > MIGRATIONS.len() {
+        return Err(open_error(
+            path,
+            format!("the database has schema version {applied}, newer than this isms knows ({})", MIGRATIONS.len()),
+        ));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let mut transaction = connection.begin().await?;
+        sqlx::raw_sql(AssertSqlSafe(*migration)).execute(&mut *transaction).await?;
+        sqlx::raw_sql(AssertSqlSafe(format!("PRAGMA user_version = {}", index + 1))).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        tracing::info!(path = %path.display(), version = index + 1, "applied store migration");
+    }
+    Ok(())
+}
+
+async fn writer_loop(
+    mut connection: SqliteConnection,
+    mut receiver: mpsc::Receiver<AppendJob>,
+    max_batch_events: usize,
+    mut next_seq: i64,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch_events = first.events.len();
+        let mut jobs = vec![first];
+        while batch_events < max_batch_events {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    batch_events += job.events.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let result = write_batch(&mut connection, &jobs, next_seq).await;
+        match &result {
+            Ok(()) => next_seq += batch_events as i64,
+            Err(error) => {
+                tracing::error!(%error, events = batch_events, "store write failed; the batch is not acknowledged");
+                // Re-read the sequence: the failed transaction was rolled back.
+                if let Ok(seq) =
+                    sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(seq), 0) + 1 FROM events").fetch_one(&mut connection).await
+                {
+                    next_seq = seq;
+                }
+            }
+        }
+        metrics::counter!("isms_store_commits_total").increment(1);
+        metrics::histogram!("isms_store_commit_events").record(batch_events as f64);
+        for job in jobs {
+            let _ = job.reply.send(result.as_ref().map(|_| ()).map_err(|error| error.to_string()));
+        }
+    }
+    tracing::debug!("store writer stopped");
+}
+
+async fn write_batch(connection: &mut SqliteConnection, jobs: &[AppendJob], first_seq: i64) -> Result<(), StoreError> {
+    let mut transaction = connection.begin().await?;
+    let mut rows: Vec<(i64, &PreparedEvent)> = Vec::with_capacity(jobs.iter().map(|job| job.events.len()).sum());
+    let mut seq = first_seq;
+    for job in jobs {
+        for event in &job.events {
+            rows.push((seq, event));
+            seq += 1;
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut statement = String::from("INSERT INTO events (seq, id, utctimestamp, receivedtimestamp, doc) VALUES ");
+        let mut arguments = SqliteArguments::default();
+        for (position, (seq, event)) in chunk.iter().enumerate() {
+            statement.push_str(if position == 0 { "(?,?,?,?,?)" } else { ",(?,?,?,?,?)" });
+            add(&mut arguments, *seq)?;
+            add(&mut arguments, event.id.to_vec())?;
+            add(&mut arguments, event.utctimestamp)?;
+            add(&mut arguments, event.receivedtimestamp)?;
+            add(&mut arguments, event.document.clone())?;
+        }
+        sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments).execute(&mut *transaction).await?;
+
+        let mut statement = String::from("INSERT INTO event_terms (rowid, terms) VALUES ");
+        let mut arguments = SqliteArguments::default();
+        for (position, (seq, event)) in chunk.iter().enumerate() {
+            statement.push_str(if position == 0 { "(?,?)" } else { ",(?,?)" });
+            add(&mut arguments, *seq)?;
+            add(&mut arguments, event.terms.clone())?;
+        }
+        sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments).execute(&mut *transaction).await?;
+
+        let with_summary: Vec<&(i64, &PreparedEvent)> = chunk.iter().filter(|(_, event)| event.summary.is_some()).collect();
+        if !with_summary.is_empty() {
+            let mut statement = String::from("INSERT INTO event_words (rowid, summary) VALUES ");
+            let mut arguments = SqliteArguments::default();
+            for (position, (seq, event)) in with_summary.iter().enumerate() {
+                statement.push_str(if position == 0 { "(?,?)" } else { ",(?,?)" });
+                add(&mut arguments, *seq)?;
+                add(&mut arguments, event.summary.clone())?;
+            }
+            sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments).execute(&mut *transaction).await?;
+        }
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+fn add<'q, T>(arguments: &mut SqliteArguments, value: T) -> Result<(), StoreError>
+where
+    T: sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + 'q,
+{
+    arguments.add(value).map_err(|error| StoreError::InvalidRequest(error.to_string()))
+}
+
+fn prepare(events: Vec<Event>) -> Vec<PreparedEvent> {
+    let mut term_writer = TermWriter::default();
+    events
+        .into_iter()
+        .map(|event| {
+            let id = uuid::Uuid::try_parse(&event.id).map(|uuid| *uuid.as_bytes()).unwrap_or_else(|_| {
+                // Normalization always makes UUIDs; anything else still gets a stable 16-byte key.
+                let hash = blake3::hash(event.id.as_bytes());
+                let mut bytes = [0u8; 16];
+                bytes.copy_from_slice(&hash.as_bytes()[..16]);
+                bytes
+            });
+            let summary = event.document.get("summary").and_then(Value::as_str).map(str::to_string);
+            let terms = term_writer.terms_of(&event.document);
+            let document = Value::Object(event.document).to_string();
+            PreparedEvent {
+                id,
+                utctimestamp: event.utctimestamp_micros,
+                receivedtimestamp: event.receivedtimestamp_micros,
+                document,
+                summary,
+                terms,
+            }
+        })
+        .collect()
+}
+
+fn parse_document(seq: i64, text: &str) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(StoreError::Corrupt { seq, reason: "not a JSON object".into() }),
+        Err(error) => Err(StoreError::Corrupt { seq, reason: error.to_string() }),
+    }
+}
+
+fn encode_cursor(utctimestamp: i64, seq: i64) -> String {
+    format!("{utctimestamp}_{seq}")
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, i64), StoreError> {
+    let invalid = || StoreError::InvalidCursor(format!("{cursor:?} is not a cursor returned by a search"));
+    let (time, seq) = cursor.split_once('_').ok_or_else(invalid)?;
+    Ok((time.parse().map_err(|_| invalid())?, seq.parse().map_err(|_| invalid())?))
+}
+
+/// Hard bound on histogram buckets, so a tiny interval over a long range cannot exhaust memory.
+const MAX_HISTOGRAM_BUCKETS: i64 = 100_000;
+
+impl Store for SqliteStore {
+    fn append(&self, events: Vec<Event>) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if events.is_empty() {
+                return Ok(());
+            }
+            let prepared = if events.len() > 64 {
+                tokio::task::spawn_blocking(move || prepare(events)).await.map_err(|_| StoreError::WriterStopped)?
+            } else {
+                prepare(events)
+            };
+            let (reply, answer) = oneshot::channel();
+            self.writer.send(AppendJob { events: prepared, reply }).await.map_err(|_| StoreError::WriterStopped)?;
+            match answer.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(reason)) => Err(StoreError::InvalidRequest(format!("the batch was not committed: {reason}"))),
+                Err(_) => Err(StoreError::WriterStopped),
+            }
+        })
+    }
+
+    fn search<'a>(&'a self, request: &'a SearchRequest) -> StoreFuture<'a, SearchPage> {
+        Box::pin(async move {
+            let (comparison, order) = match request.sort {
+                SortOrder::Desc => ("<", "DESC"),
+                SortOrder::Asc => (">", "ASC"),
+            };
+            let cursor_condition = match &request.cursor {
+                Some(cursor) => {
+                    let (time, seq) = decode_cursor(cursor)?;
+                    Some(SqlFragment {
+                        sql: format!(" AND (e.utctimestamp, e.seq) {comparison} (?, ?)"),
+                        params: vec![SqlParam::Integer(time), SqlParam::Integer(seq)],
+                    })
+                }
+                None => None,
+            };
+            let from_where = self.from_where(&request.filter, false).await?;
+            let limit = request.limit.clamp(1, 10_000);
+            let (statement, params) = from_where.statement(
+                "SELECT e.seq, e.utctimestamp, e.doc",
+                None,
+                cursor_condition.as_ref(),
+                &format!(" ORDER BY e.utctimestamp {order}, e.seq {order} LIMIT {}", limit + 1),
+            );
+            let rows = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?).fetch_all(&self.reads).await?;
+            let mut events = Vec::with_capacity(rows.len().min(limit));
+            let mut last = None;
+            for row in rows.iter().take(limit) {
+                let seq: i64 = row.try_get(0)?;
+                let time: i64 = row.try_get(1)?;
+                let text: &str = row.try_get(2)?;
+                events.push(parse_document(seq, text)?);
+                last = Some((time, seq));
+            }
+            let next_cursor = if rows.len() > limit { last.map(|(time, seq)| encode_cursor(time, seq)) } else { None };
+            Ok(SearchPage { events, next_cursor })
+        })
+    }
+
+    fn count<'a>(&'a self, filter: &'a EventFilter) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let from_where = self.from_where(filter, true).await?;
+            let (statement, params) = from_where.statement("SELECT count(*)", None, None, "");
+            let count: i64 = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?)
+                .fetch_one(&self.reads)
+                .await?
+                .try_get(0)?;
+            Ok(count.max(0) as u64)
+        })
+    }
+
+    fn histogram<'a>(&'a self, filter: &'a EventFilter, interval_micros: i64) -> StoreFuture<'a, Vec<HistogramBucket>> {
+        Box::pin(async move {
+            if interval_micros <= 0 {
+                return Err(StoreError::InvalidRequest("the histogram interval must be positive".into()));
+            }
+            if let (Some(from), Some(to)) = (filter.from_micros, filter.to_micros)
+                && (to - from) / interval_micros > MAX_HISTOGRAM_BUCKETS
+            {
+                return Err(StoreError::InvalidRequest(format!(
+                    "the interval makes more than {MAX_HISTOGRAM_BUCKETS} buckets over this range; choose a larger one"
+                )));
+            }
+            let from_where = self.from_where(filter, true).await?;
+            // Floor division that also works before 1970.
+            let (statement, params) = from_where.statement(
+                &format!(
+                    "SELECT (e.utctimestamp - ((e.utctimestamp % {interval_micros}) + {interval_micros}) % {interval_micros}) AS bucket, count(*)"
+                ),
+                None,
+                None,
+                &format!(" GROUP BY bucket ORDER BY bucket LIMIT {}", MAX_HISTOGRAM_BUCKETS + 1),
+            );
+            let rows = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?).fetch_all(&self.reads).await?;
+            if rows.len() as i64 > MAX_HISTOGRAM_BUCKETS {
+                return Err(StoreError::InvalidRequest(format!(
+                    "the interval makes more than {MAX_HISTOGRAM_BUCKETS} buckets; choose a larger one or a shorter range"
+                )));
+            }
+            rows.iter()
+                .map(|row| {
+                    let start_micros: i64 = row.try_get(0)?;
+                    let count: i64 = row.try_get(1)?;
+                    Ok(HistogramBucket { start_micros, count: count.max(0) as u64 })
+                })
+                .collect()
+        })
+    }
+
+    fn top_values<'a>(&'a self, filter: &'a EventFilter, field: &'a FieldPath, limit: usize) -> StoreFuture<'a, Vec<TopValue>> {
+        Box::pin(async move {
+            let from_where = self.from_where(filter, true).await?;
+            let path = sql::json_path(field);
+            let json_from = SqlFragment {
+                sql: ", json_each(e.doc, ?) j".into(),
+                params: vec![SqlParam::Text(path.clone())],
+            };
+            let json_conditions = SqlFragment {
+                sql: " AND j.type IN ('text','integer','real','true','false') AND json_type(e.doc, ?) <> 'object'".into(),
+                params: vec![SqlParam::Text(path)],
+            };
+            // One count per event and distinct value, like a terms facet.
+            let (inner, params) = from_where.statement(
+                "SELECT DISTINCT e.seq, \
+                 (CASE j.type WHEN 'text' THEN j.atom WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE e.doc -> j.fullkey END) AS value",
+                Some(&json_from),
+                Some(&json_conditions),
+                "",
+            );
+            let statement = format!(
+                "SELECT value, count(*) AS hits FROM ({inner}) GROUP BY value ORDER BY hits DESC, value ASC LIMIT {}",
+                limit.clamp(1, 1000)
+            );
+            let rows = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?).fetch_all(&self.reads).await?;
+            rows.iter()
+                .map(|row| {
+                    let value: String = row.try_get(0)?;
+                    let count: i64 = row.try_get(1)?;
+                    Ok(TopValue { value, count: count.max(0) as u64 })
+                })
+                .collect()
+        })
+    }
+
+    fn get_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Map<String, Value>>> {
+        Box::pin(async move {
+            let Ok(uuid) = uuid::Uuid::try_parse(id) else {
+                return Ok(None);
+            };
+            let row = sqlx::query("SELECT seq, doc FROM events WHERE id = ?")
+                .bind(uuid.as_bytes().to_vec())
+                .fetch_optional(&self.reads)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(parse_document(row.try_get(0)?, row.try_get(1)?)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn health(&self) -> StoreFuture<'_, StoreHealth> {
+        Box::pin(async move {
+            let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.reads).await?;
+            Ok(StoreHealth { backend: "sqlite".into(), events: events.max(0) as u64, bytes: self.used_bytes().await? })
+        })
+    }
+
+    fn apply_retention(&self, policy: RetentionPolicy) -> StoreFuture<'_, RetentionOutcome> {
+        Box::pin(async move {
+            let mut outcome = RetentionOutcome::default();
+            if let Some(max_age) = policy.max_age_micros {
+                let cutoff = jiff::Timestamp::now().as_microsecond() - max_age;
+                loop {
+                    // Oldest arrivals first; stop at the first one young enough.
+                    let rows: Vec<(i64, i64)> =
+                        sqlx::query_as("SELECT seq, receivedtimestamp FROM events ORDER BY seq LIMIT 5000")
+                            .fetch_all(&self.reads)
+                            .await?;
+                    let expired: Vec<i64> =
+                        rows.iter().take_while(|(_, received)| *received < cutoff).map(|(seq, _)| *seq).collect();
+                    if expired.is_empty() {
+                        break;
+                    }
+                    outcome.deleted_for_age += self.delete_seqs(&expired).await?;
+                    if expired.len() < rows.len() {
+                        break;
+                    }
+                }
+            }
+            if let Some(max_bytes) = policy.max_bytes {
+                for _round in 0..1000 {
+                    let used = self.used_bytes().await?;
+                    if used <= max_bytes {
+                        break;
+                    }
+                    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.reads).await?;
+                    if events == 0 {
+                        break;
+                    }
+                    let per_event = (used / events as u64).max(1);
+                    let excess_events = ((used - max_bytes) / per_event).clamp(1, 50_000) as i64;
+                    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM events ORDER BY seq LIMIT ?")
+                        .bind(excess_events)
+                        .fetch_all(&self.reads)
+                        .await?;
+                    outcome.deleted_for_size += self.delete_seqs(&seqs).await?;
+                }
+            }
+            if outcome.deleted_for_age + outcome.deleted_for_size > 0 {
+                tracing::info!(
+                    deleted_for_age = outcome.deleted_for_age,
+                    deleted_for_size = outcome.deleted_for_size,
+                    "retention deleted events"
+                );
+            }
+            Ok(outcome)
+        })
+    }
+
+    fn insert_key(&self, record: KeyRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let result = sqlx::query("INSERT INTO api_keys (id, name, hash, created, revoked) VALUES (?, ?, ?, ?, ?)")
+                .bind(&record.id)
+                .bind(&record.name)
+                .bind(&record.hash)
+                .bind(record.created_micros)
+                .bind(record.revoked_micros)
+                .execute(&self.reads)
+                .await;
+            match result {
+                Ok(_) => Ok(()),
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                    Err(StoreError::DuplicateKeyName(record.name))
+                }
+                Err(error) => Err(error.into()),
+            }
+        })
+    }
+
+    fn list_keys(&self) -> StoreFuture<'_, Vec<KeyRecord>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String, String, i64, Option<i64>)> =
+                sqlx::query_as("SELECT id, name, hash, created, revoked FROM api_keys ORDER BY created, id")
+                    .fetch_all(&self.reads)
+                    .await?;
+            Ok(rows.into_iter().map(key_record).collect())
+        })
+    }
+
+    fn key_by_id<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            let row: Option<(String, String, String, i64, Option<i64>)> =
+                sqlx::query_as("SELECT id, name, hash, created, revoked FROM api_keys WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.reads)
+                    .await?;
+            Ok(row.map(key_record))
+        })
+    }
+
+    fn revoke_key<'a>(&'a self, id_or_name: &'a str, at_micros: i64) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let result = sqlx::query("UPDATE api_keys SET revoked = ? WHERE revoked IS NULL AND (id = ? OR name = ?)")
+                .bind(at_micros)
+                .bind(id_or_name)
+                .bind(id_or_name)
+                .execute(&self.reads)
+                .await?;
+            Ok(result.rows_affected())
+        })
+    }
+}
+
+fn key_record((id, name, hash, created_micros, revoked_micros): (String, String, String, i64, Option<i64>)) -> KeyRecord {
+    KeyRecord { id, name, hash, created_micros, revoked_micros }
+}
+
+impl SqliteStore {
+    async fn used_bytes(&self) -> Result<u64, StoreError> {
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&self.reads).await?;
+        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count").fetch_one(&self.reads).await?;
+        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&self.reads).await?;
+        Ok(((pages - free).max(0) * page_size) as u64)
+    }
+
+    async fn delete_seqs(&self, seqs: &[i64]) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        let mut connection = self.reads.acquire().await?;
+        for chunk in seqs.chunks(ROWS_PER_INSERT) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let mut transaction = connection.begin().await?;
+            for table in ["event_words", "event_terms"] {
+                let statement = format!("DELETE FROM {table} WHERE rowid IN ({placeholders})");
+                let mut query = sqlx::query(AssertSqlSafe(statement.as_str()));
+                for seq in chunk {
+                    query = query.bind(*seq);
+                }
+                query.execute(&mut *transaction).await?;
+            }
+            let statement = format!("DELETE FROM events WHERE seq IN ({placeholders})");
+            let mut query = sqlx::query(AssertSqlSafe(statement.as_str()));
+            for seq in chunk {
+                query = query.bind(*seq);
+            }
+            deleted += query.execute(&mut *transaction).await?.rows_affected();
+            transaction.commit().await?;
+        }
+        // Fold the indexes' tombstones into their segments a little at a time, then give pages back.
+        for table in ["event_words", "event_terms"] {
+            sqlx::query(AssertSqlSafe(format!("INSERT INTO {table} ({table}, rank) VALUES ('merge', 64)"))).execute(&mut *connection).await?;
+        }
+        sqlx::query("PRAGMA incremental_vacuum").execute(&mut *connection).await?;
+        Ok(deleted)
+    }
+}

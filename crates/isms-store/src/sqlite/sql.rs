@@ -1,0 +1,482 @@
+//! The SQL executor of the predicate IR for SQLite.
+//!
+//! A [`Predicate`] compiles into two things:
+//! - an exact per-row condition on `events e` (the IR's semantics, written in SQL over `e.doc` with
+//!   SQLite's JSON functions, and FTS5 lookups for words), and
+//! - an optional *driver*: a subquery of candidate `seq`s from the inverted indexes (FTS5 tables of words
+//!   and of field terms) that every matching event is guaranteed to be in, marked *exact* when its rows
+//!   are precisely the matches.
+//!
+//! The store picks a plan per query: when the driver is selective it joins from the candidates; otherwise
+//! it walks the time index newest first and tests each row, which stops as soon as a page is full. Both
+//! plans must agree with each other and with the in-memory matcher (property-tested in
+//! `tests/executors_agree.rs`).
+use isms_query::ir::{FieldPath, FieldTest, Predicate, RangeKind, TextTest};
+
+use crate::terms::{UNINDEXED_VALUE_FIELDS, presence_token, value_prefix_token, value_token};
+
+/// A parameter bound to a `?` placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SqlParam {
+    Text(String),
+    Integer(i64),
+    Real(f64),
+    Blob(Vec<u8>),
+}
+
+/// SQL text with its parameters in placeholder order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SqlFragment {
+    pub sql: String,
+    pub params: Vec<SqlParam>,
+}
+
+impl SqlFragment {
+    fn push_sql(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+    }
+
+    fn push_param(&mut self, param: SqlParam) {
+        self.sql.push('?');
+        self.params.push(param);
+    }
+
+    fn append(&mut self, other: SqlFragment) {
+        self.sql.push_str(&other.sql);
+        self.params.extend(other.params);
+    }
+}
+
+/// A set of candidate event `seq`s from the inverted indexes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Driver {
+    /// An FTS5 query over `event_terms`.
+    Terms(String),
+    /// An FTS5 query over `event_words`.
+    Words(String),
+    /// The event with this id (16 bytes), through the id index.
+    Id(Vec<u8>),
+    /// Rows in any child.
+    Union(Vec<Driver>),
+    /// Rows in every child.
+    Intersect(Vec<Driver>),
+}
+
+impl Driver {
+    /// `SELECT rowid ...` producing the candidates.
+    pub(crate) fn to_sql(&self) -> SqlFragment {
+        let mut fragment = SqlFragment::default();
+        match self {
+            Driver::Terms(expression) => {
+                fragment.push_sql("SELECT rowid FROM event_terms WHERE event_terms MATCH ");
+                fragment.push_param(SqlParam::Text(expression.clone()));
+            }
+            Driver::Words(expression) => {
+                fragment.push_sql("SELECT rowid FROM event_words WHERE event_words MATCH ");
+                fragment.push_param(SqlParam::Text(expression.clone()));
+            }
+            Driver::Id(bytes) => {
+                fragment.push_sql("SELECT seq AS rowid FROM events WHERE id = ");
+                fragment.push_param(SqlParam::Blob(bytes.clone()));
+            }
+            Driver::Union(children) | Driver::Intersect(children) => {
+                let operator = if matches!(self, Driver::Union(_)) { " UNION " } else { " INTERSECT " };
+                for (position, child) in children.iter().enumerate() {
+                    if position > 0 {
+                        fragment.push_sql(operator);
+                    }
+                    // Compound members cannot be parenthesized in SQLite; wrap each in a subquery.
+                    fragment.push_sql("SELECT rowid FROM (");
+                    fragment.append(child.to_sql());
+                    fragment.push_sql(")");
+                }
+            }
+        }
+        fragment
+    }
+
+    fn and(drivers: Vec<Driver>) -> Option<Driver> {
+        // Terms queries on the same table combine into one FTS5 AND, which FTS5 intersects fastest.
+        let mut terms = Vec::new();
+        let mut words = Vec::new();
+        let mut others = Vec::new();
+        for driver in drivers {
+            match driver {
+                Driver::Terms(expression) => terms.push(expression),
+                Driver::Words(expression) => words.push(expression),
+                other => others.push(other),
+            }
+        }
+        if !terms.is_empty() {
+            others.insert(0, Driver::Terms(join_fts(&terms, "AND")));
+        }
+        if !words.is_empty() {
+            others.insert(0, Driver::Words(join_fts(&words, "AND")));
+        }
+        match others.len() {
+            0 => None,
+            1 => others.pop(),
+            _ => Some(Driver::Intersect(others)),
+        }
+    }
+
+    fn or(drivers: Vec<Driver>) -> Driver {
+        let mut terms = Vec::new();
+        let mut words = Vec::new();
+        let mut others = Vec::new();
+        for driver in drivers {
+            match driver {
+                Driver::Terms(expression) => terms.push(expression),
+                Driver::Words(expression) => words.push(expression),
+                other => others.push(other),
+            }
+        }
+        if !terms.is_empty() {
+            others.insert(0, Driver::Terms(join_fts(&terms, "OR")));
+        }
+        if !words.is_empty() {
+            others.insert(0, Driver::Words(join_fts(&words, "OR")));
+        }
+        if others.len() == 1 {
+            others.pop().expect("one driver")
+        } else {
+            Driver::Union(others)
+        }
+    }
+}
+
+fn join_fts(expressions: &[String], operator: &str) -> String {
+    if expressions.len() == 1 {
+        return expressions[0].clone();
+    }
+    expressions.iter().map(|expression| format!("({expression})")).collect::<Vec<_>>().join(&format!(" {operator} "))
+}
+
+/// A compiled predicate.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CompiledPredicate {
+    /// Exact per-row condition on `events e`.
+    pub condition: SqlFragment,
+    /// Candidates from the indexes, if the predicate implies any.
+    pub driver: Option<Driver>,
+    /// True when the driver's rows are exactly the matching rows (the condition is then redundant).
+    pub driver_is_exact: bool,
+}
+
+/// The SQL types of JSON scalars, as `json_each` reports them.
+const SCALAR_TYPES: &str = "('text','integer','real','true','false')";
+
+/// The rendered text of the scalar `j` (see `isms_query::ir::render_scalar`): numbers keep the exact
+/// JSON text stored in the document (SQLite's `->` returns it unchanged).
+const SCALAR_TEXT: &str =
+    "(CASE j.type WHEN 'text' THEN j.atom WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE e.doc -> j.fullkey END)";
+
+/// Compiles a predicate.
+pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
+    match predicate {
+        Predicate::All => CompiledPredicate {
+            condition: SqlFragment { sql: "1".into(), params: vec![] },
+            driver: None,
+            driver_is_exact: false,
+        },
+        Predicate::And(children) | Predicate::Or(children) => {
+            let is_and = matches!(predicate, Predicate::And(_));
+            if children.is_empty() {
+                return CompiledPredicate {
+                    condition: SqlFragment { sql: if is_and { "1" } else { "0" }.into(), params: vec![] },
+                    driver: if is_and { None } else { Some(Driver::Terms("nothingmatchesthis0".into())) },
+                    driver_is_exact: !is_and,
+                };
+            }
+            let compiled: Vec<CompiledPredicate> = children.iter().map(compile).collect();
+            let mut condition = SqlFragment::default();
+            condition.push_sql("(");
+            for (position, child) in compiled.iter().enumerate() {
+                if position > 0 {
+                    condition.push_sql(if is_and { " AND " } else { " OR " });
+                }
+                condition.append(child.condition.clone());
+            }
+            condition.push_sql(")");
+            let all_exact = compiled.iter().all(|child| child.driver.is_some() && child.driver_is_exact);
+            let drivers: Vec<Driver> = compiled.iter().filter_map(|child| child.driver.clone()).collect();
+            let (driver, driver_is_exact) = if is_and {
+                (Driver::and(drivers), all_exact)
+            } else if drivers.len() == compiled.len() {
+                (Some(Driver::or(drivers)), all_exact)
+            } else {
+                (None, false)
+            };
+            CompiledPredicate { condition, driver, driver_is_exact }
+        }
+        Predicate::Not(child) => {
+            let compiled = compile(child);
+            let mut condition = SqlFragment::default();
+            condition.push_sql("NOT (");
+            condition.append(compiled.condition);
+            condition.push_sql(")");
+            CompiledPredicate { condition, driver: None, driver_is_exact: false }
+        }
+        Predicate::Text(test) => {
+            let expression = words_expression(test);
+            let mut condition = SqlFragment::default();
+            condition.push_sql("EXISTS (SELECT 1 FROM event_words WHERE event_words MATCH ");
+            condition.push_param(SqlParam::Text(expression.clone()));
+            condition.push_sql(" AND rowid = e.seq)");
+            CompiledPredicate { condition, driver: Some(Driver::Words(expression)), driver_is_exact: true }
+        }
+        Predicate::Field { field, test } => compile_field(field, test),
+    }
+}
+
+fn quote_fts(word: &str) -> String {
+    format!("\"{}\"", word.replace('"', "\"\""))
+}
+
+fn words_expression(test: &TextTest) -> String {
+    match test {
+        TextTest::Word(word) => quote_fts(word),
+        TextTest::Prefix(prefix) => format!("{}*", quote_fts(prefix)),
+        TextTest::Phrase(words) => quote_fts(&words.join(" ")),
+    }
+}
+
+/// JSON path text for `json_each`: `$."details"."username"`.
+pub(crate) fn json_path(field: &FieldPath) -> String {
+    let mut path = String::from("$");
+    for segment in &field.0 {
+        path.push_str(".\"");
+        path.push_str(&segment.replace('"', "\\\""));
+        path.push('"');
+    }
+    path
+}
+
+/// Whether `text` is a valid JSON path segment we can address; segments with control characters or
+/// backslashes cannot be written in SQLite's path syntax and never match.
+fn addressable(field: &FieldPath) -> bool {
+    field.0.iter().all(|segment| !segment.is_empty() && !segment.chars().any(|c| c.is_control() || c == '\\' || c == '"'))
+}
+
+fn time_column(field: &FieldPath) -> Option<&'static str> {
+    match field.0.as_slice() {
+        [name] if name == "utctimestamp" => Some("e.utctimestamp"),
+        [name] if name == "receivedtimestamp" => Some("e.receivedtimestamp"),
+        _ => None,
+    }
+}
+
+fn never() -> CompiledPredicate {
+    CompiledPredicate {
+        condition: SqlFragment { sql: "0".into(), params: vec![] },
+        driver: Some(Driver::Terms("nothingmatchesthis0".into())),
+        driver_is_exact: true,
+    }
+}
+
+fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
+    if !addressable(field) {
+        return never();
+    }
+    // Time fields compare instants through their columns.
+    if let Some(column) = time_column(field) {
+        match test {
+            FieldTest::TimeEquals(micros) => {
+                let mut condition = SqlFragment::default();
+                condition.push_sql(&format!("{column} = "));
+                condition.push_param(SqlParam::Integer(*micros));
+                return CompiledPredicate { condition, driver: None, driver_is_exact: false };
+            }
+            FieldTest::Range(RangeKind::Time { lower, upper }) => {
+                let mut condition = SqlFragment::default();
+                condition.push_sql("(1");
+                if let Some(bound) = lower {
+                    condition.push_sql(&format!(" AND {column} {} ", if bound.inclusive { ">=" } else { ">" }));
+                    condition.push_param(SqlParam::Integer(bound.value));
+                }
+                if let Some(bound) = upper {
+                    condition.push_sql(&format!(" AND {column} {} ", if bound.inclusive { "<=" } else { "<" }));
+                    condition.push_param(SqlParam::Integer(bound.value));
+                }
+                condition.push_sql(")");
+                return CompiledPredicate { condition, driver: None, driver_is_exact: false };
+            }
+            _ => {}
+        }
+    }
+    if matches!(test, FieldTest::TimeEquals(_) | FieldTest::Range(RangeKind::Time { .. })) {
+        // Instants on a field that holds no instants: the matcher parses the text; so do we.
+        return compile_time_on_text(field, test);
+    }
+
+    let path = json_path(field);
+    let presence = presence_token(field);
+    let mut condition = SqlFragment::default();
+    if matches!(test, FieldTest::Exists) {
+        condition.push_sql("EXISTS (SELECT 1 FROM json_tree(e.doc, ");
+        condition.push_param(SqlParam::Text(path));
+        condition.push_sql(&format!(") j WHERE j.type IN {SCALAR_TYPES})"));
+        return CompiledPredicate { condition, driver: Some(Driver::Terms(presence)), driver_is_exact: true };
+    }
+    condition.push_sql("EXISTS (SELECT 1 FROM json_each(e.doc, ");
+    condition.push_param(SqlParam::Text(path.clone()));
+    condition.push_sql(") j WHERE json_type(e.doc, ");
+    condition.push_param(SqlParam::Text(path));
+    condition.push_sql(&format!(") <> 'object' AND j.type IN {SCALAR_TYPES} AND "));
+    let values_indexed = !(field.0.len() == 1 && UNINDEXED_VALUE_FIELDS.contains(&field.0[0].as_str()));
+    let (driver, driver_is_exact) = match test {
+        FieldTest::Equals(value) => {
+            condition.push_sql(&format!("lower({SCALAR_TEXT}) = "));
+            condition.push_param(SqlParam::Text(value.to_ascii_lowercase()));
+            if field.0.len() == 1 && field.0[0] == "id" {
+                match uuid::Uuid::try_parse(value) {
+                    // Ids are stored as lowercase hyphenated text; another spelling of the same UUID is
+                    // a different text and must not match, hence the exact condition stays.
+                    Ok(parsed) => (Driver::Id(parsed.as_bytes().to_vec()), false),
+                    Err(_) => (Driver::Terms("nothingmatchesthis0".into()), true),
+                }
+            } else if values_indexed {
+                let lookup = value_token(field, value);
+                (Driver::Terms(lookup.token), !lookup.truncated)
+            } else {
+                (Driver::Terms(presence), false)
+            }
+        }
+        FieldTest::Wildcard(pattern) => {
+            condition.push_sql(&format!("{SCALAR_TEXT} LIKE "));
+            condition.push_param(SqlParam::Text(wildcard_to_like(pattern)));
+            condition.push_sql(" ESCAPE '\\'");
+            let (prefix, pure_prefix) = wildcard_literal_prefix(pattern);
+            match (prefix.is_empty() || !values_indexed, value_prefix_token(field, &prefix)) {
+                (false, Some(token)) => (Driver::Terms(format!("{token}*")), pure_prefix),
+                _ => (Driver::Terms(presence), false),
+            }
+        }
+        FieldTest::Regex(expression) => {
+            condition.push_sql(&format!("{SCALAR_TEXT} REGEXP "));
+            condition.push_param(SqlParam::Text(format!("^(?:{expression})$")));
+            (Driver::Terms(presence), false)
+        }
+        FieldTest::Range(RangeKind::Number { lower, upper }) => {
+            condition.push_sql("(j.type IN ('integer','real') OR (j.type = 'text' AND j.atom REGEXP ");
+            condition.push_param(SqlParam::Text(isms_query::ir::NUMERIC_TEXT_PATTERN.to_string()));
+            condition.push_sql("))");
+            if let Some(bound) = lower {
+                condition.push_sql(&format!(" AND CAST(j.atom AS REAL) {} ", if bound.inclusive { ">=" } else { ">" }));
+                condition.push_param(SqlParam::Real(bound.value));
+            }
+            if let Some(bound) = upper {
+                condition.push_sql(&format!(" AND CAST(j.atom AS REAL) {} ", if bound.inclusive { "<=" } else { "<" }));
+                condition.push_param(SqlParam::Real(bound.value));
+            }
+            (Driver::Terms(presence), false)
+        }
+        FieldTest::Range(RangeKind::Text { lower, upper }) => {
+            condition.push_sql("1");
+            if let Some(bound) = lower {
+                condition.push_sql(&format!(" AND lower({SCALAR_TEXT}) {} ", if bound.inclusive { ">=" } else { ">" }));
+                condition.push_param(SqlParam::Text(bound.value.to_ascii_lowercase()));
+            }
+            if let Some(bound) = upper {
+                condition.push_sql(&format!(" AND lower({SCALAR_TEXT}) {} ", if bound.inclusive { "<=" } else { "<" }));
+                condition.push_param(SqlParam::Text(bound.value.to_ascii_lowercase()));
+            }
+            (Driver::Terms(presence), false)
+        }
+        FieldTest::Exists | FieldTest::TimeEquals(_) | FieldTest::Range(RangeKind::Time { .. }) => {
+            unreachable!("handled above")
+        }
+    };
+    condition.push_sql(")");
+    CompiledPredicate { condition, driver: Some(driver), driver_is_exact }
+}
+
+/// Time tests on a field that is not a time column: no SQL can parse arbitrary time text the way the
+/// matcher does, so such a test matches nothing in either executor (the parser only produces time tests
+/// for time fields; this keeps hand-built IR safe).
+fn compile_time_on_text(_field: &FieldPath, _test: &FieldTest) -> CompiledPredicate {
+    never()
+}
+
+/// Converts an IR wildcard (`*`, `?`, `\` escapes) to a LIKE pattern with `\` as the escape character.
+pub(crate) fn wildcard_to_like(pattern: &str) -> String {
+    let mut like = String::with_capacity(pattern.len() + 4);
+    let mut characters = pattern.chars();
+    while let Some(character) = characters.next() {
+        match character {
+            '*' => like.push('%'),
+            '?' => like.push('_'),
+            '\\' => match characters.next() {
+                Some(escaped) => push_like_literal(&mut like, escaped),
+                None => push_like_literal(&mut like, '\\'),
+            },
+            other => push_like_literal(&mut like, other),
+        }
+    }
+    like
+}
+
+fn push_like_literal(like: &mut String, character: char) {
+    if matches!(character, '%' | '_' | '\\') {
+        like.push('\\');
+    }
+    like.push(character);
+}
+
+/// The literal text before the first wildcard, ASCII-lowercased, and whether the pattern is exactly that
+/// prefix followed by one final `*`.
+pub(crate) fn wildcard_literal_prefix(pattern: &str) -> (String, bool) {
+    let mut prefix = String::new();
+    let mut characters = pattern.chars().peekable();
+    while let Some(character) = characters.next() {
+        match character {
+            '*' => {
+                let pure = characters.peek().is_none();
+                return (prefix.to_ascii_lowercase(), pure);
+            }
+            '?' => return (prefix.to_ascii_lowercase(), false),
+            '\\' => prefix.push(characters.next().unwrap_or('\\')),
+            other => prefix.push(other),
+        }
+    }
+    // No wildcard at all: behaves as equality, but we only promise a prefix.
+    (prefix.to_ascii_lowercase(), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_become_like_patterns_with_escapes() {
+        assert_eq!(wildcard_to_like("jo*"), "jo%");
+        assert_eq!(wildcard_to_like("j?e"), "j_e");
+        assert_eq!(wildcard_to_like(r"50\%_x\*"), r"50\%\_x*");
+        assert_eq!(wildcard_to_like(r"a\\b"), r"a\\b");
+    }
+
+    #[test]
+    fn literal_prefix_stops_at_the_first_wildcard() {
+        assert_eq!(wildcard_literal_prefix("Jo*"), ("jo".to_string(), true));
+        assert_eq!(wildcard_literal_prefix("jo*e"), ("jo".to_string(), false));
+        assert_eq!(wildcard_literal_prefix("*oe"), (String::new(), false));
+        assert_eq!(wildcard_literal_prefix(r"a\*b*"), ("a*b".to_string(), true));
+    }
+
+    #[test]
+    fn conjunctions_of_terms_merge_into_one_fts_query() {
+        let predicate = Predicate::And(vec![
+            Predicate::Field { field: FieldPath::parse_dotted("a"), test: FieldTest::Equals("x".into()) },
+            Predicate::Field { field: FieldPath::parse_dotted("b"), test: FieldTest::Exists },
+        ]);
+        let compiled = compile(&predicate);
+        assert!(matches!(compiled.driver, Some(Driver::Terms(ref expression)) if expression.contains(" AND ")));
+        assert!(compiled.driver_is_exact);
+    }
+
+    #[test]
+    fn negation_has_no_driver() {
+        let predicate = Predicate::Not(Box::new(Predicate::Text(TextTest::Word("x".into()))));
+        assert_eq!(compile(&predicate).driver, None);
+    }
+}

@@ -1,0 +1,372 @@
+//! What each subcommand does.
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use isms_config::{Config, LogFormat};
+use isms_server::BootstrapKey;
+use isms_store::Store;
+use serde_json::Value;
+
+use crate::client::ApiClient;
+use crate::{ConfigFlags, ServerFlags};
+
+fn environment(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Defaults ← file ← environment ← flags, validated.
+fn load_config(flags: &ConfigFlags, listen: Option<String>) -> anyhow::Result<Config> {
+    let mut config = Config::load(flags.config.as_deref(), &environment)?;
+    if let Some(data) = &flags.data {
+        config.data_dir = data.clone();
+    }
+    if let Some(listen) = listen {
+        config.http.listen = listen;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .with_context(|| format!("log.level {:?} is not a valid filter (e.g. \"info\" or \"info,isms_store=debug\")", config.log.level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+    Ok(())
+}
+
+pub fn config_check(flags: &ConfigFlags) -> anyhow::Result<()> {
+    let config = load_config(flags, None)?;
+    println!("configuration is valid{}", flags.config.as_ref().map(|path| format!(" ({})", path.display())).unwrap_or_default());
+    print!("{}", toml::to_string(&config).context("cannot print the configuration")?);
+    Ok(())
+}
+
+async fn wait_for_shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+pub async fn serve(flags: &ConfigFlags, listen: Option<String>) -> anyhow::Result<()> {
+    let config = load_config(flags, listen)?;
+    init_logging(&config)?;
+    let store = Arc::new(isms_server::open_store(&config).await.context("cannot open the store")?);
+    let database = store.path().to_path_buf();
+    let store: Arc<dyn Store> = store;
+    let bootstrap = isms_server::bootstrap_key(store.as_ref(), environment("ISMS_BOOTSTRAP_KEY").filter(|key| !key.is_empty()))
+        .await
+        .context("cannot create the first key (ISMS_BOOTSTRAP_KEY)")?;
+    let running = isms_server::start(&config, store, wait_for_shutdown_signal())
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let base = format!("http://{}", running.local_address);
+    let mut banner = String::new();
+    banner.push_str(&format!("isms {} is running\n", env!("CARGO_PKG_VERSION")));
+    banner.push_str(&format!("  data       {} (SQLite {})\n", config.data_dir.display(), database.display()));
+    banner.push_str(&format!("  listening  {base}\n"));
+    banner.push_str(&format!("  ingest     POST {base}/events  (one JSON object, an array, or JSON lines; /_bulk for Elasticsearch bulk)\n"));
+    banner.push_str(&format!("  search     GET  {base}/api/events?q=details.username:joe   or   isms search 'QUERY'\n"));
+    banner.push_str(&format!("  health     {base}/status   metrics {base}/metrics\n"));
+    banner.push_str("  console    none yet: use the API or the CLI (the web console arrives in a later release)\n");
+    match &bootstrap {
+        BootstrapKey::Created { name, text, from_environment: false } => {
+            banner.push_str(&format!(
+                "  key        {text}\n             (key \"{name}\", shown only this once: store it now)\n"
+            ));
+        }
+        BootstrapKey::Created { name, from_environment: true, .. } => {
+            banner.push_str(&format!("  key        the value of ISMS_BOOTSTRAP_KEY (stored as key \"{name}\")\n"));
+        }
+        BootstrapKey::Existing { live } => {
+            banner.push_str(&format!(
+                "  keys       {live} live key(s) in this data directory; make another with `isms key create --name NAME`\n"
+            ));
+        }
+    }
+    banner.push_str("  auth       send \"Authorization: Bearer KEY\" (or ?key=KEY), e.g.\n");
+    banner.push_str(&format!(
+        "             curl -H \"Authorization: Bearer $KEY\" -d '{{\"summary\":\"hello\"}}' {base}/events\n"
+    ));
+    print!("{banner}");
+    std::io::stdout().flush().ok();
+    tracing::info!(listen = %running.local_address, data = %config.data_dir.display(), "isms serve started");
+    let outcome = running.task.await.context("the server task failed")?;
+    outcome.context("the server stopped with an error")?;
+    tracing::info!("isms serve stopped");
+    Ok(())
+}
+
+async fn open_local_store(flags: &ConfigFlags) -> anyhow::Result<Arc<dyn Store>> {
+    let config = load_config(flags, None)?;
+    let store = isms_server::open_store(&config).await.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+pub async fn key_create(flags: &ConfigFlags, name: &str) -> anyhow::Result<()> {
+    let store = open_local_store(flags).await?;
+    let (record, text) = isms_server::auth::create_key(store.as_ref(), name, None).await?;
+    println!("{text}");
+    eprintln!("created key {:?} (id {}); it is shown only this once", record.name, record.id);
+    Ok(())
+}
+
+pub async fn key_list(flags: &ConfigFlags, json: bool) -> anyhow::Result<()> {
+    let store = open_local_store(flags).await?;
+    let keys = store.list_keys().await?;
+    if json {
+        for key in keys {
+            println!("{}", serde_json::to_string(&key)?);
+        }
+        return Ok(());
+    }
+    println!("{:<16}  {:<24}  {:<32}  STATE", "ID", "NAME", "CREATED");
+    for key in keys {
+        let state = match key.revoked_micros {
+            Some(at) => format!("revoked {}", isms_event::format_time(at)),
+            None => "live".to_string(),
+        };
+        println!("{:<16}  {:<24}  {:<32}  {state}", key.id, terminal_safe(&key.name), isms_event::format_time(key.created_micros));
+    }
+    Ok(())
+}
+
+pub async fn key_revoke(flags: &ConfigFlags, key: &str) -> anyhow::Result<()> {
+    let store = open_local_store(flags).await?;
+    let revoked = store.revoke_key(key, jiff::Timestamp::now().as_microsecond()).await?;
+    if revoked == 0 {
+        bail!("no live key has the id or name {key:?} (see `isms key list`)");
+    }
+    println!("revoked {key}; a running server refuses it within 5 seconds");
+    Ok(())
+}
+
+/// Text from events is shown on a terminal: control characters (escape sequences!) are made visible.
+pub fn terminal_safe(text: &str) -> String {
+    let mut safe = String::with_capacity(text.len());
+    for character in text.chars() {
+        if character.is_control() {
+            safe.extend(character.escape_default());
+        } else {
+            safe.push(character);
+        }
+    }
+    safe
+}
+
+pub struct SearchOptions {
+    pub query: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: usize,
+    pub oldest_first: bool,
+    pub json: bool,
+    pub count: bool,
+}
+
+pub async fn search(server: &ServerFlags, options: SearchOptions) -> anyhow::Result<()> {
+    let client = ApiClient::new(server)?;
+    let mut parameters = vec![("q", options.query.clone())];
+    if let Some(from) = &options.from {
+        parameters.push(("from", from.clone()));
+    }
+    if let Some(to) = &options.to {
+        parameters.push(("to", to.clone()));
+    }
+    if options.count {
+        let answer = client.get_json("/api/events/count", &parameters).await?;
+        println!("{}", answer["count"]);
+        return Ok(());
+    }
+    parameters.push(("limit", options.limit.clamp(1, 10_000).to_string()));
+    parameters.push(("sort", if options.oldest_first { "asc" } else { "desc" }.to_string()));
+    let answer = client.get_json("/api/events", &parameters).await?;
+    let events = answer["events"].as_array().cloned().unwrap_or_default();
+    let mut output = std::io::stdout().lock();
+    if options.json {
+        for event in &events {
+            writeln!(output, "{event}")?;
+        }
+        return Ok(());
+    }
+    writeln!(output, "{:<26}  {:<8}  {:<16}  {:<20}  SUMMARY", "TIME (UTC)", "SEVERITY", "CATEGORY", "HOSTNAME")?;
+    for event in &events {
+        let text = |field: &str| terminal_safe(event.get(field).and_then(Value::as_str).unwrap_or("-"));
+        let time = text("utctimestamp");
+        let summary = match event.get("summary").and_then(Value::as_str) {
+            Some(summary) => terminal_safe(summary),
+            None => terminal_safe(&event.get("details").map(Value::to_string).unwrap_or_default()),
+        };
+        writeln!(
+            output,
+            "{:<26}  {:<8}  {:<16}  {:<20}  {}",
+            time.get(..26).unwrap_or(&time),
+            text("severity"),
+            truncate(&text("category"), 16),
+            truncate(&text("hostname"), 20),
+            truncate(&summary, 200)
+        )?;
+    }
+    if answer["next_cursor"].is_string() {
+        writeln!(output, "(more events match; raise --limit or narrow the query)")?;
+    }
+    Ok(())
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// One item read from a file, or why it could not be read.
+enum FileItem {
+    Event(Value),
+    Unreadable { place: String, reason: String },
+}
+
+/// Splits a file into items: one JSON object, an array of them, JSON lines, or concatenated values.
+fn read_items(path: &Path) -> anyhow::Result<Vec<FileItem>> {
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read standard input")?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    let mut items = Vec::new();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let mut stream = serde_json::Deserializer::from_slice(&bytes[offset..]).into_iter::<Value>();
+        match stream.next() {
+            None => break,
+            Some(Ok(Value::Array(elements))) => {
+                offset += stream.byte_offset();
+                items.extend(elements.into_iter().map(FileItem::Event));
+            }
+            Some(Ok(value)) => {
+                offset += stream.byte_offset();
+                items.push(FileItem::Event(value));
+            }
+            Some(Err(error)) => {
+                let line = bytes[..offset].iter().filter(|byte| **byte == b'\n').count() + error.line();
+                items.push(FileItem::Unreadable { place: format!("{}:{line}", path.display()), reason: error.to_string() });
+                // Resume at the next line.
+                let failed_at = offset + stream.byte_offset();
+                match bytes[failed_at..].iter().position(|byte| *byte == b'\n') {
+                    Some(newline) => offset = failed_at + newline + 1,
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(items)
+}
+
+pub async fn send(server: &ServerFlags, files: &[PathBuf], batch: usize, gzip: bool) -> anyhow::Result<()> {
+    let client = ApiClient::new(server)?;
+    let batch = batch.clamp(1, 100_000);
+    let mut rejections: Vec<(String, String)> = Vec::new();
+    let mut accepted_total = 0usize;
+    let mut items_total = 0usize;
+    for path in files {
+        let items = read_items(path)?;
+        let progress = if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(items.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} events ({per_sec}, eta {eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(path.display().to_string());
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let mut pending: Vec<(usize, Value)> = Vec::with_capacity(batch);
+        let total_items = items.len();
+        for (index, item) in items.into_iter().enumerate() {
+            match item {
+                FileItem::Event(value) => pending.push((index, value)),
+                FileItem::Unreadable { place, reason } => rejections.push((place, reason)),
+            }
+            if pending.len() >= batch || index + 1 == total_items {
+                let sent = pending.len();
+                let (accepted, failed) = send_batch(&client, path, &mut pending, gzip).await?;
+                accepted_total += accepted;
+                rejections.extend(failed);
+                progress.inc(sent as u64);
+            }
+        }
+        progress.finish_and_clear();
+        items_total += total_items;
+    }
+    println!("sent {items_total} items: {accepted_total} accepted, {} rejected", rejections.len());
+    for (place, reason) in rejections.iter().take(50) {
+        println!("  rejected {place}: {reason}");
+    }
+    if rejections.len() > 50 {
+        println!("  ... and {} more", rejections.len() - 50);
+    }
+    if !rejections.is_empty() {
+        bail!("{} of {items_total} items were rejected", rejections.len());
+    }
+    Ok(())
+}
+
+async fn send_batch(
+    client: &ApiClient,
+    path: &Path,
+    pending: &mut Vec<(usize, Value)>,
+    gzip: bool,
+) -> anyhow::Result<(usize, Vec<(String, String)>)> {
+    if pending.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let mut body = Vec::new();
+    for (_, value) in pending.iter() {
+        serde_json::to_writer(&mut body, value)?;
+        body.push(b'\n');
+    }
+    let (status, answer) = client.post_events(body, gzip).await?;
+    let accepted = answer.get("accepted").and_then(Value::as_u64);
+    let Some(accepted) = accepted else {
+        let message = answer.get("error").and_then(Value::as_str).unwrap_or("no error message");
+        bail!("the server refused the batch ({status}): {message}");
+    };
+    let mut failed = Vec::new();
+    if let Some(rejected) = answer.get("rejected").and_then(Value::as_array) {
+        for rejection in rejected {
+            let index = rejection.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let reason = rejection.get("error").and_then(Value::as_str).unwrap_or("rejected").to_string();
+            let item = pending.get(index).map(|(item_index, _)| *item_index).unwrap_or(index);
+            failed.push((format!("{} item {item}", path.display()), reason));
+        }
+    }
+    pending.clear();
+    Ok((accepted as usize, failed))
+}

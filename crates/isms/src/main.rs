@@ -1,0 +1,186 @@
+//! `isms`: the one binary. Subcommands are thin: each parses its flags, then calls a library crate.
+//!
+//! - `serve`: run the collector (HTTP ingestion, store, search API).
+//! - `search`, `send`: talk to a running server over its HTTP API, with a key.
+//! - `key`: manage keys directly in a data directory (works before any key exists).
+//! - `config check`: validate a configuration file and the `ISMS_...` environment.
+//! - `version`.
+mod client;
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// isms: an information security monitoring system.
+#[derive(Debug, Parser)]
+#[command(name = "isms", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags that locate the configuration, shared by commands that read it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigFlags {
+    /// Configuration file (TOML). Every key can also be set with an ISMS_... environment variable.
+    #[arg(long, value_name = "FILE", env = "ISMS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./isms-data] (overrides data_dir / ISMS_DATA_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// Flags that locate a running server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerFlags {
+    /// The server's base URL.
+    #[arg(long, value_name = "URL", env = "ISMS_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The key to send (printed by `isms serve` on first start, or made with `isms key create`).
+    #[arg(long, value_name = "KEY", env = "ISMS_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the collector: HTTP ingestion, the embedded store and the search API.
+    Serve {
+        #[command(flatten)]
+        config: ConfigFlags,
+        /// Address to listen on [default: 127.0.0.1:8080] (overrides http.listen / ISMS_HTTP_LISTEN).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Search stored events with the query language, e.g. `isms search 'details.username:joe' --from -1h`.
+    Search {
+        /// The query (Lucene-style: field:value, "phrases", wildcards, /regex/, [a TO b], AND OR NOT).
+        #[arg(default_value = "")]
+        query: String,
+        /// Start of the time range: now, -15m, now-2h, 2024-05-01T00:00:00Z ...
+        #[arg(long, allow_hyphen_values = true)]
+        from: Option<String>,
+        /// End of the time range (exclusive).
+        #[arg(long, allow_hyphen_values = true)]
+        to: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Oldest first instead of newest first.
+        #[arg(long)]
+        oldest_first: bool,
+        /// Print JSON lines (one event per line) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Print only how many events match.
+        #[arg(long, conflicts_with = "json")]
+        count: bool,
+        #[command(flatten)]
+        server: ServerFlags,
+    },
+    /// Send events from JSON, JSON-array or JSON-lines files to a server, in batches.
+    Send {
+        /// Files to send ("-" for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Events per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Compress requests with gzip.
+        #[arg(long)]
+        gzip: bool,
+        #[command(flatten)]
+        server: ServerFlags,
+    },
+    /// Manage API keys in a data directory.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+        #[command(flatten)]
+        config: ConfigFlags,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyAction {
+    /// Create a key and print it once.
+    Create {
+        /// A name for the key (unique among live keys), e.g. the sender it is for.
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id or name.
+    Revoke {
+        /// The key's id or name.
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Validate the configuration file and environment; print the effective configuration.
+    Check {
+        #[command(flatten)]
+        config: ConfigFlags,
+    },
+    /// Print every configuration key with its environment variable and default.
+    Reference,
+}
+
+fn main() -> ExitCode {
+    // One TLS crypto provider for the whole process (ring: no C toolchain surprises).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Version => {
+            println!("isms {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Config { action: ConfigAction::Reference } => {
+            print!("{}", isms_config::render_reference());
+            Ok(())
+        }
+        Command::Config { action: ConfigAction::Check { config } } => commands::config_check(&config),
+        command => run_async(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_async(command: Command) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Serve { config, listen } => commands::serve(&config, listen).await,
+            Command::Search { query, from, to, limit, oldest_first, json, count, server } => {
+                commands::search(&server, commands::SearchOptions { query, from, to, limit, oldest_first, json, count }).await
+            }
+            Command::Send { files, batch, gzip, server } => commands::send(&server, &files, batch, gzip).await,
+            Command::Key { action, config } => match action {
+                KeyAction::Create { name } => commands::key_create(&config, &name).await,
+                KeyAction::List { json } => commands::key_list(&config, json).await,
+                KeyAction::Revoke { key } => commands::key_revoke(&config, &key).await,
+            },
+            Command::Version | Command::Config { .. } => unreachable!("handled without a runtime"),
+        }
+    })
+}
