@@ -68,7 +68,12 @@ pub struct FieldPath(pub Vec<String>);
 impl FieldPath {
     /// Splits `a.b.c` on dots and lowercases each segment.
     pub fn parse_dotted(dotted: &str) -> FieldPath {
-        FieldPath(dotted.split('.').map(|segment| segment.to_ascii_lowercase()).collect())
+        FieldPath(
+            dotted
+                .split('.')
+                .map(|segment| segment.to_ascii_lowercase())
+                .collect(),
+        )
     }
 
     /// The dotted form, `details.username`.
@@ -112,11 +117,20 @@ pub enum FieldTest {
 pub enum RangeKind {
     /// Numeric: only scalars that are JSON numbers, or strings matching [`NUMERIC_TEXT_PATTERN`], take
     /// part; they are compared as `f64`.
-    Number { lower: Option<Bound<f64>>, upper: Option<Bound<f64>> },
+    Number {
+        lower: Option<Bound<f64>>,
+        upper: Option<Bound<f64>>,
+    },
     /// Text: the rendered text, ASCII-lowercased, compared byte-wise with the ASCII-lowercased bounds.
-    Text { lower: Option<Bound<String>>, upper: Option<Bound<String>> },
+    Text {
+        lower: Option<Bound<String>>,
+        upper: Option<Bound<String>>,
+    },
     /// Time fields only: instants in microseconds since the Unix epoch.
-    Time { lower: Option<Bound<i64>>, upper: Option<Bound<i64>> },
+    Time {
+        lower: Option<Bound<i64>>,
+        upper: Option<Bound<i64>>,
+    },
 }
 
 /// One side of a range.
@@ -145,7 +159,34 @@ pub fn render_scalar(value: &serde_json::Value) -> Option<std::borrow::Cow<'_, s
         serde_json::Value::Number(number) => Some(std::borrow::Cow::Owned(number.to_string())),
         serde_json::Value::Bool(true) => Some(std::borrow::Cow::Borrowed("true")),
         serde_json::Value::Bool(false) => Some(std::borrow::Cow::Borrowed("false")),
-        serde_json::Value::Null | serde_json::Value::Array(_) | serde_json::Value::Object(_) => None,
+        serde_json::Value::Null | serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+            None
+        }
+    }
+}
+
+/// The value at `path`, walking objects only (no arrays), or `None` when a key is missing.
+pub fn value_at<'a>(
+    document: &'a serde_json::Map<String, serde_json::Value>,
+    path: &FieldPath,
+) -> Option<&'a serde_json::Value> {
+    let (first, rest) = path.0.split_first()?;
+    let mut current = document.get(first)?;
+    for segment in rest {
+        current = current.as_object()?.get(segment)?;
+    }
+    Some(current)
+}
+
+/// Whether a non-null scalar sits anywhere at or below `value` (the [`FieldTest::Exists`] rule).
+pub fn contains_scalar(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => false,
+        serde_json::Value::Array(elements) => elements.iter().any(contains_scalar),
+        serde_json::Value::Object(members) => members.values().any(contains_scalar),
+        serde_json::Value::Bool(_)
+        | serde_json::Value::Number(_)
+        | serde_json::Value::String(_) => true,
     }
 }
 
@@ -175,13 +216,17 @@ pub fn for_each_scalar<'a>(
             for element in elements {
                 if matches!(
                     element,
-                    serde_json::Value::String(_) | serde_json::Value::Number(_) | serde_json::Value::Bool(_)
+                    serde_json::Value::String(_)
+                        | serde_json::Value::Number(_)
+                        | serde_json::Value::Bool(_)
                 ) {
                     visit(element);
                 }
             }
         }
-        serde_json::Value::String(_) | serde_json::Value::Number(_) | serde_json::Value::Bool(_) => visit(current),
+        serde_json::Value::String(_)
+        | serde_json::Value::Number(_)
+        | serde_json::Value::Bool(_) => visit(current),
         serde_json::Value::Null | serde_json::Value::Object(_) => {}
     }
 }

@@ -23,9 +23,10 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::ir::{
-    Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, for_each_scalar, is_numeric_text, render_scalar,
+    Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, contains_scalar, for_each_scalar,
+    is_numeric_text, render_scalar, value_at,
 };
-use crate::parser::compile_anchored;
+use crate::parser::{REGEX_SIZE_LIMIT, compile_anchored};
 
 /// Deepest predicate tree accepted by [`CompiledPredicate::compile`] (the parser's own limit keeps its
 /// output far below this).
@@ -37,10 +38,18 @@ pub const MAX_COMPILE_DEPTH: usize = 256;
 pub enum CompileError {
     /// A regular expression does not compile (syntax, or over the size limit).
     #[error("the regular expression /{pattern}/ on {field} is not usable: {problem}")]
-    Regex { field: String, pattern: String, problem: String },
+    Regex {
+        field: String,
+        pattern: String,
+        problem: String,
+    },
     /// A glob does not compile (only possible for enormous patterns).
     #[error("the wildcard pattern {pattern:?} on {field} is not usable: {problem}")]
-    Wildcard { field: String, pattern: String, problem: String },
+    Wildcard {
+        field: String,
+        pattern: String,
+        problem: String,
+    },
     /// A phrase test without any word.
     #[error("a phrase needs at least one word")]
     EmptyPhrase,
@@ -73,9 +82,18 @@ enum Test {
     /// A glob compiled to an anchored regex with ASCII-only case folding.
     Wildcard(Regex),
     Regex(Regex),
-    Number { lower: Option<Bound<f64>>, upper: Option<Bound<f64>> },
-    Text { lower: Option<Bound<String>>, upper: Option<Bound<String>> },
-    Time { lower: Option<Bound<i64>>, upper: Option<Bound<i64>> },
+    Number {
+        lower: Option<Bound<f64>>,
+        upper: Option<Bound<f64>>,
+    },
+    Text {
+        lower: Option<Bound<String>>,
+        upper: Option<Bound<String>>,
+    },
+    Time {
+        lower: Option<Bound<i64>>,
+        upper: Option<Bound<i64>>,
+    },
     TimeEquals(i64),
 }
 
@@ -94,22 +112,32 @@ pub fn compile(predicate: &Predicate) -> Result<CompiledPredicate, CompileError>
 impl CompiledPredicate {
     /// Compiles `predicate` for repeated matching.
     pub fn compile(predicate: &Predicate) -> Result<CompiledPredicate, CompileError> {
-        Ok(CompiledPredicate { root: compile_node(predicate, 0)? })
+        Ok(CompiledPredicate {
+            root: compile_node(predicate, 0)?,
+        })
     }
 
     /// Whether `document` (an event) satisfies the predicate.
     pub fn matches(&self, document: &Map<String, Value>) -> bool {
-        let context = Context { document, summary_words: OnceCell::new() };
+        let context = Context {
+            document,
+            summary_words: OnceCell::new(),
+        };
         evaluate(&self.root, &context)
     }
 }
 
 fn compile_node(predicate: &Predicate, depth: usize) -> Result<Node, CompileError> {
     if depth > MAX_COMPILE_DEPTH {
-        return Err(CompileError::TooDeep { limit: MAX_COMPILE_DEPTH });
+        return Err(CompileError::TooDeep {
+            limit: MAX_COMPILE_DEPTH,
+        });
     }
     let children = |children: &[Predicate]| {
-        children.iter().map(|child| compile_node(child, depth + 1)).collect::<Result<Vec<_>, _>>()
+        children
+            .iter()
+            .map(|child| compile_node(child, depth + 1))
+            .collect::<Result<Vec<_>, _>>()
     };
     Ok(match predicate {
         Predicate::All => Node::All,
@@ -124,7 +152,10 @@ fn compile_node(predicate: &Predicate, depth: usize) -> Result<Node, CompileErro
             _ => Node::Text(Text::Phrase(words.clone())),
         },
         Predicate::Field { field, test } => match compile_test(field, test)? {
-            Some(test) => Node::Field { path: field.clone(), test },
+            Some(test) => Node::Field {
+                path: field.clone(),
+                test,
+            },
             None => Node::Never,
         },
     })
@@ -133,14 +164,19 @@ fn compile_node(predicate: &Predicate, depth: usize) -> Result<Node, CompileErro
 /// `None` when the test can never match.
 fn compile_test(field: &FieldPath, test: &FieldTest) -> Result<Option<Test>, CompileError> {
     let lowercase = |bound: &Option<Bound<String>>| {
-        bound.as_ref().map(|bound| Bound { value: bound.value.to_ascii_lowercase(), inclusive: bound.inclusive })
+        bound.as_ref().map(|bound| Bound {
+            value: bound.value.to_ascii_lowercase(),
+            inclusive: bound.inclusive,
+        })
     };
     Ok(Some(match test {
         FieldTest::Exists => Test::Exists,
         FieldTest::Equals(value) => Test::Equals(value.clone()),
         FieldTest::Wildcard(pattern) => {
-            let regex = regex::RegexBuilder::new(&glob_to_regex(pattern)).build().map_err(|error| {
-                CompileError::Wildcard { field: field.dotted(), pattern: pattern.clone(), problem: error.to_string() }
+            let regex = compile_glob(pattern).map_err(|error| CompileError::Wildcard {
+                field: field.dotted(),
+                pattern: pattern.clone(),
+                problem: error.to_string(),
             })?;
             Test::Wildcard(regex)
         }
@@ -152,12 +188,32 @@ fn compile_test(field: &FieldPath, test: &FieldTest) -> Result<Option<Test>, Com
             })?;
             Test::Regex(regex)
         }
-        FieldTest::Range(RangeKind::Number { lower, upper }) => Test::Number { lower: lower.clone(), upper: upper.clone() },
-        FieldTest::Range(RangeKind::Text { lower, upper }) => Test::Text { lower: lowercase(lower), upper: lowercase(upper) },
-        FieldTest::Range(RangeKind::Time { .. }) | FieldTest::TimeEquals(_) if !field.is_time_field() => return Ok(None),
-        FieldTest::Range(RangeKind::Time { lower, upper }) => Test::Time { lower: lower.clone(), upper: upper.clone() },
+        FieldTest::Range(RangeKind::Number { lower, upper }) => Test::Number {
+            lower: lower.clone(),
+            upper: upper.clone(),
+        },
+        FieldTest::Range(RangeKind::Text { lower, upper }) => Test::Text {
+            lower: lowercase(lower),
+            upper: lowercase(upper),
+        },
+        FieldTest::Range(RangeKind::Time { .. }) | FieldTest::TimeEquals(_)
+            if !field.is_time_field() =>
+        {
+            return Ok(None);
+        }
+        FieldTest::Range(RangeKind::Time { lower, upper }) => Test::Time {
+            lower: lower.clone(),
+            upper: upper.clone(),
+        },
         FieldTest::TimeEquals(micros) => Test::TimeEquals(*micros),
     }))
+}
+
+/// Compiles an IR glob (the parser checks its globs with this too), within [`REGEX_SIZE_LIMIT`].
+pub(crate) fn compile_glob(pattern: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(&glob_to_regex(pattern))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
 }
 
 /// An IR glob as an anchored regex: `*` any run, `?` one character, ASCII letters as `[xX]` classes so
@@ -207,10 +263,11 @@ struct Context<'a> {
 
 impl<'a> Context<'a> {
     fn summary_words(&self) -> &[&'a str] {
-        self.summary_words.get_or_init(|| match self.document.get("summary") {
-            Some(Value::String(summary)) => word_runs(summary),
-            _ => Vec::new(),
-        })
+        self.summary_words
+            .get_or_init(|| match self.document.get("summary") {
+                Some(Value::String(summary)) => word_runs(summary),
+                _ => Vec::new(),
+            })
     }
 }
 
@@ -237,7 +294,11 @@ fn word_runs(text: &str) -> Vec<&str> {
 /// Whether the token made from `run` (lowercased as `tokenize` does) equals `word`.
 fn token_equals(run: &str, word: &str) -> bool {
     if run.is_ascii() {
-        run.len() == word.len() && run.bytes().map(|byte| byte.to_ascii_lowercase()).eq(word.bytes())
+        run.len() == word.len()
+            && run
+                .bytes()
+                .map(|byte| byte.to_ascii_lowercase())
+                .eq(word.bytes())
     } else {
         run.chars().flat_map(char::to_lowercase).eq(word.chars())
     }
@@ -247,10 +308,15 @@ fn token_equals(run: &str, word: &str) -> bool {
 fn token_starts_with(run: &str, prefix: &str) -> bool {
     if run.is_ascii() {
         run.len() >= prefix.len()
-            && run.bytes().zip(prefix.bytes()).all(|(byte, expected)| byte.to_ascii_lowercase() == expected)
+            && run
+                .bytes()
+                .zip(prefix.bytes())
+                .all(|(byte, expected)| byte.to_ascii_lowercase() == expected)
     } else {
         let mut token = run.chars().flat_map(char::to_lowercase);
-        prefix.chars().all(|expected| token.next() == Some(expected))
+        prefix
+            .chars()
+            .all(|expected| token.next() == Some(expected))
     }
 }
 
@@ -266,11 +332,18 @@ fn evaluate(node: &Node, context: &Context<'_>) -> bool {
             match text {
                 Text::Word(word) => runs.iter().any(|run| token_equals(run, word)),
                 Text::Prefix(prefix) => runs.iter().any(|run| token_starts_with(run, prefix)),
-                Text::Phrase(words) => {
-                    runs.windows(words.len()).any(|window| window.iter().zip(words).all(|(run, word)| token_equals(run, word)))
-                }
+                Text::Phrase(words) => runs.windows(words.len()).any(|window| {
+                    window
+                        .iter()
+                        .zip(words)
+                        .all(|(run, word)| token_equals(run, word))
+                }),
             }
         }
+        Node::Field {
+            path,
+            test: Test::Exists,
+        } => value_at(context.document, path).is_some_and(contains_scalar),
         Node::Field { path, test } => {
             let mut found = false;
             for_each_scalar(context.document, path, |scalar| {
@@ -300,7 +373,11 @@ fn holds<T: PartialOrd>(value: &T, lower: &Option<Bound<T>>, upper: &Option<Boun
 /// A byte-wise comparison of `text`, ASCII-lowercased, with an already lowercased bound.
 fn text_holds(text: &str, lower: &Option<Bound<String>>, upper: &Option<Bound<String>>) -> bool {
     use std::cmp::Ordering;
-    let compare = |bound: &str| text.bytes().map(|byte| byte.to_ascii_lowercase()).cmp(bound.bytes());
+    let compare = |bound: &str| {
+        text.bytes()
+            .map(|byte| byte.to_ascii_lowercase())
+            .cmp(bound.bytes())
+    };
     let above = match lower {
         None => true,
         Some(bound) => match compare(&bound.value) {
@@ -330,17 +407,29 @@ fn number_of(scalar: &Value) -> Option<f64> {
 
 fn micros_of_scalar(scalar: &Value) -> Option<i64> {
     let text = render_scalar(scalar)?;
-    isms_event::parse_time(&text).ok().map(isms_event::micros_of)
+    isms_event::parse_time(&text)
+        .ok()
+        .map(isms_event::micros_of)
 }
 
 fn scalar_matches(test: &Test, scalar: &Value) -> bool {
     match test {
         Test::Exists => true,
-        Test::Equals(value) => render_scalar(scalar).is_some_and(|text| text.eq_ignore_ascii_case(value)),
-        Test::Wildcard(regex) | Test::Regex(regex) => render_scalar(scalar).is_some_and(|text| regex.is_match(&text)),
-        Test::Number { lower, upper } => number_of(scalar).is_some_and(|number| holds(&number, lower, upper)),
-        Test::Text { lower, upper } => render_scalar(scalar).is_some_and(|text| text_holds(&text, lower, upper)),
-        Test::Time { lower, upper } => micros_of_scalar(scalar).is_some_and(|micros| holds(&micros, lower, upper)),
+        Test::Equals(value) => {
+            render_scalar(scalar).is_some_and(|text| text.eq_ignore_ascii_case(value))
+        }
+        Test::Wildcard(regex) | Test::Regex(regex) => {
+            render_scalar(scalar).is_some_and(|text| regex.is_match(&text))
+        }
+        Test::Number { lower, upper } => {
+            number_of(scalar).is_some_and(|number| holds(&number, lower, upper))
+        }
+        Test::Text { lower, upper } => {
+            render_scalar(scalar).is_some_and(|text| text_holds(&text, lower, upper))
+        }
+        Test::Time { lower, upper } => {
+            micros_of_scalar(scalar).is_some_and(|micros| holds(&micros, lower, upper))
+        }
         Test::TimeEquals(expected) => micros_of_scalar(scalar) == Some(*expected),
     }
 }
@@ -409,98 +498,120 @@ mod tests {
     }
 
     #[test]
-    fn exists_needs_a_scalar() {
-        check_all(&sample(), &[
-            ("hostname:*", true),
-            ("_exists_:details.username", true),
-            ("_exists_:details.flag", true),
-            ("_exists_:details.empty", true),
-            ("_exists_:tags", true),
-            ("_exists_:details.none", false),
-            ("_exists_:details.object", false),
-            ("_exists_:details.object.deeper.key", true),
-            ("_exists_:details.missing", false),
-            ("_exists_:details.username.deeper", false),
-            ("_exists_:Details.UserName", true),
-        ]);
+    fn exists_needs_a_scalar_at_or_below_the_path() {
+        check_all(
+            &sample(),
+            &[
+                ("hostname:*", true),
+                ("_exists_:details.username", true),
+                ("_exists_:details.flag", true),
+                ("_exists_:details.empty", true),
+                ("_exists_:tags", true),
+                ("_exists_:details.none", false),
+                ("_exists_:details.object", true),
+                ("_exists_:details.object.deeper.key", true),
+                ("_exists_:details.missing", false),
+                ("_exists_:details.username.deeper", false),
+                ("_exists_:Details.UserName", true),
+            ],
+        );
         let only_containers = event(json!({"a": [null, {"b": 1}, [1]], "e": []}));
-        check_all(&only_containers, &[("a:*", false), ("e:*", false), ("_exists_:a.b", false)]);
+        check_all(
+            &only_containers,
+            // Presence counts scalars at any depth; paths never go through arrays.
+            &[("a:*", true), ("e:*", false), ("_exists_:a.b", false)],
+        );
     }
 
     #[test]
     fn equals_ignores_ascii_case_only() {
-        check_all(&sample(), &[
-            ("details.username:root", true),
-            ("details.username:ROOT", true),
-            ("details.username:roo", false),
-            ("hostname:web-01.example.COM", true),
-            ("details.name:É", true),
-            ("details.name:é", false),
-            ("details.destinationport:22", true),
-            ("details.destinationport:22.0", false),
-            ("details.ratio:0.5", true),
-            ("details.flag:false", true),
-            ("details.flag:FALSE", true),
-            ("details.empty:\"\"", true),
-            ("details.none:\"\"", false),
-            ("details.none:null", false),
-            ("details.object:*", false),
-            ("details.object.deeper.key:VALUE", true),
-            ("processid:4242", true),
-        ]);
+        check_all(
+            &sample(),
+            &[
+                ("details.username:root", true),
+                ("details.username:ROOT", true),
+                ("details.username:roo", false),
+                ("hostname:web-01.example.COM", true),
+                ("details.name:É", true),
+                ("details.name:é", false),
+                ("details.destinationport:22", true),
+                ("details.destinationport:22.0", false),
+                ("details.ratio:0.5", true),
+                ("details.flag:false", true),
+                ("details.flag:FALSE", true),
+                ("details.empty:\"\"", true),
+                ("details.none:\"\"", false),
+                ("details.none:null", false),
+                ("details.object:*", true),
+                ("details.object.deeper.key:VALUE", true),
+                ("processid:4242", true),
+            ],
+        );
     }
 
     #[test]
     fn arrays_match_when_any_scalar_does() {
-        check_all(&sample(), &[
-            ("tags:sshd", true),
-            ("tags:brute", true),
-            ("tags:7", true),
-            ("tags:true", true),
-            ("tags:x", false),
-            ("tags:inner", false),
-            ("tags:null", false),
-            ("tags:>5", true),
-            ("tags:>7", false),
-            ("NOT tags:sshd", false),
-            ("-tags:missing", true),
-        ]);
+        check_all(
+            &sample(),
+            &[
+                ("tags:sshd", true),
+                ("tags:brute", true),
+                ("tags:7", true),
+                ("tags:true", true),
+                ("tags:x", false),
+                ("tags:inner", false),
+                ("tags:null", false),
+                ("tags:>5", true),
+                ("tags:>7", false),
+                ("NOT tags:sshd", false),
+                ("-tags:missing", true),
+            ],
+        );
     }
 
     #[test]
     fn wildcards() {
-        check_all(&sample(), &[
-            ("details.username:r*", true),
-            ("details.username:R?OT", true),
-            ("details.username:r?t", false),
-            ("details.username:*", true),
-            ("hostname:*.example.com", true),
-            ("hostname:web-0?.*", true),
-            ("hostname:web", false),
-            ("details.name:?", true),
-            ("details.name:é*", false),
-            ("details.multiline:line*two", true),
-            ("details.multiline:line?one?line*", true),
-            ("details.destinationport:2?", true),
-            ("details.slash:a\\/*", true),
-            ("details.slash:a/b*", true),
-            ("details.empty:*", true),
-        ]);
+        check_all(
+            &sample(),
+            &[
+                ("details.username:r*", true),
+                ("details.username:R?OT", true),
+                ("details.username:r?t", false),
+                ("details.username:*", true),
+                ("hostname:*.example.com", true),
+                ("hostname:web-0?.*", true),
+                ("hostname:web", false),
+                ("details.name:?", true),
+                ("details.name:é*", false),
+                ("details.multiline:line*two", true),
+                ("details.multiline:line?one?line*", true),
+                ("details.destinationport:2?", true),
+                ("details.slash:a\\/*", true),
+                ("details.slash:a/b*", true),
+                ("details.empty:*", true),
+            ],
+        );
         let literal = event(json!({"a": "x*y?z\\w", "b": "xAy", "c": "[x]+(y)"}));
-        check_all(&literal, &[
-            (r"a:x\*y\?z\\w*", true),
-            (r"a:x\*Y?z*", true),
-            (r"a:x\**", true),
-            (r"a:xx\**", false),
-            ("b:x?y", true),
-            ("b:X*Y", true),
-            (r"c:\[x\]+\(y\)*", true),
-            (r"c:\[?\]*", true),
-        ]);
+        check_all(
+            &literal,
+            &[
+                (r"a:x\*y\?z\\w*", true),
+                (r"a:x\*Y?z*", true),
+                (r"a:x\**", true),
+                (r"a:xx\**", false),
+                ("b:x?y", true),
+                ("b:X*Y", true),
+                (r"c:\[x\]+\(y\)*", true),
+                (r"c:\[?\]*", true),
+            ],
+        );
         // Hand-built patterns: a `\` before any character makes it literal, a final `\` is a backslash.
         let glob = |pattern: &str| {
-            compile(&Predicate::Field { field: FieldPath::parse_dotted("a"), test: FieldTest::Wildcard(pattern.to_owned()) })
-                .expect("compiles")
+            compile(&Predicate::Field {
+                field: FieldPath::parse_dotted("a"),
+                test: FieldTest::Wildcard(pattern.to_owned()),
+            })
+            .expect("compiles")
         };
         assert!(glob(r"x\*y\?z\\w").matches(&literal));
         assert!(glob(r"\x*").matches(&literal));
@@ -513,69 +624,84 @@ mod tests {
 
     #[test]
     fn regexes_are_anchored_and_case_sensitive() {
-        check_all(&sample(), &[
-            ("details.username:/Ro+t/", true),
-            ("details.username:/root/", false),
-            ("details.username:/(?i)root/", true),
-            ("details.username:/oo/", false),
-            ("details.username:/.*oo.*/", true),
-            ("details.username:/R|x/", false),
-            ("details.sourceipaddress:/10\\.0\\.0\\.\\d+/", true),
-            ("details.destinationport:/2+/", true),
-            ("details.slash:/a\\/b/", true),
-            ("details.multiline:/line.*/", false),
-            ("details.multiline:/(?s)line.*/", true),
-            ("/Failed.*/", true),
-            ("/failed.*/", false),
-            ("tags:/[0-9]/", true),
-        ]);
+        check_all(
+            &sample(),
+            &[
+                ("details.username:/Ro+t/", true),
+                ("details.username:/root/", false),
+                ("details.username:/(?i)root/", true),
+                ("details.username:/oo/", false),
+                ("details.username:/.*oo.*/", true),
+                ("details.username:/R|x/", false),
+                ("details.sourceipaddress:/10\\.0\\.0\\.\\d+/", true),
+                ("details.destinationport:/2+/", true),
+                ("details.slash:/a\\/b/", true),
+                ("details.multiline:/line.*/", false),
+                ("details.multiline:/(?s)line.*/", true),
+                ("/Failed.*/", true),
+                ("/failed.*/", false),
+                ("tags:/[0-9]/", true),
+            ],
+        );
     }
 
     #[test]
     fn number_ranges_take_numbers_and_numeric_text() {
-        check_all(&sample(), &[
-            ("details.destinationport:[1 TO 1024]", true),
-            ("details.destinationport:{22 TO 1024]", false),
-            ("details.destinationport:[22 TO 22]", true),
-            ("details.destinationport:[1 TO 22}", false),
-            ("details.destinationport:<=22", true),
-            ("details.ratio:[0.25 TO 0.75]", true),
-            ("details.count:>9", true),
-            ("details.count:[1 TO 2]", false),
-            ("details.big:[999 TO 1001]", true),
-            ("details.hex:>0", false),
-            ("details.padded:>0", false),
-            ("details.flag:<1", false),
-            ("details.username:>0", false),
-            ("details.destinationport:[-1e999 TO 1e999]", true),
-        ]);
+        check_all(
+            &sample(),
+            &[
+                ("details.destinationport:[1 TO 1024]", true),
+                ("details.destinationport:{22 TO 1024]", false),
+                ("details.destinationport:[22 TO 22]", true),
+                ("details.destinationport:[1 TO 22}", false),
+                ("details.destinationport:<=22", true),
+                ("details.ratio:[0.25 TO 0.75]", true),
+                ("details.count:>9", true),
+                ("details.count:[1 TO 2]", false),
+                ("details.big:[999 TO 1001]", true),
+                ("details.hex:>0", false),
+                ("details.padded:>0", false),
+                ("details.flag:<1", false),
+                ("details.username:>0", false),
+                ("details.destinationport:[-1e999 TO 1e999]", true),
+            ],
+        );
     }
 
     #[test]
     fn text_ranges_compare_lowercased_bytes() {
-        check_all(&sample(), &[
-            ("details.username:[r TO s]", true),
-            ("details.username:[ROOT TO ROOT]", true),
-            ("details.username:{root TO z]", false),
-            ("hostname:[web TO wex]", true),
-            // "10" < "9" as text: a quoted bound makes the range textual.
-            ("details.count:[\"1\" TO \"9\"]", true),
-            ("details.count:[1 TO 9]", false),
-            ("details.destinationport:[\"2\" TO \"3\"]", true),
-            ("details.name:[a TO z]", false),
-            ("details.name:>z", true),
-            ("details.flag:[f TO g]", true),
-            ("details.missing:[* TO *]", false),
-            ("details.empty:[* TO *]", true),
-            ("details.empty:<a", true),
-            ("summary:[f TO g]", true),
-        ]);
+        check_all(
+            &sample(),
+            &[
+                ("details.username:[r TO s]", true),
+                ("details.username:[ROOT TO ROOT]", true),
+                ("details.username:{root TO z]", false),
+                ("hostname:[web TO wex]", true),
+                // "10" < "9" as text: a quoted bound makes the range textual.
+                ("details.count:[\"1\" TO \"9\"]", true),
+                ("details.count:[1 TO 9]", false),
+                ("details.destinationport:[\"2\" TO \"3\"]", true),
+                ("details.name:[a TO z]", false),
+                ("details.name:>z", true),
+                ("details.flag:[f TO g]", true),
+                ("details.missing:[* TO *]", false),
+                ("details.empty:[* TO *]", true),
+                ("details.empty:<a", true),
+                ("summary:[f TO g]", true),
+            ],
+        );
         // Bounds the parser did not lowercase are lowercased too.
         let upper = Predicate::Field {
             field: FieldPath::parse_dotted("details.username"),
             test: FieldTest::Range(RangeKind::Text {
-                lower: Some(Bound { value: "ROOT".to_owned(), inclusive: true }),
-                upper: Some(Bound { value: "ROOT".to_owned(), inclusive: true }),
+                lower: Some(Bound {
+                    value: "ROOT".to_owned(),
+                    inclusive: true,
+                }),
+                upper: Some(Bound {
+                    value: "ROOT".to_owned(),
+                    inclusive: true,
+                }),
             }),
         };
         assert!(compile(&upper).expect("compiles").matches(&sample()));
@@ -583,63 +709,82 @@ mod tests {
 
     #[test]
     fn time_tests_compare_instants() {
-        check_all(&sample(), &[
-            ("utctimestamp:[2024-01-30 TO 2024-01-31]", true),
-            ("utctimestamp:[2024-01-30T13:24:43.123456Z TO *]", true),
-            ("utctimestamp:{2024-01-30T13:24:43.123456Z TO *]", false),
-            ("utctimestamp:<2024-01-30T14:24:43.123457+01:00", true),
-            ("utctimestamp:<2024-01-30T14:24:43.123456+01:00", false),
-            ("utctimestamp:2024-01-30T14:24:43.123456+01:00", true),
-            ("utctimestamp:\"2024-01-30 13:24:43.123456\"", true),
-            ("utctimestamp:2024-01-30T13:24:43Z", false),
-            ("utctimestamp:2024-01-30*", true),
-            ("utctimestamp:[* TO *]", true),
-            ("receivedtimestamp:[* TO *]", false),
-            ("receivedtimestamp:>1970-01-01", false),
-            ("_exists_:receivedtimestamp", true),
-            ("utctimestamp:>1970-01-01 AND NOT receivedtimestamp:>1970-01-01", true),
-        ]);
+        check_all(
+            &sample(),
+            &[
+                ("utctimestamp:[2024-01-30 TO 2024-01-31]", true),
+                ("utctimestamp:[2024-01-30T13:24:43.123456Z TO *]", true),
+                ("utctimestamp:{2024-01-30T13:24:43.123456Z TO *]", false),
+                ("utctimestamp:<2024-01-30T14:24:43.123457+01:00", true),
+                ("utctimestamp:<2024-01-30T14:24:43.123456+01:00", false),
+                ("utctimestamp:2024-01-30T14:24:43.123456+01:00", true),
+                ("utctimestamp:\"2024-01-30 13:24:43.123456\"", true),
+                ("utctimestamp:2024-01-30T13:24:43Z", false),
+                ("utctimestamp:2024-01-30*", true),
+                ("utctimestamp:[* TO *]", true),
+                ("receivedtimestamp:[* TO *]", false),
+                ("receivedtimestamp:>1970-01-01", false),
+                ("_exists_:receivedtimestamp", true),
+                (
+                    "utctimestamp:>1970-01-01 AND NOT receivedtimestamp:>1970-01-01",
+                    true,
+                ),
+            ],
+        );
         let epoch = event(json!({"utctimestamp": 1_706_621_083}));
         check(&epoch, "utctimestamp:2024-01-30T13:24:43Z", true);
         // Time tests on a field that is not a time field match nothing (like the SQL executor).
-        let on_text = Predicate::Field { field: FieldPath::parse_dotted("timestamp"), test: FieldTest::TimeEquals(0) };
+        let on_text = Predicate::Field {
+            field: FieldPath::parse_dotted("timestamp"),
+            test: FieldTest::TimeEquals(0),
+        };
         let document = event(json!({"timestamp": "1970-01-01T00:00:00Z"}));
         assert!(!compile(&on_text).expect("compiles").matches(&document));
     }
 
     #[test]
     fn words_of_the_summary() {
-        check_all(&sample(), &[
-            ("failed", true),
-            ("FAILED", true),
-            ("fail", false),
-            ("fail*", true),
-            ("passw*", true),
-            ("password*", true),
-            ("passwords*", false),
-            ("\"password for root\"", true),
-            ("\"root for password\"", false),
-            ("\"failed root\"", false),
-            ("\"10.0.0.1 port\"", true),
-            ("10.0.0.1", true),
-            ("ssh2", true),
-            ("ssh", false),
-            ("école", true),
-            ("ÉCOLE", true),
-            ("fermée", true),
-            ("fermee", false),
-            ("summary:(failed AND NOT accepted)", true),
-            ("*ssword*", true),
-            ("f?iled", true),
-            // Two terms: `*port` and the prefix `2222*`.
-            ("*port 2222*", true),
-            ("*port 2223*", false),
-            ("*port\\ 2222*", true),
-            ("summary:*", true),
-            ("_exists_:summary", true),
-        ]);
+        check_all(
+            &sample(),
+            &[
+                ("failed", true),
+                ("FAILED", true),
+                ("fail", false),
+                ("fail*", true),
+                ("passw*", true),
+                ("password*", true),
+                ("passwords*", false),
+                ("\"password for root\"", true),
+                ("\"root for password\"", false),
+                ("\"failed root\"", false),
+                ("\"10.0.0.1 port\"", true),
+                ("10.0.0.1", true),
+                ("ssh2", true),
+                ("ssh", false),
+                ("école", true),
+                ("ÉCOLE", true),
+                ("fermée", true),
+                ("fermee", false),
+                ("summary:(failed AND NOT accepted)", true),
+                ("*ssword*", true),
+                ("f?iled", true),
+                // Two terms: `*port` and the prefix `2222*`.
+                ("*port 2222*", true),
+                ("*port 2223*", false),
+                ("*port\\ 2222*", true),
+                ("summary:*", true),
+                ("_exists_:summary", true),
+            ],
+        );
         let no_summary = event(json!({"details": {"summary": "failed"}}));
-        check_all(&no_summary, &[("failed", false), ("NOT failed", true), ("summary:*", false)]);
+        check_all(
+            &no_summary,
+            &[
+                ("failed", false),
+                ("NOT failed", true),
+                ("summary:*", false),
+            ],
+        );
         let number_summary = event(json!({"summary": 42}));
         check_all(&number_summary, &[("42", false), ("summary:*", true)]);
         let array_summary = event(json!({"summary": ["failed", "login"]}));
@@ -649,38 +794,70 @@ mod tests {
     #[test]
     fn booleans() {
         let document = sample();
-        check_all(&document, &[
-            ("*", true),
-            ("NOT *", false),
-            ("category:authentication AND details.username:ro*", true),
-            ("category:authentication AND details.username:x*", false),
-            ("category:x OR details.username:ro*", true),
-            ("category:x OR details.username:x", false),
-            ("category:authentication -details.username:root", false),
-            ("NOT NOT category:authentication", true),
-            ("(category:x OR tags:sshd) AND (severity:warning || severity:error)", true),
-        ]);
-        let always = |predicate: Predicate| compile(&predicate).expect("compiles").matches(&document);
+        check_all(
+            &document,
+            &[
+                ("*", true),
+                ("NOT *", false),
+                ("category:authentication AND details.username:ro*", true),
+                ("category:authentication AND details.username:x*", false),
+                ("category:x OR details.username:ro*", true),
+                ("category:x OR details.username:x", false),
+                ("category:authentication -details.username:root", false),
+                ("NOT NOT category:authentication", true),
+                (
+                    "(category:x OR tags:sshd) AND (severity:warning || severity:error)",
+                    true,
+                ),
+            ],
+        );
+        let always =
+            |predicate: Predicate| compile(&predicate).expect("compiles").matches(&document);
         assert!(always(Predicate::And(vec![])));
         assert!(!always(Predicate::Or(vec![])));
     }
 
     #[test]
     fn compile_errors() {
-        let regex = Predicate::Field { field: FieldPath::parse_dotted("a"), test: FieldTest::Regex("a(".to_owned()) };
+        let regex = Predicate::Field {
+            field: FieldPath::parse_dotted("a"),
+            test: FieldTest::Regex("a(".to_owned()),
+        };
         let error = compile(&regex).expect_err("a bad regex");
-        assert!(matches!(&error, CompileError::Regex { field, pattern, .. } if field == "a" && pattern == "a("), "{error}");
-        assert!(error.to_string().starts_with("the regular expression /a(/ on a is not usable"), "{error}");
-        let big = Predicate::Field { field: FieldPath::parse_dotted("a"), test: FieldTest::Regex("x{1000}{1000}".to_owned()) };
+        assert!(
+            matches!(&error, CompileError::Regex { field, pattern, .. } if field == "a" && pattern == "a("),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("the regular expression /a(/ on a is not usable"),
+            "{error}"
+        );
+        let big = Predicate::Field {
+            field: FieldPath::parse_dotted("a"),
+            test: FieldTest::Regex("x{1000}{1000}".to_owned()),
+        };
         assert!(matches!(compile(&big), Err(CompileError::Regex { .. })));
-        assert_eq!(compile(&Predicate::Text(TextTest::Phrase(vec![]))).err(), Some(CompileError::EmptyPhrase));
-        let one = compile(&Predicate::Text(TextTest::Phrase(vec!["failed".to_owned()]))).expect("compiles");
+        assert_eq!(
+            compile(&Predicate::Text(TextTest::Phrase(vec![]))).err(),
+            Some(CompileError::EmptyPhrase)
+        );
+        let one = compile(&Predicate::Text(TextTest::Phrase(vec![
+            "failed".to_owned(),
+        ])))
+        .expect("compiles");
         assert!(one.matches(&sample()));
         let mut deep = Predicate::All;
         for _ in 0..=MAX_COMPILE_DEPTH {
             deep = Predicate::Not(Box::new(deep));
         }
-        assert_eq!(compile(&deep).err(), Some(CompileError::TooDeep { limit: MAX_COMPILE_DEPTH }));
+        assert_eq!(
+            compile(&deep).err(),
+            Some(CompileError::TooDeep {
+                limit: MAX_COMPILE_DEPTH
+            })
+        );
         assert_eq!(
             serde_json::to_value(CompileError::TooDeep { limit: 3 }).expect("serializes"),
             json!({"kind": "too_deep", "limit": 3})
@@ -690,7 +867,10 @@ mod tests {
     #[test]
     fn a_huge_glob_still_compiles() {
         let pattern = format!("*{}?*", "aé\\*".repeat(4000));
-        let predicate = Predicate::Field { field: FieldPath::parse_dotted("a"), test: FieldTest::Wildcard(pattern) };
+        let predicate = Predicate::Field {
+            field: FieldPath::parse_dotted("a"),
+            test: FieldTest::Wildcard(pattern),
+        };
         let compiled = compile(&predicate).expect("compiles");
         let document = event(json!({"a": format!("x{}yz", "Aé*".repeat(4000))}));
         assert!(compiled.matches(&document));
@@ -698,9 +878,18 @@ mod tests {
 
     #[test]
     fn word_runs_are_the_tokens_before_lowercasing() {
-        for text in ["", "  ", "Failed password for ROOT", "a-b_c.d", "École–fermée 中文 x1y2", "İx ß ǅ"] {
-            let lowered: Vec<String> =
-                word_runs(text).iter().map(|run| run.chars().flat_map(char::to_lowercase).collect()).collect();
+        for text in [
+            "",
+            "  ",
+            "Failed password for ROOT",
+            "a-b_c.d",
+            "École–fermée 中文 x1y2",
+            "İx ß ǅ",
+        ] {
+            let lowered: Vec<String> = word_runs(text)
+                .iter()
+                .map(|run| run.chars().flat_map(char::to_lowercase).collect())
+                .collect();
             assert_eq!(lowered, crate::ir::tokenize(text), "{text:?}");
         }
     }

@@ -35,8 +35,8 @@
 //!
 //! - On an ordinary field: a word is [`FieldTest::Equals`] (or [`FieldTest::Wildcard`] with a glob), a
 //!   phrase is `Equals`, and a range is numeric when every bound is an unquoted decimal number (see
-//!   [`crate::ir::NUMERIC_TEXT_PATTERN`]), otherwise a text range with ASCII-lowercased bounds. `[* TO *]` is a text
-//!   range without bounds, i.e. "has a value", like Lucene's.
+//!   [`crate::ir::NUMERIC_TEXT_PATTERN`]), otherwise a text range with ASCII-lowercased bounds.
+//!   `[* TO *]` is a text range without bounds, i.e. "has a value", like Lucene's.
 //! - On a time field ([`FieldPath::is_time_field`]): words, phrases and range bounds are read with
 //!   `isms_event::parse_time` into [`FieldTest::TimeEquals`] and [`RangeKind::Time`]; globs and regexes
 //!   stay text tests.
@@ -46,6 +46,14 @@
 //!   a [`TextTest::Prefix`]. Any other glob cannot be answered by a word index, so it becomes a substring
 //!   glob over the whole summary: `f?il` is `Field { summary, Wildcard("*f?il*") }`. A regex or a range
 //!   on free text applies to the whole summary text; ranges on the summary are always text ranges.
+//!
+//! # Limits
+//!
+//! Queries come from anyone allowed to search, so the parser bounds the work they can cause: at most
+//! [`MAX_QUERY_BYTES`] of text, [`MAX_DEPTH`] levels of nesting, [`MAX_REGEXES`] regexes, and every
+//! regex and glob must compile within [`REGEX_SIZE_LIMIT`] (checked here, so the error has a position
+//! and the matcher never meets a parsed predicate it cannot compile). Errors are [`ParseError`]s: a
+//! character position, what was expected there and what was found.
 //!
 //! [`to_query_string`] prints a predicate in this syntax; for every predicate the parser produces,
 //! parsing the printed text gives the same predicate back (tests check this with generated predicates),
@@ -60,6 +68,9 @@ pub const MAX_QUERY_BYTES: usize = 16 * 1024;
 pub const MAX_DEPTH: usize = 64;
 /// Size limit for compiled regular expressions (the parser and the matcher use the same).
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Most regular expressions accepted in one query: each may compile to [`REGEX_SIZE_LIMIT`] bytes, and
+/// a query is typed by anyone allowed to search.
+pub const MAX_REGEXES: usize = 32;
 
 /// Why a query could not be parsed: at `position` (0-based, in characters) the parser expected
 /// `expected` but found `found`.
@@ -83,7 +94,12 @@ pub fn parse(query: &str) -> Result<Predicate, ParseError> {
             found: format!("a query of {} bytes", query.len()),
         });
     }
-    let mut parser = Parser { chars: query.chars().collect(), pos: 0, depth: 0 };
+    let mut parser = Parser {
+        chars: query.chars().collect(),
+        pos: 0,
+        depth: 0,
+        regexes: 0,
+    };
     parser.skip_whitespace();
     if parser.at_end() {
         return Ok(Predicate::All);
@@ -118,6 +134,8 @@ struct Parser {
     chars: Vec<char>,
     pos: usize,
     depth: usize,
+    /// Regular expressions seen so far.
+    regexes: usize,
 }
 
 fn is_field_char(character: char) -> bool {
@@ -151,8 +169,17 @@ impl Parser {
         }
     }
 
-    fn error(&self, position: usize, expected: impl Into<String>, found: impl Into<String>) -> ParseError {
-        ParseError { position, expected: expected.into(), found: found.into() }
+    fn error(
+        &self,
+        position: usize,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> ParseError {
+        ParseError {
+            position,
+            expected: expected.into(),
+            found: found.into(),
+        }
     }
 
     /// A short description of what is at `position`, for error messages.
@@ -160,7 +187,9 @@ impl Parser {
         match self.peek_at(position) {
             None => "end of query".to_owned(),
             Some(character) if character.is_whitespace() => "whitespace".to_owned(),
-            Some(character) if "()[]{}".contains(character) => format!("{:?}", character.to_string()),
+            Some(character) if "()[]{}".contains(character) => {
+                format!("{:?}", character.to_string())
+            }
             Some(_) => {
                 let mut text = String::new();
                 let mut at = position;
@@ -220,7 +249,11 @@ impl Parser {
 
     /// Length of an OR operator at the cursor.
     fn at_or(&self) -> Option<usize> {
-        if self.at_keyword("OR") || self.at_pair(['|', '|']) { Some(2) } else { None }
+        if self.at_keyword("OR") || self.at_pair(['|', '|']) {
+            Some(2)
+        } else {
+            None
+        }
     }
 
     /// A prefix operator at the cursor: its length and whether it negates.
@@ -263,7 +296,11 @@ impl Parser {
                 None => break,
             }
         }
-        Ok(if children.len() == 1 { children.pop().unwrap_or(Predicate::All) } else { Predicate::Or(children) })
+        Ok(if children.len() == 1 {
+            children.pop().unwrap_or(Predicate::All)
+        } else {
+            Predicate::Or(children)
+        })
     }
 
     fn parse_and(&mut self, target: Target<'_>) -> Result<Predicate, ParseError> {
@@ -278,7 +315,11 @@ impl Parser {
             }
             children.push(self.parse_unary(target)?);
         }
-        Ok(if children.len() == 1 { children.pop().unwrap_or(Predicate::All) } else { Predicate::And(children) })
+        Ok(if children.len() == 1 {
+            children.pop().unwrap_or(Predicate::All)
+        } else {
+            Predicate::And(children)
+        })
     }
 
     fn parse_unary(&mut self, target: Target<'_>) -> Result<Predicate, ParseError> {
@@ -290,7 +331,11 @@ impl Parser {
         self.pos += length;
         let inner = self.parse_unary(target)?;
         self.leave();
-        Ok(if negate { Predicate::Not(Box::new(inner)) } else { inner })
+        Ok(if negate {
+            Predicate::Not(Box::new(inner))
+        } else {
+            inner
+        })
     }
 
     fn parse_group(&mut self, target: Target<'_>) -> Result<Predicate, ParseError> {
@@ -361,7 +406,10 @@ impl Parser {
         }
         let name: String = self.chars[start..end].iter().collect();
         self.pos = end;
-        Ok(Predicate::Field { field: FieldPath::parse_dotted(&name), test: FieldTest::Exists })
+        Ok(Predicate::Field {
+            field: FieldPath::parse_dotted(&name),
+            test: FieldTest::Exists,
+        })
     }
 
     /// After a phrase, regex or range: the term must end here.
@@ -381,7 +429,9 @@ impl Parser {
         };
         match self.peek() {
             None | Some(')') => Err(self.unexpected(start, expected_value())),
-            Some(character) if character.is_whitespace() => Err(self.unexpected(start, expected_value())),
+            Some(character) if character.is_whitespace() => {
+                Err(self.unexpected(start, expected_value()))
+            }
             Some('(') => self.parse_group(target),
             Some('"') => {
                 let text = self.parse_quoted()?;
@@ -391,7 +441,10 @@ impl Parser {
             Some('/') => {
                 let expression = self.parse_regex()?;
                 self.expect_term_end()?;
-                Ok(Predicate::Field { field: target_field(target), test: FieldTest::Regex(expression) })
+                Ok(Predicate::Field {
+                    field: target_field(target),
+                    test: FieldTest::Regex(expression),
+                })
             }
             Some('[' | '{') => {
                 let (lower, upper) = self.parse_range()?;
@@ -460,6 +513,14 @@ impl Parser {
     /// regex engine. The expression is validated here so that a bad one is reported with its position.
     fn parse_regex(&mut self) -> Result<String, ParseError> {
         let start = self.pos;
+        self.regexes += 1;
+        if self.regexes > MAX_REGEXES {
+            return Err(self.error(
+                start,
+                format!("at most {MAX_REGEXES} regular expressions in one query"),
+                "another one",
+            ));
+        }
         self.pos += 1;
         let mut expression = String::new();
         loop {
@@ -501,7 +562,9 @@ impl Parser {
         let lower = self.parse_bound(lower_inclusive, true)?;
         let before_to = self.pos;
         self.skip_whitespace();
-        if self.pos == before_to || !(self.at_pair(['T', 'O']) && self.peek_at(self.pos + 2).is_some_and(char::is_whitespace))
+        if self.pos == before_to
+            || !(self.at_pair(['T', 'O'])
+                && self.peek_at(self.pos + 2).is_some_and(char::is_whitespace))
         {
             return Err(self.unexpected(self.pos, "\" TO \" between the bounds of the range"));
         }
@@ -522,26 +585,47 @@ impl Parser {
     }
 
     /// One range bound: a quoted phrase, a word, or `*` for an open side (`None`).
-    fn parse_bound(&mut self, inclusive: bool, lower: bool) -> Result<Option<RawBound>, ParseError> {
+    fn parse_bound(
+        &mut self,
+        inclusive: bool,
+        lower: bool,
+    ) -> Result<Option<RawBound>, ParseError> {
         let position = self.pos;
         if self.peek() == Some('"') {
             let text = self.parse_quoted()?;
             match self.peek() {
                 Some(']' | '}') => {}
                 Some(character) if character.is_whitespace() => {}
-                _ => return Err(self.unexpected(self.pos, "a space or the end of the range after the bound")),
+                _ => {
+                    return Err(self
+                        .unexpected(self.pos, "a space or the end of the range after the bound"));
+                }
             }
-            return Ok(Some(RawBound { text, quoted: true, inclusive, position }));
+            return Ok(Some(RawBound {
+                text,
+                quoted: true,
+                inclusive,
+                position,
+            }));
         }
         let units = self.parse_word(|character| character == ']' || character == '}')?;
         if units.is_empty() {
-            let which = if lower { "a lower bound (or *)" } else { "an upper bound (or *)" };
+            let which = if lower {
+                "a lower bound (or *)"
+            } else {
+                "an upper bound (or *)"
+            };
             return Err(self.unexpected(position, which));
         }
         if units == [('*', false)] {
             return Ok(None);
         }
-        Ok(Some(RawBound { text: literal_of(&units), quoted: false, inclusive, position }))
+        Ok(Some(RawBound {
+            text: literal_of(&units),
+            quoted: false,
+            inclusive,
+            position,
+        }))
     }
 
     /// `>5`, `>=5`, `<5`, `<=5`.
@@ -562,15 +646,29 @@ impl Parser {
         let bound = if self.peek() == Some('"') {
             let text = self.parse_quoted()?;
             self.expect_term_end()?;
-            RawBound { text, quoted: true, inclusive, position }
+            RawBound {
+                text,
+                quoted: true,
+                inclusive,
+                position,
+            }
         } else {
             let units = self.parse_word(|character| character == '(' || character == ')')?;
             if units.is_empty() || units == [('*', false)] {
                 return Err(self.unexpected(position, format!("a value after \"{operator}\"")));
             }
-            RawBound { text: literal_of(&units), quoted: false, inclusive, position }
+            RawBound {
+                text: literal_of(&units),
+                quoted: false,
+                inclusive,
+                position,
+            }
         };
-        if greater { self.range_predicate(target, Some(bound), None) } else { self.range_predicate(target, None, Some(bound)) }
+        if greater {
+            self.range_predicate(target, Some(bound), None)
+        } else {
+            self.range_predicate(target, None, Some(bound))
+        }
     }
 
     /// A range test on the target's field, its kind chosen from the field and the bounds.
@@ -584,34 +682,62 @@ impl Parser {
         let kind = if field.is_time_field() {
             let time = |bound: RawBound| -> Result<Bound<i64>, ParseError> {
                 match isms_event::parse_time(&bound.text) {
-                    Ok(timestamp) => {
-                        Ok(Bound { value: isms_event::micros_of(timestamp), inclusive: bound.inclusive })
+                    Ok(timestamp) => Ok(Bound {
+                        value: isms_event::micros_of(timestamp),
+                        inclusive: bound.inclusive,
+                    }),
+                    Err(_) => {
+                        Err(self.error(bound.position, "a time", format!("{:?}", bound.text)))
                     }
-                    Err(_) => Err(self.error(bound.position, "a time", format!("{:?}", bound.text))),
                 }
             };
-            RangeKind::Time { lower: lower.map(time).transpose()?, upper: upper.map(time).transpose()? }
+            RangeKind::Time {
+                lower: lower.map(time).transpose()?,
+                upper: upper.map(time).transpose()?,
+            }
         } else {
             let bounds = [&lower, &upper];
             let present = bounds.iter().filter(|bound| bound.is_some()).count();
             let numeric = !is_summary(&field)
                 && present > 0
                 && bounds.iter().flat_map(|bound| bound.as_ref()).all(|bound| {
-                    !bound.quoted && is_numeric_text(&bound.text) && bound.text.parse::<f64>().is_ok()
+                    !bound.quoted
+                        && is_numeric_text(&bound.text)
+                        && bound.text.parse::<f64>().is_ok()
                 });
             if numeric {
-                let number = |bound: RawBound| Bound { value: bound.text.parse::<f64>().unwrap_or(0.0), inclusive: bound.inclusive };
-                RangeKind::Number { lower: lower.map(number), upper: upper.map(number) }
+                let number = |bound: RawBound| Bound {
+                    value: bound.text.parse::<f64>().unwrap_or(0.0),
+                    inclusive: bound.inclusive,
+                };
+                RangeKind::Number {
+                    lower: lower.map(number),
+                    upper: upper.map(number),
+                }
             } else {
-                let text = |bound: RawBound| Bound { value: bound.text.to_ascii_lowercase(), inclusive: bound.inclusive };
-                RangeKind::Text { lower: lower.map(text), upper: upper.map(text) }
+                let text = |bound: RawBound| Bound {
+                    value: bound.text.to_ascii_lowercase(),
+                    inclusive: bound.inclusive,
+                };
+                RangeKind::Text {
+                    lower: lower.map(text),
+                    upper: upper.map(text),
+                }
             }
         };
-        Ok(Predicate::Field { field, test: FieldTest::Range(kind) })
+        Ok(Predicate::Field {
+            field,
+            test: FieldTest::Range(kind),
+        })
     }
 
     /// A phrase (or an unwildcarded word) on the target.
-    fn literal_predicate(&self, target: Target<'_>, text: String, position: usize) -> Result<Predicate, ParseError> {
+    fn literal_predicate(
+        &self,
+        target: Target<'_>,
+        text: String,
+        position: usize,
+    ) -> Result<Predicate, ParseError> {
         match target {
             Target::Field(field) if !is_summary(field) => {
                 if field.is_time_field() {
@@ -623,7 +749,10 @@ impl Parser {
                         Err(_) => Err(self.error(position, "a time", format!("{text:?}"))),
                     }
                 } else {
-                    Ok(Predicate::Field { field: field.clone(), test: FieldTest::Equals(text) })
+                    Ok(Predicate::Field {
+                        field: field.clone(),
+                        test: FieldTest::Equals(text),
+                    })
                 }
             }
             _ => self.words_predicate(&text, position),
@@ -639,13 +768,20 @@ impl Parser {
                 "a word of letters or digits",
                 format!("{text:?} (the phrase has no words)"),
             )),
-            1 => Ok(Predicate::Text(TextTest::Word(tokens.pop().unwrap_or_default()))),
+            1 => Ok(Predicate::Text(TextTest::Word(
+                tokens.pop().unwrap_or_default(),
+            ))),
             _ => Ok(Predicate::Text(TextTest::Phrase(tokens))),
         }
     }
 
     /// A bare word on the target.
-    fn word_predicate(&self, target: Target<'_>, units: &[(char, bool)], position: usize) -> Result<Predicate, ParseError> {
+    fn word_predicate(
+        &self,
+        target: Target<'_>,
+        units: &[(char, bool)],
+        position: usize,
+    ) -> Result<Predicate, ParseError> {
         let is_glob = |unit: &(char, bool)| !unit.1 && (unit.0 == '*' || unit.0 == '?');
         let free = match target {
             Target::Free => true,
@@ -654,14 +790,22 @@ impl Parser {
         if units == [('*', false)] {
             return Ok(match target {
                 Target::Free => Predicate::All,
-                Target::Field(field) => Predicate::Field { field: field.clone(), test: FieldTest::Exists },
+                Target::Field(field) => Predicate::Field {
+                    field: field.clone(),
+                    test: FieldTest::Exists,
+                },
             });
         }
         if !units.iter().any(is_glob) {
             return self.literal_predicate(target, literal_of(units), position);
         }
         if !free {
-            return Ok(Predicate::Field { field: target_field(target), test: FieldTest::Wildcard(pattern_of(units)) });
+            let pattern = pattern_of(units);
+            self.check_glob(&pattern, position)?;
+            return Ok(Predicate::Field {
+                field: target_field(target),
+                test: FieldTest::Wildcard(pattern),
+            });
         }
         if let Some((last, rest)) = units.split_last()
             && *last == ('*', false)
@@ -669,13 +813,30 @@ impl Parser {
         {
             let mut tokens = tokenize(&literal_of(rest));
             if tokens.len() == 1 {
-                return Ok(Predicate::Text(TextTest::Prefix(tokens.pop().unwrap_or_default())));
+                return Ok(Predicate::Text(TextTest::Prefix(
+                    tokens.pop().unwrap_or_default(),
+                )));
             }
         }
+        let pattern = format!("*{}*", pattern_of(units));
+        self.check_glob(&pattern, position)?;
         Ok(Predicate::Field {
             field: summary_path(),
-            test: FieldTest::Wildcard(format!("*{}*", pattern_of(units))),
+            test: FieldTest::Wildcard(pattern),
         })
+    }
+
+    /// A glob is run as a regex (see [`crate::matcher`]); one too large to compile is refused here, with
+    /// its position, rather than when the predicate is compiled.
+    fn check_glob(&self, pattern: &str, position: usize) -> Result<(), ParseError> {
+        match crate::matcher::compile_glob(pattern) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.error(
+                position,
+                "a wildcard pattern small enough to run",
+                describe_regex_error(&error),
+            )),
+        }
     }
 }
 
@@ -706,9 +867,15 @@ fn pattern_of(units: &[(char, bool)]) -> String {
 
 /// Compiles `^(?:expression)$` with the size limit the matcher uses; the problem in words if it fails.
 pub(crate) fn compile_anchored(expression: &str) -> Result<regex::Regex, String> {
-    // The bare expression first: `a)(?:b` is not a regex even though its anchored form would compile.
-    let bare = regex::RegexBuilder::new(expression).size_limit(REGEX_SIZE_LIMIT).build();
-    bare.and_then(|_| regex::RegexBuilder::new(&format!("^(?:{expression})$")).size_limit(REGEX_SIZE_LIMIT).build())
+    // The bare expression must be a regex too: `a)(?:b` is not, though its anchored form would compile.
+    // Only its syntax matters, so it is built with no room at all: a size error means the syntax is fine.
+    match regex::RegexBuilder::new(expression).size_limit(0).build() {
+        Ok(_) | Err(regex::Error::CompiledTooBig(_)) => {}
+        Err(error) => return Err(describe_regex_error(&error)),
+    }
+    regex::RegexBuilder::new(&format!("^(?:{expression})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
         .map_err(|error| describe_regex_error(&error))
 }
 
@@ -741,7 +908,9 @@ fn describe_regex_error(error: &regex::Error) -> String {
 
 /// Prints a predicate in the search language.
 ///
-/// For every predicate [`parse`] produces, `parse(&to_query_string(p)) == Ok(p)`. Predicates the parser
+/// For every predicate [`parse`] produces, `parse(&to_query_string(p)) == Ok(p)` (as long as the printed
+/// text stays within [`MAX_QUERY_BYTES`]: it can be longer than the query, e.g. a field group is printed
+/// term by term; it never nests deeper than the query did). Predicates the parser
 /// never produces are printed as an equivalent query where the language can say it (e.g. an empty `Or`
 /// is `NOT *`) and as the closest query otherwise (a whole-value glob on `summary` is printed as
 /// `summary:glob`, which reads back as a substring glob).
@@ -760,12 +929,19 @@ fn write_predicate(predicate: &Predicate, out: &mut String) {
         Predicate::And(children) if children.is_empty() => out.push('*'),
         Predicate::Or(children) if children.is_empty() => out.push_str("NOT *"),
         Predicate::And(children) | Predicate::Or(children) => {
-            let separator = if matches!(predicate, Predicate::And(_)) { " AND " } else { " OR " };
+            let is_or = matches!(predicate, Predicate::Or(_));
             for (index, child) in children.iter().enumerate() {
                 if index > 0 {
-                    out.push_str(separator);
+                    out.push_str(if is_or { " OR " } else { " AND " });
                 }
-                write_operand(child, out);
+                // AND binds tighter than OR, so an AND inside an OR needs no parentheses; leaving them out
+                // keeps the printed nesting within what the parser accepted (see `MAX_DEPTH`).
+                match child {
+                    Predicate::And(grandchildren) if is_or && grandchildren.len() >= 2 => {
+                        write_predicate(child, out)
+                    }
+                    _ => write_operand(child, out),
+                }
             }
         }
         Predicate::Not(child) => {
@@ -780,7 +956,9 @@ fn write_predicate(predicate: &Predicate, out: &mut String) {
 /// A child of a boolean operator: compound children get parentheses.
 fn write_operand(predicate: &Predicate, out: &mut String) {
     match predicate {
-        Predicate::And(children) | Predicate::Or(children) if children.len() == 1 => write_operand(&children[0], out),
+        Predicate::And(children) | Predicate::Or(children) if children.len() == 1 => {
+            write_operand(&children[0], out)
+        }
         Predicate::And(children) | Predicate::Or(children) if children.len() >= 2 => {
             out.push('(');
             write_predicate(predicate, out);
@@ -791,7 +969,10 @@ fn write_operand(predicate: &Predicate, out: &mut String) {
 }
 
 fn is_plain_word(text: &str) -> bool {
-    !text.is_empty() && text.chars().all(|character| character.is_alphanumeric() || matches!(character, '_' | '@' | '.' | '-'))
+    !text.is_empty()
+        && text.chars().all(|character| {
+            character.is_alphanumeric() || matches!(character, '_' | '@' | '.' | '-')
+        })
 }
 
 fn write_quoted(text: &str, out: &mut String) {
@@ -832,9 +1013,9 @@ fn glob_units(pattern: &str) -> Vec<(char, bool)> {
 fn write_glob(units: &[(char, bool)], out: &mut String) {
     for &(character, escaped) in units {
         let wildcard = matches!(character, '*' | '?');
-        if (escaped && (wildcard || character == '\\'))
-            || (!wildcard && !(character.is_alphanumeric() || matches!(character, '_' | '@' | '.' | '-')))
-        {
+        let plain = character.is_alphanumeric() || matches!(character, '_' | '@' | '.' | '-');
+        // Escaped glob characters stay escaped; anything else that could end or change the word is escaped.
+        if (escaped && (wildcard || character == '\\')) || !(wildcard || plain) {
             out.push('\\');
         }
         out.push(character);
@@ -865,7 +1046,11 @@ fn write_regex(expression: &str, out: &mut String) {
 fn format_number(value: f64) -> String {
     if value.is_infinite() {
         // `1e999` is a decimal number that reads back as infinity.
-        if value > 0.0 { "1e999".to_owned() } else { "-1e999".to_owned() }
+        if value > 0.0 {
+            "1e999".to_owned()
+        } else {
+            "-1e999".to_owned()
+        }
     } else {
         format!("{value}")
     }
@@ -884,7 +1069,11 @@ fn write_range<T>(
     out: &mut String,
     mut write_value: impl FnMut(&T, &mut String),
 ) {
-    out.push(if lower.as_ref().is_none_or(|bound| bound.inclusive) { '[' } else { '{' });
+    out.push(if lower.as_ref().is_none_or(|bound| bound.inclusive) {
+        '['
+    } else {
+        '{'
+    });
     match lower {
         Some(bound) => write_value(&bound.value, out),
         None => out.push('*'),
@@ -894,7 +1083,11 @@ fn write_range<T>(
         Some(bound) => write_value(&bound.value, out),
         None => out.push('*'),
     }
-    out.push(if upper.as_ref().is_none_or(|bound| bound.inclusive) { ']' } else { '}' });
+    out.push(if upper.as_ref().is_none_or(|bound| bound.inclusive) {
+        ']'
+    } else {
+        '}'
+    });
 }
 
 fn write_field(field: &FieldPath, test: &FieldTest, out: &mut String) {
@@ -914,7 +1107,9 @@ fn write_field(field: &FieldPath, test: &FieldTest, out: &mut String) {
             let units = glob_units(pattern);
             match units.as_slice() {
                 // The parser's substring glob over the summary: print the inner glob.
-                [('*', false), inner @ .., ('*', false)] if is_summary(field) && !inner.is_empty() => {
+                [('*', false), inner @ .., ('*', false)]
+                    if is_summary(field) && !inner.is_empty() =>
+                {
                     write_glob(inner, out);
                 }
                 [] => out.push_str("\"\""),
@@ -923,13 +1118,17 @@ fn write_field(field: &FieldPath, test: &FieldTest, out: &mut String) {
         }
         FieldTest::Regex(expression) => write_regex(expression, out),
         FieldTest::Range(RangeKind::Number { lower, upper }) => {
-            write_range(lower, upper, out, |value, out| out.push_str(&format_number(*value)));
+            write_range(lower, upper, out, |value, out| {
+                out.push_str(&format_number(*value))
+            });
         }
         FieldTest::Range(RangeKind::Text { lower, upper }) => {
             write_range(lower, upper, out, |value, out| write_quoted(value, out));
         }
         FieldTest::Range(RangeKind::Time { lower, upper }) => {
-            write_range(lower, upper, out, |value, out| out.push_str(&format_micros(*value)));
+            write_range(lower, upper, out, |value, out| {
+                out.push_str(&format_micros(*value))
+            });
         }
         FieldTest::TimeEquals(micros) => out.push_str(&format_micros(*micros)),
     }
@@ -945,7 +1144,8 @@ fn write_text(test: &TextTest, out: &mut String) {
             }
         }
         TextTest::Prefix(prefix) => {
-            let units: Vec<(char, bool)> = prefix.chars().map(|character| (character, false)).collect();
+            let units: Vec<(char, bool)> =
+                prefix.chars().map(|character| (character, false)).collect();
             write_glob(&units, out);
             out.push('*');
         }
@@ -960,7 +1160,10 @@ mod tests {
     use super::*;
 
     fn field(name: &str, test: FieldTest) -> Predicate {
-        Predicate::Field { field: FieldPath::parse_dotted(name), test }
+        Predicate::Field {
+            field: FieldPath::parse_dotted(name),
+            test,
+        }
     }
 
     fn equals(name: &str, value: &str) -> Predicate {
@@ -972,7 +1175,9 @@ mod tests {
     }
 
     fn phrase(words: &[&str]) -> Predicate {
-        Predicate::Text(TextTest::Phrase(words.iter().map(|word| (*word).to_owned()).collect()))
+        Predicate::Text(TextTest::Phrase(
+            words.iter().map(|word| (*word).to_owned()).collect(),
+        ))
     }
 
     fn not(predicate: Predicate) -> Predicate {
@@ -981,12 +1186,21 @@ mod tests {
 
     fn number(lower: Option<(f64, bool)>, upper: Option<(f64, bool)>) -> FieldTest {
         let bound = |(value, inclusive)| Bound { value, inclusive };
-        FieldTest::Range(RangeKind::Number { lower: lower.map(bound), upper: upper.map(bound) })
+        FieldTest::Range(RangeKind::Number {
+            lower: lower.map(bound),
+            upper: upper.map(bound),
+        })
     }
 
     fn text_range(lower: Option<(&str, bool)>, upper: Option<(&str, bool)>) -> FieldTest {
-        let bound = |(value, inclusive): (&str, bool)| Bound { value: value.to_owned(), inclusive };
-        FieldTest::Range(RangeKind::Text { lower: lower.map(bound), upper: upper.map(bound) })
+        let bound = |(value, inclusive): (&str, bool)| Bound {
+            value: value.to_owned(),
+            inclusive,
+        };
+        FieldTest::Range(RangeKind::Text {
+            lower: lower.map(bound),
+            upper: upper.map(bound),
+        })
     }
 
     fn ok(query: &str) -> Predicate {
@@ -994,7 +1208,11 @@ mod tests {
             Ok(predicate) => {
                 // Every parsed query also prints and reads back.
                 let printed = to_query_string(&predicate);
-                assert_eq!(parse(&printed).as_ref(), Ok(&predicate), "round trip of {query:?} via {printed:?}");
+                assert_eq!(
+                    parse(&printed).as_ref(),
+                    Ok(&predicate),
+                    "round trip of {query:?} via {printed:?}"
+                );
                 predicate
             }
             Err(error) => panic!("{query:?} should parse: {error}"),
@@ -1022,25 +1240,41 @@ mod tests {
 
     #[test]
     fn field_values() {
-        assert_eq!(ok("category:authentication"), equals("category", "authentication"));
-        assert_eq!(ok("Details.UserName:Bob"), equals("details.username", "Bob"));
+        assert_eq!(
+            ok("category:authentication"),
+            equals("category", "authentication")
+        );
+        assert_eq!(
+            ok("Details.UserName:Bob"),
+            equals("details.username", "Bob")
+        );
         assert_eq!(ok("a_b@c-d.e:-5"), equals("a_b@c-d.e", "-5"));
         assert_eq!(ok("a:b:c"), equals("a", "b:c"));
         assert_eq!(ok(r"a:foo\:bar\ baz\(x\)"), equals("a", "foo:bar baz(x)"));
         assert_eq!(ok("a:AND"), equals("a", "AND"));
         assert_eq!(ok(r#"a:"hello world""#), equals("a", "hello world"));
-        assert_eq!(ok(r#"a:"say \"hi\" \\ *x?""#), equals("a", r#"say "hi" \ *x?"#));
+        assert_eq!(
+            ok(r#"a:"say \"hi\" \\ *x?""#),
+            equals("a", r#"say "hi" \ *x?"#)
+        );
         assert_eq!(ok(r#"a:"""#), equals("a", ""));
         assert_eq!(ok("a:*"), field("a", FieldTest::Exists));
-        assert_eq!(ok("_exists_:Details.Username"), field("details.username", FieldTest::Exists));
+        assert_eq!(
+            ok("_exists_:Details.Username"),
+            field("details.username", FieldTest::Exists)
+        );
         assert_eq!(ok("_exists_:summary"), field("summary", FieldTest::Exists));
         assert_eq!(ok("summary:*"), field("summary", FieldTest::Exists));
     }
 
     #[test]
     fn wildcards_keep_escaped_glob_characters_escaped() {
-        let wildcard = |name: &str, pattern: &str| field(name, FieldTest::Wildcard(pattern.to_owned()));
-        assert_eq!(ok("details.username:jo*"), wildcard("details.username", "jo*"));
+        let wildcard =
+            |name: &str, pattern: &str| field(name, FieldTest::Wildcard(pattern.to_owned()));
+        assert_eq!(
+            ok("details.username:jo*"),
+            wildcard("details.username", "jo*")
+        );
         assert_eq!(ok("a:j?e"), wildcard("a", "j?e"));
         assert_eq!(ok("a:*x*"), wildcard("a", "*x*"));
         assert_eq!(ok("a:**"), wildcard("a", "**"));
@@ -1054,7 +1288,8 @@ mod tests {
 
     #[test]
     fn regexes() {
-        let regex = |name: &str, expression: &str| field(name, FieldTest::Regex(expression.to_owned()));
+        let regex =
+            |name: &str, expression: &str| field(name, FieldTest::Regex(expression.to_owned()));
         assert_eq!(ok("a:/fo+|ba[rz]/"), regex("a", "fo+|ba[rz]"));
         assert_eq!(ok(r"a:/a\/b/"), regex("a", "a/b"));
         assert_eq!(ok(r"a:/\d+\.\\/"), regex("a", r"\d+\.\\"));
@@ -1067,51 +1302,135 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(ok("port:[1 TO 1024]"), field("port", number(Some((1.0, true)), Some((1024.0, true)))));
-        assert_eq!(ok("port:{1 TO 1024}"), field("port", number(Some((1.0, false)), Some((1024.0, false)))));
-        assert_eq!(ok("port:[1 TO 1024}"), field("port", number(Some((1.0, true)), Some((1024.0, false)))));
-        assert_eq!(ok("port:{-1.5 TO 2e3]"), field("port", number(Some((-1.5, false)), Some((2000.0, true)))));
-        assert_eq!(ok("port:[ * TO 5 ]"), field("port", number(None, Some((5.0, true)))));
-        assert_eq!(ok("port:{5 TO *}"), field("port", number(Some((5.0, false)), None)));
-        assert_eq!(ok("port:>=5"), field("port", number(Some((5.0, true)), None)));
-        assert_eq!(ok("port:>5"), field("port", number(Some((5.0, false)), None)));
-        assert_eq!(ok("port:<5"), field("port", number(None, Some((5.0, false)))));
-        assert_eq!(ok("port:<=5"), field("port", number(None, Some((5.0, true)))));
-        assert_eq!(ok("port:[1e400 TO *]"), field("port", number(Some((f64::INFINITY, true)), None)));
+        assert_eq!(
+            ok("port:[1 TO 1024]"),
+            field("port", number(Some((1.0, true)), Some((1024.0, true))))
+        );
+        assert_eq!(
+            ok("port:{1 TO 1024}"),
+            field("port", number(Some((1.0, false)), Some((1024.0, false))))
+        );
+        assert_eq!(
+            ok("port:[1 TO 1024}"),
+            field("port", number(Some((1.0, true)), Some((1024.0, false))))
+        );
+        assert_eq!(
+            ok("port:{-1.5 TO 2e3]"),
+            field("port", number(Some((-1.5, false)), Some((2000.0, true))))
+        );
+        assert_eq!(
+            ok("port:[ * TO 5 ]"),
+            field("port", number(None, Some((5.0, true))))
+        );
+        assert_eq!(
+            ok("port:{5 TO *}"),
+            field("port", number(Some((5.0, false)), None))
+        );
+        assert_eq!(
+            ok("port:>=5"),
+            field("port", number(Some((5.0, true)), None))
+        );
+        assert_eq!(
+            ok("port:>5"),
+            field("port", number(Some((5.0, false)), None))
+        );
+        assert_eq!(
+            ok("port:<5"),
+            field("port", number(None, Some((5.0, false))))
+        );
+        assert_eq!(
+            ok("port:<=5"),
+            field("port", number(None, Some((5.0, true))))
+        );
+        assert_eq!(
+            ok("port:[1e400 TO *]"),
+            field("port", number(Some((f64::INFINITY, true)), None))
+        );
         // Anything that is not a plain decimal number makes a text range, lowercased.
-        assert_eq!(ok("name:[a TO M]"), field("name", text_range(Some(("a", true)), Some(("m", true)))));
-        assert_eq!(ok("port:[1 TO x]"), field("port", text_range(Some(("1", true)), Some(("x", true)))));
-        assert_eq!(ok("port:[0x10 TO *]"), field("port", text_range(Some(("0x10", true)), None)));
-        assert_eq!(ok("port:[+5 TO *]"), field("port", text_range(Some(("+5", true)), None)));
-        assert_eq!(ok("port:[.5 TO *]"), field("port", text_range(Some((".5", true)), None)));
-        assert_eq!(ok(r#"port:["1" TO 5]"#), field("port", text_range(Some(("1", true)), Some(("5", true)))));
-        assert_eq!(ok(r#"name:>"B C""#), field("name", text_range(Some(("b c", false)), None)));
-        assert_eq!(ok(r#"name:["a]" TO "\"z\""}"#), field("name", text_range(Some(("a]", true)), Some(("\"z\"", false)))));
+        assert_eq!(
+            ok("name:[a TO M]"),
+            field("name", text_range(Some(("a", true)), Some(("m", true))))
+        );
+        assert_eq!(
+            ok("port:[1 TO x]"),
+            field("port", text_range(Some(("1", true)), Some(("x", true))))
+        );
+        assert_eq!(
+            ok("port:[0x10 TO *]"),
+            field("port", text_range(Some(("0x10", true)), None))
+        );
+        assert_eq!(
+            ok("port:[+5 TO *]"),
+            field("port", text_range(Some(("+5", true)), None))
+        );
+        assert_eq!(
+            ok("port:[.5 TO *]"),
+            field("port", text_range(Some((".5", true)), None))
+        );
+        assert_eq!(
+            ok(r#"port:["1" TO 5]"#),
+            field("port", text_range(Some(("1", true)), Some(("5", true))))
+        );
+        assert_eq!(
+            ok(r#"name:>"B C""#),
+            field("name", text_range(Some(("b c", false)), None))
+        );
+        assert_eq!(
+            ok(r#"name:["a]" TO "\"z\""}"#),
+            field(
+                "name",
+                text_range(Some(("a]", true)), Some(("\"z\"", false)))
+            )
+        );
         assert_eq!(ok("x:[* TO *]"), field("x", text_range(None, None)));
         // Free text ranges are over the whole summary, always as text.
-        assert_eq!(ok("summary:[1 TO 5]"), field("summary", text_range(Some(("1", true)), Some(("5", true)))));
-        assert_eq!(ok("[A TO b]"), field("summary", text_range(Some(("a", true)), Some(("b", true)))));
-        assert_eq!(ok("<m"), field("summary", text_range(None, Some(("m", false)))));
+        assert_eq!(
+            ok("summary:[1 TO 5]"),
+            field("summary", text_range(Some(("1", true)), Some(("5", true))))
+        );
+        assert_eq!(
+            ok("[A TO b]"),
+            field("summary", text_range(Some(("a", true)), Some(("b", true))))
+        );
+        assert_eq!(
+            ok("<m"),
+            field("summary", text_range(None, Some(("m", false))))
+        );
     }
 
     #[test]
     fn time_fields_compare_instants() {
         let time = |lower: Option<(&str, bool)>, upper: Option<(&str, bool)>| {
-            let bound = |(text, inclusive): (&str, bool)| Bound { value: micros(text), inclusive };
-            FieldTest::Range(RangeKind::Time { lower: lower.map(bound), upper: upper.map(bound) })
+            let bound = |(text, inclusive): (&str, bool)| Bound {
+                value: micros(text),
+                inclusive,
+            };
+            FieldTest::Range(RangeKind::Time {
+                lower: lower.map(bound),
+                upper: upper.map(bound),
+            })
         };
         assert_eq!(
             ok("utctimestamp:[2024-01-01T00:00:00Z TO 2024-01-02T00:00:00.5+02:00}"),
             field(
                 "utctimestamp",
-                time(Some(("2024-01-01T00:00:00Z", true)), Some(("2024-01-02T00:00:00.5+02:00", false)))
+                time(
+                    Some(("2024-01-01T00:00:00Z", true)),
+                    Some(("2024-01-02T00:00:00.5+02:00", false))
+                )
             )
         );
         assert_eq!(
             ok(r#"ReceivedTimestamp:>="2024-01-01 10:00:00""#),
-            field("receivedtimestamp", time(Some(("2024-01-01T10:00:00Z", true)), None))
+            field(
+                "receivedtimestamp",
+                time(Some(("2024-01-01T10:00:00Z", true)), None)
+            )
         );
-        assert_eq!(ok("utctimestamp:[* TO *]"), field("utctimestamp", time(None, None)));
+        assert_eq!(
+            ok("utctimestamp:[* TO *]"),
+            field("utctimestamp", time(None, None))
+        );
         assert_eq!(
             ok("utctimestamp:2024-01-01T00:00:00.000001Z"),
             field("utctimestamp", FieldTest::TimeEquals(1_704_067_200_000_001))
@@ -1120,14 +1439,29 @@ mod tests {
             ok(r#"utctimestamp:"2024-01-01 00:00:00""#),
             field("utctimestamp", FieldTest::TimeEquals(1_704_067_200_000_000))
         );
-        assert_eq!(ok("utctimestamp:1704067200"), field("utctimestamp", FieldTest::TimeEquals(1_704_067_200_000_000)));
+        assert_eq!(
+            ok("utctimestamp:1704067200"),
+            field("utctimestamp", FieldTest::TimeEquals(1_704_067_200_000_000))
+        );
         // Globs and regexes on time fields stay text tests.
-        assert_eq!(ok("utctimestamp:2024*"), field("utctimestamp", FieldTest::Wildcard("2024*".to_owned())));
-        assert_eq!(ok("utctimestamp:/2024.*/"), field("utctimestamp", FieldTest::Regex("2024.*".to_owned())));
-        assert_eq!(ok("utctimestamp:*"), field("utctimestamp", FieldTest::Exists));
+        assert_eq!(
+            ok("utctimestamp:2024*"),
+            field("utctimestamp", FieldTest::Wildcard("2024*".to_owned()))
+        );
+        assert_eq!(
+            ok("utctimestamp:/2024.*/"),
+            field("utctimestamp", FieldTest::Regex("2024.*".to_owned()))
+        );
+        assert_eq!(
+            ok("utctimestamp:*"),
+            field("utctimestamp", FieldTest::Exists)
+        );
         // `timestamp` is the sender's text, not a time field.
         assert_eq!(ok("timestamp:2024"), equals("timestamp", "2024"));
-        assert_eq!(to_query_string(&ok("utctimestamp:>2024-01-01")), "utctimestamp:{2024-01-01T00:00:00Z TO *]");
+        assert_eq!(
+            to_query_string(&ok("utctimestamp:>2024-01-01")),
+            "utctimestamp:{2024-01-01T00:00:00Z TO *]"
+        );
     }
 
     #[test]
@@ -1138,15 +1472,30 @@ mod tests {
         assert_eq!(ok("summary:Failed"), word("failed"));
         assert_eq!(ok("Failed-Login"), phrase(&["failed", "login"]));
         assert_eq!(ok("foo.example.com"), phrase(&["foo", "example", "com"]));
-        assert_eq!(ok(r#""failed  LOGIN for""#), phrase(&["failed", "login", "for"]));
+        assert_eq!(
+            ok(r#""failed  LOGIN for""#),
+            phrase(&["failed", "login", "for"])
+        );
         assert_eq!(ok(r#""--x--""#), word("x"));
         assert_eq!(ok(r#"summary:"a b""#), phrase(&["a", "b"]));
         assert_eq!(ok(r"\-x"), word("x"));
         assert_eq!(ok(r"\AND"), word("and"));
-        assert_eq!(ok("fail*"), Predicate::Text(TextTest::Prefix("fail".to_owned())));
-        assert_eq!(ok("summary:Fail*"), Predicate::Text(TextTest::Prefix("fail".to_owned())));
-        assert_eq!(ok("-fail*"), not(Predicate::Text(TextTest::Prefix("fail".to_owned()))));
-        assert_eq!(ok("fail.*"), Predicate::Text(TextTest::Prefix("fail".to_owned())));
+        assert_eq!(
+            ok("fail*"),
+            Predicate::Text(TextTest::Prefix("fail".to_owned()))
+        );
+        assert_eq!(
+            ok("summary:Fail*"),
+            Predicate::Text(TextTest::Prefix("fail".to_owned()))
+        );
+        assert_eq!(
+            ok("-fail*"),
+            not(Predicate::Text(TextTest::Prefix("fail".to_owned())))
+        );
+        assert_eq!(
+            ok("fail.*"),
+            Predicate::Text(TextTest::Prefix("fail".to_owned()))
+        );
         let glob = |pattern: &str| field("summary", FieldTest::Wildcard(pattern.to_owned()));
         assert_eq!(ok("*ogin"), glob("**ogin*"));
         assert_eq!(ok("f?il"), glob("*f?il*"));
@@ -1154,7 +1503,10 @@ mod tests {
         assert_eq!(ok("foo-bar*"), glob("*foo-bar**"));
         assert_eq!(ok("fail**"), glob("*fail***"));
         assert_eq!(ok("**"), glob("****"));
-        assert_eq!(ok("summary:(failed OR *ogin)"), Predicate::Or(vec![word("failed"), glob("**ogin*")]));
+        assert_eq!(
+            ok("summary:(failed OR *ogin)"),
+            Predicate::Or(vec![word("failed"), glob("**ogin*")])
+        );
         assert_eq!(ok("summary:(*)"), field("summary", FieldTest::Exists));
     }
 
@@ -1197,18 +1549,36 @@ mod tests {
         let port = |value: &str| equals("port", value);
         assert_eq!(
             ok("port:(22 OR 2222 -23)"),
-            Predicate::Or(vec![port("22"), Predicate::And(vec![port("2222"), not(port("23"))])])
+            Predicate::Or(vec![
+                port("22"),
+                Predicate::And(vec![port("2222"), not(port("23"))])
+            ])
         );
         assert_eq!(ok("port:(22)"), port("22"));
-        assert_eq!(ok("port:((22 || 23))"), Predicate::Or(vec![port("22"), port("23")]));
-        assert_eq!(ok("port:(>1000 NOT 8080)"), Predicate::And(vec![field("port", number(Some((1000.0, false)), None)), not(port("8080"))]));
-        assert_eq!(ok(r#"a:(x:y "p q" /r/ *)"#), Predicate::And(vec![
-            equals("a", "x:y"),
-            equals("a", "p q"),
-            field("a", FieldTest::Regex("r".to_owned())),
-            field("a", FieldTest::Exists),
-        ]));
-        assert_eq!(ok("summary:(failed login)"), Predicate::And(vec![word("failed"), word("login")]));
+        assert_eq!(
+            ok("port:((22 || 23))"),
+            Predicate::Or(vec![port("22"), port("23")])
+        );
+        assert_eq!(
+            ok("port:(>1000 NOT 8080)"),
+            Predicate::And(vec![
+                field("port", number(Some((1000.0, false)), None)),
+                not(port("8080"))
+            ])
+        );
+        assert_eq!(
+            ok(r#"a:(x:y "p q" /r/ *)"#),
+            Predicate::And(vec![
+                equals("a", "x:y"),
+                equals("a", "p q"),
+                field("a", FieldTest::Regex("r".to_owned())),
+                field("a", FieldTest::Exists),
+            ])
+        );
+        assert_eq!(
+            ok("summary:(failed login)"),
+            Predicate::And(vec![word("failed"), word("login")])
+        );
         assert_eq!(
             ok("utctimestamp:(1704067200 OR 1704067201)"),
             Predicate::Or(vec![
@@ -1222,7 +1592,11 @@ mod tests {
     fn assert_error(query: &str, position: usize, expected: &str, found: &str) {
         let error = err(query);
         assert_eq!(
-            (error.position, error.expected.as_str(), error.found.as_str()),
+            (
+                error.position,
+                error.expected.as_str(),
+                error.found.as_str()
+            ),
             (position, expected, found),
             "error for {query:?}"
         );
@@ -1231,7 +1605,10 @@ mod tests {
     #[test]
     fn errors_say_where_and_what() {
         let error = err("details.username:");
-        assert_eq!(error.to_string(), "at position 17: expected a value after \"details.username:\", found end of query");
+        assert_eq!(
+            error.to_string(),
+            "at position 17: expected a value after \"details.username:\", found end of query"
+        );
         assert_error("a: b", 2, "a value after \"a:\"", "whitespace");
         assert_error("(a:)", 3, "a value after \"a:\"", "\")\"");
         assert_error(r#"a:"abc"#, 6, "closing \"", "end of query");
@@ -1240,46 +1617,168 @@ mod tests {
         assert_error("a:/abc", 6, "closing /", "end of query");
         assert_error(r"a:/abc\/", 8, "closing /", "end of query");
         assert_error("/abc", 4, "closing /", "end of query");
-        assert_error("a:/a(b/", 2, "a valid regular expression", "an invalid one (unclosed group)");
-        assert_error("x /a)(?:b/", 2, "a valid regular expression", "an invalid one (unopened group)");
+        assert_error(
+            "a:/a(b/",
+            2,
+            "a valid regular expression",
+            "an invalid one (unclosed group)",
+        );
+        assert_error(
+            "x /a)(?:b/",
+            2,
+            "a valid regular expression",
+            "an invalid one (unopened group)",
+        );
         let too_big = err("a:/x{1000}{1000}/");
-        assert_eq!((too_big.position, too_big.expected.as_str()), (2, "a valid regular expression"));
+        assert_eq!(
+            (too_big.position, too_big.expected.as_str()),
+            (2, "a valid regular expression")
+        );
         assert!(too_big.found.contains("size limit"), "{too_big}");
-        assert_error("(a:1", 4, "\")\" closing the \"(\" at position 0", "end of query");
-        assert_error("a:1 (b:2 c:3", 12, "\")\" closing the \"(\" at position 4", "end of query");
+        assert_error(
+            "(a:1",
+            4,
+            "\")\" closing the \"(\" at position 0",
+            "end of query",
+        );
+        assert_error(
+            "a:1 (b:2 c:3",
+            12,
+            "\")\" closing the \"(\" at position 4",
+            "end of query",
+        );
         assert_error("a:1)", 3, "end of query", "\")\" without a matching \"(\"");
         assert_error(")", 0, "a term", "\")\"");
         assert_error("()", 1, "a term", "\")\"");
         assert_error("a:1 AND", 7, "a term", "end of query");
+        for (query, position) in [
+            (format!("x a:{}", "?".repeat(8000)), 4),
+            (format!("x {}", "?".repeat(8000)), 2),
+        ] {
+            let error = err(&query);
+            assert_eq!(
+                (error.position, error.expected.as_str()),
+                (position, "a wildcard pattern small enough to run")
+            );
+            assert!(error.found.contains("size limit"), "{error}");
+        }
+        let regexes = "a:/x/ ".repeat(MAX_REGEXES);
+        assert!(parse(&regexes).is_ok());
+        assert_error(
+            &format!("{regexes}/y/"),
+            6 * MAX_REGEXES,
+            "at most 32 regular expressions in one query",
+            "another one",
+        );
         assert_error("a:1 AND OR b:2", 8, "a term", "\"OR\"");
         assert_error("OR a", 0, "a term", "\"OR\"");
         assert_error("|| a", 0, "a term", "\"||\"");
         assert_error("NOT", 3, "a term", "end of query");
         assert_error("a -", 3, "a term", "end of query");
         assert_error("*:foo", 2, "\"*\" after \"*:\"", "\"foo\"");
-        assert_error("_exists_:", 9, "a field name after \"_exists_:\"", "end of query");
-        assert_error("_exists_:a/b", 9, "a field name after \"_exists_:\"", "\"a/b\"");
+        assert_error(
+            "_exists_:",
+            9,
+            "a field name after \"_exists_:\"",
+            "end of query",
+        );
+        assert_error(
+            "_exists_:a/b",
+            9,
+            "a field name after \"_exists_:\"",
+            "\"a/b\"",
+        );
         assert_error(r"a:b\", 4, "a character after \"\\\"", "end of query");
-        assert_error(r#""a"b"#, 3, "a space, \")\" or the end of the query", "\"b\"");
-        assert_error("a:/x/y", 5, "a space, \")\" or the end of the query", "\"y\"");
-        assert_error("port:[1 TO 2]x", 13, "a space, \")\" or the end of the query", "\"x\"");
-        assert_error("port:[1 5]", 8, "\" TO \" between the bounds of the range", "\"5]\"");
-        assert_error("port:[1 TO]", 8, "\" TO \" between the bounds of the range", "\"TO]\"");
-        assert_error("port:[1 to 5]", 8, "\" TO \" between the bounds of the range", "\"to\"");
-        assert_error("port:[1 TO 5", 12, "\"]\" or \"}\" closing the range", "end of query");
-        assert_error("port:[1 TO 5 6]", 13, "\"]\" or \"}\" closing the range", "\"6]\"");
+        assert_error(
+            r#""a"b"#,
+            3,
+            "a space, \")\" or the end of the query",
+            "\"b\"",
+        );
+        assert_error(
+            "a:/x/y",
+            5,
+            "a space, \")\" or the end of the query",
+            "\"y\"",
+        );
+        assert_error(
+            "port:[1 TO 2]x",
+            13,
+            "a space, \")\" or the end of the query",
+            "\"x\"",
+        );
+        assert_error(
+            "port:[1 5]",
+            8,
+            "\" TO \" between the bounds of the range",
+            "\"5]\"",
+        );
+        assert_error(
+            "port:[1 TO]",
+            8,
+            "\" TO \" between the bounds of the range",
+            "\"TO]\"",
+        );
+        assert_error(
+            "port:[1 to 5]",
+            8,
+            "\" TO \" between the bounds of the range",
+            "\"to\"",
+        );
+        assert_error(
+            "port:[1 TO 5",
+            12,
+            "\"]\" or \"}\" closing the range",
+            "end of query",
+        );
+        assert_error(
+            "port:[1 TO 5 6]",
+            13,
+            "\"]\" or \"}\" closing the range",
+            "\"6]\"",
+        );
         assert_error("port:[]", 6, "a lower bound (or *)", "\"]\"");
         assert_error("port:[1 TO ]", 11, "an upper bound (or *)", "\"]\"");
-        assert_error(r#"port:["a"x TO b]"#, 9, "a space or the end of the range after the bound", "\"x\"");
+        assert_error(
+            r#"port:["a"x TO b]"#,
+            9,
+            "a space or the end of the range after the bound",
+            "\"x\"",
+        );
         assert_error("port:>", 6, "a value after \">\"", "end of query");
         assert_error("port:<=*", 7, "a value after \"<=\"", "\"*\"");
         assert_error("utctimestamp:yesterday", 13, "a time", "\"yesterday\"");
-        assert_error("utctimestamp:[2024-01-01 TO soon]", 28, "a time", "\"soon\"");
+        assert_error(
+            "utctimestamp:[2024-01-01 TO soon]",
+            28,
+            "a time",
+            "\"soon\"",
+        );
         assert_error(r#"utctimestamp:"""#, 13, "a time", "\"\"");
-        assert_error(r#"summary:"--""#, 8, "a word of letters or digits", "\"--\" (the phrase has no words)");
-        assert_error("x ...", 2, "a word of letters or digits", "\"...\" (the phrase has no words)");
-        assert_error("a:1 abcdefghijklmnopqrstuvwxyz)", 30, "end of query", "\")\" without a matching \"(\"");
-        assert_error("*:abcdefghijklmnopqrstuvwxyz", 2, "\"*\" after \"*:\"", "\"abcdefghijklmnopqrst…\"");
+        assert_error(
+            r#"summary:"--""#,
+            8,
+            "a word of letters or digits",
+            "\"--\" (the phrase has no words)",
+        );
+        assert_error(
+            "x ...",
+            2,
+            "a word of letters or digits",
+            "\"...\" (the phrase has no words)",
+        );
+        assert_error(
+            "a:1 abcdefghijklmnopqrstuvwxyz)",
+            30,
+            "end of query",
+            "\")\" without a matching \"(\"",
+        );
+        assert_error(
+            "*:abcdefghijklmnopqrstuvwxyz",
+            2,
+            "\"*\" after \"*:\"",
+            "\"abcdefghijklmnopqrst…\"",
+        );
     }
 
     #[test]
@@ -1291,36 +1790,86 @@ mod tests {
     fn bounds_on_depth_and_length() {
         let nested = |depth: usize| format!("{}a:1{}", "(".repeat(depth), ")".repeat(depth));
         assert_eq!(ok(&nested(MAX_DEPTH)), equals("a", "1"));
-        assert_error(&nested(MAX_DEPTH + 1), MAX_DEPTH, "at most 64 nested parentheses or operators", "deeper nesting");
+        // Printing never needs more nesting than the query had.
+        let deep = format!(
+            "{}a:1 OR b:2 c:3 OR NOT d:(4 5){}",
+            "(".repeat(MAX_DEPTH - 2),
+            ")".repeat(MAX_DEPTH - 2)
+        );
+        assert!(matches!(ok(&deep), Predicate::Or(_)));
+        assert_error(
+            &nested(MAX_DEPTH + 1),
+            MAX_DEPTH,
+            "at most 64 nested parentheses or operators",
+            "deeper nesting",
+        );
         let negations = |depth: usize| format!("{}a:1", "NOT ".repeat(depth));
         assert!(parse(&negations(MAX_DEPTH)).is_ok());
-        assert_error(&negations(MAX_DEPTH + 1), 4 * MAX_DEPTH, "at most 64 nested parentheses or operators", "deeper nesting");
-        assert_error(&"-".repeat(10_000), MAX_DEPTH, "at most 64 nested parentheses or operators", "deeper nesting");
-        assert_error(&format!("a:({})", "(".repeat(MAX_DEPTH)), 2 + MAX_DEPTH, "at most 64 nested parentheses or operators", "deeper nesting");
+        assert_error(
+            &negations(MAX_DEPTH + 1),
+            4 * MAX_DEPTH,
+            "at most 64 nested parentheses or operators",
+            "deeper nesting",
+        );
+        assert_error(
+            &"-".repeat(10_000),
+            MAX_DEPTH,
+            "at most 64 nested parentheses or operators",
+            "deeper nesting",
+        );
+        assert_error(
+            &format!("a:({})", "(".repeat(MAX_DEPTH)),
+            2 + MAX_DEPTH,
+            "at most 64 nested parentheses or operators",
+            "deeper nesting",
+        );
         // Long flat queries are fine up to the length bound.
         let flat = "a:1 ".repeat(MAX_QUERY_BYTES / 4);
         assert_eq!(flat.len(), MAX_QUERY_BYTES);
-        assert!(matches!(parse(&flat), Ok(Predicate::And(children)) if children.len() == MAX_QUERY_BYTES / 4));
+        assert!(
+            matches!(parse(&flat), Ok(Predicate::And(children)) if children.len() == MAX_QUERY_BYTES / 4)
+        );
         let long = format!("{flat}b");
-        assert_error(&long, 0, "a query of at most 16384 bytes", "a query of 16385 bytes");
+        assert_error(
+            &long,
+            0,
+            "a query of at most 16384 bytes",
+            "a query of 16385 bytes",
+        );
     }
 
     #[test]
     fn printing() {
         let cases = [
-            ("category:authentication AND details.username:jo*", "category:authentication AND details.username:jo*"),
-            ("a:1 b:2 OR c:3", "(a:1 AND b:2) OR c:3"),
+            (
+                "category:authentication AND details.username:jo*",
+                "category:authentication AND details.username:jo*",
+            ),
+            ("a:1 b:2 OR c:3", "a:1 AND b:2 OR c:3"),
+            (
+                "(a:1 OR b:2) c:3 OR ((d:4 OR e:5))",
+                "(a:1 OR b:2) AND c:3 OR (d:4 OR e:5)",
+            ),
             ("-(a:1 b:2)", "NOT (a:1 AND b:2)"),
-            (r#"a:"x y" b:"" c:"q\"\\""#, r#"a:"x y" AND b:"" AND c:"q\"\\""#),
+            (
+                r#"a:"x y" b:"" c:"q\"\\""#,
+                r#"a:"x y" AND b:"" AND c:"q\"\\""#,
+            ),
             (r"a:x\ y* b:\(\)?", r"a:x\ y* AND b:\(\)?"),
             (r"a:a\\b*", r"a:a\\b*"),
             (r"a:/a\/b\d/", r"a:/a\/b\d/"),
             ("port:>5 port:<=6", "port:{5 TO *] AND port:[* TO 6]"),
             ("port:[1.50 TO 2E3}", "port:[1.5 TO 2000}"),
             ("name:[A TO z]", r#"name:["a" TO "z"]"#),
-            ("Failed LOGIN* f?il \"a b\"", r#"failed AND login* AND summary:f?il AND "a b""#),
+            (
+                "Failed LOGIN* f?il \"a b\"",
+                r#"failed AND login* AND summary:f?il AND "a b""#,
+            ),
             ("_exists_:x summary:*", "x:* AND summary:*"),
-            ("utctimestamp:2024-01-01T00:00:00.25+01:00", "utctimestamp:2023-12-31T23:00:00.25Z"),
+            (
+                "utctimestamp:2024-01-01T00:00:00.25+01:00",
+                "utctimestamp:2023-12-31T23:00:00.25Z",
+            ),
         ];
         for (query, printed) in cases {
             assert_eq!(to_query_string(&ok(query)), printed, "{query:?}");
@@ -1333,12 +1882,36 @@ mod tests {
         assert_eq!(print(Predicate::And(vec![])), "*");
         assert_eq!(print(Predicate::Or(vec![])), "NOT *");
         assert_eq!(print(Predicate::And(vec![equals("a", "1")])), "a:1");
-        assert_eq!(print(not(Predicate::Or(vec![Predicate::And(vec![equals("a", "1"), equals("b", "2")])]))), "NOT (a:1 AND b:2)");
-        assert_eq!(print(field("_exists_", FieldTest::Exists)), "_exists_:_exists_");
-        assert_eq!(ok("_exists_:_exists_"), field("_exists_", FieldTest::Exists));
-        assert_eq!(print(field("a", FieldTest::Wildcard(String::new()))), "a:\"\"");
-        assert_eq!(print(field("a", FieldTest::Regex(r"x\/y/z".to_owned()))), r"a:/x\/y\/z/");
-        assert_eq!(print(field("a", number(Some((f64::NEG_INFINITY, true)), None))), "a:[-1e999 TO *]");
-        assert_eq!(print(Predicate::Text(TextTest::Word("a b".to_owned()))), "\"a b\"");
+        assert_eq!(
+            print(not(Predicate::Or(vec![Predicate::And(vec![
+                equals("a", "1"),
+                equals("b", "2")
+            ])]))),
+            "NOT (a:1 AND b:2)"
+        );
+        assert_eq!(
+            print(field("_exists_", FieldTest::Exists)),
+            "_exists_:_exists_"
+        );
+        assert_eq!(
+            ok("_exists_:_exists_"),
+            field("_exists_", FieldTest::Exists)
+        );
+        assert_eq!(
+            print(field("a", FieldTest::Wildcard(String::new()))),
+            "a:\"\""
+        );
+        assert_eq!(
+            print(field("a", FieldTest::Regex(r"x\/y/z".to_owned()))),
+            r"a:/x\/y\/z/"
+        );
+        assert_eq!(
+            print(field("a", number(Some((f64::NEG_INFINITY, true)), None))),
+            "a:[-1e999 TO *]"
+        );
+        assert_eq!(
+            print(Predicate::Text(TextTest::Word("a b".to_owned()))),
+            "\"a b\""
+        );
     }
 }

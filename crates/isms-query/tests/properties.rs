@@ -8,7 +8,10 @@
 //! - The matcher's hand-written pieces (numeric text check, glob compilation, word matching) are compared
 //!   with simple reference implementations of the semantics in `ir.rs`.
 use isms_query::ir::{NUMERIC_TEXT_PATTERN, TIME_FIELDS, is_numeric_text, tokenize};
-use isms_query::{Bound, CompiledPredicate, FieldPath, FieldTest, Predicate, RangeKind, TextTest, parse, to_query_string};
+use isms_query::{
+    Bound, CompiledPredicate, FieldPath, FieldTest, Predicate, RangeKind, TextTest, parse,
+    to_query_string,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -35,16 +38,28 @@ fn summary() -> FieldPath {
 
 /// Any text, including the characters the syntax gives meaning to.
 fn any_text() -> impl Strategy<Value = String> {
-    prop_oneof!["\\PC{0,10}", "[ a-zA-Z0-9:*?\\\\\"/()\\[\\]{}<>=!+&|-]{0,10}", "(AND|OR|NOT|TO| |\\*|é|İ){0,4}",]
+    prop_oneof![
+        "\\PC{0,10}",
+        "[ a-zA-Z0-9:*?\\\\\"/()\\[\\]{}<>=!+&|-]{0,10}",
+        "(AND|OR|NOT|TO| |\\*|é|İ){0,4}",
+    ]
 }
 
 /// The (character, escaped) units of a word containing at least one unescaped glob character, as the parser
 /// reads them: only `*`, `?` and `\` keep their escape in the IR.
 fn glob_units() -> impl Strategy<Value = Vec<(char, bool)>> {
-    let unit = (prop::sample::select(vec!['a', 'B', 'é', 'É', '*', '?', '\\', ' ', ':', '(', '"', '/', '[', '>', '-']), any::<bool>())
+    let unit = (
+        prop::sample::select(vec![
+            'a', 'B', 'é', 'É', '*', '?', '\\', ' ', ':', '(', '"', '/', '[', '>', '-',
+        ]),
+        any::<bool>(),
+    )
         .prop_map(|(character, escaped)| (character, escaped || character == '\\'));
     prop::collection::vec(unit, 1..8).prop_filter("needs a glob", |units| {
-        units.iter().any(|&(character, escaped)| !escaped && matches!(character, '*' | '?')) && units != &[('*', false)]
+        units
+            .iter()
+            .any(|&(character, escaped)| !escaped && matches!(character, '*' | '?'))
+            && units != &[('*', false)]
     })
 }
 
@@ -62,11 +77,15 @@ fn pattern_of(units: &[(char, bool)]) -> String {
 /// Regexes the parser can produce (valid, and without `\/`, which the parser turns into `/`).
 fn regex() -> impl Strategy<Value = String> {
     let piece = prop::sample::select(vec![
-        "a", "B", ".", "*", "+", "?", "|", "\\d", "/", "[a-z]", "(", ")", "(?i)", "é", " ", "\\\\", "\\.", "{2}", "\"",
+        "a", "B", ".", "*", "+", "?", "|", "\\d", "/", "[a-z]", "(", ")", "(?i)", "é", " ", "\\\\",
+        "\\.", "{2}", "\"",
     ]);
-    prop::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat()).prop_filter("valid regex", |expression| {
-        regex::Regex::new(expression).is_ok() && regex::Regex::new(&format!("^(?:{expression})$")).is_ok()
-    })
+    prop::collection::vec(piece, 0..6)
+        .prop_map(|pieces| pieces.concat())
+        .prop_filter("valid regex", |expression| {
+            regex::Regex::new(expression).is_ok()
+                && regex::Regex::new(&format!("^(?:{expression})$")).is_ok()
+        })
 }
 
 fn number() -> impl Strategy<Value = f64> {
@@ -79,8 +98,12 @@ fn number() -> impl Strategy<Value = f64> {
     ]
 }
 
-fn bound<T: std::fmt::Debug + Clone>(value: impl Strategy<Value = T>) -> impl Strategy<Value = Option<Bound<T>>> {
-    prop::option::of((value, any::<bool>()).prop_map(|(value, inclusive)| Bound { value, inclusive }))
+fn bound<T: std::fmt::Debug + Clone>(
+    value: impl Strategy<Value = T>,
+) -> impl Strategy<Value = Option<Bound<T>>> {
+    prop::option::of(
+        (value, any::<bool>()).prop_map(|(value, inclusive)| Bound { value, inclusive }),
+    )
 }
 
 fn micros() -> impl Strategy<Value = i64> {
@@ -98,13 +121,21 @@ fn field_test() -> impl Strategy<Value = FieldTest> {
         glob_units().prop_map(|units| FieldTest::Wildcard(pattern_of(&units))),
         regex().prop_map(FieldTest::Regex),
         (bound(number()), bound(number()))
-            .prop_filter("numeric ranges have a bound", |(lower, upper)| lower.is_some() || upper.is_some())
+            .prop_filter("numeric ranges have a bound", |(lower, upper)| lower
+                .is_some()
+                || upper.is_some())
             .prop_map(|(lower, upper)| FieldTest::Range(RangeKind::Number { lower, upper })),
         (bound(any_text()), bound(any_text())).prop_map(|(lower, upper)| {
             let lowercase = |bound: Option<Bound<String>>| {
-                bound.map(|bound| Bound { value: bound.value.to_ascii_lowercase(), inclusive: bound.inclusive })
+                bound.map(|bound| Bound {
+                    value: bound.value.to_ascii_lowercase(),
+                    inclusive: bound.inclusive,
+                })
             };
-            FieldTest::Range(RangeKind::Text { lower: lowercase(lower), upper: lowercase(upper) })
+            FieldTest::Range(RangeKind::Text {
+                lower: lowercase(lower),
+                upper: lowercase(upper),
+            })
         }),
     ]
 }
@@ -113,7 +144,8 @@ fn time_test() -> impl Strategy<Value = FieldTest> {
     prop_oneof![
         Just(FieldTest::Exists),
         micros().prop_map(FieldTest::TimeEquals),
-        (bound(micros()), bound(micros())).prop_map(|(lower, upper)| FieldTest::Range(RangeKind::Time { lower, upper })),
+        (bound(micros()), bound(micros()))
+            .prop_map(|(lower, upper)| FieldTest::Range(RangeKind::Time { lower, upper })),
         glob_units().prop_map(|units| FieldTest::Wildcard(pattern_of(&units))),
         regex().prop_map(FieldTest::Regex),
     ]
@@ -128,7 +160,9 @@ fn token() -> impl Strategy<Value = String> {
 fn is_prefix_form(units: &[(char, bool)]) -> bool {
     match units.split_last() {
         Some((&('*', false), rest)) => {
-            !rest.iter().any(|&(character, escaped)| !escaped && matches!(character, '*' | '?'))
+            !rest
+                .iter()
+                .any(|&(character, escaped)| !escaped && matches!(character, '*' | '?'))
                 && tokenize(&rest.iter().map(|unit| unit.0).collect::<String>()).len() == 1
         }
         _ => false,
@@ -136,11 +170,15 @@ fn is_prefix_form(units: &[(char, bool)]) -> bool {
 }
 
 fn summary_test() -> impl Strategy<Value = Predicate> {
-    let field = |test: FieldTest| Predicate::Field { field: summary(), test };
+    let field = |test: FieldTest| Predicate::Field {
+        field: summary(),
+        test,
+    };
     prop_oneof![
         token().prop_map(|word| Predicate::Text(TextTest::Word(word))),
         token().prop_map(|prefix| Predicate::Text(TextTest::Prefix(prefix))),
-        prop::collection::vec(token(), 2..5).prop_map(|words| Predicate::Text(TextTest::Phrase(words))),
+        prop::collection::vec(token(), 2..5)
+            .prop_map(|words| Predicate::Text(TextTest::Phrase(words))),
         Just(field(FieldTest::Exists)),
         regex().prop_map(move |expression| field(FieldTest::Regex(expression))),
         glob_units()
@@ -148,9 +186,15 @@ fn summary_test() -> impl Strategy<Value = Predicate> {
             .prop_map(move |units| field(FieldTest::Wildcard(format!("*{}*", pattern_of(&units))))),
         (bound(any_text()), bound(any_text())).prop_map(move |(lower, upper)| {
             let lowercase = |bound: Option<Bound<String>>| {
-                bound.map(|bound| Bound { value: bound.value.to_ascii_lowercase(), inclusive: bound.inclusive })
+                bound.map(|bound| Bound {
+                    value: bound.value.to_ascii_lowercase(),
+                    inclusive: bound.inclusive,
+                })
             };
-            field(FieldTest::Range(RangeKind::Text { lower: lowercase(lower), upper: lowercase(upper) }))
+            field(FieldTest::Range(RangeKind::Text {
+                lower: lowercase(lower),
+                upper: lowercase(upper),
+            }))
         }),
     ]
 }
@@ -288,7 +332,9 @@ fn reference_glob(pattern: &str, text: &str) -> bool {
             Some((Unit::Any, rest)) => (0..=text.len()).any(|skip| matches(rest, &text[skip..])),
             Some((Unit::One, rest)) => !text.is_empty() && matches(rest, &text[1..]),
             Some((Unit::Literal(expected), rest)) => {
-                text.first().is_some_and(|actual| actual.eq_ignore_ascii_case(expected)) && matches(rest, &text[1..])
+                text.first()
+                    .is_some_and(|actual| actual.eq_ignore_ascii_case(expected))
+                    && matches(rest, &text[1..])
             }
         }
     }

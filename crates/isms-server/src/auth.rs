@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 use isms_store::{KeyRecord, Store, StoreError};
 use rand::RngCore;
 
@@ -72,12 +72,19 @@ pub fn generate_key_text() -> String {
 }
 
 fn hash_key(key: &str) -> Result<String, KeyError> {
-    Argon2::default().hash_password(key.as_bytes()).map(|hash| hash.to_string()).map_err(|error| KeyError::Hash(error.to_string()))
+    Argon2::default()
+        .hash_password(key.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|error| KeyError::Hash(error.to_string()))
 }
 
 /// Creates and stores a key named `name`, with the given text or a new random one; returns the record
 /// and the key text (to show once).
-pub async fn create_key(store: &dyn Store, name: &str, chosen_text: Option<String>) -> Result<(KeyRecord, String), KeyError> {
+pub async fn create_key(
+    store: &dyn Store,
+    name: &str,
+    chosen_text: Option<String>,
+) -> Result<(KeyRecord, String), KeyError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(KeyError::BadName(name.chars().count()));
@@ -127,22 +134,37 @@ impl KeyVerifier {
     /// A verifier over the keys of `store`.
     pub fn new(store: Arc<dyn Store>) -> KeyVerifier {
         let dummy_hash = hash_key("isms dummy key used to equalize timing").unwrap_or_default();
-        KeyVerifier { store, verified: Mutex::new(HashMap::new()), dummy_hash }
+        KeyVerifier {
+            store,
+            verified: Mutex::new(HashMap::new()),
+            dummy_hash,
+        }
     }
 
     /// The caller owning `key`, or `None` when the key is unknown, wrong or revoked.
     pub async fn verify(&self, key: &str) -> Result<Option<Caller>, StoreError> {
         let digest = *blake3::hash(key.as_bytes()).as_bytes();
         let cached = {
-            let verified = self.verified.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            verified.get(&digest).map(|entry| (entry.caller.clone(), entry.checked.elapsed() < RECHECK_AFTER))
+            let verified = self
+                .verified
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            verified.get(&digest).map(|entry| {
+                (
+                    entry.caller.clone(),
+                    entry.checked.elapsed() < RECHECK_AFTER,
+                )
+            })
         };
         if let Some((caller, fresh)) = cached {
             if fresh {
                 return Ok(Some(caller));
             }
             let live = matches!(self.store.key_by_id(&caller.key_id).await?, Some(record) if record.revoked_micros.is_none());
-            let mut verified = self.verified.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut verified = self
+                .verified
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if live {
                 if let Some(entry) = verified.get_mut(&digest) {
                     entry.checked = Instant::now();
@@ -157,23 +179,43 @@ impl KeyVerifier {
         }
         let record = self.store.key_by_id(&key_id_of(key)).await?;
         let (hash, live_record) = match &record {
-            Some(record) if record.revoked_micros.is_none() => (record.hash.clone(), Some(record.clone())),
+            Some(record) if record.revoked_micros.is_none() => {
+                (record.hash.clone(), Some(record.clone()))
+            }
             _ => (self.dummy_hash.clone(), None),
         };
         let key_text = key.to_string();
         let matches = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).map(|parsed| Argon2::default().verify_password(key_text.as_bytes(), &parsed).is_ok()).unwrap_or(false)
+            PasswordHash::new(&hash)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(key_text.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false)
         })
         .await
         .unwrap_or(false);
         match live_record {
             Some(record) if matches => {
-                let caller = Caller { key_id: record.id, key_name: record.name };
-                let mut verified = self.verified.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let caller = Caller {
+                    key_id: record.id,
+                    key_name: record.name,
+                };
+                let mut verified = self
+                    .verified
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 if verified.len() > 10_000 {
                     verified.clear();
                 }
-                verified.insert(digest, CachedKey { caller: caller.clone(), checked: Instant::now() });
+                verified.insert(
+                    digest,
+                    CachedKey {
+                        caller: caller.clone(),
+                        checked: Instant::now(),
+                    },
+                );
                 Ok(Some(caller))
             }
             _ => Ok(None),
@@ -191,7 +233,11 @@ mod tests {
         let second = generate_key_text();
         assert_ne!(first, second);
         assert_eq!(first.len(), 5 + 43);
-        assert!(first[5..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            first[5..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ pub struct ApiError {
 impl ApiError {
     /// An error with this status and message.
     pub fn new(code: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 with a message.
@@ -53,7 +56,9 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidCursor(_) | StoreError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             StoreError::DuplicateKeyName(_) => StatusCode::CONFLICT,
             StoreError::WriterStopped => StatusCode::SERVICE_UNAVAILABLE,
-            StoreError::Database(_) | StoreError::Open { .. } | StoreError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::Database(_) | StoreError::Open { .. } | StoreError::Corrupt { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         ApiError::new(code, error.to_string())
     }

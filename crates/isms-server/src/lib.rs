@@ -39,7 +39,8 @@ impl IngestLimits {
         IngestLimits {
             max_body_bytes: config.http.max_body_bytes,
             body: BodyLimits {
-                max_decompressed_bytes: usize::try_from(config.http.max_decompressed_bytes).unwrap_or(usize::MAX),
+                max_decompressed_bytes: usize::try_from(config.http.max_decompressed_bytes)
+                    .unwrap_or(usize::MAX),
                 max_depth: config.http.max_depth as usize,
                 max_fields: config.http.max_fields as usize,
                 max_items: config.http.max_items as usize,
@@ -105,15 +106,31 @@ pub enum BootstrapKey {
 }
 
 /// Creates the first key of a new data directory (from `bootstrap_text` if given).
-pub async fn bootstrap_key(store: &dyn Store, bootstrap_text: Option<String>) -> Result<BootstrapKey, auth::KeyError> {
+pub async fn bootstrap_key(
+    store: &dyn Store,
+    bootstrap_text: Option<String>,
+) -> Result<BootstrapKey, auth::KeyError> {
     let keys = store.list_keys().await?;
     if !keys.is_empty() {
-        return Ok(BootstrapKey::Existing { live: keys.iter().filter(|key| key.revoked_micros.is_none()).count() });
+        return Ok(BootstrapKey::Existing {
+            live: keys
+                .iter()
+                .filter(|key| key.revoked_micros.is_none())
+                .count(),
+        });
     }
     let from_environment = bootstrap_text.is_some();
     let (record, text) = auth::create_key(store, "admin", bootstrap_text).await?;
-    tracing::info!(key_id = record.id, name = record.name, "created the first key");
-    Ok(BootstrapKey::Created { name: record.name, text, from_environment })
+    tracing::info!(
+        key_id = record.id,
+        name = record.name,
+        "created the first key"
+    );
+    Ok(BootstrapKey::Created {
+        name: record.name,
+        text,
+        from_environment,
+    })
 }
 
 /// A running server.
@@ -125,7 +142,11 @@ pub struct RunningServer {
 }
 
 /// Binds the listener and starts serving; also starts the retention task.
-pub async fn start(config: &Config, store: Arc<dyn Store>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<RunningServer> {
+pub async fn start(
+    config: &Config,
+    store: Arc<dyn Store>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<RunningServer> {
     let state = Arc::new(AppState {
         keys: KeyVerifier::new(store.clone()),
         store: store.clone(),
@@ -143,15 +164,25 @@ pub async fn start(config: &Config, store: Arc<dyn Store>, shutdown: impl std::f
     let local_address = listener.local_addr()?;
     spawn_retention(config, store);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     });
-    Ok(RunningServer { local_address, task })
+    Ok(RunningServer {
+        local_address,
+        task,
+    })
 }
 
 fn spawn_retention(config: &Config, store: Arc<dyn Store>) {
     let policy = RetentionPolicy {
-        max_age_micros: (config.store.retention_days > 0).then(|| i64::from(config.store.retention_days) * 86_400_000_000),
-        max_bytes: (config.store.retention_max_bytes > 0).then_some(config.store.retention_max_bytes),
+        max_age_micros: (config.store.retention_days > 0)
+            .then(|| i64::from(config.store.retention_days) * 86_400_000_000),
+        max_bytes: (config.store.retention_max_bytes > 0)
+            .then_some(config.store.retention_max_bytes),
     };
     if policy.max_age_micros.is_none() && policy.max_bytes.is_none() {
         return;

@@ -50,7 +50,11 @@ mod tests {
         assert_eq!(parse_time_bound("now-2h", now), Ok(now - 7_200_000_000));
         assert_eq!(parse_time_bound("1d", now), Ok(now + 86_400_000_000));
         assert_eq!(parse_time_bound("1970-01-01T00:00:01Z", now), Ok(1_000_000));
-        assert!(parse_time_bound("yesterday", now).unwrap_err().contains("is not a time"));
+        assert!(
+            parse_time_bound("yesterday", now)
+                .unwrap_err()
+                .contains("is not a time")
+        );
         assert!(parse_time_bound("-99999999999999w", now).is_err());
     }
 }

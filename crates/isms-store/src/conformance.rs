@@ -64,50 +64,106 @@ fn event_at(second: i64, body: Value) -> Event {
     if let Value::Object(map) = &mut body {
         map.insert("utctimestamp".into(), json!(1_700_000_000 + second));
     }
-    normalize(body, &Origin { peer: None, endpoint: "conformance".into(), key_name: None }, jiff::Timestamp::now())
-        .expect("fixture events are valid")
+    normalize(
+        body,
+        &Origin {
+            peer: None,
+            endpoint: "conformance".into(),
+            key_name: None,
+        },
+        jiff::Timestamp::now(),
+    )
+    .expect("fixture events are valid")
 }
 
 /// The fixture: eight events with known fields, one per second.
 fn fixture() -> Vec<Event> {
     vec![
-        event_at(0, json!({"summary": "Failed password for joe from 10.0.0.1", "category": "authentication",
-            "hostname": "web1", "details": {"username": "joe", "sourceipaddress": "10.0.0.1", "success": false, "destinationport": 22}})),
-        event_at(1, json!({"summary": "Failed password for mary from 10.0.0.2", "category": "authentication",
-            "hostname": "web1", "details": {"username": "Mary", "sourceipaddress": "10.0.0.2", "success": false, "destinationport": "22"}})),
-        event_at(2, json!({"summary": "Accepted publickey for joe", "category": "authentication",
-            "hostname": "web2", "details": {"username": "joe", "success": true, "destinationport": 2222}})),
-        event_at(3, json!({"summary": "session opened for user root", "category": "session",
-            "hostname": "db1", "tags": ["pam", "root"], "details": {"username": "root"}})),
-        event_at(4, json!({"summary": "connection from 192.168.1.5 port 443", "category": "network",
-            "hostname": "fw1", "details": {"sourceipaddress": "192.168.1.5", "destinationport": 443, "bytes": 1.5}})),
-        event_at(5, json!({"category": "network", "hostname": "fw1",
-            "details": {"sourceipaddress": "192.168.1.6", "destinationport": "8080", "note": "no summary here"}})),
-        event_at(6, json!({"summary": "disk usage at 91 percent on /var", "category": "system",
-            "hostname": "db1", "severity": "WARNING", "details": {"mount": "/var", "percent": 91}})),
-        event_at(7, json!({"summary": "joe ran sudo: COMMAND=/bin/ls", "category": "authorization",
-            "hostname": "web2", "tags": ["sudo"], "details": {"username": "joe", "command": "/bin/ls", "nested": {"level": {"deep": "yes"}}}})),
+        event_at(
+            0,
+            json!({"summary": "Failed password for joe from 10.0.0.1", "category": "authentication",
+            "hostname": "web1", "details": {"username": "joe", "sourceipaddress": "10.0.0.1", "success": false, "destinationport": 22}}),
+        ),
+        event_at(
+            1,
+            json!({"summary": "Failed password for mary from 10.0.0.2", "category": "authentication",
+            "hostname": "web1", "details": {"username": "Mary", "sourceipaddress": "10.0.0.2", "success": false, "destinationport": "22"}}),
+        ),
+        event_at(
+            2,
+            json!({"summary": "Accepted publickey for joe", "category": "authentication",
+            "hostname": "web2", "details": {"username": "joe", "success": true, "destinationport": 2222}}),
+        ),
+        event_at(
+            3,
+            json!({"summary": "session opened for user root", "category": "session",
+            "hostname": "db1", "tags": ["pam", "root"], "details": {"username": "root"}}),
+        ),
+        event_at(
+            4,
+            json!({"summary": "connection from 192.168.1.5 port 443", "category": "network",
+            "hostname": "fw1", "details": {"sourceipaddress": "192.168.1.5", "destinationport": 443, "bytes": 1.5}}),
+        ),
+        event_at(
+            5,
+            json!({"category": "network", "hostname": "fw1",
+            "details": {"sourceipaddress": "192.168.1.6", "destinationport": "8080", "note": "no summary here"}}),
+        ),
+        event_at(
+            6,
+            json!({"summary": "disk usage at 91 percent on /var", "category": "system",
+            "hostname": "db1", "severity": "WARNING", "details": {"mount": "/var", "percent": 91}}),
+        ),
+        event_at(
+            7,
+            json!({"summary": "joe ran sudo: COMMAND=/bin/ls", "category": "authorization",
+            "hostname": "web2", "tags": ["sudo"], "details": {"username": "joe", "command": "/bin/ls", "nested": {"level": {"deep": "yes"}}}}),
+        ),
     ]
 }
 
 async fn load_fixture(store: &dyn Store) -> Vec<Event> {
     let events = fixture();
-    store.append(events.clone()).await.expect("append the fixture");
+    store
+        .append(events.clone())
+        .await
+        .expect("append the fixture");
     events
 }
 
 /// The summaries (or hostnames when absent) of the events a query finds, oldest first.
 async fn found(store: &dyn Store, query: &str) -> Vec<i64> {
-    let predicate = isms_query::parser::parse(query).unwrap_or_else(|error| panic!("query {query:?}: {error}"));
-    let request = SearchRequest { filter: EventFilter::matching(predicate.clone()), limit: 1000, cursor: None, sort: SortOrder::Asc };
-    let page = store.search(&request).await.unwrap_or_else(|error| panic!("query {query:?}: {error}"));
-    let count = store.count(&EventFilter::matching(predicate)).await.expect("count");
-    assert_eq!(count as usize, page.events.len(), "count and search disagree for {query:?}");
-    page.events.iter().map(|document| second_of(document)).collect()
+    let predicate =
+        isms_query::parser::parse(query).unwrap_or_else(|error| panic!("query {query:?}: {error}"));
+    let request = SearchRequest {
+        filter: EventFilter::matching(predicate.clone()),
+        limit: 1000,
+        cursor: None,
+        sort: SortOrder::Asc,
+    };
+    let page = store
+        .search(&request)
+        .await
+        .unwrap_or_else(|error| panic!("query {query:?}: {error}"));
+    let count = store
+        .count(&EventFilter::matching(predicate))
+        .await
+        .expect("count");
+    assert_eq!(
+        count as usize,
+        page.events.len(),
+        "count and search disagree for {query:?}"
+    );
+    page.events
+        .iter()
+        .map(|document| second_of(document))
+        .collect()
 }
 
 fn second_of(document: &serde_json::Map<String, Value>) -> i64 {
-    let text = document["utctimestamp"].as_str().expect("utctimestamp is text");
+    let text = document["utctimestamp"]
+        .as_str()
+        .expect("utctimestamp is text");
     let timestamp: jiff::Timestamp = text.parse().expect("utctimestamp parses");
     timestamp.as_second() - 1_700_000_000
 }
@@ -115,12 +171,31 @@ fn second_of(document: &serde_json::Map<String, Value>) -> i64 {
 /// Appended events are counted, and each one is found again by its id with every field intact.
 pub async fn appended_events_are_counted_and_found_by_id(store: &dyn Store) {
     let events = load_fixture(store).await;
-    assert_eq!(store.count(&EventFilter::everything()).await.expect("count"), events.len() as u64);
+    assert_eq!(
+        store
+            .count(&EventFilter::everything())
+            .await
+            .expect("count"),
+        events.len() as u64
+    );
     for event in &events {
-        let stored = store.get_event(&event.id).await.expect("get").expect("the event is there");
-        assert_eq!(stored, event.document, "stored document differs from the appended one");
+        let stored = store
+            .get_event(&event.id)
+            .await
+            .expect("get")
+            .expect("the event is there");
+        assert_eq!(
+            stored, event.document,
+            "stored document differs from the appended one"
+        );
     }
-    assert_eq!(store.get_event("00000000-0000-0000-0000-000000000000").await.expect("get"), None);
+    assert_eq!(
+        store
+            .get_event("00000000-0000-0000-0000-000000000000")
+            .await
+            .expect("get"),
+        None
+    );
     assert_eq!(store.get_event("not-an-id").await.expect("get"), None);
     let health = store.health().await.expect("health");
     assert_eq!(health.events, events.len() as u64);
@@ -130,11 +205,19 @@ pub async fn appended_events_are_counted_and_found_by_id(store: &dyn Store) {
 /// Paging with cursors visits every event exactly once, in event-time order both ways.
 pub async fn search_pages_cover_every_event_once_in_time_order(store: &dyn Store) {
     load_fixture(store).await;
-    for (sort, expected) in [(SortOrder::Asc, (0..8).collect::<Vec<i64>>()), (SortOrder::Desc, (0..8).rev().collect())] {
+    for (sort, expected) in [
+        (SortOrder::Asc, (0..8).collect::<Vec<i64>>()),
+        (SortOrder::Desc, (0..8).rev().collect()),
+    ] {
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let request = SearchRequest { filter: EventFilter::everything(), limit: 3, cursor: cursor.clone(), sort };
+            let request = SearchRequest {
+                filter: EventFilter::everything(),
+                limit: 3,
+                cursor: cursor.clone(),
+                sort,
+            };
             let page = store.search(&request).await.expect("search");
             seen.extend(page.events.iter().map(second_of));
             match page.next_cursor {
@@ -175,7 +258,10 @@ pub async fn field_queries_find_exactly_the_expected_events(store: &dyn Store) {
         ("NOT _exists_:summary", &[5]),
         ("category:authentication AND NOT details.username:joe", &[1]),
         ("category:authentication -details.success:true", &[0, 1]),
-        ("(hostname:web1 OR hostname:db1) AND category:authentication", &[0, 1]),
+        (
+            "(hostname:web1 OR hostname:db1) AND category:authentication",
+            &[0, 1],
+        ),
         ("hostname:(fw1 OR db1)", &[3, 4, 5, 6]),
         ("severity:warning", &[6]),
         ("details.username:nobody", &[]),
@@ -183,7 +269,11 @@ pub async fn field_queries_find_exactly_the_expected_events(store: &dyn Store) {
         ("*", &[0, 1, 2, 3, 4, 5, 6, 7]),
     ];
     for (query, expected) in cases {
-        assert_eq!(found(store, query).await, expected.to_vec(), "query {query:?}");
+        assert_eq!(
+            found(store, query).await,
+            expected.to_vec(),
+            "query {query:?}"
+        );
     }
 }
 
@@ -205,7 +295,11 @@ pub async fn free_text_finds_words_phrases_and_prefixes(store: &dyn Store) {
         ("nosuchword", &[]),
     ];
     for (query, expected) in cases {
-        assert_eq!(found(store, query).await, expected.to_vec(), "query {query:?}");
+        assert_eq!(
+            found(store, query).await,
+            expected.to_vec(),
+            "query {query:?}"
+        );
     }
 }
 
@@ -213,37 +307,115 @@ pub async fn free_text_finds_words_phrases_and_prefixes(store: &dyn Store) {
 pub async fn time_bounds_and_time_fields_restrict_results(store: &dyn Store) {
     load_fixture(store).await;
     let base = 1_700_000_000_000_000i64;
-    let filter = EventFilter { predicate: Predicate::All, from_micros: Some(base + 2_000_000), to_micros: Some(base + 5_000_000) };
-    let request = SearchRequest { filter: filter.clone(), limit: 100, cursor: None, sort: SortOrder::Asc };
-    let seconds: Vec<i64> = store.search(&request).await.expect("search").events.iter().map(second_of).collect();
+    let filter = EventFilter {
+        predicate: Predicate::All,
+        from_micros: Some(base + 2_000_000),
+        to_micros: Some(base + 5_000_000),
+    };
+    let request = SearchRequest {
+        filter: filter.clone(),
+        limit: 100,
+        cursor: None,
+        sort: SortOrder::Asc,
+    };
+    let seconds: Vec<i64> = store
+        .search(&request)
+        .await
+        .expect("search")
+        .events
+        .iter()
+        .map(second_of)
+        .collect();
     assert_eq!(seconds, vec![2, 3, 4]);
     assert_eq!(store.count(&filter).await.expect("count"), 3);
-    assert_eq!(found(store, "utctimestamp:[2023-11-14T22:13:22Z TO 2023-11-14T22:13:24Z]").await, vec![2, 3, 4]);
-    assert_eq!(found(store, "utctimestamp:\"2023-11-14T22:13:27+00:00\"").await, vec![7]);
+    assert_eq!(
+        found(
+            store,
+            "utctimestamp:[2023-11-14T22:13:22Z TO 2023-11-14T22:13:24Z]"
+        )
+        .await,
+        vec![2, 3, 4]
+    );
+    assert_eq!(
+        found(store, "utctimestamp:\"2023-11-14T22:13:27+00:00\"").await,
+        vec![7]
+    );
 }
 
 /// Histograms bucket matches by event time; top values count events per distinct value.
 pub async fn histogram_and_top_values_aggregate_matches(store: &dyn Store) {
     load_fixture(store).await;
-    let buckets = store.histogram(&EventFilter::everything(), 4_000_000).await.expect("histogram");
+    let buckets = store
+        .histogram(&EventFilter::everything(), 4_000_000)
+        .await
+        .expect("histogram");
     let counts: Vec<u64> = buckets.iter().map(|bucket| bucket.count).collect();
     assert_eq!(counts.iter().sum::<u64>(), 8);
-    assert!(buckets.windows(2).all(|pair| pair[0].start_micros < pair[1].start_micros));
-    assert!(buckets.iter().all(|bucket| bucket.start_micros % 4_000_000 == 0));
-    let authentication = EventFilter::matching(isms_query::parser::parse("category:authentication").expect("parse"));
-    let only = store.histogram(&authentication, 3_600_000_000).await.expect("histogram");
+    assert!(
+        buckets
+            .windows(2)
+            .all(|pair| pair[0].start_micros < pair[1].start_micros)
+    );
+    assert!(
+        buckets
+            .iter()
+            .all(|bucket| bucket.start_micros % 4_000_000 == 0)
+    );
+    let authentication =
+        EventFilter::matching(isms_query::parser::parse("category:authentication").expect("parse"));
+    let only = store
+        .histogram(&authentication, 3_600_000_000)
+        .await
+        .expect("histogram");
     assert_eq!(only.iter().map(|bucket| bucket.count).sum::<u64>(), 3);
-    assert!(matches!(store.histogram(&EventFilter::everything(), 0).await, Err(StoreError::InvalidRequest(_))));
+    assert!(matches!(
+        store.histogram(&EventFilter::everything(), 0).await,
+        Err(StoreError::InvalidRequest(_))
+    ));
 
-    let top = store.top_values(&EventFilter::everything(), &FieldPath::parse_dotted("hostname"), 2).await.expect("top");
-    let pairs: Vec<(String, u64)> = top.into_iter().map(|value| (value.value, value.count)).collect();
+    let top = store
+        .top_values(
+            &EventFilter::everything(),
+            &FieldPath::parse_dotted("hostname"),
+            2,
+        )
+        .await
+        .expect("top");
+    let pairs: Vec<(String, u64)> = top
+        .into_iter()
+        .map(|value| (value.value, value.count))
+        .collect();
     assert_eq!(pairs, vec![("db1".to_string(), 2), ("fw1".to_string(), 2)]);
-    let users = store.top_values(&authentication, &FieldPath::parse_dotted("details.username"), 10).await.expect("top");
-    let pairs: Vec<(String, u64)> = users.into_iter().map(|value| (value.value, value.count)).collect();
+    let users = store
+        .top_values(
+            &authentication,
+            &FieldPath::parse_dotted("details.username"),
+            10,
+        )
+        .await
+        .expect("top");
+    let pairs: Vec<(String, u64)> = users
+        .into_iter()
+        .map(|value| (value.value, value.count))
+        .collect();
     assert_eq!(pairs, vec![("joe".to_string(), 2), ("Mary".to_string(), 1)]);
-    let ports = store.top_values(&EventFilter::everything(), &FieldPath::parse_dotted("details.destinationport"), 10).await.expect("top");
-    let pairs: Vec<(String, u64)> = ports.into_iter().map(|value| (value.value, value.count)).collect();
-    assert_eq!(pairs[0], ("22".to_string(), 2), "22 as a number and as text have the same text: {pairs:?}");
+    let ports = store
+        .top_values(
+            &EventFilter::everything(),
+            &FieldPath::parse_dotted("details.destinationport"),
+            10,
+        )
+        .await
+        .expect("top");
+    let pairs: Vec<(String, u64)> = ports
+        .into_iter()
+        .map(|value| (value.value, value.count))
+        .collect();
+    assert_eq!(
+        pairs[0],
+        ("22".to_string(), 2),
+        "22 as a number and as text have the same text: {pairs:?}"
+    );
     assert_eq!(pairs.len(), 4, "{pairs:?}");
 }
 
@@ -256,17 +428,43 @@ pub async fn keys_are_stored_listed_and_revoked(store: &dyn Store) {
         created_micros: 1,
         revoked_micros: None,
     };
-    store.insert_key(record("k1", "first")).await.expect("insert");
-    store.insert_key(record("k2", "second")).await.expect("insert");
-    assert!(matches!(store.insert_key(record("k3", "first")).await, Err(StoreError::DuplicateKeyName(name)) if name == "first"));
-    assert_eq!(store.key_by_id("k1").await.expect("get").expect("present").hash, "hash-of-k1");
+    store
+        .insert_key(record("k1", "first"))
+        .await
+        .expect("insert");
+    store
+        .insert_key(record("k2", "second"))
+        .await
+        .expect("insert");
+    assert!(
+        matches!(store.insert_key(record("k3", "first")).await, Err(StoreError::DuplicateKeyName(name)) if name == "first")
+    );
+    assert_eq!(
+        store
+            .key_by_id("k1")
+            .await
+            .expect("get")
+            .expect("present")
+            .hash,
+        "hash-of-k1"
+    );
     assert_eq!(store.key_by_id("nope").await.expect("get"), None);
     assert_eq!(store.revoke_key("first", 5).await.expect("revoke"), 1);
-    assert_eq!(store.revoke_key("first", 6).await.expect("revoke"), 0, "already revoked");
+    assert_eq!(
+        store.revoke_key("first", 6).await.expect("revoke"),
+        0,
+        "already revoked"
+    );
     assert_eq!(store.revoke_key("k2", 7).await.expect("revoke"), 1);
-    store.insert_key(record("k4", "first")).await.expect("a revoked name can be reused");
+    store
+        .insert_key(record("k4", "first"))
+        .await
+        .expect("a revoked name can be reused");
     let keys = store.list_keys().await.expect("list");
-    assert_eq!(keys.iter().map(|key| key.id.as_str()).collect::<Vec<_>>(), vec!["k1", "k2", "k4"]);
+    assert_eq!(
+        keys.iter().map(|key| key.id.as_str()).collect::<Vec<_>>(),
+        vec!["k1", "k2", "k4"]
+    );
     assert_eq!(keys[0].revoked_micros, Some(5));
     assert_eq!(keys[2].revoked_micros, None);
 }
@@ -274,39 +472,88 @@ pub async fn keys_are_stored_listed_and_revoked(store: &dyn Store) {
 /// Retention removes the oldest arrivals, by age and by size, and keeps the rest searchable.
 pub async fn retention_deletes_oldest_events_first(store: &dyn Store) {
     let old_received = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(48);
-    let origin = Origin { peer: None, endpoint: "conformance".into(), key_name: None };
+    let origin = Origin {
+        peer: None,
+        endpoint: "conformance".into(),
+        key_name: None,
+    };
     let old: Vec<Event> = (0..10)
-        .map(|index| normalize(json!({"summary": format!("old {index}")}), &origin, old_received).expect("valid"))
+        .map(|index| {
+            normalize(
+                json!({"summary": format!("old {index}")}),
+                &origin,
+                old_received,
+            )
+            .expect("valid")
+        })
         .collect();
     store.append(old).await.expect("append");
     load_fixture(store).await;
     let outcome = store
-        .apply_retention(RetentionPolicy { max_age_micros: Some(24 * 3_600_000_000), max_bytes: None })
+        .apply_retention(RetentionPolicy {
+            max_age_micros: Some(24 * 3_600_000_000),
+            max_bytes: None,
+        })
         .await
         .expect("retention");
     assert_eq!(outcome.deleted_for_age, 10);
-    assert_eq!(store.count(&EventFilter::everything()).await.expect("count"), 8);
-    assert_eq!(found(store, "old").await, Vec::<i64>::new(), "deleted events leave the word index too");
+    assert_eq!(
+        store
+            .count(&EventFilter::everything())
+            .await
+            .expect("count"),
+        8
+    );
+    assert_eq!(
+        found(store, "old").await,
+        Vec::<i64>::new(),
+        "deleted events leave the word index too"
+    );
     assert_eq!(found(store, "failed").await, vec![0, 1]);
 
     let padding = "x".repeat(2000);
     let bulk: Vec<Event> = (0..400)
-        .map(|index| normalize(json!({"summary": format!("bulk {index} {padding}")}), &origin, jiff::Timestamp::now()).expect("valid"))
+        .map(|index| {
+            normalize(
+                json!({"summary": format!("bulk {index} {padding}")}),
+                &origin,
+                jiff::Timestamp::now(),
+            )
+            .expect("valid")
+        })
         .collect();
     store.append(bulk).await.expect("append");
     let before = store.health().await.expect("health").bytes;
     let bound = before / 2;
-    let outcome = store.apply_retention(RetentionPolicy { max_age_micros: None, max_bytes: Some(bound) }).await.expect("retention");
+    let outcome = store
+        .apply_retention(RetentionPolicy {
+            max_age_micros: None,
+            max_bytes: Some(bound),
+        })
+        .await
+        .expect("retention");
     assert!(outcome.deleted_for_size > 0);
     let after = store.health().await.expect("health");
-    assert!(after.bytes <= bound, "{} bytes after retention, bound {bound}", after.bytes);
+    assert!(
+        after.bytes <= bound,
+        "{} bytes after retention, bound {bound}",
+        after.bytes
+    );
     assert!(after.events > 0 && after.events < 408);
-    assert_eq!(found(store, "failed").await, Vec::<i64>::new(), "the oldest arrivals went first");
+    assert_eq!(
+        found(store, "failed").await,
+        Vec::<i64>::new(),
+        "the oldest arrivals went first"
+    );
 }
 
 /// Many concurrent appends: each returns only after commit, and every event is there.
 pub async fn concurrent_appends_are_all_committed(store: &dyn Store) {
-    let origin = Origin { peer: None, endpoint: "conformance".into(), key_name: None };
+    let origin = Origin {
+        peer: None,
+        endpoint: "conformance".into(),
+        key_name: None,
+    };
     let mut batches = Vec::new();
     for task in 0..20 {
         let events: Vec<Event> = (0..50)
@@ -317,16 +564,32 @@ pub async fn concurrent_appends_are_all_committed(store: &dyn Store) {
             .collect();
         batches.push(events);
     }
-    let results = futures_util::future::join_all(batches.into_iter().map(|events| store.append(events))).await;
+    let results =
+        futures_util::future::join_all(batches.into_iter().map(|events| store.append(events)))
+            .await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    assert_eq!(store.count(&EventFilter::everything()).await.expect("count"), 1000);
-    let one_task = EventFilter::matching(isms_query::parser::parse("details.task:7").expect("parse"));
+    assert_eq!(
+        store
+            .count(&EventFilter::everything())
+            .await
+            .expect("count"),
+        1000
+    );
+    let one_task =
+        EventFilter::matching(isms_query::parser::parse("details.task:7").expect("parse"));
     assert_eq!(store.count(&one_task).await.expect("count"), 50);
 }
 
 /// A cursor the store did not make is refused with a clear error.
 pub async fn invalid_cursor_is_refused(store: &dyn Store) {
-    let request =
-        SearchRequest { filter: EventFilter::everything(), limit: 10, cursor: Some("garbage".into()), sort: SortOrder::Desc };
-    assert!(matches!(store.search(&request).await, Err(StoreError::InvalidCursor(_))));
+    let request = SearchRequest {
+        filter: EventFilter::everything(),
+        limit: 10,
+        cursor: Some("garbage".into()),
+        sort: SortOrder::Desc,
+    };
+    assert!(matches!(
+        store.search(&request).await,
+        Err(StoreError::InvalidCursor(_))
+    ));
 }

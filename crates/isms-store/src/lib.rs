@@ -73,12 +73,20 @@ pub struct EventFilter {
 impl EventFilter {
     /// All events.
     pub fn everything() -> EventFilter {
-        EventFilter { predicate: Predicate::All, from_micros: None, to_micros: None }
+        EventFilter {
+            predicate: Predicate::All,
+            from_micros: None,
+            to_micros: None,
+        }
     }
 
     /// Events matching `predicate` at any time.
     pub fn matching(predicate: Predicate) -> EventFilter {
-        EventFilter { predicate, from_micros: None, to_micros: None }
+        EventFilter {
+            predicate,
+            from_micros: None,
+            to_micros: None,
+        }
     }
 }
 
@@ -187,11 +195,23 @@ pub trait Store: Send + Sync + 'static {
     /// Number of events matching a filter.
     fn count<'a>(&'a self, filter: &'a EventFilter) -> StoreFuture<'a, u64>;
     /// Matching events per time bucket of `interval_micros`, buckets aligned to the epoch, empty buckets omitted.
-    fn histogram<'a>(&'a self, filter: &'a EventFilter, interval_micros: i64) -> StoreFuture<'a, Vec<HistogramBucket>>;
+    fn histogram<'a>(
+        &'a self,
+        filter: &'a EventFilter,
+        interval_micros: i64,
+    ) -> StoreFuture<'a, Vec<HistogramBucket>>;
     /// The `limit` most frequent values of a field among matching events.
-    fn top_values<'a>(&'a self, filter: &'a EventFilter, field: &'a FieldPath, limit: usize) -> StoreFuture<'a, Vec<TopValue>>;
+    fn top_values<'a>(
+        &'a self,
+        filter: &'a EventFilter,
+        field: &'a FieldPath,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<TopValue>>;
     /// One event by id.
-    fn get_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<serde_json::Map<String, serde_json::Value>>>;
+    fn get_event<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> StoreFuture<'a, Option<serde_json::Map<String, serde_json::Value>>>;
     /// Checks the store answers and reports its size.
     fn health(&self) -> StoreFuture<'_, StoreHealth>;
     /// Deletes what the policy says must go, oldest first.

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use isms_query::ir::{FieldPath, render_scalar};
+use isms_query::ir::{FieldPath, contains_scalar, render_scalar};
 use serde_json::{Map, Value};
 
 /// Longest value prefix, in bytes, kept in a value token.
@@ -22,7 +22,13 @@ pub const MAX_INDEXED_VALUE_BYTES: usize = 48;
 
 /// Fields whose values are never indexed as terms: unique per event (ids, times) or free text (summary),
 /// they would only bloat the term dictionary. Their presence is still indexed.
-pub const UNINDEXED_VALUE_FIELDS: [&str; 5] = ["id", "utctimestamp", "receivedtimestamp", "timestamp", "summary"];
+pub const UNINDEXED_VALUE_FIELDS: [&str; 5] = [
+    "id",
+    "utctimestamp",
+    "receivedtimestamp",
+    "timestamp",
+    "summary",
+];
 
 /// The presence token of a path.
 pub fn presence_token(path: &FieldPath) -> String {
@@ -80,16 +86,6 @@ pub fn value_prefix_token(path: &FieldPath, prefix: &str) -> Option<String> {
     Some(token)
 }
 
-/// Whether a non-null scalar sits anywhere at or below this value.
-fn contains_scalar(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Array(elements) => elements.iter().any(contains_scalar),
-        Value::Object(members) => members.values().any(contains_scalar),
-        Value::Bool(_) | Value::Number(_) | Value::String(_) => true,
-    }
-}
-
 /// Computes the index terms of documents, caching the hash of every path it has seen.
 #[derive(Default)]
 pub struct TermWriter {
@@ -106,7 +102,12 @@ impl TermWriter {
     }
 
     /// Returns whether the object held at least one scalar (so its own presence token is due).
-    fn walk_object(&mut self, object: &Map<String, Value>, path: &mut String, output: &mut String) -> bool {
+    fn walk_object(
+        &mut self,
+        object: &Map<String, Value>,
+        path: &mut String,
+        output: &mut String,
+    ) -> bool {
         let mut any_scalar = false;
         for (key, value) in object {
             let parent_length = path.len();
@@ -155,7 +156,8 @@ impl TermWriter {
             if self.presence_tokens.len() > 100_000 {
                 self.presence_tokens.clear();
             }
-            self.presence_tokens.insert(dotted.to_string(), presence_token_of_dotted(dotted));
+            self.presence_tokens
+                .insert(dotted.to_string(), presence_token_of_dotted(dotted));
         }
         &self.presence_tokens[dotted]
     }
@@ -177,13 +179,21 @@ mod tests {
     use serde_json::json;
 
     fn terms(value: Value) -> Vec<String> {
-        let Value::Object(map) = value else { panic!("object") };
-        TermWriter::default().terms_of(&map).split_whitespace().map(str::to_string).collect()
+        let Value::Object(map) = value else {
+            panic!("object")
+        };
+        TermWriter::default()
+            .terms_of(&map)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
     }
 
     #[test]
     fn value_and_presence_tokens_for_nested_and_array_scalars() {
-        let tokens = terms(json!({"details": {"username": "Joe", "ports": [22, "80", {"x": 1}]}, "summary": "s"}));
+        let tokens = terms(
+            json!({"details": {"username": "Joe", "ports": [22, "80", {"x": 1}]}, "summary": "s"}),
+        );
         let username = FieldPath::parse_dotted("details.username");
         assert!(tokens.contains(&value_token(&username, "joe").token));
         assert!(tokens.contains(&presence_token(&username)));

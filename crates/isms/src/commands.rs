@@ -30,9 +30,15 @@ fn load_config(flags: &ConfigFlags, listen: Option<String>) -> anyhow::Result<Co
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
-        .with_context(|| format!("log.level {:?} is not a valid filter (e.g. \"info\" or \"info,isms_store=debug\")", config.log.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level).with_context(|| {
+        format!(
+            "log.level {:?} is not a valid filter (e.g. \"info\" or \"info,isms_store=debug\")",
+            config.log.level
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -42,8 +48,18 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 
 pub fn config_check(flags: &ConfigFlags) -> anyhow::Result<()> {
     let config = load_config(flags, None)?;
-    println!("configuration is valid{}", flags.config.as_ref().map(|path| format!(" ({})", path.display())).unwrap_or_default());
-    print!("{}", toml::to_string(&config).context("cannot print the configuration")?);
+    println!(
+        "configuration is valid{}",
+        flags
+            .config
+            .as_ref()
+            .map(|path| format!(" ({})", path.display()))
+            .unwrap_or_default()
+    );
+    print!(
+        "{}",
+        toml::to_string(&config).context("cannot print the configuration")?
+    );
     Ok(())
 }
 
@@ -51,13 +67,14 @@ async fn wait_for_shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -72,32 +89,57 @@ async fn wait_for_shutdown_signal() {
 pub async fn serve(flags: &ConfigFlags, listen: Option<String>) -> anyhow::Result<()> {
     let config = load_config(flags, listen)?;
     init_logging(&config)?;
-    let store = Arc::new(isms_server::open_store(&config).await.context("cannot open the store")?);
+    let store = Arc::new(
+        isms_server::open_store(&config)
+            .await
+            .context("cannot open the store")?,
+    );
     let database = store.path().to_path_buf();
     let store: Arc<dyn Store> = store;
-    let bootstrap = isms_server::bootstrap_key(store.as_ref(), environment("ISMS_BOOTSTRAP_KEY").filter(|key| !key.is_empty()))
-        .await
-        .context("cannot create the first key (ISMS_BOOTSTRAP_KEY)")?;
+    let bootstrap = isms_server::bootstrap_key(
+        store.as_ref(),
+        environment("ISMS_BOOTSTRAP_KEY").filter(|key| !key.is_empty()),
+    )
+    .await
+    .context("cannot create the first key (ISMS_BOOTSTRAP_KEY)")?;
     let running = isms_server::start(&config, store, wait_for_shutdown_signal())
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
     let base = format!("http://{}", running.local_address);
     let mut banner = String::new();
     banner.push_str(&format!("isms {} is running\n", env!("CARGO_PKG_VERSION")));
-    banner.push_str(&format!("  data       {} (SQLite {})\n", config.data_dir.display(), database.display()));
+    banner.push_str(&format!(
+        "  data       {} (SQLite {})\n",
+        config.data_dir.display(),
+        database.display()
+    ));
     banner.push_str(&format!("  listening  {base}\n"));
     banner.push_str(&format!("  ingest     POST {base}/events  (one JSON object, an array, or JSON lines; /_bulk for Elasticsearch bulk)\n"));
-    banner.push_str(&format!("  search     GET  {base}/api/events?q=details.username:joe   or   isms search 'QUERY'\n"));
-    banner.push_str(&format!("  health     {base}/status   metrics {base}/metrics\n"));
+    banner.push_str(&format!(
+        "  search     GET  {base}/api/events?q=details.username:joe   or   isms search 'QUERY'\n"
+    ));
+    banner.push_str(&format!(
+        "  health     {base}/status   metrics {base}/metrics\n"
+    ));
     banner.push_str("  console    none yet: use the API or the CLI (the web console arrives in a later release)\n");
     match &bootstrap {
-        BootstrapKey::Created { name, text, from_environment: false } => {
+        BootstrapKey::Created {
+            name,
+            text,
+            from_environment: false,
+        } => {
             banner.push_str(&format!(
                 "  key        {text}\n             (key \"{name}\", shown only this once: store it now)\n"
             ));
         }
-        BootstrapKey::Created { name, from_environment: true, .. } => {
-            banner.push_str(&format!("  key        the value of ISMS_BOOTSTRAP_KEY (stored as key \"{name}\")\n"));
+        BootstrapKey::Created {
+            name,
+            from_environment: true,
+            ..
+        } => {
+            banner.push_str(&format!(
+                "  key        the value of ISMS_BOOTSTRAP_KEY (stored as key \"{name}\")\n"
+            ));
         }
         BootstrapKey::Existing { live } => {
             banner.push_str(&format!(
@@ -120,7 +162,9 @@ pub async fn serve(flags: &ConfigFlags, listen: Option<String>) -> anyhow::Resul
 
 async fn open_local_store(flags: &ConfigFlags) -> anyhow::Result<Arc<dyn Store>> {
     let config = load_config(flags, None)?;
-    let store = isms_server::open_store(&config).await.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let store = isms_server::open_store(&config)
+        .await
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     Ok(Arc::new(store))
 }
 
@@ -128,7 +172,10 @@ pub async fn key_create(flags: &ConfigFlags, name: &str) -> anyhow::Result<()> {
     let store = open_local_store(flags).await?;
     let (record, text) = isms_server::auth::create_key(store.as_ref(), name, None).await?;
     println!("{text}");
-    eprintln!("created key {:?} (id {}); it is shown only this once", record.name, record.id);
+    eprintln!(
+        "created key {:?} (id {}); it is shown only this once",
+        record.name, record.id
+    );
     Ok(())
 }
 
@@ -147,14 +194,21 @@ pub async fn key_list(flags: &ConfigFlags, json: bool) -> anyhow::Result<()> {
             Some(at) => format!("revoked {}", isms_event::format_time(at)),
             None => "live".to_string(),
         };
-        println!("{:<16}  {:<24}  {:<32}  {state}", key.id, terminal_safe(&key.name), isms_event::format_time(key.created_micros));
+        println!(
+            "{:<16}  {:<24}  {:<32}  {state}",
+            key.id,
+            terminal_safe(&key.name),
+            isms_event::format_time(key.created_micros)
+        );
     }
     Ok(())
 }
 
 pub async fn key_revoke(flags: &ConfigFlags, key: &str) -> anyhow::Result<()> {
     let store = open_local_store(flags).await?;
-    let revoked = store.revoke_key(key, jiff::Timestamp::now().as_microsecond()).await?;
+    let revoked = store
+        .revoke_key(key, jiff::Timestamp::now().as_microsecond())
+        .await?;
     if revoked == 0 {
         bail!("no live key has the id or name {key:?} (see `isms key list`)");
     }
@@ -200,7 +254,10 @@ pub async fn search(server: &ServerFlags, options: SearchOptions) -> anyhow::Res
         return Ok(());
     }
     parameters.push(("limit", options.limit.clamp(1, 10_000).to_string()));
-    parameters.push(("sort", if options.oldest_first { "asc" } else { "desc" }.to_string()));
+    parameters.push((
+        "sort",
+        if options.oldest_first { "asc" } else { "desc" }.to_string(),
+    ));
     let answer = client.get_json("/api/events", &parameters).await?;
     let events = answer["events"].as_array().cloned().unwrap_or_default();
     let mut output = std::io::stdout().lock();
@@ -210,13 +267,23 @@ pub async fn search(server: &ServerFlags, options: SearchOptions) -> anyhow::Res
         }
         return Ok(());
     }
-    writeln!(output, "{:<26}  {:<8}  {:<16}  {:<20}  SUMMARY", "TIME (UTC)", "SEVERITY", "CATEGORY", "HOSTNAME")?;
+    writeln!(
+        output,
+        "{:<26}  {:<8}  {:<16}  {:<20}  SUMMARY",
+        "TIME (UTC)", "SEVERITY", "CATEGORY", "HOSTNAME"
+    )?;
     for event in &events {
-        let text = |field: &str| terminal_safe(event.get(field).and_then(Value::as_str).unwrap_or("-"));
+        let text =
+            |field: &str| terminal_safe(event.get(field).and_then(Value::as_str).unwrap_or("-"));
         let time = text("utctimestamp");
         let summary = match event.get("summary").and_then(Value::as_str) {
             Some(summary) => terminal_safe(summary),
-            None => terminal_safe(&event.get("details").map(Value::to_string).unwrap_or_default()),
+            None => terminal_safe(
+                &event
+                    .get("details")
+                    .map(Value::to_string)
+                    .unwrap_or_default(),
+            ),
         };
         writeln!(
             output,
@@ -229,7 +296,10 @@ pub async fn search(server: &ServerFlags, options: SearchOptions) -> anyhow::Res
         )?;
     }
     if answer["next_cursor"].is_string() {
-        writeln!(output, "(more events match; raise --limit or narrow the query)")?;
+        writeln!(
+            output,
+            "(more events match; raise --limit or narrow the query)"
+        )?;
     }
     Ok(())
 }
@@ -253,7 +323,10 @@ enum FileItem {
 fn read_items(path: &Path) -> anyhow::Result<Vec<FileItem>> {
     let mut bytes = Vec::new();
     if path == Path::new("-") {
-        std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read standard input")?;
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("cannot read standard input")?;
     } else {
         std::fs::File::open(path)
             .and_then(|mut file| file.read_to_end(&mut bytes))
@@ -262,7 +335,8 @@ fn read_items(path: &Path) -> anyhow::Result<Vec<FileItem>> {
     let mut items = Vec::new();
     let mut offset = 0;
     while offset < bytes.len() {
-        let mut stream = serde_json::Deserializer::from_slice(&bytes[offset..]).into_iter::<Value>();
+        let mut stream =
+            serde_json::Deserializer::from_slice(&bytes[offset..]).into_iter::<Value>();
         match stream.next() {
             None => break,
             Some(Ok(Value::Array(elements))) => {
@@ -274,8 +348,15 @@ fn read_items(path: &Path) -> anyhow::Result<Vec<FileItem>> {
                 items.push(FileItem::Event(value));
             }
             Some(Err(error)) => {
-                let line = bytes[..offset].iter().filter(|byte| **byte == b'\n').count() + error.line();
-                items.push(FileItem::Unreadable { place: format!("{}:{line}", path.display()), reason: error.to_string() });
+                let line = bytes[..offset]
+                    .iter()
+                    .filter(|byte| **byte == b'\n')
+                    .count()
+                    + error.line();
+                items.push(FileItem::Unreadable {
+                    place: format!("{}:{line}", path.display()),
+                    reason: error.to_string(),
+                });
                 // Resume at the next line.
                 let failed_at = offset + stream.byte_offset();
                 match bytes[failed_at..].iter().position(|byte| *byte == b'\n') {
@@ -288,7 +369,12 @@ fn read_items(path: &Path) -> anyhow::Result<Vec<FileItem>> {
     Ok(items)
 }
 
-pub async fn send(server: &ServerFlags, files: &[PathBuf], batch: usize, gzip: bool) -> anyhow::Result<()> {
+pub async fn send(
+    server: &ServerFlags,
+    files: &[PathBuf],
+    batch: usize,
+    gzip: bool,
+) -> anyhow::Result<()> {
     let client = ApiClient::new(server)?;
     let batch = batch.clamp(1, 100_000);
     let mut rejections: Vec<(String, String)> = Vec::new();
@@ -299,8 +385,10 @@ pub async fn send(server: &ServerFlags, files: &[PathBuf], batch: usize, gzip: b
         let progress = if std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(items.len() as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} events ({per_sec}, eta {eta})")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {pos}/{len} events ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar.set_message(path.display().to_string());
             bar
@@ -325,7 +413,10 @@ pub async fn send(server: &ServerFlags, files: &[PathBuf], batch: usize, gzip: b
         progress.finish_and_clear();
         items_total += total_items;
     }
-    println!("sent {items_total} items: {accepted_total} accepted, {} rejected", rejections.len());
+    println!(
+        "sent {items_total} items: {accepted_total} accepted, {} rejected",
+        rejections.len()
+    );
     for (place, reason) in rejections.iter().take(50) {
         println!("  rejected {place}: {reason}");
     }
@@ -355,15 +446,25 @@ async fn send_batch(
     let (status, answer) = client.post_events(body, gzip).await?;
     let accepted = answer.get("accepted").and_then(Value::as_u64);
     let Some(accepted) = accepted else {
-        let message = answer.get("error").and_then(Value::as_str).unwrap_or("no error message");
+        let message = answer
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no error message");
         bail!("the server refused the batch ({status}): {message}");
     };
     let mut failed = Vec::new();
     if let Some(rejected) = answer.get("rejected").and_then(Value::as_array) {
         for rejection in rejected {
             let index = rejection.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let reason = rejection.get("error").and_then(Value::as_str).unwrap_or("rejected").to_string();
-            let item = pending.get(index).map(|(item_index, _)| *item_index).unwrap_or(index);
+            let reason = rejection
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("rejected")
+                .to_string();
+            let item = pending
+                .get(index)
+                .map(|(item_index, _)| *item_index)
+                .unwrap_or(index);
             failed.push((format!("{} item {item}", path.display()), reason));
         }
     }

@@ -21,14 +21,15 @@ struct Cli {
     command: Command,
 }
 
-/// Flags that locate the configuration, shared by commands that read it.
+/// Flags that locate the configuration, shared by commands that read it. Global, so that they may follow a
+/// subcommand too: `isms key create --name x --data DIR` as well as `isms key --data DIR create --name x`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConfigFlags {
     /// Configuration file (TOML). Every key can also be set with an ISMS_... environment variable.
-    #[arg(long, value_name = "FILE", env = "ISMS_CONFIG")]
+    #[arg(long, value_name = "FILE", env = "ISMS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Data directory [default: ./isms-data] (overrides data_dir / ISMS_DATA_DIR).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub data: Option<PathBuf>,
 }
 
@@ -36,7 +37,12 @@ pub struct ConfigFlags {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerFlags {
     /// The server's base URL.
-    #[arg(long, value_name = "URL", env = "ISMS_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ISMS_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
     /// The key to send (printed by `isms serve` on first start, or made with `isms key create`).
     #[arg(long, value_name = "KEY", env = "ISMS_KEY", hide_env_values = true)]
@@ -150,11 +156,15 @@ fn main() -> ExitCode {
             println!("isms {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Config { action: ConfigAction::Reference } => {
+        Command::Config {
+            action: ConfigAction::Reference,
+        } => {
             print!("{}", isms_config::render_reference());
             Ok(())
         }
-        Command::Config { action: ConfigAction::Check { config } } => commands::config_check(&config),
+        Command::Config {
+            action: ConfigAction::Check { config },
+        } => commands::config_check(&config),
         command => run_async(command),
     };
     match result {
@@ -167,14 +177,42 @@ fn main() -> ExitCode {
 }
 
 fn run_async(command: Command) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match command {
             Command::Serve { config, listen } => commands::serve(&config, listen).await,
-            Command::Search { query, from, to, limit, oldest_first, json, count, server } => {
-                commands::search(&server, commands::SearchOptions { query, from, to, limit, oldest_first, json, count }).await
+            Command::Search {
+                query,
+                from,
+                to,
+                limit,
+                oldest_first,
+                json,
+                count,
+                server,
+            } => {
+                commands::search(
+                    &server,
+                    commands::SearchOptions {
+                        query,
+                        from,
+                        to,
+                        limit,
+                        oldest_first,
+                        json,
+                        count,
+                    },
+                )
+                .await
             }
-            Command::Send { files, batch, gzip, server } => commands::send(&server, &files, batch, gzip).await,
+            Command::Send {
+                files,
+                batch,
+                gzip,
+                server,
+            } => commands::send(&server, &files, batch, gzip).await,
             Command::Key { action, config } => match action {
                 KeyAction::Create { name } => commands::key_create(&config, &name).await,
                 KeyAction::List { json } => commands::key_list(&config, json).await,

@@ -38,7 +38,7 @@ use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 use serde_json::Value;
 
 /// Bounds applied while decoding one body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyLimits {
     /// Most bytes after content decoding (also applies to an uncompressed body).
     pub max_decompressed_bytes: usize,

@@ -26,11 +26,21 @@ use crate::ingest::body::{BodyFormat, ContentEncoding, DecodedItem, decode_body}
 const MAX_LISTED_REJECTIONS: usize = 100;
 
 /// Reads a request body, refusing it as soon as it passes `limit` bytes.
-pub(crate) async fn read_body_bounded(headers: &HeaderMap, body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
+pub(crate) async fn read_body_bounded(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body exceeds max_body_bytes ({limit} bytes)"))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body exceeds max_body_bytes ({limit} bytes)"),
+        )
     };
-    if let Some(length) = headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()).and_then(|text| text.parse::<u64>().ok())
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok())
         && length > limit
     {
         return Err(too_large());
@@ -38,8 +48,16 @@ pub(crate) async fn read_body_bounded(headers: &HeaderMap, body: Body, limit: u6
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
-        Err(error) => Err(ApiError::bad_request(format!("cannot read the request body: {error}"))),
+        Err(error)
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(error) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {error}"
+        ))),
     }
 }
 
@@ -75,12 +93,22 @@ async fn ingest(
     format: BodyFormat,
 ) -> Result<Response, ApiError> {
     let endpoint = uri.path().to_string();
-    let encoding_header = headers.get(header::CONTENT_ENCODING).map(|value| value.to_str().unwrap_or("(not text)").to_string());
-    let encoding = ContentEncoding::from_header(encoding_header.as_deref())
-        .map_err(|error| ApiError::new(StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST), error.to_string()))?;
+    let encoding_header = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|value| value.to_str().unwrap_or("(not text)").to_string());
+    let encoding = ContentEncoding::from_header(encoding_header.as_deref()).map_err(|error| {
+        ApiError::new(
+            StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+            error.to_string(),
+        )
+    })?;
     let raw = read_body_bounded(&headers, body, state.limits.max_body_bytes).await?;
     let limits = state.limits.body.clone();
-    let origin = Origin { peer: Some(peer.to_string()), endpoint: endpoint.clone(), key_name: Some(caller.key_name.clone()) };
+    let origin = Origin {
+        peer: Some(peer.to_string()),
+        endpoint: endpoint.clone(),
+        key_name: Some(caller.key_name.clone()),
+    };
     let received = jiff::Timestamp::now();
     let decoded = tokio::task::spawn_blocking(move || {
         let decoded = decode_body(&raw, encoding, format, &limits)?;
@@ -98,9 +126,18 @@ async fn ingest(
         Ok::<_, crate::ingest::body::BodyError>((events, rejected))
     })
     .await
-    .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("decoding failed: {error}")))?;
-    let (events, rejected) = decoded
-        .map_err(|error| ApiError::new(StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST), error.to_string()))?;
+    .map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("decoding failed: {error}"),
+        )
+    })?;
+    let (events, rejected) = decoded.map_err(|error| {
+        ApiError::new(
+            StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+            error.to_string(),
+        )
+    })?;
     let accepted = events.len();
     if accepted > 0 {
         state.store.append(events).await?;
@@ -108,7 +145,10 @@ async fn ingest(
     metrics::counter!("isms_ingest_events_total", "endpoint" => endpoint.clone(), "outcome" => "accepted").increment(accepted as u64);
     metrics::counter!("isms_ingest_events_total", "endpoint" => endpoint.clone(), "outcome" => "rejected").increment(rejected.len() as u64);
     if rejected.is_empty() {
-        return Ok((StatusCode::OK, Json(json!({"status": "ok", "code": 200, "accepted": accepted, "rejected": []})))
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"status": "ok", "code": 200, "accepted": accepted, "rejected": []})),
+        )
             .into_response());
     }
     tracing::debug!(%peer, endpoint, accepted, rejected = rejected.len(), "ingest request had rejected items");
@@ -121,8 +161,11 @@ async fn ingest(
         first.1,
         accepted
     );
-    let listed: Vec<serde_json::Value> =
-        rejected.iter().take(MAX_LISTED_REJECTIONS).map(|(index, reason)| json!({"index": index, "error": reason})).collect();
+    let listed: Vec<serde_json::Value> = rejected
+        .iter()
+        .take(MAX_LISTED_REJECTIONS)
+        .map(|(index, reason)| json!({"index": index, "error": reason}))
+        .collect();
     let code = StatusCode::BAD_REQUEST;
     Ok((
         code,

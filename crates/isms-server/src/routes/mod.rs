@@ -22,8 +22,14 @@ use crate::error::ApiError;
 /// All routes, with authentication where it belongs.
 pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
-        .route("/events", post(ingest::ingest_events).put(ingest::ingest_events))
-        .route("/events/", post(ingest::ingest_events).put(ingest::ingest_events))
+        .route(
+            "/events",
+            post(ingest::ingest_events).put(ingest::ingest_events),
+        )
+        .route(
+            "/events/",
+            post(ingest::ingest_events).put(ingest::ingest_events),
+        )
         .route("/_bulk", post(ingest::ingest_bulk).put(ingest::ingest_bulk))
         .route("/api/events", get(search::search_events))
         .route("/api/events/count", get(search::count_events))
@@ -40,12 +46,23 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn not_found(request: Request) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no such endpoint: {} {}", request.method(), request.uri().path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such endpoint: {} {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
 }
 
 /// The key a request presents, from the Authorization header or the `key` query parameter.
 fn presented_key(request: &Request) -> Option<String> {
-    if let Some(value) = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()) {
+    if let Some(value) = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+    {
         let value = value.trim();
         if let Some((scheme, key)) = value.split_once(' ')
             && scheme.eq_ignore_ascii_case("bearer")
@@ -73,7 +90,9 @@ fn percent_decode(text: &str) -> String {
         match bytes[index] {
             b'+' => output.push(b' '),
             b'%' if index + 2 < bytes.len() => {
-                let decoded = std::str::from_utf8(&bytes[index + 1..index + 3]).ok().and_then(|hex| u8::from_str_radix(hex, 16).ok());
+                let decoded = std::str::from_utf8(&bytes[index + 1..index + 3])
+                    .ok()
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
                 match decoded {
                     Some(byte) => {
                         output.push(byte);
@@ -89,9 +108,15 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&output).into_owned()
 }
 
-async fn require_key(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+async fn require_key(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(key) = presented_key(&request) else {
-        return unauthorized("this endpoint needs a key: send \"Authorization: Bearer KEY\" or add ?key=KEY");
+        return unauthorized(
+            "this endpoint needs a key: send \"Authorization: Bearer KEY\" or add ?key=KEY",
+        );
     };
     match state.keys.verify(&key).await {
         Ok(Some(caller)) => {
@@ -100,7 +125,10 @@ async fn require_key(State(state): State<Arc<AppState>>, mut request: Request, n
         }
         Ok(None) => {
             metrics::counter!("isms_auth_failures_total").increment(1);
-            tracing::info!(path = request.uri().path(), "request with a wrong or revoked key refused");
+            tracing::info!(
+                path = request.uri().path(),
+                "request with a wrong or revoked key refused"
+            );
             unauthorized("the key is wrong or revoked")
         }
         Err(error) => ApiError::from(error).into_response(),
@@ -109,7 +137,10 @@ async fn require_key(State(state): State<Arc<AppState>>, mut request: Request, n
 
 fn unauthorized(message: &str) -> Response {
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"isms\""));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"isms\""),
+    );
     response
 }
 
@@ -119,8 +150,14 @@ mod tests {
 
     #[test]
     fn query_values_are_percent_decoded() {
-        assert_eq!(url_query_value("a=1&key=ab%2Bc%3D", "key").as_deref(), Some("ab+c="));
-        assert_eq!(url_query_value("key=trailing%", "key").as_deref(), Some("trailing%"));
+        assert_eq!(
+            url_query_value("a=1&key=ab%2Bc%3D", "key").as_deref(),
+            Some("ab+c=")
+        );
+        assert_eq!(
+            url_query_value("key=trailing%", "key").as_deref(),
+            Some("trailing%")
+        );
         assert_eq!(url_query_value("key=%zz", "key").as_deref(), Some("%zz"));
         assert_eq!(url_query_value("nokey", "key"), None);
     }

@@ -33,23 +33,41 @@ pub(crate) struct SearchParameters {
 
 fn filter_of(parameters: &SearchParameters) -> Result<EventFilter, ApiError> {
     let query = parameters.q.as_deref().unwrap_or("");
-    let predicate = isms_query::parse(query).map_err(|error| ApiError::bad_request(format!("query q: {error}")))?;
+    let predicate = isms_query::parse(query)
+        .map_err(|error| ApiError::bad_request(format!("query q: {error}")))?;
     let now = jiff::Timestamp::now().as_microsecond();
     let bound = |name: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
-        match value.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+        match value
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+        {
             None => Ok(None),
-            Some(text) => parse_time_bound(text, now).map(Some).map_err(|error| ApiError::bad_request(format!("parameter {name}: {error}"))),
+            Some(text) => parse_time_bound(text, now)
+                .map(Some)
+                .map_err(|error| ApiError::bad_request(format!("parameter {name}: {error}"))),
         }
     };
-    Ok(EventFilter { predicate, from_micros: bound("from", &parameters.from)?, to_micros: bound("to", &parameters.to)? })
+    Ok(EventFilter {
+        predicate,
+        from_micros: bound("from", &parameters.from)?,
+        to_micros: bound("to", &parameters.to)?,
+    })
 }
 
-fn number_parameter(name: &str, value: &Option<String>, default: usize, max: usize) -> Result<usize, ApiError> {
+fn number_parameter(
+    name: &str,
+    value: &Option<String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
     match value.as_deref() {
         None | Some("") => Ok(default),
         Some(text) => match text.parse::<usize>() {
             Ok(number) if (1..=max).contains(&number) => Ok(number),
-            _ => Err(ApiError::bad_request(format!("parameter {name}: expected a whole number from 1 to {max}, found {text:?}"))),
+            _ => Err(ApiError::bad_request(format!(
+                "parameter {name}: expected a whole number from 1 to {max}, found {text:?}"
+            ))),
         },
     }
 }
@@ -60,16 +78,35 @@ pub(crate) async fn search_events(
 ) -> Result<Json<Value>, ApiError> {
     let filter = filter_of(&parameters)?;
     let limit = number_parameter("limit", &parameters.limit, 100, 10_000)?;
-    let sort = match parameters.sort.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let sort = match parameters
+        .sort
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("") | Some("desc") | Some("newest") => SortOrder::Desc,
         Some("asc") | Some("oldest") => SortOrder::Asc,
-        Some(other) => return Err(ApiError::bad_request(format!("parameter sort: expected \"asc\" or \"desc\", found {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "parameter sort: expected \"asc\" or \"desc\", found {other:?}"
+            )));
+        }
     };
-    let request = SearchRequest { filter, limit, cursor: parameters.cursor.clone().filter(|cursor| !cursor.is_empty()), sort };
+    let request = SearchRequest {
+        filter,
+        limit,
+        cursor: parameters
+            .cursor
+            .clone()
+            .filter(|cursor| !cursor.is_empty()),
+        sort,
+    };
     let started = std::time::Instant::now();
     let page = state.store.search(&request).await?;
     metrics::histogram!("isms_search_seconds").record(started.elapsed().as_secs_f64());
-    Ok(Json(json!({"events": page.events, "next_cursor": page.next_cursor})))
+    Ok(Json(
+        json!({"events": page.events, "next_cursor": page.next_cursor}),
+    ))
 }
 
 pub(crate) async fn count_events(
@@ -93,12 +130,17 @@ pub(crate) async fn histogram(
         .iter()
         .map(|bucket| json!({"start": isms_event::format_time(bucket.start_micros), "start_micros": bucket.start_micros, "count": bucket.count}))
         .collect();
-    Ok(Json(json!({"interval": interval_text, "interval_micros": interval, "buckets": buckets})))
+    Ok(Json(
+        json!({"interval": interval_text, "interval_micros": interval, "buckets": buckets}),
+    ))
 }
 
 fn parse_interval(text: &str) -> Option<i64> {
     let unit = text.chars().last()?;
-    let amount: i64 = text[..text.len() - unit.len_utf8()].parse().ok().filter(|amount| *amount > 0)?;
+    let amount: i64 = text[..text.len() - unit.len_utf8()]
+        .parse()
+        .ok()
+        .filter(|amount| *amount > 0)?;
     let unit_micros: i64 = match unit {
         's' => 1_000_000,
         'm' => 60_000_000,
@@ -118,8 +160,14 @@ pub(crate) async fn top_values(
     let field_text = parameters.field.as_deref().map(str::trim).filter(|field| !field.is_empty()).ok_or_else(|| {
         ApiError::bad_request("parameter field: required, the field whose values to count (e.g. details.username)")
     })?;
-    if field_text.len() > 256 || !field_text.chars().all(|c| c.is_ascii_alphanumeric() || "_@.-".contains(c)) {
-        return Err(ApiError::bad_request(format!("parameter field: {field_text:?} is not a field name (letters, digits, _ @ . -)")));
+    if field_text.len() > 256
+        || !field_text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@.-".contains(c))
+    {
+        return Err(ApiError::bad_request(format!(
+            "parameter field: {field_text:?} is not a field name (letters, digits, _ @ . -)"
+        )));
     }
     let field = FieldPath::parse_dotted(field_text);
     let n = number_parameter("n", &parameters.n, 10, 1000)?;
@@ -127,9 +175,15 @@ pub(crate) async fn top_values(
     Ok(Json(json!({"field": field.dotted(), "values": values})))
 }
 
-pub(crate) async fn get_event(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn get_event(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     match state.store.get_event(&id).await? {
         Some(document) => Ok(Json(Value::Object(document))),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no event with id {id:?}"))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no event with id {id:?}"),
+        )),
     }
 }

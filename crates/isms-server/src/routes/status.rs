@@ -31,6 +31,10 @@ pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let text = state.metrics.as_ref().map(|handle| handle.render()).unwrap_or_default();
+    let text = state
+        .metrics
+        .as_ref()
+        .map(|handle| handle.render())
+        .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

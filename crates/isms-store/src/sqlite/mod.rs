@@ -20,8 +20,8 @@ use isms_event::Event;
 use isms_query::ir::FieldPath;
 use serde_json::{Map, Value};
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 // Every dynamic statement below is assembled from constant SQL and `?` placeholders; values are bound.
 use sqlx::{Arguments, AssertSqlSafe, ConnectOptions, Connection, Row};
@@ -29,8 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::terms::TermWriter;
 use crate::{
-    EventFilter, HistogramBucket, KeyRecord, RetentionOutcome, RetentionPolicy, SearchPage, SearchRequest, SortOrder,
-    Store, StoreError, StoreFuture, StoreHealth, TopValue,
+    EventFilter, HistogramBucket, KeyRecord, RetentionOutcome, RetentionPolicy, SearchPage,
+    SearchRequest, SortOrder, Store, StoreError, StoreFuture, StoreHealth, TopValue,
 };
 use sql::{CompiledPredicate, SqlFragment, SqlParam};
 
@@ -69,7 +69,12 @@ pub struct SqliteOptions {
 impl SqliteOptions {
     /// Defaults for a database file at `path`.
     pub fn new(path: impl Into<PathBuf>) -> SqliteOptions {
-        SqliteOptions { path: path.into(), durability: Durability::Full, writer_max_batch_events: 20_000, read_connections: 4 }
+        SqliteOptions {
+            path: path.into(),
+            durability: Durability::Full,
+            writer_max_batch_events: 20_000,
+            read_connections: 4,
+        }
     }
 }
 
@@ -90,9 +95,9 @@ struct PreparedEvent {
     id: [u8; 16],
     utctimestamp: i64,
     receivedtimestamp: i64,
-    document: String,
-    summary: Option<String>,
-    terms: String,
+    document: Arc<str>,
+    summary: Option<Arc<str>>,
+    terms: Arc<str>,
 }
 
 struct AppendJob {
@@ -109,13 +114,20 @@ pub struct SqliteStore {
 }
 
 fn open_error(path: &Path, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Open { path: path.display().to_string(), reason: reason.to_string() }
+    StoreError::Open {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the database and starts the writer task.
     pub async fn open(options: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        if let Some(parent) = options.path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = options
+            .path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(|error| open_error(parent, error))?;
         }
         let connect_options = SqliteConnectOptions::from_str("sqlite://")
@@ -134,8 +146,10 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             .statement_cache_capacity(64)
             .with_regexp();
-        let mut writer_connection =
-            connect_options.connect().await.map_err(|error| open_error(&options.path, error))?;
+        let mut writer_connection = connect_options
+            .connect()
+            .await
+            .map_err(|error| open_error(&options.path, error))?;
         migrate(&mut writer_connection, &options.path).await?;
         let next_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
             .fetch_one(&mut writer_connection)
@@ -148,8 +162,18 @@ impl SqliteStore {
             .await
             .map_err(|error| open_error(&options.path, error))?;
         let (sender, receiver) = mpsc::channel(1024);
-        tokio::spawn(writer_loop(writer_connection, receiver, options.writer_max_batch_events.max(1), next_seq));
-        Ok(SqliteStore { reads, writer: sender, path: options.path, plan_choice: Arc::new(AtomicU8::new(0)) })
+        tokio::spawn(writer_loop(
+            writer_connection,
+            receiver,
+            options.writer_max_batch_events.max(1),
+            next_seq,
+        ));
+        Ok(SqliteStore {
+            reads,
+            writer: sender,
+            path: options.path,
+            plan_choice: Arc::new(AtomicU8::new(0)),
+        })
     }
 
     /// Forces a read plan (for tests and benchmarks).
@@ -181,13 +205,26 @@ impl SqliteStore {
             PlanChoice::Automatic => {}
         }
         let driver_sql = driver.to_sql();
-        let probe = format!("SELECT count(*) FROM ({} LIMIT {})", driver_sql.sql, SELECTIVE_DRIVER_ROWS + 1);
-        let candidates: i64 = bind_all(sqlx::query_scalar(AssertSqlSafe(probe.as_str())), &driver_sql.params).fetch_one(&self.reads).await?;
+        let probe = format!(
+            "SELECT count(*) FROM ({} LIMIT {})",
+            driver_sql.sql,
+            SELECTIVE_DRIVER_ROWS + 1
+        );
+        let candidates: i64 = bind_all(
+            sqlx::query_scalar(AssertSqlSafe(probe.as_str())),
+            &driver_sql.params,
+        )
+        .fetch_one(&self.reads)
+        .await?;
         Ok(candidates <= SELECTIVE_DRIVER_ROWS)
     }
 
     /// The FROM clause and the WHERE conditions for a filter under the chosen plan.
-    async fn from_where(&self, filter: &EventFilter, force_driver_when_present: bool) -> Result<FromWhere, StoreError> {
+    async fn from_where(
+        &self,
+        filter: &EventFilter,
+        force_driver_when_present: bool,
+    ) -> Result<FromWhere, StoreError> {
         let compiled = sql::compile(&filter.predicate);
         let driven = if force_driver_when_present && self.plan_choice() != PlanChoice::ForceScan {
             compiled.driver.is_some()
@@ -202,11 +239,17 @@ impl SqliteStore {
                 from.sql.push_str(" FROM (");
                 from.sql.push_str(&driver_sql.sql);
                 from.params.extend(driver_sql.params);
-                from.sql.push_str(") AS candidates CROSS JOIN events e ON e.seq = candidates.rowid");
+                from.sql
+                    .push_str(") AS candidates CROSS JOIN events e ON e.seq = candidates.rowid");
             }
-            _ => from.sql.push_str(" FROM events e INDEXED BY events_by_time"),
+            _ => from
+                .sql
+                .push_str(" FROM events e INDEXED BY events_by_time"),
         }
-        let mut conditions = SqlFragment { sql: " WHERE 1".into(), params: Vec::new() };
+        let mut conditions = SqlFragment {
+            sql: " WHERE 1".into(),
+            params: Vec::new(),
+        };
         if let Some(from_micros) = filter.from_micros {
             conditions.sql.push_str(" AND e.utctimestamp >= ?");
             conditions.params.push(SqlParam::Integer(from_micros));
@@ -232,7 +275,13 @@ struct FromWhere {
 
 impl FromWhere {
     /// `select_list` + FROM + WHERE + `tail`, with all parameters in order.
-    fn statement(&self, select_list: &str, extra_from: Option<&SqlFragment>, extra_conditions: Option<&SqlFragment>, tail: &str) -> (String, Vec<SqlParam>) {
+    fn statement(
+        &self,
+        select_list: &str,
+        extra_from: Option<&SqlFragment>,
+        extra_conditions: Option<&SqlFragment>,
+        tail: &str,
+    ) -> (String, Vec<SqlParam>) {
         let mut sql = String::from(select_list);
         let mut params = Vec::new();
         sql.push_str(&self.from.sql);
@@ -282,18 +331,31 @@ fn arguments_of(params: &[SqlParam]) -> Result<SqliteArguments, StoreError> {
 }
 
 async fn migrate(connection: &mut SqliteConnection, path: &Path) -> Result<(), StoreError> {
-    let applied: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *connection).await?;
-    let applied = usize::try_from(applied).map_err(|_| open_error(path, "negative schema version"))?;
+    let applied: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *connection)
+        .await?;
+    let applied =
+        usize::try_from(applied).map_err(|_| open_error(path, "negative schema version"))?;
     if applied > MIGRATIONS.len() {
         return Err(open_error(
             path,
-            format!("the database has schema version {applied}, newer than this isms knows ({})", MIGRATIONS.len()),
+            format!(
+                "the database has schema version {applied}, newer than this isms knows ({})",
+                MIGRATIONS.len()
+            ),
         ));
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
         let mut transaction = connection.begin().await?;
-        sqlx::raw_sql(AssertSqlSafe(*migration)).execute(&mut *transaction).await?;
-        sqlx::raw_sql(AssertSqlSafe(format!("PRAGMA user_version = {}", index + 1))).execute(&mut *transaction).await?;
+        sqlx::raw_sql(AssertSqlSafe(*migration))
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "PRAGMA user_version = {}",
+            index + 1
+        )))
+        .execute(&mut *transaction)
+        .await?;
         transaction.commit().await?;
         tracing::info!(path = %path.display(), version = index + 1, "applied store migration");
     }
@@ -325,7 +387,9 @@ async fn writer_loop(
                 tracing::error!(%error, events = batch_events, "store write failed; the batch is not acknowledged");
                 // Re-read the sequence: the failed transaction was rolled back.
                 if let Ok(seq) =
-                    sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(seq), 0) + 1 FROM events").fetch_one(&mut connection).await
+                    sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
+                        .fetch_one(&mut connection)
+                        .await
                 {
                     next_seq = seq;
                 }
@@ -334,15 +398,25 @@ async fn writer_loop(
         metrics::counter!("isms_store_commits_total").increment(1);
         metrics::histogram!("isms_store_commit_events").record(batch_events as f64);
         for job in jobs {
-            let _ = job.reply.send(result.as_ref().map(|_| ()).map_err(|error| error.to_string()));
+            let _ = job.reply.send(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|error| error.to_string()),
+            );
         }
     }
     tracing::debug!("store writer stopped");
 }
 
-async fn write_batch(connection: &mut SqliteConnection, jobs: &[AppendJob], first_seq: i64) -> Result<(), StoreError> {
+async fn write_batch(
+    connection: &mut SqliteConnection,
+    jobs: &[AppendJob],
+    first_seq: i64,
+) -> Result<(), StoreError> {
     let mut transaction = connection.begin().await?;
-    let mut rows: Vec<(i64, &PreparedEvent)> = Vec::with_capacity(jobs.iter().map(|job| job.events.len()).sum());
+    let mut rows: Vec<(i64, &PreparedEvent)> =
+        Vec::with_capacity(jobs.iter().map(|job| job.events.len()).sum());
     let mut seq = first_seq;
     for job in jobs {
         for event in &job.events {
@@ -351,17 +425,25 @@ async fn write_batch(connection: &mut SqliteConnection, jobs: &[AppendJob], firs
         }
     }
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut statement = String::from("INSERT INTO events (seq, id, utctimestamp, receivedtimestamp, doc) VALUES ");
+        let mut statement = String::from(
+            "INSERT INTO events (seq, id, utctimestamp, receivedtimestamp, doc) VALUES ",
+        );
         let mut arguments = SqliteArguments::default();
         for (position, (seq, event)) in chunk.iter().enumerate() {
-            statement.push_str(if position == 0 { "(?,?,?,?,?)" } else { ",(?,?,?,?,?)" });
+            statement.push_str(if position == 0 {
+                "(?,?,?,?,?)"
+            } else {
+                ",(?,?,?,?,?)"
+            });
             add(&mut arguments, *seq)?;
             add(&mut arguments, event.id.to_vec())?;
             add(&mut arguments, event.utctimestamp)?;
             add(&mut arguments, event.receivedtimestamp)?;
             add(&mut arguments, event.document.clone())?;
         }
-        sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments).execute(&mut *transaction).await?;
+        sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments)
+            .execute(&mut *transaction)
+            .await?;
 
         let mut statement = String::from("INSERT INTO event_terms (rowid, terms) VALUES ");
         let mut arguments = SqliteArguments::default();
@@ -370,9 +452,14 @@ async fn write_batch(connection: &mut SqliteConnection, jobs: &[AppendJob], firs
             add(&mut arguments, *seq)?;
             add(&mut arguments, event.terms.clone())?;
         }
-        sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments).execute(&mut *transaction).await?;
+        sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments)
+            .execute(&mut *transaction)
+            .await?;
 
-        let with_summary: Vec<&(i64, &PreparedEvent)> = chunk.iter().filter(|(_, event)| event.summary.is_some()).collect();
+        let with_summary: Vec<&(i64, &PreparedEvent)> = chunk
+            .iter()
+            .filter(|(_, event)| event.summary.is_some())
+            .collect();
         if !with_summary.is_empty() {
             let mut statement = String::from("INSERT INTO event_words (rowid, summary) VALUES ");
             let mut arguments = SqliteArguments::default();
@@ -381,7 +468,9 @@ async fn write_batch(connection: &mut SqliteConnection, jobs: &[AppendJob], firs
                 add(&mut arguments, *seq)?;
                 add(&mut arguments, event.summary.clone())?;
             }
-            sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments).execute(&mut *transaction).await?;
+            sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments)
+                .execute(&mut *transaction)
+                .await?;
         }
     }
     transaction.commit().await?;
@@ -392,7 +481,9 @@ fn add<'q, T>(arguments: &mut SqliteArguments, value: T) -> Result<(), StoreErro
 where
     T: sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + 'q,
 {
-    arguments.add(value).map_err(|error| StoreError::InvalidRequest(error.to_string()))
+    arguments
+        .add(value)
+        .map_err(|error| StoreError::InvalidRequest(error.to_string()))
 }
 
 fn prepare(events: Vec<Event>) -> Vec<PreparedEvent> {
@@ -400,16 +491,22 @@ fn prepare(events: Vec<Event>) -> Vec<PreparedEvent> {
     events
         .into_iter()
         .map(|event| {
-            let id = uuid::Uuid::try_parse(&event.id).map(|uuid| *uuid.as_bytes()).unwrap_or_else(|_| {
-                // Normalization always makes UUIDs; anything else still gets a stable 16-byte key.
-                let hash = blake3::hash(event.id.as_bytes());
-                let mut bytes = [0u8; 16];
-                bytes.copy_from_slice(&hash.as_bytes()[..16]);
-                bytes
-            });
-            let summary = event.document.get("summary").and_then(Value::as_str).map(str::to_string);
-            let terms = term_writer.terms_of(&event.document);
-            let document = Value::Object(event.document).to_string();
+            let id = uuid::Uuid::try_parse(&event.id)
+                .map(|uuid| *uuid.as_bytes())
+                .unwrap_or_else(|_| {
+                    // Normalization always makes UUIDs; anything else still gets a stable 16-byte key.
+                    let hash = blake3::hash(event.id.as_bytes());
+                    let mut bytes = [0u8; 16];
+                    bytes.copy_from_slice(&hash.as_bytes()[..16]);
+                    bytes
+                });
+            let summary = event
+                .document
+                .get("summary")
+                .and_then(Value::as_str)
+                .map(Arc::from);
+            let terms = Arc::from(term_writer.terms_of(&event.document));
+            let document = Arc::from(Value::Object(event.document).to_string());
             PreparedEvent {
                 id,
                 utctimestamp: event.utctimestamp_micros,
@@ -425,8 +522,14 @@ fn prepare(events: Vec<Event>) -> Vec<PreparedEvent> {
 fn parse_document(seq: i64, text: &str) -> Result<Map<String, Value>, StoreError> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(StoreError::Corrupt { seq, reason: "not a JSON object".into() }),
-        Err(error) => Err(StoreError::Corrupt { seq, reason: error.to_string() }),
+        Ok(_) => Err(StoreError::Corrupt {
+            seq,
+            reason: "not a JSON object".into(),
+        }),
+        Err(error) => Err(StoreError::Corrupt {
+            seq,
+            reason: error.to_string(),
+        }),
     }
 }
 
@@ -435,9 +538,13 @@ fn encode_cursor(utctimestamp: i64, seq: i64) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<(i64, i64), StoreError> {
-    let invalid = || StoreError::InvalidCursor(format!("{cursor:?} is not a cursor returned by a search"));
+    let invalid =
+        || StoreError::InvalidCursor(format!("{cursor:?} is not a cursor returned by a search"));
     let (time, seq) = cursor.split_once('_').ok_or_else(invalid)?;
-    Ok((time.parse().map_err(|_| invalid())?, seq.parse().map_err(|_| invalid())?))
+    Ok((
+        time.parse().map_err(|_| invalid())?,
+        seq.parse().map_err(|_| invalid())?,
+    ))
 }
 
 /// Hard bound on histogram buckets, so a tiny interval over a long range cannot exhaust memory.
@@ -450,15 +557,25 @@ impl Store for SqliteStore {
                 return Ok(());
             }
             let prepared = if events.len() > 64 {
-                tokio::task::spawn_blocking(move || prepare(events)).await.map_err(|_| StoreError::WriterStopped)?
+                tokio::task::spawn_blocking(move || prepare(events))
+                    .await
+                    .map_err(|_| StoreError::WriterStopped)?
             } else {
                 prepare(events)
             };
             let (reply, answer) = oneshot::channel();
-            self.writer.send(AppendJob { events: prepared, reply }).await.map_err(|_| StoreError::WriterStopped)?;
+            self.writer
+                .send(AppendJob {
+                    events: prepared,
+                    reply,
+                })
+                .await
+                .map_err(|_| StoreError::WriterStopped)?;
             match answer.await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(reason)) => Err(StoreError::InvalidRequest(format!("the batch was not committed: {reason}"))),
+                Ok(Err(reason)) => Err(StoreError::InvalidRequest(format!(
+                    "the batch was not committed: {reason}"
+                ))),
                 Err(_) => Err(StoreError::WriterStopped),
             }
         })
@@ -486,9 +603,14 @@ impl Store for SqliteStore {
                 "SELECT e.seq, e.utctimestamp, e.doc",
                 None,
                 cursor_condition.as_ref(),
-                &format!(" ORDER BY e.utctimestamp {order}, e.seq {order} LIMIT {}", limit + 1),
+                &format!(
+                    " ORDER BY e.utctimestamp {order}, e.seq {order} LIMIT {}",
+                    limit + 1
+                ),
             );
-            let rows = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?).fetch_all(&self.reads).await?;
+            let rows = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?)
+                .fetch_all(&self.reads)
+                .await?;
             let mut events = Vec::with_capacity(rows.len().min(limit));
             let mut last = None;
             for row in rows.iter().take(limit) {
@@ -498,8 +620,15 @@ impl Store for SqliteStore {
                 events.push(parse_document(seq, text)?);
                 last = Some((time, seq));
             }
-            let next_cursor = if rows.len() > limit { last.map(|(time, seq)| encode_cursor(time, seq)) } else { None };
-            Ok(SearchPage { events, next_cursor })
+            let next_cursor = if rows.len() > limit {
+                last.map(|(time, seq)| encode_cursor(time, seq))
+            } else {
+                None
+            };
+            Ok(SearchPage {
+                events,
+                next_cursor,
+            })
         })
     }
 
@@ -507,18 +636,25 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let from_where = self.from_where(filter, true).await?;
             let (statement, params) = from_where.statement("SELECT count(*)", None, None, "");
-            let count: i64 = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?)
-                .fetch_one(&self.reads)
-                .await?
-                .try_get(0)?;
+            let count: i64 =
+                sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?)
+                    .fetch_one(&self.reads)
+                    .await?
+                    .try_get(0)?;
             Ok(count.max(0) as u64)
         })
     }
 
-    fn histogram<'a>(&'a self, filter: &'a EventFilter, interval_micros: i64) -> StoreFuture<'a, Vec<HistogramBucket>> {
+    fn histogram<'a>(
+        &'a self,
+        filter: &'a EventFilter,
+        interval_micros: i64,
+    ) -> StoreFuture<'a, Vec<HistogramBucket>> {
         Box::pin(async move {
             if interval_micros <= 0 {
-                return Err(StoreError::InvalidRequest("the histogram interval must be positive".into()));
+                return Err(StoreError::InvalidRequest(
+                    "the histogram interval must be positive".into(),
+                ));
             }
             if let (Some(from), Some(to)) = (filter.from_micros, filter.to_micros)
                 && (to - from) / interval_micros > MAX_HISTOGRAM_BUCKETS
@@ -537,7 +673,9 @@ impl Store for SqliteStore {
                 None,
                 &format!(" GROUP BY bucket ORDER BY bucket LIMIT {}", MAX_HISTOGRAM_BUCKETS + 1),
             );
-            let rows = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?).fetch_all(&self.reads).await?;
+            let rows = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?)
+                .fetch_all(&self.reads)
+                .await?;
             if rows.len() as i64 > MAX_HISTOGRAM_BUCKETS {
                 return Err(StoreError::InvalidRequest(format!(
                     "the interval makes more than {MAX_HISTOGRAM_BUCKETS} buckets; choose a larger one or a shorter range"
@@ -547,13 +685,21 @@ impl Store for SqliteStore {
                 .map(|row| {
                     let start_micros: i64 = row.try_get(0)?;
                     let count: i64 = row.try_get(1)?;
-                    Ok(HistogramBucket { start_micros, count: count.max(0) as u64 })
+                    Ok(HistogramBucket {
+                        start_micros,
+                        count: count.max(0) as u64,
+                    })
                 })
                 .collect()
         })
     }
 
-    fn top_values<'a>(&'a self, filter: &'a EventFilter, field: &'a FieldPath, limit: usize) -> StoreFuture<'a, Vec<TopValue>> {
+    fn top_values<'a>(
+        &'a self,
+        filter: &'a EventFilter,
+        field: &'a FieldPath,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<TopValue>> {
         Box::pin(async move {
             let from_where = self.from_where(filter, true).await?;
             let path = sql::json_path(field);
@@ -577,12 +723,17 @@ impl Store for SqliteStore {
                 "SELECT value, count(*) AS hits FROM ({inner}) GROUP BY value ORDER BY hits DESC, value ASC LIMIT {}",
                 limit.clamp(1, 1000)
             );
-            let rows = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?).fetch_all(&self.reads).await?;
+            let rows = sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?)
+                .fetch_all(&self.reads)
+                .await?;
             rows.iter()
                 .map(|row| {
                     let value: String = row.try_get(0)?;
                     let count: i64 = row.try_get(1)?;
-                    Ok(TopValue { value, count: count.max(0) as u64 })
+                    Ok(TopValue {
+                        value,
+                        count: count.max(0) as u64,
+                    })
                 })
                 .collect()
         })
@@ -606,8 +757,14 @@ impl Store for SqliteStore {
 
     fn health(&self) -> StoreFuture<'_, StoreHealth> {
         Box::pin(async move {
-            let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.reads).await?;
-            Ok(StoreHealth { backend: "sqlite".into(), events: events.max(0) as u64, bytes: self.used_bytes().await? })
+            let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(&self.reads)
+                .await?;
+            Ok(StoreHealth {
+                backend: "sqlite".into(),
+                events: events.max(0) as u64,
+                bytes: self.used_bytes().await?,
+            })
         })
     }
 
@@ -618,12 +775,16 @@ impl Store for SqliteStore {
                 let cutoff = jiff::Timestamp::now().as_microsecond() - max_age;
                 loop {
                     // Oldest arrivals first; stop at the first one young enough.
-                    let rows: Vec<(i64, i64)> =
-                        sqlx::query_as("SELECT seq, receivedtimestamp FROM events ORDER BY seq LIMIT 5000")
-                            .fetch_all(&self.reads)
-                            .await?;
-                    let expired: Vec<i64> =
-                        rows.iter().take_while(|(_, received)| *received < cutoff).map(|(seq, _)| *seq).collect();
+                    let rows: Vec<(i64, i64)> = sqlx::query_as(
+                        "SELECT seq, receivedtimestamp FROM events ORDER BY seq LIMIT 5000",
+                    )
+                    .fetch_all(&self.reads)
+                    .await?;
+                    let expired: Vec<i64> = rows
+                        .iter()
+                        .take_while(|(_, received)| *received < cutoff)
+                        .map(|(seq, _)| *seq)
+                        .collect();
                     if expired.is_empty() {
                         break;
                     }
@@ -639,16 +800,19 @@ impl Store for SqliteStore {
                     if used <= max_bytes {
                         break;
                     }
-                    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.reads).await?;
+                    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+                        .fetch_one(&self.reads)
+                        .await?;
                     if events == 0 {
                         break;
                     }
                     let per_event = (used / events as u64).max(1);
                     let excess_events = ((used - max_bytes) / per_event).clamp(1, 50_000) as i64;
-                    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM events ORDER BY seq LIMIT ?")
-                        .bind(excess_events)
-                        .fetch_all(&self.reads)
-                        .await?;
+                    let seqs: Vec<i64> =
+                        sqlx::query_scalar("SELECT seq FROM events ORDER BY seq LIMIT ?")
+                            .bind(excess_events)
+                            .fetch_all(&self.reads)
+                            .await?;
                     outcome.deleted_for_size += self.delete_seqs(&seqs).await?;
                 }
             }
@@ -665,14 +829,16 @@ impl Store for SqliteStore {
 
     fn insert_key(&self, record: KeyRecord) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let result = sqlx::query("INSERT INTO api_keys (id, name, hash, created, revoked) VALUES (?, ?, ?, ?, ?)")
-                .bind(&record.id)
-                .bind(&record.name)
-                .bind(&record.hash)
-                .bind(record.created_micros)
-                .bind(record.revoked_micros)
-                .execute(&self.reads)
-                .await;
+            let result = sqlx::query(
+                "INSERT INTO api_keys (id, name, hash, created, revoked) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&record.id)
+            .bind(&record.name)
+            .bind(&record.hash)
+            .bind(record.created_micros)
+            .bind(record.revoked_micros)
+            .execute(&self.reads)
+            .await;
             match result {
                 Ok(_) => Ok(()),
                 Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
@@ -685,47 +851,65 @@ impl Store for SqliteStore {
 
     fn list_keys(&self) -> StoreFuture<'_, Vec<KeyRecord>> {
         Box::pin(async move {
-            let rows: Vec<(String, String, String, i64, Option<i64>)> =
-                sqlx::query_as("SELECT id, name, hash, created, revoked FROM api_keys ORDER BY created, id")
-                    .fetch_all(&self.reads)
-                    .await?;
+            let rows: Vec<(String, String, String, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT id, name, hash, created, revoked FROM api_keys ORDER BY created, id",
+            )
+            .fetch_all(&self.reads)
+            .await?;
             Ok(rows.into_iter().map(key_record).collect())
         })
     }
 
     fn key_by_id<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(async move {
-            let row: Option<(String, String, String, i64, Option<i64>)> =
-                sqlx::query_as("SELECT id, name, hash, created, revoked FROM api_keys WHERE id = ?")
-                    .bind(id)
-                    .fetch_optional(&self.reads)
-                    .await?;
+            let row: Option<(String, String, String, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT id, name, hash, created, revoked FROM api_keys WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&self.reads)
+            .await?;
             Ok(row.map(key_record))
         })
     }
 
     fn revoke_key<'a>(&'a self, id_or_name: &'a str, at_micros: i64) -> StoreFuture<'a, u64> {
         Box::pin(async move {
-            let result = sqlx::query("UPDATE api_keys SET revoked = ? WHERE revoked IS NULL AND (id = ? OR name = ?)")
-                .bind(at_micros)
-                .bind(id_or_name)
-                .bind(id_or_name)
-                .execute(&self.reads)
-                .await?;
+            let result = sqlx::query(
+                "UPDATE api_keys SET revoked = ? WHERE revoked IS NULL AND (id = ? OR name = ?)",
+            )
+            .bind(at_micros)
+            .bind(id_or_name)
+            .bind(id_or_name)
+            .execute(&self.reads)
+            .await?;
             Ok(result.rows_affected())
         })
     }
 }
 
-fn key_record((id, name, hash, created_micros, revoked_micros): (String, String, String, i64, Option<i64>)) -> KeyRecord {
-    KeyRecord { id, name, hash, created_micros, revoked_micros }
+fn key_record(
+    (id, name, hash, created_micros, revoked_micros): (String, String, String, i64, Option<i64>),
+) -> KeyRecord {
+    KeyRecord {
+        id,
+        name,
+        hash,
+        created_micros,
+        revoked_micros,
+    }
 }
 
 impl SqliteStore {
     async fn used_bytes(&self) -> Result<u64, StoreError> {
-        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&self.reads).await?;
-        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count").fetch_one(&self.reads).await?;
-        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&self.reads).await?;
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&self.reads)
+            .await?;
+        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&self.reads)
+            .await?;
+        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(&self.reads)
+            .await?;
         Ok(((pages - free).max(0) * page_size) as u64)
     }
 
@@ -753,9 +937,15 @@ impl SqliteStore {
         }
         // Fold the indexes' tombstones into their segments a little at a time, then give pages back.
         for table in ["event_words", "event_terms"] {
-            sqlx::query(AssertSqlSafe(format!("INSERT INTO {table} ({table}, rank) VALUES ('merge', 64)"))).execute(&mut *connection).await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {table} ({table}, rank) VALUES ('merge', 64)"
+            )))
+            .execute(&mut *connection)
+            .await?;
         }
-        sqlx::query("PRAGMA incremental_vacuum").execute(&mut *connection).await?;
+        sqlx::query("PRAGMA incremental_vacuum")
+            .execute(&mut *connection)
+            .await?;
         Ok(deleted)
     }
 }

@@ -80,7 +80,11 @@ impl Driver {
                 fragment.push_param(SqlParam::Blob(bytes.clone()));
             }
             Driver::Union(children) | Driver::Intersect(children) => {
-                let operator = if matches!(self, Driver::Union(_)) { " UNION " } else { " INTERSECT " };
+                let operator = if matches!(self, Driver::Union(_)) {
+                    " UNION "
+                } else {
+                    " INTERSECT "
+                };
                 for (position, child) in children.iter().enumerate() {
                     if position > 0 {
                         fragment.push_sql(operator);
@@ -149,7 +153,11 @@ fn join_fts(expressions: &[String], operator: &str) -> String {
     if expressions.len() == 1 {
         return expressions[0].clone();
     }
-    expressions.iter().map(|expression| format!("({expression})")).collect::<Vec<_>>().join(&format!(" {operator} "))
+    expressions
+        .iter()
+        .map(|expression| format!("({expression})"))
+        .collect::<Vec<_>>()
+        .join(&format!(" {operator} "))
 }
 
 /// A compiled predicate.
@@ -168,14 +176,16 @@ const SCALAR_TYPES: &str = "('text','integer','real','true','false')";
 
 /// The rendered text of the scalar `j` (see `isms_query::ir::render_scalar`): numbers keep the exact
 /// JSON text stored in the document (SQLite's `->` returns it unchanged).
-const SCALAR_TEXT: &str =
-    "(CASE j.type WHEN 'text' THEN j.atom WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE e.doc -> j.fullkey END)";
+const SCALAR_TEXT: &str = "(CASE j.type WHEN 'text' THEN j.atom WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE e.doc -> j.fullkey END)";
 
 /// Compiles a predicate.
 pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
     match predicate {
         Predicate::All => CompiledPredicate {
-            condition: SqlFragment { sql: "1".into(), params: vec![] },
+            condition: SqlFragment {
+                sql: "1".into(),
+                params: vec![],
+            },
             driver: None,
             driver_is_exact: false,
         },
@@ -183,8 +193,15 @@ pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
             let is_and = matches!(predicate, Predicate::And(_));
             if children.is_empty() {
                 return CompiledPredicate {
-                    condition: SqlFragment { sql: if is_and { "1" } else { "0" }.into(), params: vec![] },
-                    driver: if is_and { None } else { Some(Driver::Terms("nothingmatchesthis0".into())) },
+                    condition: SqlFragment {
+                        sql: if is_and { "1" } else { "0" }.into(),
+                        params: vec![],
+                    },
+                    driver: if is_and {
+                        None
+                    } else {
+                        Some(Driver::Terms("nothingmatchesthis0".into()))
+                    },
                     driver_is_exact: !is_and,
                 };
             }
@@ -198,8 +215,13 @@ pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
                 condition.append(child.condition.clone());
             }
             condition.push_sql(")");
-            let all_exact = compiled.iter().all(|child| child.driver.is_some() && child.driver_is_exact);
-            let drivers: Vec<Driver> = compiled.iter().filter_map(|child| child.driver.clone()).collect();
+            let all_exact = compiled
+                .iter()
+                .all(|child| child.driver.is_some() && child.driver_is_exact);
+            let drivers: Vec<Driver> = compiled
+                .iter()
+                .filter_map(|child| child.driver.clone())
+                .collect();
             let (driver, driver_is_exact) = if is_and {
                 (Driver::and(drivers), all_exact)
             } else if drivers.len() == compiled.len() {
@@ -207,7 +229,11 @@ pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
             } else {
                 (None, false)
             };
-            CompiledPredicate { condition, driver, driver_is_exact }
+            CompiledPredicate {
+                condition,
+                driver,
+                driver_is_exact,
+            }
         }
         Predicate::Not(child) => {
             let compiled = compile(child);
@@ -215,7 +241,11 @@ pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
             condition.push_sql("NOT (");
             condition.append(compiled.condition);
             condition.push_sql(")");
-            CompiledPredicate { condition, driver: None, driver_is_exact: false }
+            CompiledPredicate {
+                condition,
+                driver: None,
+                driver_is_exact: false,
+            }
         }
         Predicate::Text(test) => {
             let expression = words_expression(test);
@@ -223,7 +253,11 @@ pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
             condition.push_sql("EXISTS (SELECT 1 FROM event_words WHERE event_words MATCH ");
             condition.push_param(SqlParam::Text(expression.clone()));
             condition.push_sql(" AND rowid = e.seq)");
-            CompiledPredicate { condition, driver: Some(Driver::Words(expression)), driver_is_exact: true }
+            CompiledPredicate {
+                condition,
+                driver: Some(Driver::Words(expression)),
+                driver_is_exact: true,
+            }
         }
         Predicate::Field { field, test } => compile_field(field, test),
     }
@@ -255,7 +289,12 @@ pub(crate) fn json_path(field: &FieldPath) -> String {
 /// Whether `text` is a valid JSON path segment we can address; segments with control characters or
 /// backslashes cannot be written in SQLite's path syntax and never match.
 fn addressable(field: &FieldPath) -> bool {
-    field.0.iter().all(|segment| !segment.is_empty() && !segment.chars().any(|c| c.is_control() || c == '\\' || c == '"'))
+    field.0.iter().all(|segment| {
+        !segment.is_empty()
+            && !segment
+                .chars()
+                .any(|c| c.is_control() || c == '\\' || c == '"')
+    })
 }
 
 fn time_column(field: &FieldPath) -> Option<&'static str> {
@@ -268,7 +307,10 @@ fn time_column(field: &FieldPath) -> Option<&'static str> {
 
 fn never() -> CompiledPredicate {
     CompiledPredicate {
-        condition: SqlFragment { sql: "0".into(), params: vec![] },
+        condition: SqlFragment {
+            sql: "0".into(),
+            params: vec![],
+        },
         driver: Some(Driver::Terms("nothingmatchesthis0".into())),
         driver_is_exact: true,
     }
@@ -285,26 +327,43 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
                 let mut condition = SqlFragment::default();
                 condition.push_sql(&format!("{column} = "));
                 condition.push_param(SqlParam::Integer(*micros));
-                return CompiledPredicate { condition, driver: None, driver_is_exact: false };
+                return CompiledPredicate {
+                    condition,
+                    driver: None,
+                    driver_is_exact: false,
+                };
             }
             FieldTest::Range(RangeKind::Time { lower, upper }) => {
                 let mut condition = SqlFragment::default();
                 condition.push_sql("(1");
                 if let Some(bound) = lower {
-                    condition.push_sql(&format!(" AND {column} {} ", if bound.inclusive { ">=" } else { ">" }));
+                    condition.push_sql(&format!(
+                        " AND {column} {} ",
+                        if bound.inclusive { ">=" } else { ">" }
+                    ));
                     condition.push_param(SqlParam::Integer(bound.value));
                 }
                 if let Some(bound) = upper {
-                    condition.push_sql(&format!(" AND {column} {} ", if bound.inclusive { "<=" } else { "<" }));
+                    condition.push_sql(&format!(
+                        " AND {column} {} ",
+                        if bound.inclusive { "<=" } else { "<" }
+                    ));
                     condition.push_param(SqlParam::Integer(bound.value));
                 }
                 condition.push_sql(")");
-                return CompiledPredicate { condition, driver: None, driver_is_exact: false };
+                return CompiledPredicate {
+                    condition,
+                    driver: None,
+                    driver_is_exact: false,
+                };
             }
             _ => {}
         }
     }
-    if matches!(test, FieldTest::TimeEquals(_) | FieldTest::Range(RangeKind::Time { .. })) {
+    if matches!(
+        test,
+        FieldTest::TimeEquals(_) | FieldTest::Range(RangeKind::Time { .. })
+    ) {
         // Instants on a field that holds no instants: the matcher parses the text; so do we.
         return compile_time_on_text(field, test);
     }
@@ -316,14 +375,19 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
         condition.push_sql("EXISTS (SELECT 1 FROM json_tree(e.doc, ");
         condition.push_param(SqlParam::Text(path));
         condition.push_sql(&format!(") j WHERE j.type IN {SCALAR_TYPES})"));
-        return CompiledPredicate { condition, driver: Some(Driver::Terms(presence)), driver_is_exact: true };
+        return CompiledPredicate {
+            condition,
+            driver: Some(Driver::Terms(presence)),
+            driver_is_exact: true,
+        };
     }
     condition.push_sql("EXISTS (SELECT 1 FROM json_each(e.doc, ");
     condition.push_param(SqlParam::Text(path.clone()));
     condition.push_sql(") j WHERE json_type(e.doc, ");
     condition.push_param(SqlParam::Text(path));
     condition.push_sql(&format!(") <> 'object' AND j.type IN {SCALAR_TYPES} AND "));
-    let values_indexed = !(field.0.len() == 1 && UNINDEXED_VALUE_FIELDS.contains(&field.0[0].as_str()));
+    let values_indexed =
+        !(field.0.len() == 1 && UNINDEXED_VALUE_FIELDS.contains(&field.0[0].as_str()));
     let (driver, driver_is_exact) = match test {
         FieldTest::Equals(value) => {
             condition.push_sql(&format!("lower({SCALAR_TEXT}) = "));
@@ -347,7 +411,10 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
             condition.push_param(SqlParam::Text(wildcard_to_like(pattern)));
             condition.push_sql(" ESCAPE '\\'");
             let (prefix, pure_prefix) = wildcard_literal_prefix(pattern);
-            match (prefix.is_empty() || !values_indexed, value_prefix_token(field, &prefix)) {
+            match (
+                prefix.is_empty() || !values_indexed,
+                value_prefix_token(field, &prefix),
+            ) {
                 (false, Some(token)) => (Driver::Terms(format!("{token}*")), pure_prefix),
                 _ => (Driver::Terms(presence), false),
             }
@@ -358,15 +425,24 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
             (Driver::Terms(presence), false)
         }
         FieldTest::Range(RangeKind::Number { lower, upper }) => {
-            condition.push_sql("(j.type IN ('integer','real') OR (j.type = 'text' AND j.atom REGEXP ");
-            condition.push_param(SqlParam::Text(isms_query::ir::NUMERIC_TEXT_PATTERN.to_string()));
+            condition
+                .push_sql("(j.type IN ('integer','real') OR (j.type = 'text' AND j.atom REGEXP ");
+            condition.push_param(SqlParam::Text(
+                isms_query::ir::NUMERIC_TEXT_PATTERN.to_string(),
+            ));
             condition.push_sql("))");
             if let Some(bound) = lower {
-                condition.push_sql(&format!(" AND CAST(j.atom AS REAL) {} ", if bound.inclusive { ">=" } else { ">" }));
+                condition.push_sql(&format!(
+                    " AND CAST(j.atom AS REAL) {} ",
+                    if bound.inclusive { ">=" } else { ">" }
+                ));
                 condition.push_param(SqlParam::Real(bound.value));
             }
             if let Some(bound) = upper {
-                condition.push_sql(&format!(" AND CAST(j.atom AS REAL) {} ", if bound.inclusive { "<=" } else { "<" }));
+                condition.push_sql(&format!(
+                    " AND CAST(j.atom AS REAL) {} ",
+                    if bound.inclusive { "<=" } else { "<" }
+                ));
                 condition.push_param(SqlParam::Real(bound.value));
             }
             (Driver::Terms(presence), false)
@@ -374,11 +450,17 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
         FieldTest::Range(RangeKind::Text { lower, upper }) => {
             condition.push_sql("1");
             if let Some(bound) = lower {
-                condition.push_sql(&format!(" AND lower({SCALAR_TEXT}) {} ", if bound.inclusive { ">=" } else { ">" }));
+                condition.push_sql(&format!(
+                    " AND lower({SCALAR_TEXT}) {} ",
+                    if bound.inclusive { ">=" } else { ">" }
+                ));
                 condition.push_param(SqlParam::Text(bound.value.to_ascii_lowercase()));
             }
             if let Some(bound) = upper {
-                condition.push_sql(&format!(" AND lower({SCALAR_TEXT}) {} ", if bound.inclusive { "<=" } else { "<" }));
+                condition.push_sql(&format!(
+                    " AND lower({SCALAR_TEXT}) {} ",
+                    if bound.inclusive { "<=" } else { "<" }
+                ));
                 condition.push_param(SqlParam::Text(bound.value.to_ascii_lowercase()));
             }
             (Driver::Terms(presence), false)
@@ -388,7 +470,11 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
         }
     };
     condition.push_sql(")");
-    CompiledPredicate { condition, driver: Some(driver), driver_is_exact }
+    CompiledPredicate {
+        condition,
+        driver: Some(driver),
+        driver_is_exact,
+    }
 }
 
 /// Time tests on a field that is not a time column: no SQL can parse arbitrary time text the way the
@@ -466,11 +552,19 @@ mod tests {
     #[test]
     fn conjunctions_of_terms_merge_into_one_fts_query() {
         let predicate = Predicate::And(vec![
-            Predicate::Field { field: FieldPath::parse_dotted("a"), test: FieldTest::Equals("x".into()) },
-            Predicate::Field { field: FieldPath::parse_dotted("b"), test: FieldTest::Exists },
+            Predicate::Field {
+                field: FieldPath::parse_dotted("a"),
+                test: FieldTest::Equals("x".into()),
+            },
+            Predicate::Field {
+                field: FieldPath::parse_dotted("b"),
+                test: FieldTest::Exists,
+            },
         ]);
         let compiled = compile(&predicate);
-        assert!(matches!(compiled.driver, Some(Driver::Terms(ref expression)) if expression.contains(" AND ")));
+        assert!(
+            matches!(compiled.driver, Some(Driver::Terms(ref expression)) if expression.contains(" AND "))
+        );
         assert!(compiled.driver_is_exact);
     }
 

@@ -1,0 +1,412 @@
+//! `isms-loadgen`: the load generator and benchmark driver behind BENCHMARKS.md.
+//!
+//! Performance is measured by this program, never by timed tests. Every mode is bounded (event count or
+//! seconds) and refuses any target that is not a loopback address, so it can only load the local machine.
+//!
+//! - `http-ingest`: durable HTTP ingest throughput, MozDef-shaped events of about 500 bytes in batches.
+//! - `http-single`: single-event POSTs per second.
+//! - `fill-store`: writes N events straight into a data directory's store (to build a big store fast).
+//! - `search`: search latency percentiles over a store, for given queries.
+use std::net::ToSocketAddrs;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use isms_event::{Event, Origin, normalize};
+use isms_store::sqlite::{SqliteOptions, SqliteStore};
+use isms_store::{EventFilter, SearchRequest, SortOrder, Store};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "isms-loadgen",
+    about = "bounded load generator for isms benchmarks (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// POST batches of events to /events and report sustained events per second.
+    HttpIngest {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "ISMS_KEY", hide_env_values = true)]
+        key: String,
+        /// Total events to send.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// POST one event per request for a number of seconds; report requests per second.
+    HttpSingle {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "ISMS_KEY", hide_env_values = true)]
+        key: String,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// Write events straight into the store of a data directory (builds a large store quickly).
+    FillStore {
+        #[arg(long)]
+        data: std::path::PathBuf,
+        #[arg(long, default_value_t = 5_000_000)]
+        events: u64,
+        /// Event times are spread over this many days before now.
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+    },
+    /// Run queries repeatedly against a data directory's store; report latency percentiles and disk use.
+    Search {
+        #[arg(long)]
+        data: std::path::PathBuf,
+        /// Queries to time (repeatable).
+        #[arg(long = "query", required = true)]
+        queries: Vec<String>,
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.mode {
+            Mode::HttpIngest {
+                url,
+                key,
+                events,
+                batch,
+                concurrency,
+            } => http_ingest(&url, &key, events, batch, concurrency).await,
+            Mode::HttpSingle {
+                url,
+                key,
+                seconds,
+                concurrency,
+            } => http_single(&url, &key, seconds, concurrency).await,
+            Mode::FillStore { data, events, days } => fill_store(&data, events, days).await,
+            Mode::Search {
+                data,
+                queries,
+                runs,
+                limit,
+            } => search(&data, &queries, runs, limit).await,
+        }
+    })
+}
+
+fn ensure_loopback(url: &str) -> anyhow::Result<()> {
+    let without_scheme = url.split("://").nth(1).unwrap_or(url);
+    let authority = without_scheme.split('/').next().unwrap_or_default();
+    let addresses: Vec<_> = authority
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {authority}"))?
+        .collect();
+    if addresses.is_empty() || !addresses.iter().all(|address| address.ip().is_loopback()) {
+        bail!("refusing to load {url}: isms-loadgen only targets loopback addresses");
+    }
+    Ok(())
+}
+
+/// A MozDef-shaped authentication event of about 500 bytes, from a deterministic generator.
+pub fn sample_event(random: &mut StdRng, time_micros: i64) -> Value {
+    const WORDS: [&str; 16] = [
+        "failed",
+        "accepted",
+        "password",
+        "publickey",
+        "invalid",
+        "user",
+        "session",
+        "opened",
+        "closed",
+        "connection",
+        "reset",
+        "timeout",
+        "sudo",
+        "command",
+        "authentication",
+        "preauth",
+    ];
+    let user = format!("user{:05}", zipf_like(random, 50_000));
+    let source = format!(
+        "10.{}.{}.{}",
+        random.random_range(0..4),
+        random.random_range(0..256),
+        random.random_range(1..255)
+    );
+    let host = format!("host{:03}.example.com", random.random_range(0..200));
+    let words: Vec<&str> = (0..6)
+        .map(|_| WORDS[random.random_range(0..WORDS.len())])
+        .collect();
+    let success = random.random_bool(0.3);
+    json!({
+        "utctimestamp": isms_event::format_time(time_micros),
+        "hostname": host,
+        "processname": "sshd",
+        "processid": random.random_range(100..65_000),
+        "severity": if success { "INFO" } else { "WARNING" },
+        "category": "authentication",
+        "source": "/var/log/auth.log",
+        "summary": format!("{} {} for {user} from {source} port {} ssh2", words[..3].join(" "), words[3], random.random_range(1024..65_535)),
+        "tags": ["sshd", "linux", words[4]],
+        "details": {
+            "username": user,
+            "sourceipaddress": source,
+            "sourceport": random.random_range(1024..65_535),
+            "destinationport": 22,
+            "success": success,
+            "authmethod": if random.random_bool(0.5) { "password" } else { "publickey" },
+            "session": format!("{:016x}", random.random::<u64>()),
+            "note": words[5],
+        }
+    })
+}
+
+/// Skewed choice in 0..n: a few values are common, most are rare (like user names in real logs).
+fn zipf_like(random: &mut StdRng, n: u64) -> u64 {
+    let uniform: f64 = random.random();
+    ((n as f64).powf(uniform) - 1.0) as u64 % n
+}
+
+async fn http_ingest(
+    url: &str,
+    key: &str,
+    events: u64,
+    batch: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    ensure_loopback(url)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let endpoint = format!("{}/events", url.trim_end_matches('/'));
+    let batches = events.div_ceil(batch as u64);
+    let next_batch = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut body_bytes = 0u64;
+    // Bodies are built before the clock starts, so only the server is measured.
+    let mut random = StdRng::seed_from_u64(7);
+    let now = jiff::Timestamp::now().as_microsecond();
+    let prepared: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..batches.min(64))
+            .map(|_| {
+                let mut body = Vec::with_capacity(batch * 560);
+                for _ in 0..batch {
+                    let time = now - random.random_range(0..3_600_000_000);
+                    serde_json::to_writer(&mut body, &sample_event(&mut random, time))
+                        .expect("json");
+                    body.push(b'\n');
+                }
+                body_bytes += body.len() as u64;
+                body
+            })
+            .collect(),
+    );
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, endpoint, key, next_batch, sent, prepared) = (
+            client.clone(),
+            endpoint.clone(),
+            key.to_string(),
+            next_batch.clone(),
+            sent.clone(),
+            prepared.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let index = next_batch.fetch_add(1, Ordering::Relaxed);
+                if index >= batches {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let body = prepared[(index % prepared.len() as u64) as usize].clone();
+                let response = client
+                    .post(&endpoint)
+                    .bearer_auth(&key)
+                    .body(body)
+                    .send()
+                    .await?;
+                let status = response.status();
+                let answer: Value = response.json().await?;
+                if !status.is_success() {
+                    bail!("server answered {status}: {answer}");
+                }
+                sent.fetch_add(answer["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let accepted = sent.load(Ordering::Relaxed);
+    let average_event_bytes = body_bytes as f64 / (prepared.len() * batch) as f64;
+    println!(
+        "http-ingest: {accepted} events accepted in {elapsed:.2} s = {:.0} events/s (batch {batch}, concurrency {concurrency}, ~{average_event_bytes:.0} bytes/event)",
+        accepted as f64 / elapsed
+    );
+    Ok(())
+}
+
+async fn http_single(url: &str, key: &str, seconds: u64, concurrency: usize) -> anyhow::Result<()> {
+    ensure_loopback(url)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let endpoint = format!("{}/events", url.trim_end_matches('/'));
+    let deadline = Instant::now() + Duration::from_secs(seconds.clamp(1, 600));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker_index in 0..concurrency {
+        let (client, endpoint, key, done) = (
+            client.clone(),
+            endpoint.clone(),
+            key.to_string(),
+            done.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut random = StdRng::seed_from_u64(worker_index as u64);
+            while Instant::now() < deadline {
+                let body = serde_json::to_vec(&sample_event(
+                    &mut random,
+                    jiff::Timestamp::now().as_microsecond(),
+                ))?;
+                let response = client
+                    .post(&endpoint)
+                    .bearer_auth(&key)
+                    .body(body)
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    bail!("server answered {}", response.status());
+                }
+                response.bytes().await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let requests = done.load(Ordering::Relaxed);
+    println!(
+        "http-single: {requests} single-event POSTs in {elapsed:.2} s = {:.0} requests/s (concurrency {concurrency})",
+        requests as f64 / elapsed
+    );
+    Ok(())
+}
+
+async fn fill_store(data: &std::path::Path, events: u64, days: u64) -> anyhow::Result<()> {
+    let mut options = SqliteOptions::new(data.join("isms.db"));
+    options.durability = isms_store::sqlite::Durability::Normal;
+    let store = SqliteStore::open(options).await?;
+    let origin = Origin {
+        peer: Some("127.0.0.1:0".into()),
+        endpoint: "fill-store".into(),
+        key_name: Some("loadgen".into()),
+    };
+    let now = jiff::Timestamp::now();
+    let span = (days.max(1) * 86_400_000_000) as i64;
+    let started = Instant::now();
+    let mut random = StdRng::seed_from_u64(42);
+    let mut written = 0u64;
+    while written < events {
+        let count = (events - written).min(20_000);
+        let batch: Vec<Event> = (0..count)
+            .map(|index| {
+                // Roughly increasing times with jitter, like a real feed.
+                let position = (written + index) as i64 * span / events as i64;
+                let time =
+                    now.as_microsecond() - span + position + random.random_range(0..60_000_000);
+                normalize(sample_event(&mut random, time), &origin, now)
+                    .expect("sample events are valid")
+            })
+            .collect();
+        store.append(batch).await?;
+        written += count;
+        if written % 500_000 < 20_000 {
+            eprintln!(
+                "fill-store: {written} events, {:.0} events/s",
+                written as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let health = store.health().await?;
+    println!(
+        "fill-store: {written} events in {:.1} s; store {} bytes = {:.0} bytes/event",
+        started.elapsed().as_secs_f64(),
+        health.bytes,
+        health.bytes as f64 / health.events.max(1) as f64
+    );
+    Ok(())
+}
+
+async fn search(
+    data: &std::path::Path,
+    queries: &[String],
+    runs: usize,
+    limit: usize,
+) -> anyhow::Result<()> {
+    let store = SqliteStore::open(SqliteOptions::new(data.join("isms.db"))).await?;
+    let health = store.health().await?;
+    println!(
+        "search: store of {} events, {} bytes ({:.0} bytes/event)",
+        health.events,
+        health.bytes,
+        health.bytes as f64 / health.events.max(1) as f64
+    );
+    for query in queries {
+        let predicate =
+            isms_query::parse(query).map_err(|error| anyhow::anyhow!("{query}: {error}"))?;
+        let request = SearchRequest {
+            filter: EventFilter::matching(predicate),
+            limit,
+            cursor: None,
+            sort: SortOrder::Desc,
+        };
+        let mut timings = Vec::with_capacity(runs);
+        let mut found = 0;
+        for _ in 0..runs.max(1) {
+            let started = Instant::now();
+            found = store.search(&request).await?.events.len();
+            timings.push(started.elapsed());
+        }
+        timings.sort();
+        let percentile = |p: f64| {
+            timings[((timings.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0
+        };
+        println!(
+            "search {query:?}: {found} events per page; p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms over {} runs",
+            percentile(0.5),
+            percentile(0.95),
+            percentile(1.0),
+            timings.len()
+        );
+    }
+    Ok(())
+}
