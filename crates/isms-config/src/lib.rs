@@ -288,7 +288,7 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         env: "ISMS_STORE_RETENTION_DAYS",
         kind: ValueKind::U32,
         default: "90",
-        description: "Events older than this many days (by event time) are deleted; 0 keeps them forever.",
+        description: "Events received more than this many days ago are deleted, oldest first; 0 keeps them forever.",
     },
     ConfigKey {
         key: "store.retention_max_bytes",

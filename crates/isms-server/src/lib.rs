@@ -159,7 +159,8 @@ pub async fn start(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(config.http.request_timeout_seconds.max(1)),
         ))
-        .layer(axum::extract::DefaultBodyLimit::disable());
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(routes::json_errors));
     let listener = tokio::net::TcpListener::bind(&config.http.listen).await?;
     let local_address = listener.local_addr()?;
     spawn_retention(config, store);

@@ -12,7 +12,6 @@
 //! hash collision or a truncated value can widen the candidates but never change an answer. The scheme is
 //! backend-neutral (PostgreSQL can keep the same tokens in a GIN-indexed array).
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use isms_query::ir::{FieldPath, contains_scalar, render_scalar};
 use serde_json::{Map, Value};
@@ -20,15 +19,41 @@ use serde_json::{Map, Value};
 /// Longest value prefix, in bytes, kept in a value token.
 pub const MAX_INDEXED_VALUE_BYTES: usize = 48;
 
-/// Fields whose values are never indexed as terms: unique per event (ids, times) or free text (summary),
-/// they would only bloat the term dictionary. Their presence is still indexed.
-pub const UNINDEXED_VALUE_FIELDS: [&str; 5] = [
+/// Fields whose values are never indexed as terms: unique per event (ids, times, the sender's port) or
+/// free text (summary), they would only bloat the term dictionary. Dotted paths.
+pub const UNINDEXED_VALUE_FIELDS: [&str; 6] = [
     "id",
     "utctimestamp",
     "receivedtimestamp",
     "timestamp",
     "summary",
+    "origin.peer",
 ];
+
+/// Fields every normalized event has, with a value: a presence token for them would name every event,
+/// so none is written (an existence test on them is answered from the document).
+pub const ALWAYS_PRESENT_FIELDS: [&str; 8] = [
+    "id",
+    "utctimestamp",
+    "receivedtimestamp",
+    "timestamp",
+    "severity",
+    "category",
+    "origin",
+    "origin.endpoint",
+];
+
+/// Whether the index holds presence tokens for this path.
+pub fn has_presence_token(path: &FieldPath) -> bool {
+    !ALWAYS_PRESENT_FIELDS.contains(&path.dotted().as_str())
+}
+
+/// Whether the index holds value tokens for this path.
+pub fn has_value_tokens(path: &FieldPath) -> bool {
+    !UNINDEXED_VALUE_FIELDS.contains(&path.dotted().as_str())
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// The presence token of a path.
 pub fn presence_token(path: &FieldPath) -> String {
@@ -39,10 +64,21 @@ fn presence_token_of_dotted(dotted: &str) -> String {
     let hash = blake3::hash(dotted.as_bytes());
     let mut token = String::with_capacity(11);
     token.push('p');
-    for byte in &hash.as_bytes()[..5] {
-        let _ = write!(token, "{byte:02x}");
-    }
+    push_hex(&mut token, &hash.as_bytes()[..5], false);
     token
+}
+
+fn push_hex(token: &mut String, bytes: &[u8], lowercase_ascii: bool) {
+    token.reserve(bytes.len() * 2);
+    for byte in bytes {
+        let byte = if lowercase_ascii {
+            byte.to_ascii_lowercase()
+        } else {
+            *byte
+        };
+        token.push(HEX_DIGITS[usize::from(byte >> 4)] as char);
+        token.push(HEX_DIGITS[usize::from(byte & 15)] as char);
+    }
 }
 
 /// Appends `v<hex>` (and `t` if truncated) for a value's text to a presence token.
@@ -50,9 +86,11 @@ fn push_value_suffix(token: &mut String, text: &str) -> bool {
     token.push('v');
     let bytes = text.as_bytes();
     let truncated = bytes.len() > MAX_INDEXED_VALUE_BYTES;
-    for byte in &bytes[..bytes.len().min(MAX_INDEXED_VALUE_BYTES)] {
-        let _ = write!(token, "{:02x}", byte.to_ascii_lowercase());
-    }
+    push_hex(
+        token,
+        &bytes[..bytes.len().min(MAX_INDEXED_VALUE_BYTES)],
+        true,
+    );
     if truncated {
         token.push('t');
     }
@@ -115,14 +153,13 @@ impl TermWriter {
                 path.push('.');
             }
             path.push_str(key);
-            let top_level = parent_length == 0;
             let present = match value {
                 Value::Object(child) => self.walk_object(child, path, output),
                 Value::Array(elements) => {
                     let mut any = false;
                     for element in elements {
                         if let Some(text) = render_scalar(element) {
-                            self.push_value(path, top_level, &text, output);
+                            self.push_value(path, &text, output);
                             any = true;
                         } else if contains_scalar(element) {
                             // Paths do not go through arrays, but presence counts scalars at any depth.
@@ -134,15 +171,17 @@ impl TermWriter {
                 Value::Null => false,
                 scalar => {
                     if let Some(text) = render_scalar(scalar) {
-                        self.push_value(path, top_level, &text, output);
+                        self.push_value(path, &text, output);
                     }
                     true
                 }
             };
             if present {
-                let token = self.presence(path);
-                output.push_str(token);
-                output.push(' ');
+                if !ALWAYS_PRESENT_FIELDS.contains(&path.as_str()) {
+                    let token = self.presence(path);
+                    output.push_str(token);
+                    output.push(' ');
+                }
                 any_scalar = true;
             }
             path.truncate(parent_length);
@@ -162,8 +201,8 @@ impl TermWriter {
         &self.presence_tokens[dotted]
     }
 
-    fn push_value(&mut self, dotted: &str, top_level: bool, text: &str, output: &mut String) {
-        if top_level && UNINDEXED_VALUE_FIELDS.contains(&dotted) {
+    fn push_value(&mut self, dotted: &str, text: &str, output: &mut String) {
+        if UNINDEXED_VALUE_FIELDS.contains(&dotted) {
             return;
         }
         let mut token = self.presence(dotted).to_string();

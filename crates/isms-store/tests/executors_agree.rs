@@ -124,6 +124,10 @@ fn field_strategy() -> impl Strategy<Value = FieldPath> {
         "tags",
         "summary",
         "details.missing",
+        "category",
+        "origin",
+        "origin.endpoint",
+        "origin.peer",
     ])
     .prop_map(FieldPath::parse_dotted)
 }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use harness::{ServerProcess, TEST_KEY, raw_exchange, run_bounded, run_test, shared_data};
+use harness::{
+    ServerProcess, TEST_KEY, raw_exchange, raw_exchanges, run_bounded, run_test, shared_data,
+};
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -262,11 +264,30 @@ fn captured_mozdef_client_requests_replay_byte_for_byte() {
         assert_eq!(legacy["origin"]["endpoint"], "/events");
         assert_eq!(legacy["origin"]["key"], "admin");
         assert_eq!(server.search("severity:CRITICAL").await.len(), 1);
+
         assert_eq!(
             server.search("\"legacy summary\"").await.len(),
             1,
             "free text finds the summary"
         );
+
+        // One keep-alive connection, as a long-lived client session would use it: the refused request's
+        // unread body must not leak into the next request.
+        let keyed = with_key_in_request_line(&second, &server.key);
+        let responses = raw_exchanges(server.address, &[&second, &keyed, &keyed])
+            .unwrap_or_else(|error| server.fail(format!("keep-alive replay: {error}")));
+        let statuses: Vec<u16> = responses.iter().map(|response| response.status).collect();
+        assert_eq!(
+            statuses,
+            vec![401, 200, 200],
+            "{:?}",
+            responses
+                .iter()
+                .map(|response| String::from_utf8_lossy(&response.body))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(server.count("tags:legacy").await, 3);
+        assert_eq!(server.count("").await, 4);
     });
 }
 
@@ -593,17 +614,18 @@ fn mozdef_client_python() -> Option<std::path::PathBuf> {
     let interpreter = std::env::var("ISMS_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let building = root.join(format!("mozdef-client-venv.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
+    if let Err(error) = std::process::Command::new(&interpreter)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        return unavailable(format!("cannot run {interpreter}: {error}"));
+    }
     let mut create = std::process::Command::new(&interpreter);
     create.arg("-m").arg("venv").arg(&building);
-    let created = match create.stdin(std::process::Stdio::null()).output() {
-        Ok(output) => output,
-        Err(error) => return unavailable(format!("cannot run {interpreter}: {error}")),
-    };
+    let created = run_bounded(create, Duration::from_secs(120));
     if !created.status.success() {
-        return unavailable(format!(
-            "{interpreter} -m venv failed: {}",
-            String::from_utf8_lossy(&created.stderr)
-        ));
+        return unavailable(format!("{interpreter} -m venv failed: {}", created.stderr));
     }
     let mut install = std::process::Command::new(building.join("bin/python"));
     install.args([
@@ -665,12 +687,7 @@ fn pypi_mozdef_client_events_are_searchable() {
         let marker = format!("m{}", server.address.port());
         let url = format!("{}/events?key={}", server.base, server.key);
         let mut command = std::process::Command::new(&python);
-        command
-            .arg(&script)
-            .arg(&url)
-            .arg(&marker)
-            .env_remove("http_proxy")
-            .env_remove("HTTP_PROXY");
+        command.arg(&script).arg(&url).arg(&marker);
         let output =
             tokio::task::spawn_blocking(move || run_bounded(command, Duration::from_secs(15)))
                 .await
@@ -1195,6 +1212,41 @@ fn gzip_and_deflate_bodies_with_good_events_are_accepted() {
             server.search_one("details.i:1000").await["summary"],
             "deflated"
         );
+    });
+}
+
+#[test]
+fn errors_the_framework_answers_are_json_too() {
+    run_test(LIMIT, async {
+        let server = ServerProcess::start(&[]);
+        // A method the path does not take.
+        let reply = server.get("/events", &[]).await;
+        let message = reply.error_message(405);
+        assert!(message.contains("GET"), "{message}");
+        let allow = reply
+            .headers
+            .get("allow")
+            .map(|value| value.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        assert!(
+            allow.contains("POST"),
+            "the Allow header is kept: {:?}",
+            reply.headers
+        );
+        let reply = server.post_with("/status", None, &[], "{}").await;
+        reply.error_message(405);
+        // A path parameter that is not UTF-8.
+        let reply = server.get("/api/events/%FF", &[]).await;
+        let message = reply.error_message(400);
+        assert!(message.contains("UTF-8"), "{message}");
+        // A query string that cannot be decoded.
+        let reply = server.get("/api/events?q=a&q=b", &[]).await;
+        let message = reply.error_message(400);
+        assert!(message.contains("duplicate field `q`"), "{message}");
+        // No such endpoint.
+        let reply = server.get_without_key("/nothing/here").await;
+        assert!(reply.error_message(404).contains("/nothing/here"));
+        server.assert_still_up().await;
     });
 }
 

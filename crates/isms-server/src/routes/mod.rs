@@ -135,6 +135,46 @@ async fn require_key(
     }
 }
 
+/// Gives the errors the framework answers by itself the JSON shape of every other error: 405 for a method a
+/// path does not take (empty body), 400 for a path or query string that cannot be decoded (plain text),
+/// 408 from the timeout layer (empty body). Headers such as `Allow` are kept.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let message = if !text.is_empty() {
+        text
+    } else if status == StatusCode::METHOD_NOT_ALLOWED {
+        // `Router::layer` wraps each route, so axum adds the `Allow` header after this runs.
+        format!("{path} does not take {method} (the Allow header lists the methods it takes)")
+    } else if status == StatusCode::REQUEST_TIMEOUT {
+        format!("the request to {path} took too long (http.request_timeout_seconds)")
+    } else {
+        status.canonical_reason().unwrap_or("error").to_string()
+    };
+    let body = crate::error::error_body(status, &message).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 fn unauthorized(message: &str) -> Response {
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
     response.headers_mut().insert(

@@ -13,7 +13,9 @@
 //! `tests/executors_agree.rs`).
 use isms_query::ir::{FieldPath, FieldTest, Predicate, RangeKind, TextTest};
 
-use crate::terms::{UNINDEXED_VALUE_FIELDS, presence_token, value_prefix_token, value_token};
+use crate::terms::{
+    has_presence_token, has_value_tokens, presence_token, value_prefix_token, value_token,
+};
 
 /// A parameter bound to a `?` placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -369,16 +371,18 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
     }
 
     let path = json_path(field);
-    let presence = presence_token(field);
+    // Candidates from the field's presence token, when the index has one.
+    let presence = has_presence_token(field).then(|| Driver::Terms(presence_token(field)));
     let mut condition = SqlFragment::default();
     if matches!(test, FieldTest::Exists) {
         condition.push_sql("EXISTS (SELECT 1 FROM json_tree(e.doc, ");
         condition.push_param(SqlParam::Text(path));
         condition.push_sql(&format!(") j WHERE j.type IN {SCALAR_TYPES})"));
+        let driver_is_exact = presence.is_some();
         return CompiledPredicate {
             condition,
-            driver: Some(Driver::Terms(presence)),
-            driver_is_exact: true,
+            driver: presence,
+            driver_is_exact,
         };
     }
     condition.push_sql("EXISTS (SELECT 1 FROM json_each(e.doc, ");
@@ -386,8 +390,7 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
     condition.push_sql(") j WHERE json_type(e.doc, ");
     condition.push_param(SqlParam::Text(path));
     condition.push_sql(&format!(") <> 'object' AND j.type IN {SCALAR_TYPES} AND "));
-    let values_indexed =
-        !(field.0.len() == 1 && UNINDEXED_VALUE_FIELDS.contains(&field.0[0].as_str()));
+    let values_indexed = has_value_tokens(field);
     let (driver, driver_is_exact) = match test {
         FieldTest::Equals(value) => {
             condition.push_sql(&format!("lower({SCALAR_TEXT}) = "));
@@ -396,14 +399,14 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
                 match uuid::Uuid::try_parse(value) {
                     // Ids are stored as lowercase hyphenated text; another spelling of the same UUID is
                     // a different text and must not match, hence the exact condition stays.
-                    Ok(parsed) => (Driver::Id(parsed.as_bytes().to_vec()), false),
-                    Err(_) => (Driver::Terms("nothingmatchesthis0".into()), true),
+                    Ok(parsed) => (Some(Driver::Id(parsed.as_bytes().to_vec())), false),
+                    Err(_) => (Some(Driver::Terms("nothingmatchesthis0".into())), true),
                 }
             } else if values_indexed {
                 let lookup = value_token(field, value);
-                (Driver::Terms(lookup.token), !lookup.truncated)
+                (Some(Driver::Terms(lookup.token)), !lookup.truncated)
             } else {
-                (Driver::Terms(presence), false)
+                (presence, false)
             }
         }
         FieldTest::Wildcard(pattern) => {
@@ -415,14 +418,14 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
                 prefix.is_empty() || !values_indexed,
                 value_prefix_token(field, &prefix),
             ) {
-                (false, Some(token)) => (Driver::Terms(format!("{token}*")), pure_prefix),
-                _ => (Driver::Terms(presence), false),
+                (false, Some(token)) => (Some(Driver::Terms(format!("{token}*"))), pure_prefix),
+                _ => (presence, false),
             }
         }
         FieldTest::Regex(expression) => {
             condition.push_sql(&format!("{SCALAR_TEXT} REGEXP "));
             condition.push_param(SqlParam::Text(format!("^(?:{expression})$")));
-            (Driver::Terms(presence), false)
+            (presence, false)
         }
         FieldTest::Range(RangeKind::Number { lower, upper }) => {
             condition
@@ -445,7 +448,7 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
                 ));
                 condition.push_param(SqlParam::Real(bound.value));
             }
-            (Driver::Terms(presence), false)
+            (presence, false)
         }
         FieldTest::Range(RangeKind::Text { lower, upper }) => {
             condition.push_sql("1");
@@ -463,16 +466,17 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
                 ));
                 condition.push_param(SqlParam::Text(bound.value.to_ascii_lowercase()));
             }
-            (Driver::Terms(presence), false)
+            (presence, false)
         }
         FieldTest::Exists | FieldTest::TimeEquals(_) | FieldTest::Range(RangeKind::Time { .. }) => {
             unreachable!("handled above")
         }
     };
     condition.push_sql(")");
+    let driver_is_exact = driver_is_exact && driver.is_some();
     CompiledPredicate {
         condition,
-        driver: Some(driver),
+        driver,
         driver_is_exact,
     }
 }

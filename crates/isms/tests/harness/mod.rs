@@ -144,6 +144,20 @@ pub fn raw_exchange(address: SocketAddr, request: &[u8]) -> std::io::Result<RawR
     read_response(&mut stream)
 }
 
+/// Sends each request in turn on ONE connection (keep-alive), reading each response before the next request.
+pub fn raw_exchanges(address: SocketAddr, requests: &[&[u8]]) -> std::io::Result<Vec<RawResponse>> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut responses = Vec::new();
+    for request in requests {
+        stream.write_all(request)?;
+        stream.flush()?;
+        responses.push(read_response(&mut stream)?);
+    }
+    Ok(responses)
+}
+
 fn read_response(stream: &mut TcpStream) -> std::io::Result<RawResponse> {
     let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
     let mut buffer = Vec::new();
