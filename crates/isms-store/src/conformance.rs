@@ -154,10 +154,7 @@ async fn found(store: &dyn Store, query: &str) -> Vec<i64> {
         page.events.len(),
         "count and search disagree for {query:?}"
     );
-    page.events
-        .iter()
-        .map(|document| second_of(document))
-        .collect()
+    page.events.iter().map(second_of).collect()
 }
 
 fn second_of(document: &serde_json::Map<String, Value>) -> i64 {

@@ -220,7 +220,7 @@ impl SqliteStore {
     }
 
     /// The FROM clause and the WHERE conditions for a filter under the chosen plan.
-    async fn from_where(
+    async fn plan_filter(
         &self,
         filter: &EventFilter,
         force_driver_when_present: bool,
@@ -597,7 +597,7 @@ impl Store for SqliteStore {
                 }
                 None => None,
             };
-            let from_where = self.from_where(&request.filter, false).await?;
+            let from_where = self.plan_filter(&request.filter, false).await?;
             let limit = request.limit.clamp(1, 10_000);
             let (statement, params) = from_where.statement(
                 "SELECT e.seq, e.utctimestamp, e.doc",
@@ -634,7 +634,7 @@ impl Store for SqliteStore {
 
     fn count<'a>(&'a self, filter: &'a EventFilter) -> StoreFuture<'a, u64> {
         Box::pin(async move {
-            let from_where = self.from_where(filter, true).await?;
+            let from_where = self.plan_filter(filter, true).await?;
             let (statement, params) = from_where.statement("SELECT count(*)", None, None, "");
             let count: i64 =
                 sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments_of(&params)?)
@@ -663,7 +663,7 @@ impl Store for SqliteStore {
                     "the interval makes more than {MAX_HISTOGRAM_BUCKETS} buckets over this range; choose a larger one"
                 )));
             }
-            let from_where = self.from_where(filter, true).await?;
+            let from_where = self.plan_filter(filter, true).await?;
             // Floor division that also works before 1970.
             let (statement, params) = from_where.statement(
                 &format!(
@@ -701,7 +701,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreFuture<'a, Vec<TopValue>> {
         Box::pin(async move {
-            let from_where = self.from_where(filter, true).await?;
+            let from_where = self.plan_filter(filter, true).await?;
             let path = sql::json_path(field);
             let json_from = SqlFragment {
                 sql: ", json_each(e.doc, ?) j".into(),
