@@ -146,11 +146,26 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             .statement_cache_capacity(64)
             .with_regexp();
+        let (sender, receiver) = mpsc::channel(1024);
+        let sender_liveness = sender.downgrade();
         let mut writer_connection = connect_options
             .connect()
             .await
             .map_err(|error| open_error(&options.path, error))?;
         migrate(&mut writer_connection, &options.path).await?;
+        // Checkpoints copy the log into the database file and fsync it: done on the commit path they
+        // stall every writer behind them, so a separate connection does them instead (see below).
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut writer_connection)
+            .await?;
+        let checkpoint_connection = connect_options
+            .connect()
+            .await
+            .map_err(|error| open_error(&options.path, error))?;
+        tokio::spawn(checkpoint_loop(
+            checkpoint_connection,
+            sender_liveness.clone(),
+        ));
         let next_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
             .fetch_one(&mut writer_connection)
             .await?;
@@ -161,7 +176,6 @@ impl SqliteStore {
             .connect_with(connect_options)
             .await
             .map_err(|error| open_error(&options.path, error))?;
-        let (sender, receiver) = mpsc::channel(1024);
         tokio::spawn(writer_loop(
             writer_connection,
             receiver,
@@ -360,6 +374,37 @@ async fn migrate(connection: &mut SqliteConnection, path: &Path) -> Result<(), S
         tracing::info!(path = %path.display(), version = index + 1, "applied store migration");
     }
     Ok(())
+}
+
+/// Copies the write-ahead log into the database file twice a second, beside the writer, for as long as
+/// the store is open. PASSIVE never blocks the writer or readers; a log that grows past 16,384 frames
+/// between two passes is truncated once readers allow it.
+async fn checkpoint_loop(
+    mut connection: SqliteConnection,
+    store_alive: mpsc::WeakSender<AppendJob>,
+) {
+    let mut interval = tokio::time::interval(Duration::from_millis(500));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if store_alive.upgrade().is_none() {
+            break;
+        }
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut connection)
+            .await
+        {
+            Ok((_, log_frames, _)) if log_frames > 16_384 => {
+                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut connection)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "write-ahead log checkpoint failed; will try again")
+            }
+        }
+    }
 }
 
 async fn writer_loop(
