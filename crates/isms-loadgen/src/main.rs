@@ -324,7 +324,7 @@ async fn http_single(url: &str, key: &str, seconds: u64, concurrency: usize) -> 
 async fn fill_store(data: &std::path::Path, events: u64, days: u64) -> anyhow::Result<()> {
     let mut options = SqliteOptions::new(data.join("isms.db"));
     options.durability = isms_store::sqlite::Durability::Normal;
-    let store = SqliteStore::open(options).await?;
+    let store = Arc::new(SqliteStore::open(options).await?);
     let origin = Origin {
         peer: Some("127.0.0.1:0".into()),
         endpoint: "fill-store".into(),
@@ -335,6 +335,7 @@ async fn fill_store(data: &std::path::Path, events: u64, days: u64) -> anyhow::R
     let started = Instant::now();
     let mut random = StdRng::seed_from_u64(42);
     let mut written = 0u64;
+    let mut in_flight: Option<tokio::task::JoinHandle<Result<(), isms_store::StoreError>>> = None;
     while written < events {
         let count = (events - written).min(20_000);
         let batch: Vec<Event> = (0..count)
@@ -347,7 +348,14 @@ async fn fill_store(data: &std::path::Path, events: u64, days: u64) -> anyhow::R
                     .expect("sample events are valid")
             })
             .collect();
-        store.append(batch).await?;
+        // Keep one append in flight while the next batch is generated.
+        if let Some(previous) = in_flight.take() {
+            previous.await??;
+        }
+        let store_for_append = store.clone();
+        in_flight = Some(tokio::spawn(
+            async move { store_for_append.append(batch).await },
+        ));
         written += count;
         if written % 500_000 < 20_000 {
             eprintln!(
@@ -355,6 +363,9 @@ async fn fill_store(data: &std::path::Path, events: u64, days: u64) -> anyhow::R
                 written as f64 / started.elapsed().as_secs_f64()
             );
         }
+    }
+    if let Some(previous) = in_flight.take() {
+        previous.await??;
     }
     let health = store.health().await?;
     println!(

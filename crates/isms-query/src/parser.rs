@@ -564,7 +564,7 @@ impl Parser {
         self.skip_whitespace();
         if self.pos == before_to
             || !(self.at_pair(['T', 'O'])
-                && self.peek_at(self.pos + 2).is_some_and(char::is_whitespace))
+                && self.peek_at(self.pos + 2).is_none_or(char::is_whitespace))
         {
             return Err(self.unexpected(self.pos, "\" TO \" between the bounds of the range"));
         }
@@ -1719,6 +1719,8 @@ mod tests {
             "\" TO \" between the bounds of the range",
             "\"TO]\"",
         );
+        // Regression: a range cut short after TO used to blame the TO.
+        assert_error("port:[1 TO", 10, "an upper bound (or *)", "end of query");
         assert_error(
             "port:[1 to 5]",
             8,
