@@ -19,3 +19,6 @@ async fn fresh_store(plan: PlanChoice) -> StoreUnderTest {
 isms_store::store_conformance_suite!(automatic_plan, || fresh_store(PlanChoice::Automatic));
 isms_store::store_conformance_suite!(forced_scan_plan, || fresh_store(PlanChoice::ForceScan));
 isms_store::store_conformance_suite!(forced_driven_plan, || fresh_store(PlanChoice::ForceDriven));
+isms_store::store_conformance_suite!(forced_semi_join_plan, || fresh_store(
+    PlanChoice::ForceSemiJoin
+));

@@ -39,7 +39,3 @@ CREATE TABLE api_keys (
 );
 CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked IS NULL;
 
--- Merge index segments 16 at a time instead of 4: about half the merge work while ingesting, for a few
--- more segments to read per query.
-INSERT INTO event_words (event_words, rank) VALUES ('automerge', 16);
-INSERT INTO event_terms (event_terms, rank) VALUES ('automerge', 16);

@@ -32,13 +32,17 @@ use crate::{
     EventFilter, HistogramBucket, KeyRecord, RetentionOutcome, RetentionPolicy, SearchPage,
     SearchRequest, SortOrder, Store, StoreError, StoreFuture, StoreHealth, TopValue,
 };
-use sql::{CompiledPredicate, SqlFragment, SqlParam};
+use sql::{CompiledPredicate, Driver, SqlFragment, SqlParam};
 
 /// The schema, in order; `PRAGMA user_version` records how many have been applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
 
-/// A driver with more candidates than this is not worth joining from: walking the time index is faster.
+/// A driver with at most this many candidates is joined from (then sorted).
 const SELECTIVE_DRIVER_ROWS: i64 = 10_000;
+
+/// A driver with at most this many candidates filters a walk of the time index; beyond it the
+/// matches are common enough that testing each row finds a page sooner than building the set.
+const SEMI_JOIN_DRIVER_ROWS: i64 = 200_000;
 
 /// Rows per multi-row INSERT statement (5 parameters each, well under SQLite's variable limit).
 const ROWS_PER_INSERT: usize = 1_000;
@@ -88,6 +92,8 @@ pub enum PlanChoice {
     ForceScan = 1,
     /// Always join from the index candidates when there are any.
     ForceDriven = 2,
+    /// Always walk the time index keeping rows in the candidate set, when there is one.
+    ForceSemiJoin = 3,
 }
 
 /// An event ready for the writer: everything CPU-heavy already done by the caller's task.
@@ -199,6 +205,7 @@ impl SqliteStore {
         match self.plan_choice.load(Ordering::Relaxed) {
             1 => PlanChoice::ForceScan,
             2 => PlanChoice::ForceDriven,
+            3 => PlanChoice::ForceSemiJoin,
             _ => PlanChoice::Automatic,
         }
     }
@@ -208,21 +215,13 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Decides whether to join from the driver's candidates.
-    async fn use_driver(&self, compiled: &CompiledPredicate) -> Result<bool, StoreError> {
-        let Some(driver) = &compiled.driver else {
-            return Ok(false);
-        };
-        match self.plan_choice() {
-            PlanChoice::ForceScan => return Ok(false),
-            PlanChoice::ForceDriven => return Ok(true),
-            PlanChoice::Automatic => {}
-        }
+    /// Counts a driver's candidates, stopping at `limit + 1`.
+    async fn probe(&self, driver: &Driver, limit: i64) -> Result<i64, StoreError> {
         let driver_sql = driver.to_sql();
         let probe = format!(
             "SELECT count(*) FROM ({} LIMIT {})",
             driver_sql.sql,
-            SELECTIVE_DRIVER_ROWS + 1
+            limit + 1
         );
         let candidates: i64 = bind_all(
             sqlx::query_scalar(AssertSqlSafe(probe.as_str())),
@@ -230,39 +229,121 @@ impl SqliteStore {
         )
         .fetch_one(&self.reads)
         .await?;
-        Ok(candidates <= SELECTIVE_DRIVER_ROWS)
+        Ok(candidates)
     }
 
-    /// The FROM clause and the WHERE conditions for a filter under the chosen plan.
+    /// Picks the plan for a compiled predicate.
+    ///
+    /// - few candidates (at most [`SELECTIVE_DRIVER_ROWS`]): join from them, then sort;
+    /// - more, up to [`SEMI_JOIN_DRIVER_ROWS`]: walk the time index and keep rows in the candidate set
+    ///   (built once), which finds a page after few rows without a per-row index lookup;
+    /// - more still, or no driver: walk the time index and test every row.
+    ///
+    /// For an intersection, each side is probed and the smallest one drives; the exact condition
+    /// takes care of the others.
+    async fn choose_plan(
+        &self,
+        compiled: &CompiledPredicate,
+        whole_result: bool,
+    ) -> Result<Plan, StoreError> {
+        let Some(driver) = &compiled.driver else {
+            return Ok(Plan::Scan);
+        };
+        let exact = compiled.driver_is_exact;
+        match self.plan_choice() {
+            PlanChoice::ForceScan => return Ok(Plan::Scan),
+            PlanChoice::ForceDriven => {
+                return Ok(Plan::Join {
+                    driver: driver.clone(),
+                    exact,
+                });
+            }
+            PlanChoice::ForceSemiJoin => {
+                return Ok(Plan::SemiJoin {
+                    driver: driver.clone(),
+                    exact,
+                });
+            }
+            PlanChoice::Automatic => {}
+        }
+        if whole_result {
+            // Counts and aggregates visit every match anyway: candidates are never more than all rows.
+            return Ok(Plan::Join {
+                driver: driver.clone(),
+                exact,
+            });
+        }
+        let (driver, exact) = match driver {
+            Driver::Intersect(children) => {
+                let mut best: Option<(i64, &Driver)> = None;
+                for child in children {
+                    let candidates = self.probe(child, SEMI_JOIN_DRIVER_ROWS).await?;
+                    if best.is_none_or(|(fewest, _)| candidates < fewest) {
+                        best = Some((candidates, child));
+                    }
+                }
+                match best {
+                    Some((_, child)) => (child, false),
+                    None => return Ok(Plan::Scan),
+                }
+            }
+            other => (other, exact),
+        };
+        let candidates = self.probe(driver, SEMI_JOIN_DRIVER_ROWS).await?;
+        Ok(if candidates <= SELECTIVE_DRIVER_ROWS {
+            Plan::Join {
+                driver: driver.clone(),
+                exact,
+            }
+        } else if candidates <= SEMI_JOIN_DRIVER_ROWS {
+            Plan::SemiJoin {
+                driver: driver.clone(),
+                exact,
+            }
+        } else {
+            Plan::Scan
+        })
+    }
+
+    /// The FROM clause and the WHERE conditions for a filter under the chosen plan. `whole_result` is
+    /// true for counts and aggregates, which visit every match.
     async fn plan_filter(
         &self,
         filter: &EventFilter,
-        force_driver_when_present: bool,
+        whole_result: bool,
     ) -> Result<FromWhere, StoreError> {
         let compiled = sql::compile(&filter.predicate);
-        let driven = if force_driver_when_present && self.plan_choice() != PlanChoice::ForceScan {
-            compiled.driver.is_some()
-        } else {
-            self.use_driver(&compiled).await?
-        };
+        let plan = self.choose_plan(&compiled, whole_result).await?;
         let mut from = SqlFragment::default();
-        let skip_condition = driven && compiled.driver_is_exact;
-        match (&compiled.driver, driven) {
-            (Some(driver), true) => {
+        let mut conditions = SqlFragment {
+            sql: " WHERE 1".into(),
+            params: Vec::new(),
+        };
+        let skip_condition = match &plan {
+            Plan::Join { driver, exact } => {
                 let driver_sql = driver.to_sql();
                 from.sql.push_str(" FROM (");
                 from.sql.push_str(&driver_sql.sql);
                 from.params.extend(driver_sql.params);
                 from.sql
                     .push_str(") AS candidates CROSS JOIN events e ON e.seq = candidates.rowid");
+                *exact
             }
-            _ => from
-                .sql
-                .push_str(" FROM events e INDEXED BY events_by_time"),
-        }
-        let mut conditions = SqlFragment {
-            sql: " WHERE 1".into(),
-            params: Vec::new(),
+            Plan::SemiJoin { driver, exact } => {
+                let driver_sql = driver.to_sql();
+                from.sql
+                    .push_str(" FROM events e INDEXED BY events_by_time");
+                conditions.sql.push_str(" AND e.seq IN (");
+                conditions.sql.push_str(&driver_sql.sql);
+                conditions.sql.push(')');
+                conditions.params.extend(driver_sql.params);
+                *exact
+            }
+            Plan::Scan => {
+                from.sql
+                    .push_str(" FROM events e INDEXED BY events_by_time");
+                false
+            }
         };
         if let Some(from_micros) = filter.from_micros {
             conditions.sql.push_str(" AND e.utctimestamp >= ?");
@@ -279,6 +360,13 @@ impl SqliteStore {
         }
         Ok(FromWhere { from, conditions })
     }
+}
+
+/// How a read finds its rows (see [`SqliteStore::choose_plan`]).
+enum Plan {
+    Join { driver: Driver, exact: bool },
+    SemiJoin { driver: Driver, exact: bool },
+    Scan,
 }
 
 /// A FROM clause and a WHERE clause (starting with ` WHERE`), kept apart so callers can join more tables.

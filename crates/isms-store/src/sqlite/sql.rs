@@ -252,9 +252,22 @@ pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
         Predicate::Text(test) => {
             let expression = words_expression(test);
             let mut condition = SqlFragment::default();
+            condition.push_sql("(");
+            // A word made of ASCII letters and digits appears, lowercased, as a substring of the
+            // lowercased summary whenever it is one of its tokens: a cheap necessary check that spares
+            // most rows the index lookup below when rows are tested one by one.
+            let words: Vec<&String> = match test {
+                TextTest::Word(word) | TextTest::Prefix(word) => vec![word],
+                TextTest::Phrase(words) => words.iter().collect(),
+            };
+            for word in words.into_iter().filter(|word| word.is_ascii()) {
+                condition.push_sql("instr(lower(json_extract(e.doc, '$.summary')), ");
+                condition.push_param(SqlParam::Text(word.clone()));
+                condition.push_sql(") > 0 AND ");
+            }
             condition.push_sql("EXISTS (SELECT 1 FROM event_words WHERE event_words MATCH ");
             condition.push_param(SqlParam::Text(expression.clone()));
-            condition.push_sql(" AND rowid = e.seq)");
+            condition.push_sql(" AND rowid = e.seq))");
             CompiledPredicate {
                 condition,
                 driver: Some(Driver::Words(expression)),
