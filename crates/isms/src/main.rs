@@ -177,7 +177,10 @@ fn main() -> ExitCode {
 }
 
 fn run_async(command: Command) -> anyhow::Result<()> {
+    // Few blocking threads: each thread that decodes a large batch keeps a malloc arena of its own
+    // afterwards, so hundreds of them would hold on to hundreds of megabytes once a burst is over.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(8)
         .enable_all()
         .build()?;
     runtime.block_on(async move {

@@ -148,7 +148,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // Must precede the first table: lets retention hand freed pages back to the file system.
             .pragma("auto_vacuum", "incremental")
-            .pragma("cache_size", "-32000")
+            // 8 MB of page cache per reading connection; the writer raises its own (below). The OS
+            // page cache holds the rest of the file, so this bounds memory rather than speed.
+            .pragma("cache_size", "-8000")
             .pragma("temp_store", "memory")
             .statement_cache_capacity(64)
             .with_regexp();
@@ -162,6 +164,9 @@ impl SqliteStore {
         // Checkpoints copy the log into the database file and fsync it: done on the commit path they
         // stall every writer behind them, so a separate connection does them instead (see below).
         sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut writer_connection)
+            .await?;
+        sqlx::query("PRAGMA cache_size = -16000")
             .execute(&mut writer_connection)
             .await?;
         let checkpoint_connection = connect_options
