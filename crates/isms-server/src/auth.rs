@@ -126,6 +126,8 @@ struct CachedKey {
 /// Verifies presented keys against the store, remembering the ones that verified.
 pub struct KeyVerifier {
     store: Arc<dyn Store>,
+    /// Bounds concurrent argon2 verifications: a flood of wrong keys costs at most this many cores.
+    hashing_permits: tokio::sync::Semaphore,
     verified: Mutex<HashMap<[u8; 32], CachedKey>>,
     dummy_hash: String,
 }
@@ -137,6 +139,7 @@ impl KeyVerifier {
         KeyVerifier {
             store,
             verified: Mutex::new(HashMap::new()),
+            hashing_permits: tokio::sync::Semaphore::new(2),
             dummy_hash,
         }
     }
@@ -185,6 +188,9 @@ impl KeyVerifier {
             _ => (self.dummy_hash.clone(), None),
         };
         let key_text = key.to_string();
+        let Ok(_permit) = self.hashing_permits.acquire().await else {
+            return Ok(None);
+        };
         let matches = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
                 .map(|parsed| {
