@@ -25,8 +25,17 @@ fn parse_relative(text: &str) -> Option<i64> {
         b'+' => (1, &text[1..]),
         _ => (1, text),
     };
-    let unit = rest.chars().last()?;
-    let amount: i64 = rest[..rest.len() - unit.len_utf8()].parse().ok()?;
+    parse_duration_micros(rest)?.checked_mul(sign)
+}
+
+/// A duration such as `30s`, `5m`, `1h`, `1d` or `2w`, in microseconds; `None` unless it is a whole
+/// non-negative number followed by one of those units.
+pub fn parse_duration_micros(text: &str) -> Option<i64> {
+    let unit = text.chars().last()?;
+    let amount: i64 = text[..text.len() - unit.len_utf8()]
+        .parse()
+        .ok()
+        .filter(|amount| *amount >= 0)?;
     let unit_micros: i64 = match unit {
         's' => 1_000_000,
         'm' => 60_000_000,
@@ -35,7 +44,7 @@ fn parse_relative(text: &str) -> Option<i64> {
         'w' => 604_800_000_000,
         _ => return None,
     };
-    amount.checked_mul(unit_micros)?.checked_mul(sign)
+    amount.checked_mul(unit_micros)
 }
 
 #[cfg(test)]

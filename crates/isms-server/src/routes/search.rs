@@ -136,20 +136,7 @@ pub(crate) async fn histogram(
 }
 
 fn parse_interval(text: &str) -> Option<i64> {
-    let unit = text.chars().last()?;
-    let amount: i64 = text[..text.len() - unit.len_utf8()]
-        .parse()
-        .ok()
-        .filter(|amount| *amount > 0)?;
-    let unit_micros: i64 = match unit {
-        's' => 1_000_000,
-        'm' => 60_000_000,
-        'h' => 3_600_000_000,
-        'd' => 86_400_000_000,
-        'w' => 604_800_000_000,
-        _ => return None,
-    };
-    amount.checked_mul(unit_micros)
+    crate::time_bounds::parse_duration_micros(text).filter(|micros| *micros > 0)
 }
 
 pub(crate) async fn top_values(

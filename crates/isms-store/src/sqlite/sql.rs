@@ -101,8 +101,11 @@ impl Driver {
         fragment
     }
 
-    fn and(drivers: Vec<Driver>) -> Option<Driver> {
-        // Terms queries on the same table combine into one FTS5 AND, which FTS5 intersects fastest.
+    /// Drivers of every child of an AND (`conjunction`) or an OR: queries on the same FTS5 table merge
+    /// into one FTS5 expression, which FTS5 evaluates fastest; the rest intersect or unite. `None` when
+    /// there is no child driver.
+    fn combine(drivers: Vec<Driver>, conjunction: bool) -> Option<Driver> {
+        let operator = if conjunction { "AND" } else { "OR" };
         let mut terms = Vec::new();
         let mut words = Vec::new();
         let mut others = Vec::new();
@@ -114,39 +117,16 @@ impl Driver {
             }
         }
         if !terms.is_empty() {
-            others.insert(0, Driver::Terms(join_fts(&terms, "AND")));
+            others.insert(0, Driver::Terms(join_fts(&terms, operator)));
         }
         if !words.is_empty() {
-            others.insert(0, Driver::Words(join_fts(&words, "AND")));
+            others.insert(0, Driver::Words(join_fts(&words, operator)));
         }
         match others.len() {
             0 => None,
             1 => others.pop(),
-            _ => Some(Driver::Intersect(others)),
-        }
-    }
-
-    fn or(drivers: Vec<Driver>) -> Driver {
-        let mut terms = Vec::new();
-        let mut words = Vec::new();
-        let mut others = Vec::new();
-        for driver in drivers {
-            match driver {
-                Driver::Terms(expression) => terms.push(expression),
-                Driver::Words(expression) => words.push(expression),
-                other => others.push(other),
-            }
-        }
-        if !terms.is_empty() {
-            others.insert(0, Driver::Terms(join_fts(&terms, "OR")));
-        }
-        if !words.is_empty() {
-            others.insert(0, Driver::Words(join_fts(&words, "OR")));
-        }
-        if others.len() == 1 {
-            others.pop().expect("one driver")
-        } else {
-            Driver::Union(others)
+            _ if conjunction => Some(Driver::Intersect(others)),
+            _ => Some(Driver::Union(others)),
         }
     }
 }
@@ -225,9 +205,9 @@ pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
                 .filter_map(|child| child.driver.clone())
                 .collect();
             let (driver, driver_is_exact) = if is_and {
-                (Driver::and(drivers), all_exact)
+                (Driver::combine(drivers, true), all_exact)
             } else if drivers.len() == compiled.len() {
-                (Some(Driver::or(drivers)), all_exact)
+                (Driver::combine(drivers, false), all_exact)
             } else {
                 (None, false)
             };
