@@ -552,6 +552,9 @@ async fn write_batch(
     jobs: &[AppendJob],
     first_seq: i64,
 ) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    // Time spent in each table's inserts and in the commit, for the debug log and the metrics.
+    let mut phase_micros = [0u128; 4];
     let mut transaction = connection.begin().await?;
     let mut rows: Vec<(i64, &PreparedEvent)> =
         Vec::with_capacity(jobs.iter().map(|job| job.events.len()).sum());
@@ -579,9 +582,11 @@ async fn write_batch(
             add(&mut arguments, event.receivedtimestamp)?;
             add(&mut arguments, event.document.clone())?;
         }
+        let phase_started = std::time::Instant::now();
         sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments)
             .execute(&mut *transaction)
             .await?;
+        phase_micros[0] += phase_started.elapsed().as_micros();
 
         let mut statement = String::from("INSERT INTO event_terms (rowid, terms) VALUES ");
         let mut arguments = SqliteArguments::default();
@@ -590,9 +595,11 @@ async fn write_batch(
             add(&mut arguments, *seq)?;
             add(&mut arguments, event.terms.clone())?;
         }
+        let phase_started = std::time::Instant::now();
         sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments)
             .execute(&mut *transaction)
             .await?;
+        phase_micros[1] += phase_started.elapsed().as_micros();
 
         let with_summary: Vec<&(i64, &PreparedEvent)> = chunk
             .iter()
@@ -606,12 +613,27 @@ async fn write_batch(
                 add(&mut arguments, *seq)?;
                 add(&mut arguments, event.summary.clone())?;
             }
+            let phase_started = std::time::Instant::now();
             sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments)
                 .execute(&mut *transaction)
                 .await?;
+            phase_micros[2] += phase_started.elapsed().as_micros();
         }
     }
+    let phase_started = std::time::Instant::now();
     transaction.commit().await?;
+    phase_micros[3] += phase_started.elapsed().as_micros();
+    let [events_micros, terms_micros, words_micros, commit_micros] = phase_micros;
+    tracing::debug!(
+        events = rows.len(),
+        total_micros = started.elapsed().as_micros(),
+        events_micros,
+        terms_micros,
+        words_micros,
+        commit_micros,
+        "store batch committed"
+    );
+    metrics::histogram!("isms_store_commit_seconds").record(started.elapsed().as_secs_f64());
     Ok(())
 }
 
