@@ -64,18 +64,13 @@ impl ApiClient {
             .send()
             .await
             .with_context(|| format!("cannot reach the server at {url}"))?;
-        let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .context("cannot read the server's answer")?;
-        let value: Value = serde_json::from_str(&text)
-            .with_context(|| format!("the server answered {status} with non-JSON: {text:.200}"))?;
-        Ok((status, value))
+        let (status, value) = read_json(response).await?;
+        Ok((status.as_u16(), value))
     }
 }
 
-async fn decode(response: reqwest::Response) -> anyhow::Result<Value> {
+/// The status and JSON body of an answer; a body that is not JSON is an error quoting its start.
+async fn read_json(response: reqwest::Response) -> anyhow::Result<(reqwest::StatusCode, Value)> {
     let status = response.status();
     let text = response
         .text()
@@ -83,6 +78,11 @@ async fn decode(response: reqwest::Response) -> anyhow::Result<Value> {
         .context("cannot read the server's answer")?;
     let value: Value = serde_json::from_str(&text)
         .with_context(|| format!("the server answered {status} with non-JSON: {text:.200}"))?;
+    Ok((status, value))
+}
+
+async fn decode(response: reqwest::Response) -> anyhow::Result<Value> {
+    let (status, value) = read_json(response).await?;
     if !status.is_success() {
         let message = value
             .get("error")
