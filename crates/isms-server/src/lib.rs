@@ -38,13 +38,7 @@ impl IngestLimits {
     pub fn from_config(config: &Config) -> IngestLimits {
         IngestLimits {
             max_body_bytes: config.http.max_body_bytes,
-            body: BodyLimits {
-                max_decompressed_bytes: usize::try_from(config.http.max_decompressed_bytes)
-                    .unwrap_or(usize::MAX),
-                max_depth: config.http.max_depth as usize,
-                max_fields: config.http.max_fields as usize,
-                max_items: config.http.max_items as usize,
-            },
+            body: BodyLimits::from(&config.http),
         }
     }
 }
