@@ -977,6 +977,7 @@ impl Store for SqliteStore {
                 }
             }
             if outcome.deleted_for_age + outcome.deleted_for_size > 0 {
+                self.compact_after_deletes().await?;
                 tracing::info!(
                     deleted_for_age = outcome.deleted_for_age,
                     deleted_for_size = outcome.deleted_for_size,
@@ -1095,7 +1096,13 @@ impl SqliteStore {
             deleted += query.execute(&mut *transaction).await?.rows_affected();
             transaction.commit().await?;
         }
-        // Fold the indexes' tombstones into their segments a little at a time, then give pages back.
+        Ok(deleted)
+    }
+
+    /// After a retention pass: folds the indexes' tombstones into their segments a little at a time,
+    /// then gives freed pages back to the file system. Once per pass, not per deleted chunk.
+    async fn compact_after_deletes(&self) -> Result<(), StoreError> {
+        let mut connection = self.reads.acquire().await?;
         for table in ["event_words", "event_terms"] {
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO {table} ({table}, rank) VALUES ('merge', 64)"
@@ -1106,6 +1113,6 @@ impl SqliteStore {
         sqlx::query("PRAGMA incremental_vacuum")
             .execute(&mut *connection)
             .await?;
-        Ok(deleted)
+        Ok(())
     }
 }
