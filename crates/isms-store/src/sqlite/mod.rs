@@ -151,7 +151,9 @@ impl SqliteStore {
             // 8 MB of page cache per reading connection; the writer raises its own (below). The OS
             // page cache holds the rest of the file, so this bounds memory rather than speed.
             .pragma("cache_size", "-8000")
-            .pragma("temp_store", "memory")
+            // Temporary sort and GROUP BY trees stay in files (cached by the OS): a facet over a
+            // field with millions of distinct values must not be able to fill the RAM.
+            .pragma("temp_store", "file")
             .statement_cache_capacity(64)
             .with_regexp();
         let (sender, receiver) = mpsc::channel(1024);
