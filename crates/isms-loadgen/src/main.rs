@@ -242,18 +242,8 @@ async fn http_ingest(
                     return Ok::<_, anyhow::Error>(());
                 }
                 let body = prepared[(index % prepared.len() as u64) as usize].clone();
-                let response = client
-                    .post(&endpoint)
-                    .bearer_auth(&key)
-                    .body(body)
-                    .send()
-                    .await?;
-                let status = response.status();
-                let answer: Value = response.json().await?;
-                if !status.is_success() {
-                    bail!("server answered {status}: {answer}");
-                }
-                sent.fetch_add(answer["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                let accepted = post_events(&client, &endpoint, &key, body).await?;
+                sent.fetch_add(accepted, Ordering::Relaxed);
             }
         }));
     }
@@ -278,32 +268,30 @@ async fn http_single(url: &str, key: &str, seconds: u64, concurrency: usize) -> 
     let endpoint = format!("{}/events", url.trim_end_matches('/'));
     let deadline = Instant::now() + Duration::from_secs(seconds.clamp(1, 600));
     let done = Arc::new(AtomicU64::new(0));
+    // Bodies are built before the clock starts, so only the server is measured.
+    let mut random = StdRng::seed_from_u64(11);
+    let now = jiff::Timestamp::now().as_microsecond();
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..1024)
+            .map(|_| serde_json::to_vec(&sample_event(&mut random, now)).expect("json"))
+            .collect(),
+    );
     let started = Instant::now();
     let mut workers = Vec::new();
     for worker_index in 0..concurrency {
-        let (client, endpoint, key, done) = (
+        let (client, endpoint, key, done, bodies) = (
             client.clone(),
             endpoint.clone(),
             key.to_string(),
             done.clone(),
+            bodies.clone(),
         );
         workers.push(tokio::spawn(async move {
-            let mut random = StdRng::seed_from_u64(worker_index as u64);
+            let mut position = worker_index;
             while Instant::now() < deadline {
-                let body = serde_json::to_vec(&sample_event(
-                    &mut random,
-                    jiff::Timestamp::now().as_microsecond(),
-                ))?;
-                let response = client
-                    .post(&endpoint)
-                    .bearer_auth(&key)
-                    .body(body)
-                    .send()
-                    .await?;
-                if !response.status().is_success() {
-                    bail!("server answered {}", response.status());
-                }
-                response.bytes().await?;
+                let body = bodies[position % bodies.len()].clone();
+                position += 1;
+                post_events(&client, &endpoint, &key, body).await?;
                 done.fetch_add(1, Ordering::Relaxed);
             }
             Ok::<_, anyhow::Error>(())
@@ -319,6 +307,27 @@ async fn http_single(url: &str, key: &str, seconds: u64, concurrency: usize) -> 
         requests as f64 / elapsed
     );
     Ok(())
+}
+
+/// POSTs one body to `/events`; returns how many events the server accepted.
+async fn post_events(
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<u64> {
+    let response = client
+        .post(endpoint)
+        .bearer_auth(key)
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let answer: Value = response.json().await?;
+    if !status.is_success() {
+        bail!("server answered {status}: {answer}");
+    }
+    Ok(answer["accepted"].as_u64().unwrap_or(0))
 }
 
 async fn fill_store(data: &std::path::Path, events: u64, days: u64) -> anyhow::Result<()> {
