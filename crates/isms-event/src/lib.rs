@@ -91,6 +91,7 @@
 //! Stored times keep microseconds; finer digits are truncated.
 
 mod alias;
+mod id;
 mod normalize;
 mod severity;
 mod time;

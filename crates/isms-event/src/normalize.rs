@@ -166,7 +166,8 @@ pub fn normalize(
             });
         }
     };
-    let mut top = lowercase_map(raw, 1)?;
+    let mut top = raw;
+    lowercase_map(&mut top, 1)?;
 
     let mut details = match top.remove("details") {
         None | Some(Value::Null) => Map::new(),
@@ -229,7 +230,7 @@ pub fn normalize(
         None => format_time(event_micros),
     };
 
-    let id = uuid::Uuid::now_v7().hyphenated().to_string();
+    let id = crate::id::new_event_id(received_micros);
     let mut document = Map::new();
     document.insert("id".to_owned(), Value::String(id.clone()));
     document.insert(
@@ -290,18 +291,23 @@ impl FieldNames {
 
 /// Lowercases every key (recursively, through arrays too) and replaces `.` by `_`. When two keys
 /// become equal, the later one in the map's iteration order wins.
-fn lowercase_map(
-    map: Map<String, Value>,
-    depth: usize,
-) -> Result<Map<String, Value>, NormalizeError> {
-    let mut out = Map::new();
-    for (key, value) in map {
-        out.insert(normalize_key(key), lowercase_value(value, depth)?);
+///
+/// Works in place: a map whose keys are already normalized (the usual case) keeps its keys and only
+/// has its values visited, so no key or map is reallocated.
+fn lowercase_map(map: &mut Map<String, Value>, depth: usize) -> Result<(), NormalizeError> {
+    if map.keys().any(|key| key_needs_normalizing(key)) {
+        let original = std::mem::take(map);
+        for (key, value) in original {
+            map.insert(normalize_key(key), value);
+        }
     }
-    Ok(out)
+    for value in map.values_mut() {
+        lowercase_value(value, depth)?;
+    }
+    Ok(())
 }
 
-fn lowercase_value(value: Value, depth: usize) -> Result<Value, NormalizeError> {
+fn lowercase_value(value: &mut Value, depth: usize) -> Result<(), NormalizeError> {
     let nested = || {
         if depth >= MAX_DEPTH {
             Err(NormalizeError::TooDeep { limit: MAX_DEPTH })
@@ -309,24 +315,30 @@ fn lowercase_value(value: Value, depth: usize) -> Result<Value, NormalizeError> 
             Ok(depth + 1)
         }
     };
-    Ok(match value {
-        Value::Object(map) => Value::Object(lowercase_map(map, nested()?)?),
+    match value {
+        Value::Object(map) => lowercase_map(map, nested()?),
         Value::Array(items) => {
             let depth = nested()?;
-            Value::Array(
-                items
-                    .into_iter()
-                    .map(|item| lowercase_value(item, depth))
-                    .collect::<Result<_, _>>()?,
-            )
+            items
+                .iter_mut()
+                .try_for_each(|item| lowercase_value(item, depth))
         }
-        other => other,
-    })
+        _ => Ok(()),
+    }
+}
+
+fn key_needs_normalizing(key: &str) -> bool {
+    if key.is_ascii() {
+        key.bytes()
+            .any(|byte| byte == b'.' || byte.is_ascii_uppercase())
+    } else {
+        key.chars().any(|c| c == '.' || c.is_uppercase())
+    }
 }
 
 /// A key as stored: lowercase, `.` replaced by `_`.
 fn normalize_key(key: String) -> String {
-    if key.chars().any(|c| c == '.' || c.is_uppercase()) {
+    if key_needs_normalizing(&key) {
         key.to_lowercase().replace('.', "_")
     } else {
         key
@@ -343,6 +355,10 @@ fn apply_top_aliases(
     details: &mut Map<String, Value>,
     names: &mut FieldNames,
 ) {
+    // Most events use the MozDef names already: one pass over their keys spares the table walk.
+    if !top.keys().any(|key| is_alias_source(key)) {
+        return;
+    }
     for alias in FIELD_ALIASES {
         if !top.contains_key(alias.from) {
             continue;
@@ -378,6 +394,9 @@ fn apply_top_aliases(
 }
 
 fn apply_details_aliases(details: &mut Map<String, Value>) {
+    if !details.keys().any(|key| is_alias_source(key)) {
+        return;
+    }
     for alias in FIELD_ALIASES {
         if let AliasTarget::Details(target) = alias.to
             && alias.from != target
@@ -388,6 +407,11 @@ fn apply_details_aliases(details: &mut Map<String, Value>) {
             details.insert(target.to_owned(), value);
         }
     }
+}
+
+/// Whether some alias in [`FIELD_ALIASES`] reads this key.
+fn is_alias_source(key: &str) -> bool {
+    FIELD_ALIASES.iter().any(|alias| alias.from == key)
 }
 
 /// Inserts `key` unless the map already holds a non-null value there; then the value goes under

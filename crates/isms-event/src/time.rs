@@ -124,22 +124,43 @@ pub fn format_time(micros: i64) -> String {
     });
     let dt = Offset::UTC.to_datetime(timestamp);
     let year = i32::from(dt.year());
-    let year_text = if (0..=9999).contains(&year) {
-        format!("{year:04}")
-    } else if year < 0 {
-        format!("-{:06}", year.unsigned_abs())
+    // Written by hand: this runs three times per event on the ingest path.
+    let mut text = String::with_capacity(32);
+    if (0..=9999).contains(&year) {
+        push_digits(&mut text, year.unsigned_abs(), 4);
     } else {
-        format!("+{year:06}")
-    };
-    format!(
-        "{year_text}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00",
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.subsec_nanosecond() / 1000
-    )
+        text.push(if year < 0 { '-' } else { '+' });
+        push_digits(&mut text, year.unsigned_abs(), 6);
+    }
+    for (separator, value) in [
+        ('-', dt.month() as u32),
+        ('-', dt.day() as u32),
+        ('T', dt.hour() as u32),
+        (':', dt.minute() as u32),
+        (':', dt.second() as u32),
+    ] {
+        text.push(separator);
+        push_digits(&mut text, value, 2);
+    }
+    text.push('.');
+    push_digits(&mut text, dt.subsec_nanosecond().unsigned_abs() / 1000, 6);
+    text.push_str("+00:00");
+    text
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits.
+fn push_digits(text: &mut String, value: u32, width: u32) {
+    let mut divisor = 10u32.pow(width.saturating_sub(1));
+    let mut value = value;
+    while divisor > 0 && value / divisor >= 10 {
+        // Wider than `width`: write the extra leading digits too.
+        divisor *= 10;
+    }
+    while divisor > 0 {
+        text.push(char::from(b'0' + (value / divisor) as u8));
+        value %= divisor;
+        divisor /= 10;
+    }
 }
 
 /// Microseconds since the Unix epoch (sub-microsecond digits are truncated toward zero).

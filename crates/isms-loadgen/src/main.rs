@@ -7,6 +7,8 @@
 //! - `http-single`: single-event POSTs per second.
 //! - `fill-store`: writes N events straight into a data directory's store (to build a big store fast).
 //! - `search`: search latency percentiles over a store, for given queries.
+//! - `decode-cpu`: CPU per event of the ingest path before the store writes (JSON parse, normalization,
+//!   index terms, document text), in one thread, without HTTP or SQLite.
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,7 +84,15 @@ enum Mode {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// Time the per-event CPU work between an HTTP body and the store's writer, stage by stage.
+    DecodeCpu {
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+    },
 }
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -112,6 +122,7 @@ fn main() -> anyhow::Result<()> {
                 runs,
                 limit,
             } => search(&data, &queries, runs, limit).await,
+            Mode::DecodeCpu { events } => decode_cpu(events),
         }
     })
 }
@@ -182,6 +193,61 @@ pub fn sample_event(random: &mut StdRng, time_micros: i64) -> Value {
             "note": words[5],
         }
     })
+}
+
+/// Runs the stages of the ingest path the tokio side does for each event and prints the CPU each takes.
+fn decode_cpu(events: u64) -> anyhow::Result<()> {
+    let mut random = StdRng::seed_from_u64(7);
+    let now = jiff::Timestamp::now().as_microsecond();
+    let lines: Vec<Vec<u8>> = (0..events)
+        .map(|_| {
+            let time = now - random.random_range(0..3_600_000_000);
+            serde_json::to_vec(&sample_event(&mut random, time)).expect("json")
+        })
+        .collect();
+    let origin = Origin {
+        peer: Some("127.0.0.1:50000".into()),
+        endpoint: "http:/events".into(),
+        key_name: Some("bench".into()),
+    };
+    let received = jiff::Timestamp::now();
+    let started = Instant::now();
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_slice(line))
+        .collect::<Result<_, _>>()?;
+    let parse = started.elapsed();
+    let started = Instant::now();
+    let normalized: Vec<Event> = parsed
+        .into_iter()
+        .map(|raw| normalize(raw, &origin, received))
+        .collect::<Result<_, _>>()?;
+    let normalization = started.elapsed();
+    let started = Instant::now();
+    let mut term_writer = isms_store::terms::TermWriter::default();
+    let mut term_bytes = 0usize;
+    for event in &normalized {
+        term_bytes += term_writer.terms_of(&event.document).len();
+    }
+    let terms = started.elapsed();
+    let started = Instant::now();
+    let mut document_bytes = 0usize;
+    for event in &normalized {
+        document_bytes += event.to_json_line().len();
+    }
+    let serialization = started.elapsed();
+    let per_event = |duration: Duration| duration.as_secs_f64() * 1e6 / events as f64;
+    println!(
+        "decode-cpu: {events} events, µs per event: parse {:.2}, normalize {:.2}, terms {:.2} ({} bytes), document {:.2} ({} bytes); total {:.2}",
+        per_event(parse),
+        per_event(normalization),
+        per_event(terms),
+        term_bytes / events.max(1) as usize,
+        per_event(serialization),
+        document_bytes / events.max(1) as usize,
+        per_event(parse + normalization + terms + serialization),
+    );
+    Ok(())
 }
 
 /// Skewed choice in 0..n: a few values are common, most are rare (like user names in real logs).
