@@ -1,13 +1,17 @@
-//! The embedded SQLite backend: one database file in the data directory, WAL mode.
+//! The embedded SQLite backend: two database files in the data directory, both in WAL mode: the events
+//! (`isms.db`) and the search indexes built from them (`isms-index.db`, see [`index`]).
 //!
-//! Writes go through ONE writer task that owns one connection and commits in groups: concurrent
+//! Writes go through ONE events writer task that owns one connection and commits in groups: concurrent
 //! [`Store::append`] calls queue their events, the writer takes everything queued (up to a bound) into a
-//! single transaction, commits, and only then answers each caller. That gives durable acknowledgements
-//! (`synchronous = FULL` by default: each commit is fsynced) at the throughput of large transactions.
-//! Reads use a small pool of other connections, which WAL lets run beside the writer.
+//! single transaction and commits it (`synchronous = FULL` by default: each commit is fsynced). It then
+//! hands the batch to the index writer, which indexes it in the other file and only then answers each
+//! caller. The two writers work on consecutive batches at the same time, each on its own core.
+//! Reads use a small pool of other connections, which WAL lets run beside the writers; each attaches
+//! the index file as the schema `ix`.
 //!
-//! Sequence numbers (`seq`, the rowid) are assigned by the writer, so all three tables of a batch (events,
-//! words, terms) are filled with multi-row inserts without a round trip per event.
+//! Sequence numbers (`seq`, the rowid) are assigned by the events writer, so every table of a batch
+//! (events, words, terms) is filled with multi-row inserts without a round trip per event.
+mod index;
 mod sql;
 
 use std::path::{Path, PathBuf};
@@ -35,7 +39,10 @@ use crate::{
 use sql::{CompiledPredicate, Driver, SqlFragment, SqlParam};
 
 /// The schema, in order; `PRAGMA user_version` records how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_index_in_own_file.sql"),
+];
 
 /// A driver with at most this many candidates is joined from (then sorted).
 const SELECTIVE_DRIVER_ROWS: i64 = 10_000;
@@ -116,6 +123,7 @@ pub struct SqliteStore {
     reads: SqlitePool,
     writer: mpsc::Sender<AppendJob>,
     path: PathBuf,
+    index_path: PathBuf,
     plan_choice: Arc<AtomicU8>,
 }
 
@@ -156,13 +164,14 @@ impl SqliteStore {
             .pragma("temp_store", "file")
             .statement_cache_capacity(64)
             .with_regexp();
+        let index_path = index::index_path_for(&options.path);
         let (sender, receiver) = mpsc::channel(1024);
         let sender_liveness = sender.downgrade();
         let mut writer_connection = connect_options
             .connect()
             .await
             .map_err(|error| open_error(&options.path, error))?;
-        migrate(&mut writer_connection, &options.path).await?;
+        apply_migrations(&mut writer_connection, &options.path, MIGRATIONS).await?;
         // Checkpoints copy the log into the database file and fsync it: done on the commit path they
         // stall every writer behind them, so a separate connection does them instead (see below).
         sqlx::query("PRAGMA wal_autocheckpoint = 0")
@@ -179,19 +188,78 @@ impl SqliteStore {
             checkpoint_connection,
             sender_liveness.clone(),
         ));
-        let next_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
+
+        // The index file: never fsynced per commit (it is rebuilt from the events when behind).
+        let index_options = connect_options
+            .clone()
+            .filename(&index_path)
+            .synchronous(SqliteSynchronous::Normal);
+        let mut index_connection = index_options
+            .connect()
+            .await
+            .map_err(|error| open_error(&index_path, error))?;
+        index::migrate_index(&mut index_connection, &index_path).await?;
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut index_connection)
+            .await?;
+        sqlx::query("PRAGMA cache_size = -16000")
+            .execute(&mut index_connection)
+            .await?;
+        sqlx::query("ATTACH DATABASE ? AS ev")
+            .bind(options.path.to_string_lossy().into_owned())
+            .execute(&mut index_connection)
+            .await?;
+        let index_checkpoint_connection = index_options
+            .connect()
+            .await
+            .map_err(|error| open_error(&index_path, error))?;
+        tokio::spawn(checkpoint_loop(
+            index_checkpoint_connection,
+            sender_liveness.clone(),
+        ));
+
+        let last_stored_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&mut writer_connection)
             .await?;
+        let indexed_through = index::indexed_through(&mut index_connection).await?;
+        // Index whatever is stored but not indexed (a crash between the two commits, or an upgrade)
+        // before answering anything, so searches are complete from the start.
+        let indexed_through =
+            index::catch_up(&mut index_connection, indexed_through, last_stored_seq).await?;
+        // Never reuse a seq the index may still name (retention can delete the newest events too).
+        let next_seq = last_stored_seq.max(indexed_through) + 1;
+
+        let attach_index = Arc::new(index_path.to_string_lossy().into_owned());
         let reads = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .min_connections(0)
             .idle_timeout(Some(Duration::from_secs(60)))
+            .after_connect(move |connection, _| {
+                let attach_index = attach_index.clone();
+                Box::pin(async move {
+                    sqlx::query("ATTACH DATABASE ? AS ix")
+                        .bind(attach_index.as_str())
+                        .execute(&mut *connection)
+                        .await?;
+                    sqlx::query("PRAGMA ix.cache_size = -8000")
+                        .execute(&mut *connection)
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect_with(connect_options)
             .await
             .map_err(|error| open_error(&options.path, error))?;
+        let (index_sender, index_receiver) = mpsc::channel(16);
+        tokio::spawn(index::index_writer_loop(
+            index_connection,
+            index_receiver,
+            indexed_through,
+        ));
         tokio::spawn(writer_loop(
             writer_connection,
             receiver,
+            index_sender,
             options.writer_max_batch_events.max(1),
             next_seq,
         ));
@@ -199,6 +267,7 @@ impl SqliteStore {
             reads,
             writer: sender,
             path: options.path,
+            index_path,
             plan_choice: Arc::new(AtomicU8::new(0)),
         })
     }
@@ -217,9 +286,14 @@ impl SqliteStore {
         }
     }
 
-    /// The database file.
+    /// The events database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The search index database file beside it.
+    pub fn index_path(&self) -> &Path {
+        &self.index_path
     }
 
     /// Counts a driver's candidates, stopping at `limit + 1`.
@@ -439,22 +513,27 @@ fn arguments_of(params: &[SqlParam]) -> Result<SqliteArguments, StoreError> {
     Ok(arguments)
 }
 
-async fn migrate(connection: &mut SqliteConnection, path: &Path) -> Result<(), StoreError> {
+/// Applies the migrations a database file has not had yet, each in its own transaction.
+async fn apply_migrations(
+    connection: &mut SqliteConnection,
+    path: &Path,
+    migrations: &[&str],
+) -> Result<(), StoreError> {
     let applied: i64 = sqlx::query_scalar("PRAGMA user_version")
         .fetch_one(&mut *connection)
         .await?;
     let applied =
         usize::try_from(applied).map_err(|_| open_error(path, "negative schema version"))?;
-    if applied > MIGRATIONS.len() {
+    if applied > migrations.len() {
         return Err(open_error(
             path,
             format!(
                 "the database has schema version {applied}, newer than this isms knows ({})",
-                MIGRATIONS.len()
+                migrations.len()
             ),
         ));
     }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+    for (index, migration) in migrations.iter().enumerate().skip(applied) {
         let mut transaction = connection.begin().await?;
         sqlx::raw_sql(AssertSqlSafe(*migration))
             .execute(&mut *transaction)
@@ -505,6 +584,7 @@ async fn checkpoint_loop(
 async fn writer_loop(
     mut connection: SqliteConnection,
     mut receiver: mpsc::Receiver<AppendJob>,
+    index_sender: mpsc::Sender<index::IndexJob>,
     max_batch_events: usize,
     mut next_seq: i64,
 ) {
@@ -521,29 +601,36 @@ async fn writer_loop(
             }
         }
         let result = write_batch(&mut connection, &jobs, next_seq).await;
-        match &result {
-            Ok(()) => next_seq += batch_events as i64,
-            Err(error) => {
-                tracing::error!(%error, events = batch_events, "store write failed; the batch is not acknowledged");
-                // Re-read the sequence: the failed transaction was rolled back.
-                if let Ok(seq) =
-                    sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
-                        .fetch_one(&mut connection)
-                        .await
-                {
-                    next_seq = seq;
-                }
-            }
-        }
         metrics::counter!("isms_store_commits_total").increment(1);
         metrics::histogram!("isms_store_commit_events").record(batch_events as f64);
+        if let Err(error) = result {
+            // The transaction was rolled back: its seqs are free again.
+            tracing::error!(%error, events = batch_events, "store write failed; the batch is not acknowledged");
+            let reason = error.to_string();
+            for job in jobs {
+                let _ = job.reply.send(Err(reason.clone()));
+            }
+            continue;
+        }
+        // Stored: the index writer indexes the batch and answers the callers.
+        let mut rows = Vec::with_capacity(batch_events);
+        let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let _ = job.reply.send(
-                result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|error| error.to_string()),
-            );
+            for event in job.events {
+                rows.push(index::IndexRow {
+                    seq: next_seq,
+                    terms: event.terms,
+                    summary: event.summary,
+                });
+                next_seq += 1;
+            }
+            replies.push(job.reply);
+        }
+        if let Err(unsent) = index_sender.send(index::IndexJob { rows, replies }).await {
+            // Only when the store is shutting down; the events are stored and indexed at next open.
+            for reply in unsent.0.replies {
+                let _ = reply.send(Ok(()));
+            }
         }
     }
     tracing::debug!("store writer stopped");
@@ -555,8 +642,7 @@ async fn write_batch(
     first_seq: i64,
 ) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
-    // Time spent in each table's inserts and in the commit, for the debug log and the metrics.
-    let mut phase_micros = [0u128; 4];
+    let mut insert_micros = 0u128;
     let mut transaction = connection.begin().await?;
     let mut rows: Vec<(i64, &PreparedEvent)> =
         Vec::with_capacity(jobs.iter().map(|job| job.events.len()).sum());
@@ -588,51 +674,16 @@ async fn write_batch(
         sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments)
             .execute(&mut *transaction)
             .await?;
-        phase_micros[0] += phase_started.elapsed().as_micros();
-
-        let mut statement = String::from("INSERT INTO event_terms (rowid, terms) VALUES ");
-        let mut arguments = SqliteArguments::default();
-        for (position, (seq, event)) in chunk.iter().enumerate() {
-            statement.push_str(if position == 0 { "(?,?)" } else { ",(?,?)" });
-            add(&mut arguments, *seq)?;
-            add(&mut arguments, event.terms.clone())?;
-        }
-        let phase_started = std::time::Instant::now();
-        sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments)
-            .execute(&mut *transaction)
-            .await?;
-        phase_micros[1] += phase_started.elapsed().as_micros();
-
-        let with_summary: Vec<&(i64, &PreparedEvent)> = chunk
-            .iter()
-            .filter(|(_, event)| event.summary.is_some())
-            .collect();
-        if !with_summary.is_empty() {
-            let mut statement = String::from("INSERT INTO event_words (rowid, summary) VALUES ");
-            let mut arguments = SqliteArguments::default();
-            for (position, (seq, event)) in with_summary.iter().enumerate() {
-                statement.push_str(if position == 0 { "(?,?)" } else { ",(?,?)" });
-                add(&mut arguments, *seq)?;
-                add(&mut arguments, event.summary.clone())?;
-            }
-            let phase_started = std::time::Instant::now();
-            sqlx::query_with(AssertSqlSafe(statement.as_str()), arguments)
-                .execute(&mut *transaction)
-                .await?;
-            phase_micros[2] += phase_started.elapsed().as_micros();
-        }
+        insert_micros += phase_started.elapsed().as_micros();
     }
     let phase_started = std::time::Instant::now();
     transaction.commit().await?;
-    phase_micros[3] += phase_started.elapsed().as_micros();
-    let [events_micros, terms_micros, words_micros, commit_micros] = phase_micros;
+    let commit_micros = phase_started.elapsed().as_micros();
     tracing::debug!(
         events = rows.len(),
-        total_micros = started.elapsed().as_micros(),
-        events_micros,
-        terms_micros,
-        words_micros,
-        commit_micros,
+        total_micros = started.elapsed().as_micros() as u64,
+        insert_micros = insert_micros as u64,
+        commit_micros = commit_micros as u64,
         "store batch committed"
     );
     metrics::histogram!("isms_store_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -1063,17 +1114,26 @@ fn key_record(
 }
 
 impl SqliteStore {
+    /// Bytes in use in both files (free pages not counted).
     async fn used_bytes(&self) -> Result<u64, StoreError> {
-        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-            .fetch_one(&self.reads)
-            .await?;
-        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
-            .fetch_one(&self.reads)
-            .await?;
-        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
-            .fetch_one(&self.reads)
-            .await?;
-        Ok(((pages - free).max(0) * page_size) as u64)
+        let mut total = 0u64;
+        let mut connection = self.reads.acquire().await?;
+        for schema in ["main", "ix"] {
+            let pages: i64 =
+                sqlx::query_scalar(AssertSqlSafe(format!("PRAGMA {schema}.page_count")))
+                    .fetch_one(&mut *connection)
+                    .await?;
+            let free: i64 =
+                sqlx::query_scalar(AssertSqlSafe(format!("PRAGMA {schema}.freelist_count")))
+                    .fetch_one(&mut *connection)
+                    .await?;
+            let page_size: i64 =
+                sqlx::query_scalar(AssertSqlSafe(format!("PRAGMA {schema}.page_size")))
+                    .fetch_one(&mut *connection)
+                    .await?;
+            total += ((pages - free).max(0) * page_size) as u64;
+        }
+        Ok(total)
     }
 
     async fn delete_seqs(&self, seqs: &[i64]) -> Result<u64, StoreError> {
@@ -1082,7 +1142,7 @@ impl SqliteStore {
         for chunk in seqs.chunks(ROWS_PER_INSERT) {
             let placeholders = vec!["?"; chunk.len()].join(",");
             let mut transaction = connection.begin().await?;
-            for table in ["event_words", "event_terms"] {
+            for table in ["ix.event_words", "ix.event_terms"] {
                 let statement = format!("DELETE FROM {table} WHERE rowid IN ({placeholders})");
                 let mut query = sqlx::query(AssertSqlSafe(statement.as_str()));
                 for seq in chunk {
@@ -1107,14 +1167,16 @@ impl SqliteStore {
         let mut connection = self.reads.acquire().await?;
         for table in ["event_words", "event_terms"] {
             sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO {table} ({table}, rank) VALUES ('merge', 64)"
+                "INSERT INTO ix.{table} ({table}, rank) VALUES ('merge', 64)"
             )))
             .execute(&mut *connection)
             .await?;
         }
-        sqlx::query("PRAGMA incremental_vacuum")
-            .execute(&mut *connection)
-            .await?;
+        for schema in ["main", "ix"] {
+            sqlx::query(AssertSqlSafe(format!("PRAGMA {schema}.incremental_vacuum")))
+                .execute(&mut *connection)
+                .await?;
+        }
         Ok(())
     }
 }

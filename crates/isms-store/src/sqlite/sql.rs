@@ -14,7 +14,7 @@
 use isms_query::ir::{FieldPath, FieldTest, Predicate, RangeKind, TextTest};
 
 use crate::terms::{
-    has_presence_token, has_value_tokens, presence_token, value_prefix_token, value_token,
+    has_presence_token, has_value_tokens, presence_expression, value_prefix_token, value_token,
 };
 
 /// A parameter bound to a `?` placeholder.
@@ -70,11 +70,11 @@ impl Driver {
         let mut fragment = SqlFragment::default();
         match self {
             Driver::Terms(expression) => {
-                fragment.push_sql("SELECT rowid FROM event_terms WHERE event_terms MATCH ");
+                fragment.push_sql("SELECT rowid FROM ix.event_terms WHERE event_terms MATCH ");
                 fragment.push_param(SqlParam::Text(expression.clone()));
             }
             Driver::Words(expression) => {
-                fragment.push_sql("SELECT rowid FROM event_words WHERE event_words MATCH ");
+                fragment.push_sql("SELECT rowid FROM ix.event_words WHERE event_words MATCH ");
                 fragment.push_param(SqlParam::Text(expression.clone()));
             }
             Driver::Id(bytes) => {
@@ -245,7 +245,7 @@ pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
                 condition.push_param(SqlParam::Text(word.clone()));
                 condition.push_sql(") > 0 AND ");
             }
-            condition.push_sql("EXISTS (SELECT 1 FROM event_words WHERE event_words MATCH ");
+            condition.push_sql("EXISTS (SELECT 1 FROM ix.event_words WHERE event_words MATCH ");
             condition.push_param(SqlParam::Text(expression.clone()));
             condition.push_sql(" AND rowid = e.seq))");
             CompiledPredicate {
@@ -364,8 +364,8 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
     }
 
     let path = json_path(field);
-    // Candidates from the field's presence token, when the index has one.
-    let presence = has_presence_token(field).then(|| Driver::Terms(presence_token(field)));
+    // Candidates: the events holding a scalar at or below the field, when the index can tell.
+    let presence = has_presence_token(field).then(|| Driver::Terms(presence_expression(field)));
     let mut condition = SqlFragment::default();
     if matches!(test, FieldTest::Exists) {
         condition.push_sql("EXISTS (SELECT 1 FROM json_tree(e.doc, ");

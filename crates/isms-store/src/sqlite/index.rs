@@ -1,0 +1,278 @@
+//! The search indexes (summary words and field terms, both FTS5) live in a database file of their own,
+//! written by a second writer task.
+//!
+//! Why a second file: SQLite lets one connection write a database at a time, and building the inverted
+//! indexes costs more than storing the events. With the indexes in the same file, one thread did both
+//! and capped ingestion while the other core idled. Now the events writer commits a batch (durably) and
+//! hands it here; while this task indexes it, the events writer is already storing the next batch. A
+//! caller is answered once its events are stored *and* indexed, so a search that follows an append sees
+//! the events.
+//!
+//! The index can always be rebuilt from the events, so it is committed without an fsync
+//! (`synchronous = NORMAL`: a power cut can lose its last commits, never its consistency).
+//! `index_state.indexed_through` records, in the same transaction as the index rows, the last `seq`
+//! indexed; every event up to it is indexed. Whenever a batch arrives past a gap (after a crash, a power
+//! cut, a failed index commit, or on a store from before the split) the gap is first indexed from the
+//! events table. Readers see the index as the attached schema `ix`.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::sqlite::{SqliteArguments, SqliteConnection};
+use sqlx::{Arguments, AssertSqlSafe, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::StoreError;
+use crate::terms::TermWriter;
+
+/// The index schema, in order; the index file's own `PRAGMA user_version` counts the applied ones.
+const INDEX_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite-index/0001_index.sql")];
+
+/// Rows per multi-row INSERT into an FTS5 table (2 parameters each).
+const INDEX_ROWS_PER_INSERT: usize = 1_000;
+
+/// Events read back from the events table per step when indexing a gap.
+const CATCH_UP_CHUNK: i64 = 2_000;
+
+/// The index writer takes at most this many events into one transaction.
+const INDEX_MAX_BATCH_EVENTS: usize = 20_000;
+
+/// What one stored event contributes to the indexes.
+pub(super) struct IndexRow {
+    pub seq: i64,
+    pub terms: Arc<str>,
+    pub summary: Option<Arc<str>>,
+}
+
+/// Events the events writer committed, in `seq` order, and the callers to answer once they are indexed.
+pub(super) struct IndexJob {
+    pub rows: Vec<IndexRow>,
+    pub replies: Vec<oneshot::Sender<Result<(), String>>>,
+}
+
+/// The index file beside an events file: `isms.db` → `isms-index.db`.
+pub(super) fn index_path_for(events_path: &Path) -> PathBuf {
+    let stem = events_path
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "isms".to_owned());
+    let name = match events_path.extension() {
+        Some(extension) => format!("{stem}-index.{}", extension.to_string_lossy()),
+        None => format!("{stem}-index"),
+    };
+    events_path.with_file_name(name)
+}
+
+/// Creates or upgrades the index schema on a connection to the index file.
+pub(super) async fn migrate_index(
+    connection: &mut SqliteConnection,
+    path: &Path,
+) -> Result<(), StoreError> {
+    super::apply_migrations(connection, path, INDEX_MIGRATIONS).await
+}
+
+/// The last `seq` whose event is indexed (0 when none is).
+pub(super) async fn indexed_through(connection: &mut SqliteConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COALESCE((SELECT value FROM index_state WHERE key = 'indexed_through'), 0)",
+    )
+    .fetch_one(&mut *connection)
+    .await?)
+}
+
+/// Indexes every stored event after `indexed_through` up to `through_seq` (inclusive), reading them from
+/// the events file (attached as `ev`). Returns the new `indexed_through`.
+pub(super) async fn catch_up(
+    connection: &mut SqliteConnection,
+    mut indexed_through: i64,
+    through_seq: i64,
+) -> Result<i64, StoreError> {
+    let started = std::time::Instant::now();
+    let from = indexed_through;
+    let mut term_writer = TermWriter::default();
+    while indexed_through < through_seq {
+        let documents: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, doc FROM ev.events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        )
+        .bind(indexed_through)
+        .bind(through_seq)
+        .bind(CATCH_UP_CHUNK)
+        .fetch_all(&mut *connection)
+        .await?;
+        let rows: Vec<IndexRow> = documents
+            .iter()
+            .filter_map(|(seq, text)| {
+                // A row that is not a JSON object cannot be searched anyway; searches report it.
+                let Ok(Value::Object(document)) = serde_json::from_str::<Value>(text) else {
+                    tracing::warn!(seq, "stored event is not a JSON object; not indexed");
+                    return None;
+                };
+                Some(IndexRow {
+                    seq: *seq,
+                    terms: Arc::from(term_writer.terms_of(&document)),
+                    summary: document
+                        .get("summary")
+                        .and_then(Value::as_str)
+                        .map(Arc::from),
+                })
+            })
+            .collect();
+        // No more events in the range: the rest of it was deleted or never committed.
+        let next = if (documents.len() as i64) < CATCH_UP_CHUNK {
+            through_seq
+        } else {
+            documents.last().map_or(through_seq, |(seq, _)| *seq)
+        };
+        write_index_rows(connection, &rows, next).await?;
+        indexed_through = next;
+    }
+    if indexed_through > from {
+        tracing::info!(
+            from_seq = from + 1,
+            through_seq = indexed_through,
+            millis = started.elapsed().as_millis() as u64,
+            "indexed stored events that were not indexed yet"
+        );
+    }
+    Ok(indexed_through)
+}
+
+/// Inserts the index rows and records `indexed_through` in one transaction.
+async fn write_index_rows(
+    connection: &mut SqliteConnection,
+    rows: &[IndexRow],
+    indexed_through: i64,
+) -> Result<(), StoreError> {
+    let mut transaction = connection.begin().await?;
+    for chunk in rows.chunks(INDEX_ROWS_PER_INSERT) {
+        insert_fts(&mut transaction, "event_terms", "terms", chunk, |row| {
+            Some(row.terms.clone())
+        })
+        .await?;
+        insert_fts(&mut transaction, "event_words", "summary", chunk, |row| {
+            row.summary.clone()
+        })
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO index_state (key, value) VALUES ('indexed_through', ?) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(indexed_through)
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+async fn insert_fts(
+    connection: &mut SqliteConnection,
+    table: &str,
+    column: &str,
+    rows: &[IndexRow],
+    text_of: impl Fn(&IndexRow) -> Option<Arc<str>>,
+) -> Result<(), StoreError> {
+    let mut statement = format!("INSERT INTO {table} (rowid, {column}) VALUES ");
+    let mut arguments = SqliteArguments::default();
+    let mut any = false;
+    for row in rows {
+        let Some(text) = text_of(row) else { continue };
+        statement.push_str(if any { ",(?,?)" } else { "(?,?)" });
+        any = true;
+        let added = arguments.add(row.seq).and_then(|()| arguments.add(text));
+        added.map_err(|error| StoreError::InvalidRequest(error.to_string()))?;
+    }
+    if any {
+        sqlx::query_with(AssertSqlSafe(statement), arguments)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Indexes what the events writer sends, in order, and answers the callers.
+pub(super) async fn index_writer_loop(
+    mut connection: SqliteConnection,
+    mut receiver: mpsc::Receiver<IndexJob>,
+    mut indexed_through: i64,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch_events = first.rows.len();
+        let mut jobs = vec![first];
+        while batch_events < INDEX_MAX_BATCH_EVENTS {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    batch_events += job.rows.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let result = index_jobs(&mut connection, &jobs, indexed_through).await;
+        match result {
+            Ok(through) => {
+                indexed_through = through;
+                tracing::debug!(
+                    events = batch_events,
+                    total_micros = started.elapsed().as_micros() as u64,
+                    "index batch committed"
+                );
+            }
+            Err(error) => {
+                // The events are stored durably; the next batch indexes this gap from the events table
+                // (see `catch_up`), so the callers are still told their events are stored.
+                metrics::counter!("isms_store_index_failures_total").increment(1);
+                tracing::error!(%error, events = batch_events, "index write failed; the events are stored and will be indexed with the next batch");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                // A gap indexed before the failure is committed; start the next batch from there.
+                if let Ok(through) = self::indexed_through(&mut connection).await {
+                    indexed_through = through;
+                }
+            }
+        }
+        for job in jobs {
+            for reply in job.replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+    tracing::debug!("store index writer stopped");
+}
+
+async fn index_jobs(
+    connection: &mut SqliteConnection,
+    jobs: &[IndexJob],
+    indexed_through: i64,
+) -> Result<i64, StoreError> {
+    let Some(first_seq) = jobs
+        .iter()
+        .find_map(|job| job.rows.first().map(|row| row.seq))
+    else {
+        return Ok(indexed_through);
+    };
+    let mut indexed_through = indexed_through;
+    if first_seq > indexed_through + 1 {
+        indexed_through = catch_up(connection, indexed_through, first_seq - 1).await?;
+    }
+    let rows: Vec<&IndexRow> = jobs
+        .iter()
+        .flat_map(|job| job.rows.iter())
+        .filter(|row| row.seq > indexed_through)
+        .collect();
+    let Some(last_seq) = rows.last().map(|row| row.seq) else {
+        return Ok(indexed_through);
+    };
+    // Rows arrive in seq order from the events writer; owned copies keep `write_index_rows` simple.
+    let owned: Vec<IndexRow> = rows
+        .into_iter()
+        .map(|row| IndexRow {
+            seq: row.seq,
+            terms: row.terms.clone(),
+            summary: row.summary.clone(),
+        })
+        .collect();
+    write_index_rows(connection, &owned, last_seq).await?;
+    Ok(last_seq)
+}
