@@ -3,14 +3,9 @@
 //! Every event is turned into a list of opaque alphanumeric tokens, stored in an inverted index (FTS5 in
 //! SQLite). A token names a field path and, for value tokens, the ASCII-lowercased text of one scalar:
 //!
-//! - value token `p<path hash>v<hex of value bytes>`: the path holds this scalar (directly, or as an
-//!   element of an array); values longer than [`MAX_INDEXED_VALUE_BYTES`] keep only that many bytes and
-//!   end in `t` (truncated);
-//! - presence token `p<path hash>`: the path holds at least one scalar at or below it *and* no value token
-//!   already says so (an object, an array of objects, or a field whose values are not indexed).
-//!
-//! So "the path holds a scalar at or below it" is exactly `p<hash> OR p<hash>v*` ([`presence_expression`]).
-//! Leaves, most of an event's paths, thus cost one token instead of two: a third fewer tokens to index.
+//! - presence token `p<path hash>`: the path (or a path below it) holds at least one scalar;
+//! - value token `p<path hash>v<hex of value bytes>`: the path holds this scalar; values longer than
+//!   [`MAX_INDEXED_VALUE_BYTES`] keep only that many bytes and end in `t` (truncated).
 //!
 //! Hex keeps the prefix property (a value prefix is a token prefix), so `field:jo*` becomes an index prefix
 //! query. Tokens are only a *prefilter*: the exact test always runs on the stored document as well, so a
@@ -48,20 +43,9 @@ pub const ALWAYS_PRESENT_FIELDS: [&str; 8] = [
     "origin.endpoint",
 ];
 
-/// Whether the index can tell which events hold a scalar at or below this path.
+/// Whether the index holds presence tokens for this path.
 pub fn has_presence_token(path: &FieldPath) -> bool {
     !ALWAYS_PRESENT_FIELDS.contains(&path.dotted().as_str())
-}
-
-/// The FTS5 expression matching exactly the events that hold a scalar at or below `path` (see the
-/// module documentation), for paths where [`has_presence_token`] is true.
-pub fn presence_expression(path: &FieldPath) -> String {
-    let token = presence_token(path);
-    if has_value_tokens(path) {
-        format!("{token} OR {token}v*")
-    } else {
-        token
-    }
 }
 
 /// Whether the index holds value tokens for this path.
@@ -193,34 +177,31 @@ impl TermWriter {
                 path.push('.');
             }
             path.push_str(key);
-            // Whether a scalar sits at or below the path, and whether a value token already shows it.
-            let (present, shown_by_value) = match value {
-                Value::Object(child) => (self.walk_object(child, path, output), false),
+            let present = match value {
+                Value::Object(child) => self.walk_object(child, path, output),
                 Value::Array(elements) => {
                     let mut any = false;
-                    let mut shown = false;
                     for element in elements {
                         if let Some(text) = render_scalar(element) {
-                            shown |= self.push_value(path, &text, output);
+                            self.push_value(path, &text, output);
                             any = true;
                         } else if contains_scalar(element) {
                             // Paths do not go through arrays, but presence counts scalars at any depth.
                             any = true;
                         }
                     }
-                    (any, shown)
+                    any
                 }
-                Value::Null => (false, false),
+                Value::Null => false,
                 scalar => {
-                    let shown = match render_scalar(scalar) {
-                        Some(text) => self.push_value(path, &text, output),
-                        None => false,
-                    };
-                    (true, shown)
+                    if let Some(text) = render_scalar(scalar) {
+                        self.push_value(path, &text, output);
+                    }
+                    true
                 }
             };
             if present {
-                if !shown_by_value && !ALWAYS_PRESENT_FIELDS.contains(&path.as_str()) {
+                if !ALWAYS_PRESENT_FIELDS.contains(&path.as_str()) {
                     let token = self.presence(path);
                     output.push_str(token);
                     output.push(' ');
@@ -245,15 +226,13 @@ impl TermWriter {
         &self.presence_tokens[dotted]
     }
 
-    /// Writes the value token unless the path's values are not indexed; returns whether it did.
-    fn push_value(&mut self, dotted: &str, text: &str, output: &mut String) -> bool {
+    fn push_value(&mut self, dotted: &str, text: &str, output: &mut String) {
         if UNINDEXED_VALUE_FIELDS.contains(&dotted) {
-            return false;
+            return;
         }
         output.push_str(self.presence(dotted));
         push_value_suffix(output, text);
         output.push(' ');
-        true
     }
 }
 
@@ -280,20 +259,14 @@ mod tests {
         );
         let username = FieldPath::parse_dotted("details.username");
         assert!(tokens.contains(&value_token(&username, "joe").token));
-        // a leaf's value token already shows the path holds a scalar
-        assert!(!tokens.contains(&presence_token(&username)));
-        // an object has no value token of its own
+        assert!(tokens.contains(&presence_token(&username)));
         assert!(tokens.contains(&presence_token(&FieldPath::parse_dotted("details"))));
         let ports = FieldPath::parse_dotted("details.ports");
         assert!(tokens.contains(&value_token(&ports, "22").token));
         assert!(tokens.contains(&value_token(&ports, "80").token));
-        assert!(!tokens.contains(&presence_token(&ports)));
         // the summary is present but its text is not a term
         assert!(tokens.contains(&presence_token(&FieldPath::parse_dotted("summary"))));
         assert!(!tokens.contains(&value_token(&FieldPath::parse_dotted("summary"), "s").token));
-        // an array holding only objects with scalars
-        let tokens = terms(json!({"details": {"list": [{"x": 1}]}}));
-        assert!(tokens.contains(&presence_token(&FieldPath::parse_dotted("details.list"))));
     }
 
     #[test]

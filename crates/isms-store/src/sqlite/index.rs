@@ -90,6 +90,14 @@ pub(super) async fn catch_up(
 ) -> Result<i64, StoreError> {
     let started = std::time::Instant::now();
     let from = indexed_through;
+    if through_seq - from > 100_000 {
+        // Minutes for millions of events (an upgrade, a lost index file): say why the store is busy.
+        tracing::info!(
+            from_seq = from + 1,
+            through_seq,
+            "indexing stored events that are not indexed yet"
+        );
+    }
     let mut term_writer = TermWriter::default();
     while indexed_through < through_seq {
         let documents: Vec<(i64, String)> = sqlx::query_as(

@@ -14,7 +14,7 @@
 use isms_query::ir::{FieldPath, FieldTest, Predicate, RangeKind, TextTest};
 
 use crate::terms::{
-    has_presence_token, has_value_tokens, presence_expression, value_prefix_token, value_token,
+    has_presence_token, has_value_tokens, presence_token, value_prefix_token, value_token,
 };
 
 /// A parameter bound to a `?` placeholder.
@@ -364,8 +364,8 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
     }
 
     let path = json_path(field);
-    // Candidates: the events holding a scalar at or below the field, when the index can tell.
-    let presence = has_presence_token(field).then(|| Driver::Terms(presence_expression(field)));
+    // Candidates from the field's presence token, when the index has one.
+    let presence = has_presence_token(field).then(|| Driver::Terms(presence_token(field)));
     let mut condition = SqlFragment::default();
     if matches!(test, FieldTest::Exists) {
         condition.push_sql("EXISTS (SELECT 1 FROM json_tree(e.doc, ");
