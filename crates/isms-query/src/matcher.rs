@@ -82,18 +82,8 @@ enum Test {
     /// A glob compiled to an anchored regex with ASCII-only case folding.
     Wildcard(Regex),
     Regex(Regex),
-    Number {
-        lower: Option<Bound<f64>>,
-        upper: Option<Bound<f64>>,
-    },
-    Text {
-        lower: Option<Bound<String>>,
-        upper: Option<Bound<String>>,
-    },
-    Time {
-        lower: Option<Bound<i64>>,
-        upper: Option<Bound<i64>>,
-    },
+    /// Text bounds are ASCII-lowercased once, here.
+    Range(RangeKind),
     TimeEquals(i64),
 }
 
@@ -188,23 +178,16 @@ fn compile_test(field: &FieldPath, test: &FieldTest) -> Result<Option<Test>, Com
             })?;
             Test::Regex(regex)
         }
-        FieldTest::Range(RangeKind::Number { lower, upper }) => Test::Number {
-            lower: lower.clone(),
-            upper: upper.clone(),
-        },
-        FieldTest::Range(RangeKind::Text { lower, upper }) => Test::Text {
+        FieldTest::Range(RangeKind::Text { lower, upper }) => Test::Range(RangeKind::Text {
             lower: lowercase(lower),
             upper: lowercase(upper),
-        },
+        }),
         FieldTest::Range(RangeKind::Time { .. }) | FieldTest::TimeEquals(_)
             if !field.is_time_field() =>
         {
             return Ok(None);
         }
-        FieldTest::Range(RangeKind::Time { lower, upper }) => Test::Time {
-            lower: lower.clone(),
-            upper: upper.clone(),
-        },
+        FieldTest::Range(range) => Test::Range(range.clone()),
         FieldTest::TimeEquals(micros) => Test::TimeEquals(*micros),
     }))
 }
@@ -421,13 +404,13 @@ fn scalar_matches(test: &Test, scalar: &Value) -> bool {
         Test::Wildcard(regex) | Test::Regex(regex) => {
             render_scalar(scalar).is_some_and(|text| regex.is_match(&text))
         }
-        Test::Number { lower, upper } => {
+        Test::Range(RangeKind::Number { lower, upper }) => {
             number_of(scalar).is_some_and(|number| holds(&number, lower, upper))
         }
-        Test::Text { lower, upper } => {
+        Test::Range(RangeKind::Text { lower, upper }) => {
             render_scalar(scalar).is_some_and(|text| text_holds(&text, lower, upper))
         }
-        Test::Time { lower, upper } => {
+        Test::Range(RangeKind::Time { lower, upper }) => {
             micros_of_scalar(scalar).is_some_and(|micros| holds(&micros, lower, upper))
         }
         Test::TimeEquals(expected) => micros_of_scalar(scalar) == Some(*expected),
