@@ -39,6 +39,12 @@ async fn count(store: &SqliteStore, query: &str) -> u64 {
     store.count(&filter).await.expect("count")
 }
 
+async fn open(path: &Path) -> SqliteStore {
+    SqliteStore::open(SqliteOptions::new(path))
+        .await
+        .expect("open the store")
+}
+
 /// Drops the store and gives its background tasks time to close their connections.
 async fn close(store: SqliteStore) {
     drop(store);
@@ -61,9 +67,7 @@ fn remove_index_files(index_path: &Path) {
 async fn a_lost_index_is_rebuilt_from_the_events_at_open() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let path = directory.path().join("isms.db");
-    let store = SqliteStore::open(SqliteOptions::new(&path))
-        .await
-        .expect("open");
+    let store = open(&path).await;
     let index_path = store.index_path().to_path_buf();
     assert_ne!(index_path, path);
     store.append(events(0..700)).await.expect("append");
@@ -71,9 +75,7 @@ async fn a_lost_index_is_rebuilt_from_the_events_at_open() {
     close(store).await;
 
     remove_index_files(&index_path);
-    let store = SqliteStore::open(SqliteOptions::new(&path))
-        .await
-        .expect("reopen");
+    let store = open(&path).await;
     assert!(index_path.exists(), "the index file is created again");
     // Driven plans read only the index for candidates: they find everything only if it was rebuilt.
     store.set_plan_choice(PlanChoice::ForceDriven);
@@ -94,9 +96,7 @@ async fn a_lost_index_is_rebuilt_from_the_events_at_open() {
 async fn an_index_behind_the_events_catches_up_and_sequence_numbers_are_not_reused() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let path = directory.path().join("isms.db");
-    let store = SqliteStore::open(SqliteOptions::new(&path))
-        .await
-        .expect("open");
+    let store = open(&path).await;
     let index_path = store.index_path().to_path_buf();
     store.append(events(0..300)).await.expect("append");
     close(store).await;
@@ -123,9 +123,7 @@ async fn an_index_behind_the_events_catches_up_and_sequence_numbers_are_not_reus
         connection.close().await.expect("close");
     }
 
-    let store = SqliteStore::open(SqliteOptions::new(&path))
-        .await
-        .expect("reopen");
+    let store = open(&path).await;
     store.set_plan_choice(PlanChoice::ForceDriven);
     assert_eq!(count(&store, "failed").await, 300);
     assert_eq!(count(&store, "details.username:user250").await, 1);

@@ -132,7 +132,7 @@ pub(super) async fn catch_up(
         } else {
             documents.last().map_or(through_seq, |(seq, _)| *seq)
         };
-        write_index_rows(connection, &rows, next).await?;
+        write_index_rows(connection, &rows.iter().collect::<Vec<_>>(), next).await?;
         indexed_through = next;
     }
     if indexed_through > from {
@@ -149,7 +149,7 @@ pub(super) async fn catch_up(
 /// Inserts the index rows and records `indexed_through` in one transaction.
 async fn write_index_rows(
     connection: &mut SqliteConnection,
-    rows: &[IndexRow],
+    rows: &[&IndexRow],
     indexed_through: i64,
 ) -> Result<(), StoreError> {
     let mut transaction = connection.begin().await?;
@@ -178,7 +178,7 @@ async fn insert_fts(
     connection: &mut SqliteConnection,
     table: &str,
     column: &str,
-    rows: &[IndexRow],
+    rows: &[&IndexRow],
     text_of: impl Fn(&IndexRow) -> Option<Arc<str>>,
 ) -> Result<(), StoreError> {
     let mut statement = format!("INSERT INTO {table} (rowid, {column}) VALUES ");
@@ -205,18 +205,9 @@ pub(super) async fn index_writer_loop(
     mut receiver: mpsc::Receiver<IndexJob>,
     mut indexed_through: i64,
 ) {
-    while let Some(first) = receiver.recv().await {
-        let mut batch_events = first.rows.len();
-        let mut jobs = vec![first];
-        while batch_events < INDEX_MAX_BATCH_EVENTS {
-            match receiver.try_recv() {
-                Ok(job) => {
-                    batch_events += job.rows.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+    while let Some((jobs, batch_events)) =
+        super::receive_group(&mut receiver, INDEX_MAX_BATCH_EVENTS, |job| job.rows.len()).await
+    {
         let started = std::time::Instant::now();
         let result = index_jobs(&mut connection, &jobs, indexed_through).await;
         match result {
@@ -272,15 +263,6 @@ async fn index_jobs(
     let Some(last_seq) = rows.last().map(|row| row.seq) else {
         return Ok(indexed_through);
     };
-    // Rows arrive in seq order from the events writer; owned copies keep `write_index_rows` simple.
-    let owned: Vec<IndexRow> = rows
-        .into_iter()
-        .map(|row| IndexRow {
-            seq: row.seq,
-            terms: row.terms.clone(),
-            summary: row.summary.clone(),
-        })
-        .collect();
-    write_index_rows(connection, &owned, last_seq).await?;
+    write_index_rows(connection, &rows, last_seq).await?;
     Ok(last_seq)
 }

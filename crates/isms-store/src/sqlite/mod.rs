@@ -581,6 +581,29 @@ async fn checkpoint_loop(
     }
 }
 
+/// Group commit for both writers: waits for one job, then takes whatever else is already queued, until
+/// the group holds `max_events` events. Returns the jobs and their event count; `None` once the senders
+/// are gone.
+async fn receive_group<Job>(
+    receiver: &mut mpsc::Receiver<Job>,
+    max_events: usize,
+    events_of: impl Fn(&Job) -> usize,
+) -> Option<(Vec<Job>, usize)> {
+    let first = receiver.recv().await?;
+    let mut events = events_of(&first);
+    let mut jobs = vec![first];
+    while events < max_events {
+        match receiver.try_recv() {
+            Ok(job) => {
+                events += events_of(&job);
+                jobs.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    Some((jobs, events))
+}
+
 async fn writer_loop(
     mut connection: SqliteConnection,
     mut receiver: mpsc::Receiver<AppendJob>,
@@ -588,18 +611,9 @@ async fn writer_loop(
     max_batch_events: usize,
     mut next_seq: i64,
 ) {
-    while let Some(first) = receiver.recv().await {
-        let mut batch_events = first.events.len();
-        let mut jobs = vec![first];
-        while batch_events < max_batch_events {
-            match receiver.try_recv() {
-                Ok(job) => {
-                    batch_events += job.events.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+    while let Some((jobs, batch_events)) =
+        receive_group(&mut receiver, max_batch_events, |job| job.events.len()).await
+    {
         let result = write_batch(&mut connection, &jobs, next_seq).await;
         metrics::counter!("isms_store_commits_total").increment(1);
         metrics::histogram!("isms_store_commit_events").record(batch_events as f64);
