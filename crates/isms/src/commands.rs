@@ -254,13 +254,28 @@ pub fn terminal_safe(text: &str) -> String {
     safe
 }
 
+#[derive(Debug, clap::Args)]
 pub struct SearchOptions {
+    /// The query (Lucene-style: field:value, "phrases", wildcards, /regex/, [a TO b], AND OR NOT).
+    #[arg(default_value = "")]
     pub query: String,
+    /// Start of the time range: now, -15m, now-2h, 2024-05-01T00:00:00Z ...
+    #[arg(long, allow_hyphen_values = true)]
     pub from: Option<String>,
+    /// End of the time range (exclusive).
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 50)]
     pub limit: usize,
+    /// Oldest first instead of newest first.
+    #[arg(long)]
     pub oldest_first: bool,
+    /// Print JSON lines (one event per line) instead of a table.
+    #[arg(long)]
     pub json: bool,
+    /// Print only how many events match.
+    #[arg(long, conflicts_with = "json")]
     pub count: bool,
 }
 

@@ -61,27 +61,8 @@ enum Command {
     },
     /// Search stored events with the query language, e.g. `isms search 'details.username:joe' --from -1h`.
     Search {
-        /// The query (Lucene-style: field:value, "phrases", wildcards, /regex/, [a TO b], AND OR NOT).
-        #[arg(default_value = "")]
-        query: String,
-        /// Start of the time range: now, -15m, now-2h, 2024-05-01T00:00:00Z ...
-        #[arg(long, allow_hyphen_values = true)]
-        from: Option<String>,
-        /// End of the time range (exclusive).
-        #[arg(long, allow_hyphen_values = true)]
-        to: Option<String>,
-        /// At most this many events.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Oldest first instead of newest first.
-        #[arg(long)]
-        oldest_first: bool,
-        /// Print JSON lines (one event per line) instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Print only how many events match.
-        #[arg(long, conflicts_with = "json")]
-        count: bool,
+        #[command(flatten)]
+        options: commands::SearchOptions,
         #[command(flatten)]
         server: ServerFlags,
     },
@@ -192,30 +173,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
     runtime.block_on(async move {
         match command {
             Command::Serve { config, listen } => commands::serve(&config, listen).await,
-            Command::Search {
-                query,
-                from,
-                to,
-                limit,
-                oldest_first,
-                json,
-                count,
-                server,
-            } => {
-                commands::search(
-                    &server,
-                    commands::SearchOptions {
-                        query,
-                        from,
-                        to,
-                        limit,
-                        oldest_first,
-                        json,
-                        count,
-                    },
-                )
-                .await
-            }
+            Command::Search { options, server } => commands::search(&server, options).await,
             Command::Send {
                 files,
                 batch,
