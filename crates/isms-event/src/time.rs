@@ -148,18 +148,16 @@ pub fn format_time(micros: i64) -> String {
     text
 }
 
-/// Appends `value` in decimal, zero-padded to `width` digits.
+/// Appends `value` in decimal, zero-padded to `width` digits. Every caller's value fits its width
+/// (jiff's years stop at 9999, sub-second micros below 1,000,000).
 fn push_digits(text: &mut String, value: u32, width: u32) {
-    let mut divisor = 10u32.pow(width.saturating_sub(1));
-    let mut value = value;
-    while divisor > 0 && value / divisor >= 10 {
-        // Wider than `width`: write the extra leading digits too.
-        divisor *= 10;
-    }
-    while divisor > 0 {
-        text.push(char::from(b'0' + (value / divisor) as u8));
-        value %= divisor;
-        divisor /= 10;
+    debug_assert!(
+        u64::from(value) < 10u64.pow(width),
+        "{value} wider than {width} digits"
+    );
+    for position in (0..width).rev() {
+        let digit = (value / 10u32.pow(position)) % 10;
+        text.push(char::from(b'0' + digit as u8));
     }
 }
 
