@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection};
-use sqlx::{Arguments, AssertSqlSafe, Connection};
+use sqlx::{AssertSqlSafe, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
@@ -188,8 +188,8 @@ async fn insert_fts(
         let Some(text) = text_of(row) else { continue };
         statement.push_str(if any { ",(?,?)" } else { "(?,?)" });
         any = true;
-        let added = arguments.add(row.seq).and_then(|()| arguments.add(text));
-        added.map_err(|error| StoreError::InvalidRequest(error.to_string()))?;
+        super::add(&mut arguments, row.seq)?;
+        super::add(&mut arguments, text)?;
     }
     if any {
         sqlx::query_with(AssertSqlSafe(statement), arguments)
