@@ -50,6 +50,10 @@ enum Mode {
         /// Requests in flight.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Event times are spread at random over this many seconds before now: 3600 models a backfill
+        /// (an hour of logs arriving out of order); a few seconds models live senders.
+        #[arg(long, default_value_t = 3600)]
+        time_spread_seconds: u64,
     },
     /// POST one event per request for a number of seconds; report requests per second.
     HttpSingle {
@@ -108,7 +112,8 @@ fn main() -> anyhow::Result<()> {
                 events,
                 batch,
                 concurrency,
-            } => http_ingest(&url, &key, events, batch, concurrency).await,
+                time_spread_seconds,
+            } => http_ingest(&url, &key, events, batch, concurrency, time_spread_seconds).await,
             Mode::HttpSingle {
                 url,
                 key,
@@ -262,8 +267,10 @@ async fn http_ingest(
     events: u64,
     batch: usize,
     concurrency: usize,
+    time_spread_seconds: u64,
 ) -> anyhow::Result<()> {
     ensure_loopback(url)?;
+    let time_spread_micros = (time_spread_seconds.max(1) * 1_000_000) as i64;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;
@@ -272,21 +279,31 @@ async fn http_ingest(
     let next_batch = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
     let mut body_bytes = 0u64;
-    // Bodies are built before the clock starts, so only the server is measured.
+    // Bodies are built before the clock starts, so only the server is measured. Each event's time is
+    // "send time minus a random lag": the bodies remember where every utctimestamp is, and the fixed-width
+    // time text is rewritten in place just before a body is sent, so times advance with the clock as
+    // they do for live senders.
     let mut random = StdRng::seed_from_u64(7);
     let now = jiff::Timestamp::now().as_microsecond();
-    let prepared: Arc<Vec<Vec<u8>>> = Arc::new(
+    let prepared: Arc<Vec<PreparedBody>> = Arc::new(
         (0..batches.min(64))
             .map(|_| {
                 let mut body = Vec::with_capacity(batch * 560);
+                let mut times = Vec::with_capacity(batch);
                 for _ in 0..batch {
-                    let time = now - random.random_range(0..3_600_000_000);
-                    serde_json::to_writer(&mut body, &sample_event(&mut random, time))
+                    let lag = random.random_range(0..time_spread_micros);
+                    let time_text = isms_event::format_time(now - lag);
+                    let start = body.len();
+                    serde_json::to_writer(&mut body, &sample_event(&mut random, now - lag))
                         .expect("json");
+                    let offset = start
+                        + find_bytes(&body[start..], time_text.as_bytes())
+                            .expect("the event holds its time text");
+                    times.push((offset, lag));
                     body.push(b'\n');
                 }
                 body_bytes += body.len() as u64;
-                body
+                PreparedBody { body, times }
             })
             .collect(),
     );
@@ -307,7 +324,7 @@ async fn http_ingest(
                 if index >= batches {
                     return Ok::<_, anyhow::Error>(());
                 }
-                let body = prepared[(index % prepared.len() as u64) as usize].clone();
+                let body = prepared[(index % prepared.len() as u64) as usize].stamped();
                 let accepted = post_events(&client, &endpoint, &key, body).await?;
                 sent.fetch_add(accepted, Ordering::Relaxed);
             }
@@ -320,10 +337,36 @@ async fn http_ingest(
     let accepted = sent.load(Ordering::Relaxed);
     let average_event_bytes = body_bytes as f64 / (prepared.len() * batch) as f64;
     println!(
-        "http-ingest: {accepted} events accepted in {elapsed:.2} s = {:.0} events/s (batch {batch}, concurrency {concurrency}, ~{average_event_bytes:.0} bytes/event)",
+        "http-ingest: {accepted} events accepted in {elapsed:.2} s = {:.0} events/s (batch {batch}, concurrency {concurrency}, ~{average_event_bytes:.0} bytes/event, times spread over {time_spread_seconds} s)",
         accepted as f64 / elapsed
     );
     Ok(())
+}
+
+/// A request body and, for each event in it, where its utctimestamp text starts and how far before the
+/// send time it lies.
+struct PreparedBody {
+    body: Vec<u8>,
+    times: Vec<(usize, i64)>,
+}
+
+impl PreparedBody {
+    /// A copy of the body with every event time set to now minus its lag.
+    fn stamped(&self) -> Vec<u8> {
+        let mut body = self.body.clone();
+        let now = jiff::Timestamp::now().as_microsecond();
+        for (offset, lag) in &self.times {
+            let text = isms_event::format_time(now - lag);
+            body[*offset..*offset + text.len()].copy_from_slice(text.as_bytes());
+        }
+        body
+    }
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 async fn http_single(url: &str, key: &str, seconds: u64, concurrency: usize) -> anyhow::Result<()> {

@@ -180,6 +180,11 @@ impl SqliteStore {
         sqlx::query("PRAGMA cache_size = -16000")
             .execute(&mut writer_connection)
             .await?;
+        // A statement's journal (the pages one multi-row INSERT changed, for rolling it back alone)
+        // is small: kept in memory it spares a temporary file write per page.
+        sqlx::query("PRAGMA temp_store = MEMORY")
+            .execute(&mut writer_connection)
+            .await?;
         let checkpoint_connection = connect_options
             .connect()
             .await
@@ -203,6 +208,9 @@ impl SqliteStore {
             .execute(&mut index_connection)
             .await?;
         sqlx::query("PRAGMA cache_size = -16000")
+            .execute(&mut index_connection)
+            .await?;
+        sqlx::query("PRAGMA temp_store = MEMORY")
             .execute(&mut index_connection)
             .await?;
         sqlx::query("ATTACH DATABASE ? AS ev")
