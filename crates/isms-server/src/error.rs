@@ -56,9 +56,10 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidCursor(_) | StoreError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             StoreError::DuplicateKeyName(_) => StatusCode::CONFLICT,
             StoreError::WriterStopped => StatusCode::SERVICE_UNAVAILABLE,
-            StoreError::Database(_) | StoreError::Open { .. } | StoreError::Corrupt { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            StoreError::Database(_)
+            | StoreError::Open { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Index(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(code, error.to_string())
     }

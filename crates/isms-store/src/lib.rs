@@ -57,6 +57,9 @@ pub enum StoreError {
         /// Why it could not be read.
         reason: String,
     },
+    /// The term index's files failed (the events themselves are unaffected).
+    #[error("search index: {0}")]
+    Index(String),
 }
 
 /// Which events a read looks at.

@@ -98,10 +98,13 @@ async fn an_index_behind_the_events_catches_up_and_sequence_numbers_are_not_reus
     let path = directory.path().join("isms.db");
     let store = open(&path).await;
     let index_path = store.index_path().to_path_buf();
-    store.append(events(0..300)).await.expect("append");
+    // Two index batches: the first 100 events, then 200 more (each a term segment of its own).
+    store.append(events(0..100)).await.expect("append");
+    store.append(events(100..300)).await.expect("append");
     close(store).await;
 
-    // As after a power cut that took the index's last commits: it says it has only the first 100.
+    // As after a power cut that took the index's last commits: it says it has only the first 100 (the
+    // second term segment is then past what the index committed, and is discarded at open).
     {
         use sqlx::{ConnectOptions, Connection};
         let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
@@ -113,13 +116,10 @@ async fn an_index_behind_the_events_catches_up_and_sequence_numbers_are_not_reus
             .execute(&mut connection)
             .await
             .expect("rewind");
-        for table in ["event_words", "event_terms"] {
-            let statement = format!("DELETE FROM {table} WHERE rowid > 100");
-            sqlx::query(sqlx::AssertSqlSafe(statement))
-                .execute(&mut connection)
-                .await
-                .expect("forget");
-        }
+        sqlx::query("DELETE FROM event_words WHERE rowid > 100")
+            .execute(&mut connection)
+            .await
+            .expect("forget");
         connection.close().await.expect("close");
     }
 
@@ -130,5 +130,35 @@ async fn an_index_behind_the_events_catches_up_and_sequence_numbers_are_not_reus
     store.append(events(300..310)).await.expect("append");
     assert_eq!(count(&store, "failed").await, 310);
     assert_eq!(count(&store, "details.username:user305").await, 1);
+    close(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_term_segment_makes_the_store_rebuild_its_indexes() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("isms.db");
+    let store = open(&path).await;
+    store.append(events(0..400)).await.expect("append");
+    store.append(events(400..800)).await.expect("append");
+    close(store).await;
+
+    let terms_directory = directory.path().join("isms-terms");
+    let mut segments: Vec<_> = std::fs::read_dir(&terms_directory)
+        .expect("the term segments live beside the events file")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "seg"))
+        .collect();
+    segments.sort();
+    assert_eq!(segments.len(), 2, "one segment per index batch");
+    std::fs::remove_file(&segments[0]).expect("remove the older segment");
+
+    let store = open(&path).await;
+    store.set_plan_choice(PlanChoice::ForceDriven);
+    assert_eq!(count(&store, "details.username:user5").await, 1);
+    assert_eq!(count(&store, "details.bucket:3").await, 114);
+    assert_eq!(count(&store, "failed").await, 800);
+    store.append(events(800..810)).await.expect("append");
+    assert_eq!(count(&store, "details.username:user805").await, 1);
+    assert_eq!(count(&store, "failed").await, 810);
     close(store).await;
 }

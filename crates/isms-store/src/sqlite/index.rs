@@ -1,5 +1,5 @@
-//! The search indexes (summary words and field terms, both FTS5) live in a database file of their own,
-//! written by a second writer task.
+//! The search indexes live apart from the events, written by a second writer task: summary words in an
+//! FTS5 table of a database file of their own, field terms in segment files (see `segments.rs`).
 //!
 //! Why a second file: SQLite lets one connection write a database at a time, and building the inverted
 //! indexes costs more than storing the events. With the indexes in the same file, one thread did both
@@ -10,8 +10,9 @@
 //!
 //! The index can always be rebuilt from the events, so it is committed without an fsync
 //! (`synchronous = NORMAL`: a power cut can lose its last commits, never its consistency).
-//! `index_state.indexed_through` records, in the same transaction as the index rows, the last `seq`
-//! indexed; every event up to it is indexed. Whenever a batch arrives past a gap (after a crash, a power
+//! `index_state.indexed_through` records, in the same transaction as the word rows, the last `seq`
+//! indexed; every event up to it is indexed. A batch's term segment is fsynced and published just
+//! before that transaction commits (segments past `indexed_through` are discarded at open). Whenever a batch arrives past a gap (after a crash, a power
 //! cut, a failed index commit, or on a store from before the split) the gap is first indexed from the
 //! events table. Readers see the index as the attached schema `ix`.
 use std::path::{Path, PathBuf};
@@ -23,17 +24,21 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 use sqlx::{AssertSqlSafe, Connection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::segments::{SegmentError, TermIndex};
 use crate::StoreError;
 use crate::terms::TermWriter;
 
 /// The index schema, in order; the index file's own `PRAGMA user_version` counts the applied ones.
-const INDEX_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite-index/0001_index.sql")];
+const INDEX_MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite-index/0001_index.sql"),
+    include_str!("../../migrations/sqlite-index/0002_terms_in_segments.sql"),
+];
 
 /// Rows per multi-row INSERT into an FTS5 table (2 parameters each).
 const INDEX_ROWS_PER_INSERT: usize = 1_000;
 
-/// Events read back from the events table per step when indexing a gap.
-const CATCH_UP_CHUNK: i64 = 2_000;
+/// Events read back from the events table per step when indexing a gap (one term segment each).
+const CATCH_UP_CHUNK: i64 = 20_000;
 
 /// The index writer takes at most this many events into one transaction.
 const INDEX_MAX_BATCH_EVENTS: usize = 20_000;
@@ -53,15 +58,43 @@ pub(super) struct IndexJob {
 
 /// The index file beside an events file: `isms.db` → `isms-index.db`.
 pub(super) fn index_path_for(events_path: &Path) -> PathBuf {
-    let stem = events_path
-        .file_stem()
-        .map(|stem| stem.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "isms".to_owned());
+    let stem = file_stem_of(events_path);
     let name = match events_path.extension() {
         Some(extension) => format!("{stem}-index.{}", extension.to_string_lossy()),
         None => format!("{stem}-index"),
     };
     events_path.with_file_name(name)
+}
+
+/// The term segments' directory beside an events file: `isms.db` → `isms-terms/`.
+pub(super) fn terms_directory_for(events_path: &Path) -> PathBuf {
+    events_path.with_file_name(format!("{}-terms", file_stem_of(events_path)))
+}
+
+fn file_stem_of(events_path: &Path) -> String {
+    events_path
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "isms".to_owned())
+}
+
+impl From<SegmentError> for StoreError {
+    fn from(error: SegmentError) -> StoreError {
+        StoreError::Index(error.to_string())
+    }
+}
+
+/// Empties the word index and `indexed_through` (with [`TermIndex::clear`]: before a full rebuild).
+pub(super) async fn reset(connection: &mut SqliteConnection) -> Result<(), StoreError> {
+    let mut transaction = connection.begin().await?;
+    sqlx::query("INSERT INTO event_words (event_words) VALUES ('delete-all')")
+        .execute(&mut *transaction)
+        .await?;
+    sqlx::query("DELETE FROM index_state WHERE key = 'indexed_through'")
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    Ok(())
 }
 
 /// Creates or upgrades the index schema on a connection to the index file.
@@ -85,6 +118,7 @@ pub(super) async fn indexed_through(connection: &mut SqliteConnection) -> Result
 /// the events file (attached as `ev`). Returns the new `indexed_through`.
 pub(super) async fn catch_up(
     connection: &mut SqliteConnection,
+    terms: &Arc<TermIndex>,
     mut indexed_through: i64,
     through_seq: i64,
 ) -> Result<i64, StoreError> {
@@ -132,7 +166,14 @@ pub(super) async fn catch_up(
         } else {
             documents.last().map_or(through_seq, |(seq, _)| *seq)
         };
-        write_index_rows(connection, &rows.iter().collect::<Vec<_>>(), next).await?;
+        write_index_rows(
+            connection,
+            terms,
+            &rows.iter().collect::<Vec<_>>(),
+            indexed_through,
+            next,
+        )
+        .await?;
         indexed_through = next;
     }
     if indexed_through > from {
@@ -146,18 +187,26 @@ pub(super) async fn catch_up(
     Ok(indexed_through)
 }
 
-/// Inserts the index rows and records `indexed_through` in one transaction.
+/// Indexes events `from + 1 ..= through` (`rows` are those still stored): writes their term segment
+/// (on a blocking thread) while the word rows go into the transaction that records `indexed_through`;
+/// the segment is published just before that commit.
 async fn write_index_rows(
     connection: &mut SqliteConnection,
+    terms: &Arc<TermIndex>,
     rows: &[&IndexRow],
-    indexed_through: i64,
+    from: i64,
+    through: i64,
 ) -> Result<(), StoreError> {
+    let term_rows: Vec<(i64, Arc<str>)> = rows
+        .iter()
+        .map(|row| (row.seq, row.terms.clone()))
+        .collect();
+    let segment_writer = terms.clone();
+    let segment = tokio::task::spawn_blocking(move || {
+        segment_writer.write_segment(&term_rows, from, through)
+    });
     let mut transaction = connection.begin().await?;
     for chunk in rows.chunks(INDEX_ROWS_PER_INSERT) {
-        insert_fts(&mut transaction, "event_terms", "terms", chunk, |row| {
-            Some(row.terms.clone())
-        })
-        .await?;
         insert_fts(&mut transaction, "event_words", "summary", chunk, |row| {
             row.summary.clone()
         })
@@ -167,10 +216,18 @@ async fn write_index_rows(
         "INSERT INTO index_state (key, value) VALUES ('indexed_through', ?) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     )
-    .bind(indexed_through)
+    .bind(through)
     .execute(&mut *transaction)
     .await?;
-    transaction.commit().await?;
+    let pending = segment
+        .await
+        .map_err(|error| StoreError::Index(format!("term segment writer failed: {error}")))??;
+    terms.publish(pending)?;
+    if let Err(error) = transaction.commit().await {
+        terms.remove_after(from);
+        return Err(error.into());
+    }
+    terms.committed(through);
     Ok(())
 }
 
@@ -202,6 +259,7 @@ async fn insert_fts(
 /// Indexes what the events writer sends, in order, and answers the callers.
 pub(super) async fn index_writer_loop(
     mut connection: SqliteConnection,
+    terms: Arc<TermIndex>,
     mut receiver: mpsc::Receiver<IndexJob>,
     mut indexed_through: i64,
 ) {
@@ -209,7 +267,7 @@ pub(super) async fn index_writer_loop(
         super::receive_group(&mut receiver, INDEX_MAX_BATCH_EVENTS, |job| job.rows.len()).await
     {
         let started = std::time::Instant::now();
-        let result = index_jobs(&mut connection, &jobs, indexed_through).await;
+        let result = index_jobs(&mut connection, &terms, &jobs, indexed_through).await;
         match result {
             Ok(through) => {
                 indexed_through = through;
@@ -228,6 +286,7 @@ pub(super) async fn index_writer_loop(
                 // A gap indexed before the failure is committed; start the next batch from there.
                 if let Ok(through) = self::indexed_through(&mut connection).await {
                     indexed_through = through;
+                    terms.remove_after(through);
                 }
             }
         }
@@ -242,6 +301,7 @@ pub(super) async fn index_writer_loop(
 
 async fn index_jobs(
     connection: &mut SqliteConnection,
+    terms: &Arc<TermIndex>,
     jobs: &[IndexJob],
     indexed_through: i64,
 ) -> Result<i64, StoreError> {
@@ -253,7 +313,7 @@ async fn index_jobs(
     };
     let mut indexed_through = indexed_through;
     if first_seq > indexed_through + 1 {
-        indexed_through = catch_up(connection, indexed_through, first_seq - 1).await?;
+        indexed_through = catch_up(connection, terms, indexed_through, first_seq - 1).await?;
     }
     let rows: Vec<&IndexRow> = jobs
         .iter()
@@ -263,6 +323,6 @@ async fn index_jobs(
     let Some(last_seq) = rows.last().map(|row| row.seq) else {
         return Ok(indexed_through);
     };
-    write_index_rows(connection, &rows, last_seq).await?;
+    write_index_rows(connection, terms, &rows, indexed_through, last_seq).await?;
     Ok(last_seq)
 }

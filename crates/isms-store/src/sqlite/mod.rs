@@ -12,6 +12,7 @@
 //! Sequence numbers (`seq`, the rowid) are assigned by the events writer, so every table of a batch
 //! (events, words, terms) is filled with multi-row inserts without a round trip per event.
 mod index;
+mod segments;
 mod sql;
 
 use std::path::{Path, PathBuf};
@@ -124,6 +125,7 @@ pub struct SqliteStore {
     writer: mpsc::Sender<AppendJob>,
     path: PathBuf,
     index_path: PathBuf,
+    terms: Arc<segments::TermIndex>,
     plan_choice: Arc<AtomicU8>,
 }
 
@@ -229,11 +231,39 @@ impl SqliteStore {
         let last_stored_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&mut writer_connection)
             .await?;
-        let indexed_through = index::indexed_through(&mut index_connection).await?;
+        let oldest_stored_seq: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM events")
+            .fetch_one(&mut writer_connection)
+            .await?;
+        let mut indexed_through = index::indexed_through(&mut index_connection).await?;
+        let terms_directory = index::terms_directory_for(&options.path);
+        let opened =
+            segments::TermIndex::open(&terms_directory, indexed_through, oldest_stored_seq)?;
+        let terms = opened.index;
+        tracing::debug!(
+            segments = terms.segment_count(),
+            bytes = terms.disk_bytes(),
+            "term index opened"
+        );
+        if !opened.consistent {
+            // A lost or damaged segment, or a store from before term segments: start both indexes
+            // over, so that they agree on what is indexed.
+            tracing::warn!(
+                directory = %terms_directory.display(),
+                "term index does not cover the stored events; rebuilding the search indexes"
+            );
+            terms.clear();
+            index::reset(&mut index_connection).await?;
+            indexed_through = 0;
+        }
         // Index whatever is stored but not indexed (a crash between the two commits, or an upgrade)
         // before answering anything, so searches are complete from the start.
-        let indexed_through =
-            index::catch_up(&mut index_connection, indexed_through, last_stored_seq).await?;
+        let indexed_through = index::catch_up(
+            &mut index_connection,
+            &terms,
+            indexed_through,
+            last_stored_seq,
+        )
+        .await?;
         // Never reuse a seq the index may still name (retention can delete the newest events too).
         let next_seq = last_stored_seq.max(indexed_through) + 1;
 
@@ -261,6 +291,7 @@ impl SqliteStore {
         let (index_sender, index_receiver) = mpsc::channel(16);
         tokio::spawn(index::index_writer_loop(
             index_connection,
+            terms.clone(),
             index_receiver,
             indexed_through,
         ));
@@ -276,6 +307,7 @@ impl SqliteStore {
             writer: sender,
             path: options.path,
             index_path,
+            terms,
             plan_choice: Arc::new(AtomicU8::new(0)),
         })
     }
@@ -306,6 +338,9 @@ impl SqliteStore {
 
     /// Counts a driver's candidates, stopping at `limit + 1`.
     async fn probe(&self, driver: &Driver, limit: i64) -> Result<i64, StoreError> {
+        if let Driver::Seqs(seqs) = driver {
+            return Ok((seqs.len() as i64).min(limit + 1));
+        }
         let driver_sql = driver.to_sql();
         let probe = format!(
             "SELECT count(*) FROM ({} LIMIT {})",
@@ -401,7 +436,18 @@ impl SqliteStore {
         filter: &EventFilter,
         whole_result: bool,
     ) -> Result<FromWhere, StoreError> {
-        let compiled = sql::compile(&filter.predicate);
+        let mut compiled = sql::compile(&filter.predicate);
+        if let Some(driver) = compiled.driver.take() {
+            // Term lookups decode posting lists: CPU work, kept off the async threads.
+            let terms = self.terms.clone();
+            compiled.driver = Some(
+                tokio::task::spawn_blocking(move || {
+                    driver.resolve(&|query: &segments::TermQuery| terms.lookup(query))
+                })
+                .await
+                .map_err(|error| StoreError::Index(format!("term lookup failed: {error}")))?,
+            );
+        }
         let plan = self.choose_plan(&compiled, whole_result).await?;
         let mut from = SqlFragment::default();
         let mut conditions = SqlFragment {
@@ -1136,7 +1182,7 @@ fn key_record(
 }
 
 impl SqliteStore {
-    /// Bytes in use in both files (free pages not counted).
+    /// Bytes in use in both database files (free pages not counted) and the term segments.
     async fn used_bytes(&self) -> Result<u64, StoreError> {
         let mut total = 0u64;
         let mut connection = self.reads.acquire().await?;
@@ -1155,7 +1201,7 @@ impl SqliteStore {
                     .await?;
             total += ((pages - free).max(0) * page_size) as u64;
         }
-        Ok(total)
+        Ok(total + self.terms.disk_bytes())
     }
 
     async fn delete_seqs(&self, seqs: &[i64]) -> Result<u64, StoreError> {
@@ -1164,14 +1210,12 @@ impl SqliteStore {
         for chunk in seqs.chunks(ROWS_PER_INSERT) {
             let placeholders = vec!["?"; chunk.len()].join(",");
             let mut transaction = connection.begin().await?;
-            for table in ["ix.event_words", "ix.event_terms"] {
-                let statement = format!("DELETE FROM {table} WHERE rowid IN ({placeholders})");
-                let mut query = sqlx::query(AssertSqlSafe(statement.as_str()));
-                for seq in chunk {
-                    query = query.bind(*seq);
-                }
-                query.execute(&mut *transaction).await?;
+            let statement = format!("DELETE FROM ix.event_words WHERE rowid IN ({placeholders})");
+            let mut query = sqlx::query(AssertSqlSafe(statement.as_str()));
+            for seq in chunk {
+                query = query.bind(*seq);
             }
+            query.execute(&mut *transaction).await?;
             let statement = format!("DELETE FROM events WHERE seq IN ({placeholders})");
             let mut query = sqlx::query(AssertSqlSafe(statement.as_str()));
             for seq in chunk {
@@ -1187,13 +1231,15 @@ impl SqliteStore {
     /// then gives freed pages back to the file system. Once per pass, not per deleted chunk.
     async fn compact_after_deletes(&self) -> Result<(), StoreError> {
         let mut connection = self.reads.acquire().await?;
-        for table in ["event_words", "event_terms"] {
-            sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO ix.{table} ({table}, rank) VALUES ('merge', 64)"
-            )))
+        sqlx::query("INSERT INTO ix.event_words (event_words, rank) VALUES ('merge', 64)")
             .execute(&mut *connection)
             .await?;
-        }
+        // Term segments whose events are all gone go whole (the oldest events are deleted first).
+        let oldest_stored_seq: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM events")
+            .fetch_one(&mut *connection)
+            .await?;
+        self.terms
+            .remove_before(oldest_stored_seq.unwrap_or(i64::MAX));
         for schema in ["main", "ix"] {
             sqlx::query(AssertSqlSafe(format!("PRAGMA {schema}.incremental_vacuum")))
                 .execute(&mut *connection)

@@ -11,7 +11,11 @@
 //! it walks the time index newest first and tests each row, which stops as soon as a page is full. Both
 //! plans must agree with each other and with the in-memory matcher (property-tested in
 //! `tests/executors_agree.rs`).
+use std::sync::Arc;
+
 use isms_query::ir::{FieldPath, FieldTest, Predicate, RangeKind, TextTest};
+
+use super::segments::TermQuery;
 
 use crate::terms::{
     has_presence_token, has_value_tokens, presence_token, value_prefix_token, value_token,
@@ -52,8 +56,11 @@ impl SqlFragment {
 /// A set of candidate event `seq`s from the inverted indexes.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Driver {
-    /// An FTS5 query over `event_terms`.
-    Terms(String),
+    /// A query on the term index (segment files, see `segments.rs`); replaced by [`Driver::Seqs`]
+    /// before any SQL is written.
+    Terms(TermQuery),
+    /// The seqs a term query named, ascending.
+    Seqs(Arc<Vec<i64>>),
     /// An FTS5 query over `event_words`.
     Words(String),
     /// The event with this id (16 bytes), through the id index.
@@ -65,13 +72,23 @@ pub(crate) enum Driver {
 }
 
 impl Driver {
-    /// `SELECT rowid ...` producing the candidates.
+    /// `SELECT rowid ...` producing the candidates. Term queries must have been resolved.
     pub(crate) fn to_sql(&self) -> SqlFragment {
         let mut fragment = SqlFragment::default();
         match self {
-            Driver::Terms(expression) => {
-                fragment.push_sql("SELECT rowid FROM ix.event_terms WHERE event_terms MATCH ");
-                fragment.push_param(SqlParam::Text(expression.clone()));
+            Driver::Terms(_) => {
+                debug_assert!(false, "term queries are resolved before SQL is written");
+                fragment.push_sql("SELECT seq AS rowid FROM events WHERE 0");
+            }
+            Driver::Seqs(seqs) => {
+                // Runs of consecutive seqs travel as [first, last] pairs: a term held by most events
+                // is a handful of ranges, each read straight off the rowid b-tree.
+                fragment.push_sql("SELECT candidate.seq AS rowid FROM json_each(");
+                fragment.push_param(SqlParam::Text(seq_ranges_json(seqs)));
+                fragment.push_sql(
+                    ") AS run CROSS JOIN events AS candidate \
+                     ON candidate.seq BETWEEN run.value ->> 0 AND run.value ->> 1",
+                );
             }
             Driver::Words(expression) => {
                 fragment.push_sql("SELECT rowid FROM ix.event_words WHERE event_words MATCH ");
@@ -101,9 +118,29 @@ impl Driver {
         fragment
     }
 
-    /// Drivers of every child of an AND (`conjunction`) or an OR: queries on the same FTS5 table merge
-    /// into one FTS5 expression, which FTS5 evaluates fastest; the rest intersect or unite. `None` when
-    /// there is no child driver.
+    /// Replaces every term query with the seqs it names, using `lookup`.
+    pub(crate) fn resolve(self, lookup: &impl Fn(&TermQuery) -> Vec<i64>) -> Driver {
+        match self {
+            Driver::Terms(query) => Driver::Seqs(Arc::new(lookup(&query))),
+            Driver::Union(children) => Driver::Union(
+                children
+                    .into_iter()
+                    .map(|child| child.resolve(lookup))
+                    .collect(),
+            ),
+            Driver::Intersect(children) => Driver::Intersect(
+                children
+                    .into_iter()
+                    .map(|child| child.resolve(lookup))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// Drivers of every child of an AND (`conjunction`) or an OR: term queries merge into one (the term
+    /// index intersects and unites its lists itself), as do FTS5 word queries; the rest intersect or
+    /// unite in SQL. `None` when there is no child driver.
     fn combine(drivers: Vec<Driver>, conjunction: bool) -> Option<Driver> {
         let operator = if conjunction { "AND" } else { "OR" };
         let mut terms = Vec::new();
@@ -111,13 +148,20 @@ impl Driver {
         let mut others = Vec::new();
         for driver in drivers {
             match driver {
-                Driver::Terms(expression) => terms.push(expression),
+                Driver::Terms(query) => terms.push(query),
                 Driver::Words(expression) => words.push(expression),
                 other => others.push(other),
             }
         }
         if !terms.is_empty() {
-            others.insert(0, Driver::Terms(join_fts(&terms, operator)));
+            let query = if terms.len() == 1 {
+                terms.pop().expect("one term query")
+            } else if conjunction {
+                TermQuery::And(terms)
+            } else {
+                TermQuery::Or(terms)
+            };
+            others.insert(0, Driver::Terms(query));
         }
         if !words.is_empty() {
             others.insert(0, Driver::Words(join_fts(&words, operator)));
@@ -129,6 +173,28 @@ impl Driver {
             _ => Some(Driver::Union(others)),
         }
     }
+}
+
+/// `[[first,last],...]` for the runs of consecutive values in an ascending list.
+fn seq_ranges_json(seqs: &[i64]) -> String {
+    let mut json = String::with_capacity(seqs.len() * 8 + 2);
+    json.push('[');
+    let mut index = 0;
+    while index < seqs.len() {
+        let first = seqs[index];
+        let mut last = first;
+        while index + 1 < seqs.len() && seqs[index + 1] == last + 1 {
+            index += 1;
+            last = seqs[index];
+        }
+        if json.len() > 1 {
+            json.push(',');
+        }
+        json.push_str(&format!("[{first},{last}]"));
+        index += 1;
+    }
+    json.push(']');
+    json
 }
 
 fn join_fts(expressions: &[String], operator: &str) -> String {
@@ -182,7 +248,7 @@ pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
                     driver: if is_and {
                         None
                     } else {
-                        Some(Driver::Terms("nothingmatchesthis0".into()))
+                        Some(Driver::Terms(TermQuery::Nothing))
                     },
                     driver_is_exact: !is_and,
                 };
@@ -306,7 +372,7 @@ fn never() -> CompiledPredicate {
             sql: "0".into(),
             params: vec![],
         },
-        driver: Some(Driver::Terms("nothingmatchesthis0".into())),
+        driver: Some(Driver::Terms(TermQuery::Nothing)),
         driver_is_exact: true,
     }
 }
@@ -365,7 +431,8 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
 
     let path = json_path(field);
     // Candidates from the field's presence token, when the index has one.
-    let presence = has_presence_token(field).then(|| Driver::Terms(presence_token(field)));
+    let presence =
+        has_presence_token(field).then(|| Driver::Terms(TermQuery::Token(presence_token(field))));
     let mut condition = SqlFragment::default();
     if matches!(test, FieldTest::Exists) {
         condition.push_sql("EXISTS (SELECT 1 FROM json_tree(e.doc, ");
@@ -393,11 +460,14 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
                     // Ids are stored as lowercase hyphenated text; another spelling of the same UUID is
                     // a different text and must not match, hence the exact condition stays.
                     Ok(parsed) => (Some(Driver::Id(parsed.as_bytes().to_vec())), false),
-                    Err(_) => (Some(Driver::Terms("nothingmatchesthis0".into())), true),
+                    Err(_) => (Some(Driver::Terms(TermQuery::Nothing)), true),
                 }
             } else if values_indexed {
                 let lookup = value_token(field, value);
-                (Some(Driver::Terms(lookup.token)), !lookup.truncated)
+                (
+                    Some(Driver::Terms(TermQuery::Token(lookup.token))),
+                    !lookup.truncated,
+                )
             } else {
                 (presence, false)
             }
@@ -411,7 +481,9 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
                 prefix.is_empty() || !values_indexed,
                 value_prefix_token(field, &prefix),
             ) {
-                (false, Some(token)) => (Some(Driver::Terms(format!("{token}*"))), pure_prefix),
+                (false, Some(token)) => {
+                    (Some(Driver::Terms(TermQuery::Prefix(token))), pure_prefix)
+                }
                 _ => (presence, false),
             }
         }
@@ -547,7 +619,7 @@ mod tests {
     }
 
     #[test]
-    fn conjunctions_of_terms_merge_into_one_fts_query() {
+    fn conjunctions_of_terms_merge_into_one_term_query() {
         let predicate = Predicate::And(vec![
             Predicate::Field {
                 field: FieldPath::parse_dotted("a"),
@@ -560,9 +632,19 @@ mod tests {
         ]);
         let compiled = compile(&predicate);
         assert!(
-            matches!(compiled.driver, Some(Driver::Terms(ref expression)) if expression.contains(" AND "))
+            matches!(compiled.driver, Some(Driver::Terms(TermQuery::And(ref children))) if children.len() == 2)
         );
         assert!(compiled.driver_is_exact);
+    }
+
+    #[test]
+    fn candidate_runs_travel_as_ranges() {
+        assert_eq!(seq_ranges_json(&[]), "[]");
+        assert_eq!(seq_ranges_json(&[3]), "[[3,3]]");
+        assert_eq!(
+            seq_ranges_json(&[1, 2, 3, 7, 9, 10]),
+            "[[1,3],[7,7],[9,10]]"
+        );
     }
 
     #[test]

@@ -1,0 +1,965 @@
+//! The field-term index: immutable, sorted segment files instead of an FTS5 table.
+//!
+//! Why not FTS5: every event carries some 35 field terms (see `terms.rs`); FTS5 re-tokenized them,
+//! kept them in a pending hash, then merged its b-tree segments inside the index writer's transaction.
+//! That was the costliest single step of ingestion, and it grew with the index. Terms need none of
+//! FTS5's features (no ranking, positions or tokenizer), only "which events hold this token (or a
+//! token with this prefix)". So each index batch becomes one file:
+//!
+//! - entries in key order, each `varint(key length) key varint(postings length) postings`, postings
+//!   being the batch's `seq`s holding the token, delta-encoded as varints (the first relative to the
+//!   segment's start);
+//! - a table of the entries' offsets (u64 each), for binary search;
+//! - a 48-byte footer: covered range (`from` exclusive, `through` inclusive), entry count, table offset,
+//!   and the magic `ISMSTSG1`.
+//!
+//! Segments tile the `seq` line without gaps: each covers exactly the events indexed in one step. A
+//! background thread merges runs of similar-sized neighbours (8 at a time), so a lookup visits a few
+//! dozen files at most, each with a binary search over memory-mapped pages.
+//!
+//! Durability follows the index file's rules: a segment is written to a temporary file, fsynced and
+//! renamed before the transaction that advances `indexed_through` commits. At open, segments beyond
+//! `indexed_through` are deleted (their batch was never committed) and any inconsistency (a gap, a
+//! damaged file) makes the store rebuild the whole index from the events.
+//!
+//! Postings of events deleted by retention stay until their whole segment is older than the oldest
+//! stored event; searches always join candidates with the events table, so they never show.
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::File;
+use std::hash::BuildHasherDefault;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use crate::terms::PathHasher;
+
+const MAGIC: &[u8; 8] = b"ISMSTSG1";
+const FOOTER_BYTES: usize = 48;
+
+/// Segments merged in one step; also the size ratio between tiers.
+const MERGE_FAN_IN: usize = 8;
+
+/// Segments covering fewer events than this are all in the lowest tier.
+const TIER_BASE_EVENTS: i64 = 4_096;
+
+/// Failures of the term index.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// A file operation failed.
+    #[error("term index file {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A segment file is not what this version writes.
+    #[error("term index segment {path} is damaged: {reason}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
+    move |source| SegmentError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Which events a query on the term index names.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TermQuery {
+    /// Events holding this token.
+    Token(String),
+    /// Events holding a token that starts with this text.
+    Prefix(String),
+    /// Events named by every child.
+    And(Vec<TermQuery>),
+    /// Events named by any child.
+    Or(Vec<TermQuery>),
+    /// No event.
+    Nothing,
+}
+
+/// One memory-mapped segment file.
+struct Segment {
+    path: PathBuf,
+    /// Covers seqs `from + 1 ..= through`.
+    from: i64,
+    through: i64,
+    key_count: usize,
+    table_offset: usize,
+    map: memmap2::Mmap,
+}
+
+impl Segment {
+    fn open(path: &Path) -> Result<Segment, SegmentError> {
+        let file = File::open(path).map_err(io_error(path))?;
+        // SAFETY: segment files are written once (to a temporary name, then renamed) and never
+        // modified afterwards; they are only ever deleted, which leaves an existing mapping intact.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error(path))?;
+        let damaged = |reason: &str| SegmentError::Damaged {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        if map.len() < FOOTER_BYTES {
+            return Err(damaged("shorter than its footer"));
+        }
+        let footer = &map[map.len() - FOOTER_BYTES..];
+        if &footer[40..48] != MAGIC {
+            return Err(damaged("wrong magic number"));
+        }
+        let word = |index: usize| {
+            u64::from_le_bytes(
+                footer[index * 8..index * 8 + 8]
+                    .try_into()
+                    .expect("8 bytes"),
+            )
+        };
+        let (from, through) = (word(0) as i64, word(1) as i64);
+        let key_count = word(2) as usize;
+        let table_offset = word(3) as usize;
+        let table_end = key_count
+            .checked_mul(8)
+            .and_then(|bytes| bytes.checked_add(table_offset));
+        if from > through || table_end != Some(map.len() - FOOTER_BYTES) {
+            return Err(damaged("footer does not describe the file"));
+        }
+        let segment = Segment {
+            path: path.to_path_buf(),
+            from,
+            through,
+            key_count,
+            table_offset,
+            map,
+        };
+        // Entries must lie before the table, in increasing order: checked once, so lookups can trust them.
+        let mut previous_end = 0usize;
+        for index in 0..key_count {
+            let offset = segment.entry_offset(index);
+            if offset < previous_end || offset >= table_offset {
+                return Err(damaged("entry table out of order"));
+            }
+            match segment.try_entry_at(offset) {
+                Some((_, _, end)) if end <= table_offset => previous_end = end,
+                _ => return Err(damaged("entry runs past the table")),
+            }
+        }
+        segment.release_pages();
+        Ok(segment)
+    }
+
+    /// Drops this process's references to the mapped pages it touched (the operating system's page
+    /// cache keeps them): otherwise every page ever read counts in the server's resident memory.
+    fn release_pages(&self) {
+        // SAFETY: MADV_DONTNEED on a read-only, file-backed shared mapping only discards this
+        // process's page table entries; later reads fault the same file contents back in.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+        };
+    }
+
+    fn entry_offset(&self, index: usize) -> usize {
+        let at = self.table_offset + index * 8;
+        u64::from_le_bytes(self.map[at..at + 8].try_into().expect("8 bytes")) as usize
+    }
+
+    /// Key, postings, and the offset just past them, for the entry at `offset`.
+    fn try_entry_at(&self, offset: usize) -> Option<(&[u8], &[u8], usize)> {
+        let bytes = &self.map[..self.table_offset];
+        let (key_length, after) = read_varint(bytes, offset)?;
+        let key_end = after.checked_add(key_length as usize)?;
+        let (postings_length, postings_start) = read_varint(bytes, key_end)?;
+        let postings_end = postings_start.checked_add(postings_length as usize)?;
+        if postings_end > bytes.len() {
+            return None;
+        }
+        Some((
+            &bytes[after..key_end],
+            &bytes[postings_start..postings_end],
+            postings_end,
+        ))
+    }
+
+    fn entry(&self, index: usize) -> (&[u8], &[u8]) {
+        let (key, postings, _) = self
+            .try_entry_at(self.entry_offset(index))
+            .expect("entries were checked at open");
+        (key, postings)
+    }
+
+    /// Index of the first key not less than `key`.
+    fn lower_bound(&self, key: &[u8]) -> usize {
+        let (mut low, mut high) = (0, self.key_count);
+        while low < high {
+            let middle = (low + high) / 2;
+            if self.entry(middle).0 < key {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
+
+    /// Appends the seqs of one postings list.
+    fn decode_into(&self, postings: &[u8], output: &mut Vec<i64>) {
+        let mut seq = self.from;
+        let mut position = 0;
+        while let Some((delta, next)) = read_varint(postings, position) {
+            seq += delta as i64;
+            output.push(seq);
+            position = next;
+        }
+    }
+
+    /// Seqs holding `token`, ascending.
+    fn token(&self, token: &[u8], output: &mut Vec<i64>) {
+        let index = self.lower_bound(token);
+        if index < self.key_count {
+            let (key, postings) = self.entry(index);
+            if key == token {
+                self.decode_into(postings, output);
+            }
+        }
+    }
+
+    /// Seqs holding any token starting with `prefix`, ascending and unique.
+    fn prefix(&self, prefix: &[u8], output: &mut Vec<i64>) {
+        let start = output.len();
+        let mut index = self.lower_bound(prefix);
+        let mut keys = 0;
+        while index < self.key_count {
+            let (key, postings) = self.entry(index);
+            if !key.starts_with(prefix) {
+                break;
+            }
+            self.decode_into(postings, output);
+            keys += 1;
+            index += 1;
+        }
+        if keys > 1 {
+            output[start..].sort_unstable();
+            let mut unique = output.split_off(start);
+            unique.dedup();
+            output.extend(unique);
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        self.map.len() as u64
+    }
+}
+
+fn read_varint(bytes: &[u8], mut position: usize) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = *bytes.get(position)?;
+        position += 1;
+        if shift > 63 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some((value, position));
+        }
+        shift += 7;
+    }
+}
+
+fn push_varint(output: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        output.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    output.push(value as u8);
+}
+
+/// Writes a segment's entries, table and footer, streaming, to a file.
+struct SegmentWriter {
+    output: BufWriter<File>,
+    path: PathBuf,
+    written: u64,
+    offsets: Vec<u64>,
+    scratch: Vec<u8>,
+    from: i64,
+}
+
+impl SegmentWriter {
+    fn create(path: &Path, from: i64) -> Result<SegmentWriter, SegmentError> {
+        let file = File::create(path).map_err(io_error(path))?;
+        Ok(SegmentWriter {
+            output: BufWriter::with_capacity(1 << 20, file),
+            path: path.to_path_buf(),
+            written: 0,
+            offsets: Vec::new(),
+            scratch: Vec::new(),
+            from,
+        })
+    }
+
+    /// Adds one key (keys must come in increasing order) with its ascending seqs.
+    fn add(&mut self, key: &[u8], seqs: impl IntoIterator<Item = i64>) -> Result<(), SegmentError> {
+        let mut postings = std::mem::take(&mut self.scratch);
+        postings.clear();
+        let mut previous = self.from;
+        for seq in seqs {
+            push_varint(&mut postings, (seq - previous) as u64);
+            previous = seq;
+        }
+        let mut head = Vec::with_capacity(20);
+        push_varint(&mut head, key.len() as u64);
+        head.extend_from_slice(key);
+        push_varint(&mut head, postings.len() as u64);
+        self.offsets.push(self.written);
+        self.write(&head)?;
+        self.write(&postings)?;
+        self.scratch = postings;
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SegmentError> {
+        self.output.write_all(bytes).map_err(io_error(&self.path))?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the table and footer and fsyncs the file.
+    fn finish(mut self, through: i64) -> Result<(), SegmentError> {
+        let table_offset = self.written;
+        let offsets = std::mem::take(&mut self.offsets);
+        for offset in &offsets {
+            self.write(&offset.to_le_bytes())?;
+        }
+        let mut footer = Vec::with_capacity(FOOTER_BYTES);
+        for word in [
+            self.from as u64,
+            through as u64,
+            offsets.len() as u64,
+            table_offset,
+            0,
+        ] {
+            footer.extend_from_slice(&word.to_le_bytes());
+        }
+        footer.extend_from_slice(MAGIC);
+        self.write(&footer)?;
+        let file = self
+            .output
+            .into_inner()
+            .map_err(|error| io_error(&self.path)(error.into_error()))?;
+        file.sync_all().map_err(io_error(&self.path))
+    }
+}
+
+/// A segment written and fsynced under a temporary name, not yet part of the index.
+pub(crate) struct PendingSegment {
+    temporary: PathBuf,
+    from: i64,
+    through: i64,
+}
+
+/// The term index of one store: the live segments and the thread that merges them.
+pub(crate) struct TermIndex {
+    directory: PathBuf,
+    live: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// Highest `through` whose index transaction committed; merges never take segments beyond it.
+    committed_through: AtomicI64,
+    merge_wake: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+/// What [`TermIndex::open`] found.
+pub(crate) struct Opened {
+    pub index: Arc<TermIndex>,
+    /// False when the segments do not cover the indexed events: the whole index must be rebuilt.
+    pub consistent: bool,
+}
+
+impl TermIndex {
+    /// Opens the segments in `directory` (created if missing) for an index whose events are committed
+    /// through `indexed_through`; `oldest_stored_seq` is the lowest seq still stored (None: no events).
+    pub(crate) fn open(
+        directory: &Path,
+        indexed_through: i64,
+        oldest_stored_seq: Option<i64>,
+    ) -> Result<Opened, SegmentError> {
+        std::fs::create_dir_all(directory).map_err(io_error(directory))?;
+        let mut segments = Vec::new();
+        let mut consistent = true;
+        for entry in std::fs::read_dir(directory).map_err(io_error(directory))? {
+            let path = entry.map_err(io_error(directory))?.path();
+            match path.extension().and_then(|extension| extension.to_str()) {
+                // A write or merge cut short.
+                Some("tmp") => remove_file(&path),
+                Some("seg") => match Segment::open(&path) {
+                    Ok(segment) => segments.push(segment),
+                    Err(error) => {
+                        tracing::warn!(%error, "term index segment unreadable; the index will be rebuilt");
+                        consistent = false;
+                    }
+                },
+                _ => {}
+            }
+        }
+        // Widest first among equal starts, so a merge's inputs (left behind by a crash before they were
+        // deleted) are dropped in favour of its output.
+        segments.sort_by(|a, b| a.from.cmp(&b.from).then(b.through.cmp(&a.through)));
+        let mut kept: Vec<Segment> = Vec::new();
+        for segment in segments {
+            let contained = kept
+                .last()
+                .is_some_and(|last| segment.through <= last.through);
+            if contained || segment.through > indexed_through {
+                remove_file(&segment.path);
+            } else {
+                kept.push(segment);
+            }
+        }
+        let contiguous = kept.windows(2).all(|pair| pair[1].from == pair[0].through);
+        let covers_stored = match oldest_stored_seq {
+            Some(oldest) if oldest <= indexed_through => {
+                kept.first().is_some_and(|first| first.from < oldest)
+                    && kept
+                        .last()
+                        .is_some_and(|last| last.through == indexed_through)
+            }
+            _ => true,
+        };
+        consistent = consistent && contiguous && covers_stored;
+        let index = Arc::new(TermIndex {
+            directory: directory.to_path_buf(),
+            live: RwLock::new(Arc::new(kept.into_iter().map(Arc::new).collect())),
+            committed_through: AtomicI64::new(indexed_through),
+            merge_wake: Mutex::new(None),
+        });
+        index.start_merger();
+        Ok(Opened { index, consistent })
+    }
+
+    fn snapshot(&self) -> Arc<Vec<Arc<Segment>>> {
+        self.live
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn replace(&self, change: impl FnOnce(&mut Vec<Arc<Segment>>)) {
+        let mut live = self
+            .live
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut segments = live.as_ref().clone();
+        change(&mut segments);
+        *live = Arc::new(segments);
+    }
+
+    /// Deletes every segment (before a rebuild).
+    pub(crate) fn clear(&self) {
+        let mut removed = Vec::new();
+        self.replace(|segments| removed = std::mem::take(segments));
+        for segment in removed {
+            remove_file(&segment.path);
+        }
+        self.committed_through.store(0, Ordering::SeqCst);
+    }
+
+    /// Builds and fsyncs the segment for events `from + 1 ..= through`; `rows` are their seqs (ascending)
+    /// with their space-separated terms.
+    pub(crate) fn write_segment(
+        &self,
+        rows: &[(i64, Arc<str>)],
+        from: i64,
+        through: i64,
+    ) -> Result<PendingSegment, SegmentError> {
+        let mut postings: HashMap<&str, Vec<i64>, BuildHasherDefault<PathHasher>> =
+            HashMap::with_capacity_and_hasher(rows.len() * 8, BuildHasherDefault::default());
+        for (seq, terms) in rows {
+            for token in terms.split(' ').filter(|token| !token.is_empty()) {
+                let seqs = postings.entry(token).or_default();
+                if seqs.last() != Some(seq) {
+                    seqs.push(*seq);
+                }
+            }
+        }
+        let mut entries: Vec<(&str, Vec<i64>)> = postings.into_iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let temporary = self
+            .directory
+            .join(format!("{:020}-{:020}.tmp", from + 1, through));
+        let mut writer = SegmentWriter::create(&temporary, from)?;
+        for (token, seqs) in entries {
+            writer.add(token.as_bytes(), seqs)?;
+        }
+        writer.finish(through)?;
+        Ok(PendingSegment {
+            temporary,
+            from,
+            through,
+        })
+    }
+
+    /// Makes a written segment part of the index (before its index transaction commits).
+    pub(crate) fn publish(&self, pending: PendingSegment) -> Result<(), SegmentError> {
+        let path = self.final_path(pending.from, pending.through);
+        std::fs::rename(&pending.temporary, &path).map_err(io_error(&path))?;
+        sync_directory(&self.directory);
+        let segment = Arc::new(Segment::open(&path)?);
+        self.replace(|segments| segments.push(segment));
+        Ok(())
+    }
+
+    /// Records that the index transaction covering events through `through` committed.
+    pub(crate) fn committed(&self, through: i64) {
+        self.committed_through.store(through, Ordering::SeqCst);
+        if let Some(wake) = self
+            .merge_wake
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+        {
+            let _ = wake.send(());
+        }
+    }
+
+    /// Drops segments beyond `through` (their index transaction failed).
+    pub(crate) fn remove_after(&self, through: i64) {
+        let mut removed = Vec::new();
+        self.replace(|segments| {
+            let (keep, drop): (Vec<_>, Vec<_>) = segments
+                .drain(..)
+                .partition(|segment| segment.through <= through);
+            *segments = keep;
+            removed = drop;
+        });
+        for segment in removed {
+            remove_file(&segment.path);
+        }
+    }
+
+    /// Drops segments whose events are all older than `oldest_stored_seq` (deleted by retention).
+    pub(crate) fn remove_before(&self, oldest_stored_seq: i64) {
+        let mut removed = Vec::new();
+        self.replace(|segments| {
+            let (keep, drop): (Vec<_>, Vec<_>) = segments
+                .drain(..)
+                .partition(|segment| segment.through >= oldest_stored_seq);
+            *segments = keep;
+            removed = drop;
+        });
+        for segment in removed {
+            remove_file(&segment.path);
+        }
+    }
+
+    /// Bytes of all live segment files.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        self.snapshot().iter().map(|segment| segment.bytes()).sum()
+    }
+
+    /// Number of live segments.
+    pub(crate) fn segment_count(&self) -> usize {
+        self.snapshot().len()
+    }
+
+    /// The seqs a query names, ascending and unique.
+    pub(crate) fn lookup(&self, query: &TermQuery) -> Vec<i64> {
+        let segments = self.snapshot();
+        let seqs = evaluate(&segments, query);
+        for segment in segments.iter() {
+            segment.release_pages();
+        }
+        seqs
+    }
+
+    fn final_path(&self, from: i64, through: i64) -> PathBuf {
+        self.directory
+            .join(format!("{:020}-{:020}.seg", from + 1, through))
+    }
+
+    fn start_merger(self: &Arc<Self>) {
+        let (wake, woken) = std::sync::mpsc::channel::<()>();
+        *self
+            .merge_wake
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(wake);
+        let index: Weak<TermIndex> = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("isms-term-merge".into())
+            .spawn(move || {
+                // Ends when the index is dropped (its sender goes with it).
+                while woken.recv().is_ok() {
+                    while woken.try_recv().is_ok() {}
+                    let Some(index) = index.upgrade() else { return };
+                    loop {
+                        match index.merge_step() {
+                            Ok(true) => continue,
+                            Ok(false) => break,
+                            Err(error) => {
+                                tracing::error!(%error, "term index merge failed; will retry after the next batch");
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "could not start the term index merger; segments will not be merged");
+        }
+    }
+
+    /// Merges one run of similar segments, if there is one. Returns whether it merged.
+    pub(crate) fn merge_step(&self) -> Result<bool, SegmentError> {
+        let committed = self.committed_through.load(Ordering::SeqCst);
+        let segments = self.snapshot();
+        let eligible: Vec<&Arc<Segment>> = segments
+            .iter()
+            .filter(|segment| segment.through <= committed)
+            .collect();
+        let Some(run) = pick_merge_run(&eligible) else {
+            return Ok(false);
+        };
+        let inputs: Vec<Arc<Segment>> = run.iter().map(|segment| (*segment).clone()).collect();
+        let from = inputs[0].from;
+        let through = inputs[inputs.len() - 1].through;
+        let started = std::time::Instant::now();
+        let temporary = self
+            .directory
+            .join(format!("{:020}-{:020}.tmp", from + 1, through));
+        merge_into(&inputs, &temporary, from, through)?;
+        let path = self.final_path(from, through);
+        std::fs::rename(&temporary, &path).map_err(io_error(&path))?;
+        sync_directory(&self.directory);
+        let merged = Arc::new(Segment::open(&path)?);
+        self.replace(|segments| {
+            let first = segments
+                .iter()
+                .position(|segment| Arc::ptr_eq(segment, &inputs[0]));
+            if let Some(first) = first {
+                segments.splice(first..first + inputs.len(), [merged.clone()]);
+            }
+        });
+        for input in &inputs {
+            remove_file(&input.path);
+        }
+        tracing::debug!(
+            segments = inputs.len(),
+            from_seq = from + 1,
+            through_seq = through,
+            millis = started.elapsed().as_millis() as u64,
+            "term index segments merged"
+        );
+        Ok(true)
+    }
+}
+
+/// The first run of [`MERGE_FAN_IN`] neighbours in the same size tier (oldest first).
+fn pick_merge_run<'a>(segments: &[&'a Arc<Segment>]) -> Option<Vec<&'a Arc<Segment>>> {
+    let tier = |segment: &Segment| {
+        let mut events = (segment.through - segment.from) / TIER_BASE_EVENTS;
+        let mut tier = 0;
+        while events > 0 {
+            events /= MERGE_FAN_IN as i64;
+            tier += 1;
+        }
+        tier
+    };
+    let mut start = 0;
+    for index in 1..=segments.len() {
+        let run_ends = index == segments.len()
+            || tier(segments[index]) != tier(segments[start])
+            || segments[index].from != segments[index - 1].through;
+        if run_ends {
+            if index - start >= MERGE_FAN_IN {
+                return Some(segments[start..start + MERGE_FAN_IN].to_vec());
+            }
+            start = index;
+        }
+    }
+    None
+}
+
+/// Writes the union of `inputs` (neighbours, oldest first) as one fsynced segment.
+fn merge_into(
+    inputs: &[Arc<Segment>],
+    path: &Path,
+    from: i64,
+    through: i64,
+) -> Result<(), SegmentError> {
+    // Smallest key first; equal keys in input order, so seqs stay ascending.
+    let mut heap: BinaryHeap<std::cmp::Reverse<(&[u8], usize, usize)>> = BinaryHeap::new();
+    for (input, segment) in inputs.iter().enumerate() {
+        if segment.key_count > 0 {
+            heap.push(std::cmp::Reverse((segment.entry(0).0, input, 0)));
+        }
+    }
+    let mut writer = SegmentWriter::create(path, from)?;
+    let mut seqs = Vec::new();
+    while let Some(std::cmp::Reverse((key, input, index))) = heap.pop() {
+        seqs.clear();
+        let mut next = Some((input, index));
+        while let Some((input, index)) = next {
+            let segment = &inputs[input];
+            segment.decode_into(segment.entry(index).1, &mut seqs);
+            if index + 1 < segment.key_count {
+                heap.push(std::cmp::Reverse((
+                    segment.entry(index + 1).0,
+                    input,
+                    index + 1,
+                )));
+            }
+            next = match heap.peek() {
+                Some(std::cmp::Reverse((next_key, next_input, next_index))) if *next_key == key => {
+                    let found = (*next_input, *next_index);
+                    heap.pop();
+                    Some(found)
+                }
+                _ => None,
+            };
+        }
+        writer.add(key, seqs.iter().copied())?;
+    }
+    writer.finish(through)
+}
+
+fn evaluate(segments: &[Arc<Segment>], query: &TermQuery) -> Vec<i64> {
+    match query {
+        TermQuery::Nothing => Vec::new(),
+        TermQuery::Token(token) => {
+            let mut output = Vec::new();
+            for segment in segments {
+                segment.token(token.as_bytes(), &mut output);
+            }
+            output
+        }
+        TermQuery::Prefix(prefix) => {
+            let mut output = Vec::new();
+            for segment in segments {
+                segment.prefix(prefix.as_bytes(), &mut output);
+            }
+            output
+        }
+        TermQuery::And(children) => {
+            let mut sets: Vec<Vec<i64>> = children
+                .iter()
+                .map(|child| evaluate(segments, child))
+                .collect();
+            sets.sort_by_key(Vec::len);
+            let mut sets = sets.into_iter();
+            let Some(mut result) = sets.next() else {
+                return Vec::new();
+            };
+            for set in sets {
+                if result.is_empty() {
+                    break;
+                }
+                result = intersect(&result, &set);
+            }
+            result
+        }
+        TermQuery::Or(children) => {
+            let mut result: Vec<i64> = Vec::new();
+            for child in children {
+                result = union(&result, &evaluate(segments, child));
+            }
+            result
+        }
+    }
+}
+
+fn intersect(small: &[i64], large: &[i64]) -> Vec<i64> {
+    let mut output = Vec::with_capacity(small.len());
+    let mut position = 0;
+    for value in small {
+        // Gallop: skip ahead in the large list without visiting every element.
+        let rest = &large[position..];
+        let found = rest.partition_point(|candidate| candidate < value);
+        position += found;
+        if large.get(position) == Some(value) {
+            output.push(*value);
+        }
+    }
+    output
+}
+
+fn union(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let mut output = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                output.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                output.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                output.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    output.extend_from_slice(&a[i..]);
+    output.extend_from_slice(&b[j..]);
+    output
+}
+
+fn remove_file(path: &Path) {
+    if let Err(error) = std::fs::remove_file(path)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(%error, path = %path.display(), "could not delete a term index file");
+    }
+}
+
+fn sync_directory(directory: &Path) {
+    if let Ok(handle) = File::open(directory) {
+        let _ = handle.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(range: std::ops::RangeInclusive<i64>) -> Vec<(i64, Arc<str>)> {
+        range
+            .map(|seq| {
+                let terms = format!("all m{} k{seq} pre{}", seq % 3, seq % 10);
+                (seq, Arc::from(terms.as_str()))
+            })
+            .collect()
+    }
+
+    fn add(index: &TermIndex, from: i64, through: i64) {
+        let pending = index
+            .write_segment(&rows(from + 1..=through), from, through)
+            .unwrap();
+        index.publish(pending).unwrap();
+        index.committed_through.store(through, Ordering::SeqCst);
+    }
+
+    fn expected(range: std::ops::RangeInclusive<i64>, keep: impl Fn(i64) -> bool) -> Vec<i64> {
+        range.filter(|seq| keep(*seq)).collect()
+    }
+
+    #[test]
+    fn lookups_find_tokens_prefixes_and_combinations_across_merges() {
+        let directory = tempfile::tempdir().unwrap();
+        let opened = TermIndex::open(directory.path(), 0, None).unwrap();
+        assert!(opened.consistent);
+        let index = opened.index;
+        // Stop the merger from racing the explicit merges below.
+        *index.merge_wake.lock().unwrap() = None;
+        for batch in 0..20 {
+            add(&index, batch * 50, batch * 50 + 50);
+        }
+        let check = |index: &TermIndex| {
+            assert_eq!(
+                index.lookup(&TermQuery::Token("m1".into())),
+                expected(1..=1000, |seq| seq % 3 == 1)
+            );
+            assert_eq!(index.lookup(&TermQuery::Token("k777".into())), vec![777]);
+            assert_eq!(
+                index.lookup(&TermQuery::Token("k1001".into())),
+                Vec::<i64>::new()
+            );
+            assert_eq!(
+                index.lookup(&TermQuery::Prefix("k99".into())),
+                expected(1..=1000, |seq| seq.to_string().starts_with("99"))
+            );
+            assert_eq!(
+                index.lookup(&TermQuery::And(vec![
+                    TermQuery::Token("m0".into()),
+                    TermQuery::Token("pre5".into())
+                ])),
+                expected(1..=1000, |seq| seq % 3 == 0 && seq % 10 == 5)
+            );
+            assert_eq!(
+                index.lookup(&TermQuery::Or(vec![
+                    TermQuery::Token("k5".into()),
+                    TermQuery::Token("k900".into()),
+                    TermQuery::Nothing
+                ])),
+                vec![5, 900]
+            );
+        };
+        check(&index);
+        let mut merges = 0;
+        while index.merge_step().unwrap() {
+            merges += 1;
+        }
+        assert_eq!(merges, 2, "20 small segments: two runs of 8 merge");
+        assert_eq!(index.segment_count(), 6);
+        check(&index);
+    }
+
+    #[test]
+    fn reopening_drops_uncommitted_and_superseded_segments_and_detects_gaps() {
+        let directory = tempfile::tempdir().unwrap();
+        {
+            let index = TermIndex::open(directory.path(), 0, None).unwrap().index;
+            *index.merge_wake.lock().unwrap() = None;
+            for batch in 0..8 {
+                add(&index, batch * 10, batch * 10 + 10);
+            }
+            // A merge whose inputs were not deleted (a crash in between): copy them back.
+            let inputs: Vec<PathBuf> = index.snapshot().iter().map(|s| s.path.clone()).collect();
+            let saved: Vec<Vec<u8>> = inputs.iter().map(|p| std::fs::read(p).unwrap()).collect();
+            assert!(index.merge_step().unwrap());
+            for (path, bytes) in inputs.iter().zip(saved) {
+                std::fs::write(path, bytes).unwrap();
+            }
+            // A batch whose transaction never committed.
+            add(&index, 80, 90);
+            std::fs::write(directory.path().join("junk.tmp"), b"x").unwrap();
+        }
+        let opened = TermIndex::open(directory.path(), 80, Some(1)).unwrap();
+        assert!(opened.consistent);
+        assert_eq!(opened.index.segment_count(), 1);
+        assert_eq!(
+            opened.index.lookup(&TermQuery::Token("all".into())).len(),
+            80
+        );
+        assert!(!directory.path().join("junk.tmp").exists());
+        drop(opened);
+        // Claims more indexed events than the segments hold: rebuild needed.
+        let opened = TermIndex::open(directory.path(), 100, Some(1)).unwrap();
+        assert!(!opened.consistent);
+    }
+
+    #[test]
+    fn a_damaged_segment_is_reported_not_read() {
+        let directory = tempfile::tempdir().unwrap();
+        {
+            let index = TermIndex::open(directory.path(), 0, None).unwrap().index;
+            add(&index, 0, 10);
+        }
+        let path = std::fs::read_dir(directory.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|e| e == "seg"))
+            .unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let length = bytes.len();
+        bytes[length - FOOTER_BYTES + 24] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(
+            Segment::open(&path),
+            Err(SegmentError::Damaged { .. })
+        ));
+        assert!(
+            !TermIndex::open(directory.path(), 10, Some(1))
+                .unwrap()
+                .consistent
+        );
+    }
+}
