@@ -1,7 +1,8 @@
 //! Index terms: how "a query on any field" finds its candidates without scanning.
 //!
-//! Every event is turned into a list of opaque alphanumeric tokens, stored in an inverted index (FTS5 in
-//! SQLite). A token names a field path and, for value tokens, the ASCII-lowercased text of one scalar:
+//! Every event is turned into a list of opaque alphanumeric tokens, stored in an inverted index (term
+//! segment files beside the SQLite store, see `sqlite/segments.rs`). A token names a field path and,
+//! for value tokens, the ASCII-lowercased text of one scalar:
 //!
 //! - presence token `p<path hash>`: the path (or a path below it) holds at least one scalar;
 //! - value token `p<path hash>v<hex of value bytes>`: the path holds this scalar; values longer than

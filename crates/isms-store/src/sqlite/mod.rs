@@ -238,7 +238,7 @@ impl SqliteStore {
         let terms_directory = index::terms_directory_for(&options.path);
         let opened =
             segments::TermIndex::open(&terms_directory, indexed_through, oldest_stored_seq)?;
-        let terms = opened.index;
+        let terms = opened.index.clone();
         tracing::debug!(
             segments = terms.segment_count(),
             bytes = terms.disk_bytes(),
@@ -264,6 +264,12 @@ impl SqliteStore {
             last_stored_seq,
         )
         .await?;
+        if !opened.consistent {
+            // Hand the old index's pages (and those of a dropped FTS5 term table) back to the disk.
+            sqlx::query("PRAGMA incremental_vacuum")
+                .execute(&mut index_connection)
+                .await?;
+        }
         // Never reuse a seq the index may still name (retention can delete the newest events too).
         let next_seq = last_stored_seq.max(indexed_through) + 1;
 

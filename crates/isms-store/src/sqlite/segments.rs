@@ -636,14 +636,27 @@ impl TermIndex {
         std::fs::rename(&temporary, &path).map_err(io_error(&path))?;
         sync_directory(&self.directory);
         let merged = Arc::new(Segment::open(&path)?);
+        let mut swapped = false;
         self.replace(|segments| {
             let first = segments
                 .iter()
                 .position(|segment| Arc::ptr_eq(segment, &inputs[0]));
-            if let Some(first) = first {
+            if let Some(first) = first
+                && segments.len() >= first + inputs.len()
+                && segments[first..first + inputs.len()]
+                    .iter()
+                    .zip(&inputs)
+                    .all(|(live, input)| Arc::ptr_eq(live, input))
+            {
                 segments.splice(first..first + inputs.len(), [merged.clone()]);
+                swapped = true;
             }
         });
+        if !swapped {
+            // Retention dropped some inputs meanwhile: their events are gone, and so is the merge.
+            remove_file(&merged.path);
+            return Ok(false);
+        }
         for input in &inputs {
             remove_file(&input.path);
         }

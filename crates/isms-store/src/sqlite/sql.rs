@@ -81,14 +81,21 @@ impl Driver {
                 fragment.push_sql("SELECT seq AS rowid FROM events WHERE 0");
             }
             Driver::Seqs(seqs) => {
-                // Runs of consecutive seqs travel as [first, last] pairs: a term held by most events
-                // is a handful of ranges, each read straight off the rowid b-tree.
-                fragment.push_sql("SELECT candidate.seq AS rowid FROM json_each(");
-                fragment.push_param(SqlParam::Text(seq_ranges_json(seqs)));
-                fragment.push_sql(
-                    ") AS run CROSS JOIN events AS candidate \
-                     ON candidate.seq BETWEEN run.value ->> 0 AND run.value ->> 1",
-                );
+                // Scattered seqs travel as a JSON list, read as they are; runs of consecutive seqs as
+                // [first, last] pairs, expanded off the rowid b-tree: a term held by most events is a
+                // handful of ranges instead of millions of numbers.
+                let (singles, runs) = split_runs(seqs);
+                fragment.push_sql("SELECT value AS rowid FROM json_each(");
+                fragment.push_param(SqlParam::Text(singles));
+                fragment.push_sql(")");
+                if let Some(runs) = runs {
+                    fragment.push_sql(" UNION ALL SELECT candidate.seq AS rowid FROM json_each(");
+                    fragment.push_param(SqlParam::Text(runs));
+                    fragment.push_sql(
+                        ") AS run CROSS JOIN events AS candidate \
+                         ON candidate.seq BETWEEN run.value ->> 0 AND run.value ->> 1",
+                    );
+                }
             }
             Driver::Words(expression) => {
                 fragment.push_sql("SELECT rowid FROM ix.event_words WHERE event_words MATCH ");
@@ -175,26 +182,40 @@ impl Driver {
     }
 }
 
-/// `[[first,last],...]` for the runs of consecutive values in an ascending list.
-fn seq_ranges_json(seqs: &[i64]) -> String {
-    let mut json = String::with_capacity(seqs.len() * 8 + 2);
-    json.push('[');
+/// Runs of consecutive values shorter than this travel as single values.
+const MIN_RUN_LENGTH: usize = 4;
+
+/// For an ascending list: a JSON list of the values outside long runs, and `[[first,last],...]` for
+/// the runs of at least [`MIN_RUN_LENGTH`] consecutive values (None when there is none).
+fn split_runs(seqs: &[i64]) -> (String, Option<String>) {
+    use std::fmt::Write as _;
+    let mut singles = String::from("[");
+    let mut runs = String::from("[");
     let mut index = 0;
     while index < seqs.len() {
         let first = seqs[index];
-        let mut last = first;
-        while index + 1 < seqs.len() && seqs[index + 1] == last + 1 {
-            index += 1;
-            last = seqs[index];
+        let mut end = index + 1;
+        while end < seqs.len() && seqs[end] == seqs[end - 1] + 1 {
+            end += 1;
         }
-        if json.len() > 1 {
-            json.push(',');
+        if end - index >= MIN_RUN_LENGTH {
+            if runs.len() > 1 {
+                runs.push(',');
+            }
+            let _ = write!(runs, "[{first},{}]", seqs[end - 1]);
+        } else {
+            for seq in &seqs[index..end] {
+                if singles.len() > 1 {
+                    singles.push(',');
+                }
+                let _ = write!(singles, "{seq}");
+            }
         }
-        json.push_str(&format!("[{first},{last}]"));
-        index += 1;
+        index = end;
     }
-    json.push(']');
-    json
+    singles.push(']');
+    runs.push(']');
+    (singles, (runs.len() > 2).then_some(runs))
 }
 
 fn join_fts(expressions: &[String], operator: &str) -> String {
@@ -638,12 +659,12 @@ mod tests {
     }
 
     #[test]
-    fn candidate_runs_travel_as_ranges() {
-        assert_eq!(seq_ranges_json(&[]), "[]");
-        assert_eq!(seq_ranges_json(&[3]), "[[3,3]]");
+    fn long_runs_travel_as_ranges_and_the_rest_as_values() {
+        assert_eq!(split_runs(&[]), ("[]".to_string(), None));
+        assert_eq!(split_runs(&[3, 4, 9]), ("[3,4,9]".to_string(), None));
         assert_eq!(
-            seq_ranges_json(&[1, 2, 3, 7, 9, 10]),
-            "[[1,3],[7,7],[9,10]]"
+            split_runs(&[1, 2, 3, 4, 5, 7, 9, 10, 11, 12]),
+            ("[7]".to_string(), Some("[[1,5],[9,12]]".to_string()))
         );
     }
 
