@@ -14,7 +14,8 @@
 //! indexed; every event up to it is indexed. A batch's term segment is fsynced and published just
 //! before that transaction commits (segments past `indexed_through` are discarded at open). Whenever
 //! a batch arrives past a gap (after a crash, a power cut, a failed index commit, or on a store from
-//! before the split) the gap is first indexed from the events table. Readers see the index as the attached schema `ix`.
+//! before the split) the gap is first indexed from the events table. Readers see the word index as the
+//! attached schema `ix`.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
