@@ -128,7 +128,7 @@ pub fn value_prefix_token(path: &FieldPath, prefix: &str) -> Option<String> {
 /// FNV-1a: the presence cache hashes a short path per scalar of every event, where SipHash's
 /// flood resistance buys nothing (the cache is bounded) and costs a tenth of the term writer's time.
 #[derive(Default)]
-pub(crate) struct PathHasher(u64);
+struct PathHasher(u64);
 
 impl std::hash::Hasher for PathHasher {
     fn finish(&self) -> u64 {

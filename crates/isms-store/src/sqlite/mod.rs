@@ -1244,8 +1244,11 @@ impl SqliteStore {
         let oldest_stored_seq: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM events")
             .fetch_one(&mut *connection)
             .await?;
-        self.terms
-            .remove_before(oldest_stored_seq.unwrap_or(i64::MAX));
+        // With no event left, keep the segments: one published for a batch stored after the query
+        // above would otherwise go too. Their postings name nothing; the next pass drops them.
+        if let Some(oldest_stored_seq) = oldest_stored_seq {
+            self.terms.remove_before(oldest_stored_seq);
+        }
         for schema in ["main", "ix"] {
             sqlx::query(AssertSqlSafe(format!("PRAGMA {schema}.incremental_vacuum")))
                 .execute(&mut *connection)

@@ -26,13 +26,10 @@
 //! stored event; searches always join candidates with the events table, so they never show.
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
-use std::hash::BuildHasherDefault;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-
-use crate::terms::PathHasher;
 
 const MAGIC: &[u8; 8] = b"ISMSTSG1";
 const FOOTER_BYTES: usize = 48;
@@ -213,7 +210,8 @@ impl Segment {
         let mut seq = self.from;
         let mut position = 0;
         while let Some((delta, next)) = read_varint(postings, position) {
-            seq += delta as i64;
+            // Wrapping: postings are trusted after the open checks, but a bad delta must not panic.
+            seq = seq.wrapping_add(delta as i64);
             output.push(seq);
             position = next;
         }
@@ -461,12 +459,22 @@ impl TermIndex {
 
     /// Deletes every segment (before a rebuild).
     pub(crate) fn clear(&self) {
+        self.remove_where(|_| true);
+        self.committed_through.store(0, Ordering::SeqCst);
+    }
+
+    /// Takes the segments `doomed` picks out of the index and deletes their files.
+    fn remove_where(&self, doomed: impl Fn(&Segment) -> bool) {
         let mut removed = Vec::new();
-        self.replace(|segments| removed = std::mem::take(segments));
+        self.replace(|segments| {
+            let (drop, keep): (Vec<_>, Vec<_>) =
+                segments.drain(..).partition(|segment| doomed(segment));
+            *segments = keep;
+            removed = drop;
+        });
         for segment in removed {
             remove_file(&segment.path);
         }
-        self.committed_through.store(0, Ordering::SeqCst);
     }
 
     /// Builds and fsyncs the segment for events `from + 1 ..= through`; `rows` are their seqs (ascending)
@@ -477,8 +485,9 @@ impl TermIndex {
         from: i64,
         through: i64,
     ) -> Result<PendingSegment, SegmentError> {
-        let mut postings: HashMap<&str, Vec<i64>, BuildHasherDefault<PathHasher>> =
-            HashMap::with_capacity_and_hasher(rows.len() * 8, BuildHasherDefault::default());
+        // Keys come from event values: the standard hasher's random keys keep crafted values from
+        // colliding on purpose.
+        let mut postings: HashMap<&str, Vec<i64>> = HashMap::with_capacity(rows.len() * 8);
         for (seq, terms) in rows {
             for token in terms.split(' ').filter(|token| !token.is_empty()) {
                 let seqs = postings.entry(token).or_default();
@@ -529,32 +538,12 @@ impl TermIndex {
 
     /// Drops segments beyond `through` (their index transaction failed).
     pub(crate) fn remove_after(&self, through: i64) {
-        let mut removed = Vec::new();
-        self.replace(|segments| {
-            let (keep, drop): (Vec<_>, Vec<_>) = segments
-                .drain(..)
-                .partition(|segment| segment.through <= through);
-            *segments = keep;
-            removed = drop;
-        });
-        for segment in removed {
-            remove_file(&segment.path);
-        }
+        self.remove_where(|segment| segment.through > through);
     }
 
     /// Drops segments whose events are all older than `oldest_stored_seq` (deleted by retention).
     pub(crate) fn remove_before(&self, oldest_stored_seq: i64) {
-        let mut removed = Vec::new();
-        self.replace(|segments| {
-            let (keep, drop): (Vec<_>, Vec<_>) = segments
-                .drain(..)
-                .partition(|segment| segment.through >= oldest_stored_seq);
-            *segments = keep;
-            removed = drop;
-        });
-        for segment in removed {
-            remove_file(&segment.path);
-        }
+        self.remove_where(|segment| segment.through < oldest_stored_seq);
     }
 
     /// Bytes of all live segment files.
