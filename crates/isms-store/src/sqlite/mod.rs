@@ -174,19 +174,7 @@ impl SqliteStore {
             .await
             .map_err(|error| open_error(&options.path, error))?;
         apply_migrations(&mut writer_connection, &options.path, MIGRATIONS).await?;
-        // Checkpoints copy the log into the database file and fsync it: done on the commit path they
-        // stall every writer behind them, so a separate connection does them instead (see below).
-        sqlx::query("PRAGMA wal_autocheckpoint = 0")
-            .execute(&mut writer_connection)
-            .await?;
-        sqlx::query("PRAGMA cache_size = -16000")
-            .execute(&mut writer_connection)
-            .await?;
-        // A statement's journal (the pages one multi-row INSERT changed, for rolling it back alone)
-        // is small: kept in memory it spares a temporary file write per page.
-        sqlx::query("PRAGMA temp_store = MEMORY")
-            .execute(&mut writer_connection)
-            .await?;
+        prepare_writer_connection(&mut writer_connection).await?;
         let checkpoint_connection = connect_options
             .connect()
             .await
@@ -206,15 +194,7 @@ impl SqliteStore {
             .await
             .map_err(|error| open_error(&index_path, error))?;
         index::migrate_index(&mut index_connection, &index_path).await?;
-        sqlx::query("PRAGMA wal_autocheckpoint = 0")
-            .execute(&mut index_connection)
-            .await?;
-        sqlx::query("PRAGMA cache_size = -16000")
-            .execute(&mut index_connection)
-            .await?;
-        sqlx::query("PRAGMA temp_store = MEMORY")
-            .execute(&mut index_connection)
-            .await?;
+        prepare_writer_connection(&mut index_connection).await?;
         sqlx::query("ATTACH DATABASE ? AS ev")
             .bind(options.path.to_string_lossy().into_owned())
             .execute(&mut index_connection)
@@ -571,6 +551,23 @@ fn arguments_of(params: &[SqlParam]) -> Result<SqliteArguments, StoreError> {
         result.map_err(|error| StoreError::InvalidRequest(error.to_string()))?;
     }
     Ok(arguments)
+}
+
+/// Settings of a connection that writes (the events writer and the index writer).
+async fn prepare_writer_connection(connection: &mut SqliteConnection) -> Result<(), StoreError> {
+    for pragma in [
+        // Checkpoints copy the log into the database file and fsync it: done on the commit path they
+        // stall every writer behind them, so a connection of their own does them (`checkpoint_loop`).
+        "PRAGMA wal_autocheckpoint = 0",
+        // A writer touches the newest pages of every table and index: twice a reader's cache.
+        "PRAGMA cache_size = -16000",
+        // A statement's journal (the pages one multi-row INSERT changed, for rolling it back alone)
+        // is small: kept in memory it spares a temporary file write per page.
+        "PRAGMA temp_store = MEMORY",
+    ] {
+        sqlx::query(pragma).execute(&mut *connection).await?;
+    }
+    Ok(())
 }
 
 /// Applies the migrations a database file has not had yet, each in its own transaction.
