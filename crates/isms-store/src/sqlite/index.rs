@@ -126,7 +126,7 @@ pub(super) async fn catch_up(
     let started = std::time::Instant::now();
     let from = indexed_through;
     if through_seq - from > 100_000 {
-        // Minutes for millions of events (an upgrade, a lost index file): say why the store is busy.
+        // About a minute per 5 million events (an upgrade, a lost index): say why the store is busy.
         tracing::info!(
             from_seq = from + 1,
             through_seq,
