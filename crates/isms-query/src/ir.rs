@@ -32,8 +32,9 @@
 //! match nothing (the parser never produces them there).
 //!
 //! *Free text* ([`TextTest`]) is over the `summary` field only, by words: the summary is split into
-//! tokens by [`tokenize`] (runs of alphanumeric characters, lowercased), the same rule as SQLite FTS5's
-//! `unicode61` tokenizer with `remove_diacritics 0` for the scripts people write logs in.
+//! tokens by [`tokenize`] (runs of alphanumeric characters, lowercased). The SQL executor indexes the
+//! same tokens and runs the matcher's own word test on each row (`matcher::summary_has_word` and
+//! friends), so the two executors cannot disagree on what a word is.
 use serde::{Deserialize, Serialize};
 
 /// The fields whose values are instants rather than text.
@@ -233,8 +234,7 @@ pub fn for_each_scalar<'a>(
 
 /// Splits text into lowercase word tokens: maximal runs of alphanumeric characters.
 ///
-/// This follows SQLite FTS5's `unicode61` tokenizer (with `remove_diacritics 0`), which the SQLite store
-/// uses for the summary, so that a word search gives the same answer in memory and in SQL.
+/// The SQLite store indexes exactly these tokens (see `isms-store`'s `terms.rs`).
 pub fn tokenize(text: &str) -> Vec<String> {
     let mut tokens = Vec::new();
     let mut current = String::new();

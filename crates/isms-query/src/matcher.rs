@@ -303,6 +303,41 @@ fn token_starts_with(run: &str, prefix: &str) -> bool {
     }
 }
 
+fn runs_have_word(runs: &[&str], word: &str) -> bool {
+    runs.iter().any(|run| token_equals(run, word))
+}
+
+fn runs_have_prefix(runs: &[&str], prefix: &str) -> bool {
+    runs.iter().any(|run| token_starts_with(run, prefix))
+}
+
+fn runs_have_phrase<W: AsRef<str>>(runs: &[&str], words: &[W]) -> bool {
+    !words.is_empty()
+        && runs.windows(words.len()).any(|window| {
+            window
+                .iter()
+                .zip(words)
+                .all(|(run, word)| token_equals(run, word.as_ref()))
+        })
+}
+
+/// Whether `summary` holds the word `word` (a lowercase token), decided exactly as the matcher decides
+/// `Predicate::Text(TextTest::Word(word))`: the SQL executor's row test calls this.
+pub fn summary_has_word(summary: &str, word: &str) -> bool {
+    runs_have_word(&word_runs(summary), word)
+}
+
+/// Whether a word of `summary` starts with `prefix`, as the matcher decides `TextTest::Prefix`.
+pub fn summary_has_prefix(summary: &str, prefix: &str) -> bool {
+    runs_have_prefix(&word_runs(summary), prefix)
+}
+
+/// Whether `summary` holds `words` as consecutive words, as the matcher decides `TextTest::Phrase`
+/// (an empty phrase matches nothing).
+pub fn summary_has_phrase<W: AsRef<str>>(summary: &str, words: &[W]) -> bool {
+    runs_have_phrase(&word_runs(summary), words)
+}
+
 fn evaluate(node: &Node, context: &Context<'_>) -> bool {
     match node {
         Node::All => true,
@@ -313,14 +348,9 @@ fn evaluate(node: &Node, context: &Context<'_>) -> bool {
         Node::Text(text) => {
             let runs = context.summary_words();
             match text {
-                Text::Word(word) => runs.iter().any(|run| token_equals(run, word)),
-                Text::Prefix(prefix) => runs.iter().any(|run| token_starts_with(run, prefix)),
-                Text::Phrase(words) => runs.windows(words.len()).any(|window| {
-                    window
-                        .iter()
-                        .zip(words)
-                        .all(|(run, word)| token_equals(run, word))
-                }),
+                Text::Word(word) => runs_have_word(runs, word),
+                Text::Prefix(prefix) => runs_have_prefix(runs, prefix),
+                Text::Phrase(words) => runs_have_phrase(runs, words),
             }
         }
         Node::Field {

@@ -1,17 +1,23 @@
-//! Index terms: how "a query on any field" finds its candidates without scanning.
+//! Index terms: how "a query on any field" and a full-text word find their candidates without scanning.
 //!
-//! Every event is turned into a list of opaque alphanumeric tokens, stored in an inverted index (term
-//! segment files beside the SQLite store, see `sqlite/segments.rs`). A token names a field path and,
-//! for value tokens, the ASCII-lowercased text of one scalar:
+//! Every event is turned into a list of binary tokens, stored in an inverted index (term segment files
+//! beside the SQLite store, see `sqlite/segments.rs`). A token is a kind byte and what it names:
 //!
-//! - presence token `p<path hash>`: the path (or a path below it) holds at least one scalar;
-//! - value token `p<path hash>v<hex of value bytes>`: the path holds this scalar; values longer than
-//!   [`MAX_INDEXED_VALUE_BYTES`] keep only that many bytes and end in `t` (truncated).
+//! - presence token `p <path hash>`: the path (or a path below it) holds at least one scalar;
+//! - value token `p <path hash> v <value>`: the path holds this scalar, ASCII-lowercased; values
+//!   longer than [`MAX_INDEXED_VALUE_BYTES`] keep only that many bytes and end in `0xFF` (truncated);
+//! - word token `w <word>`: the summary holds this word (a maximal run of alphanumeric characters,
+//!   lowercased, as [`isms_query::ir::tokenize`] makes them); words longer than
+//!   [`MAX_INDEXED_WORD_BYTES`] keep that many bytes and end in `0xFF`.
 //!
-//! Hex keeps the prefix property (a value prefix is a token prefix), so `field:jo*` becomes an index prefix
-//! query. Tokens are only a *prefilter*: the exact test always runs on the stored document as well, so a
-//! hash collision or a truncated value can widen the candidates but never change an answer. The scheme is
-//! backend-neutral (PostgreSQL can keep the same tokens in a GIN-indexed array).
+//! The path hash is the first 5 bytes of the dotted path's blake3 hash. A value or word prefix is a token
+//! prefix, so `field:jo*` and `jo*` become index prefix queries. Value tokens are only a *prefilter*:
+//! the exact test always runs on the stored document as well, so a hash collision or a truncated value
+//! can widen the candidates but never change an answer. Word tokens are exact unless truncated. The
+//! scheme is backend-neutral (PostgreSQL can keep the same tokens in a GIN-indexed `bytea[]`).
+//!
+//! Binary, not text: the tokens used to be hex text for FTS5, which doubled every value and cost a
+//! tenth of ingestion's CPU to write and to hash again when building segments.
 use std::collections::HashMap;
 
 use isms_query::ir::{FieldPath, contains_scalar, render_scalar};
@@ -54,122 +60,144 @@ pub fn has_value_tokens(path: &FieldPath) -> bool {
     !UNINDEXED_VALUE_FIELDS.contains(&path.dotted().as_str())
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+/// Longest word prefix, in bytes, kept in a word token.
+pub const MAX_INDEXED_WORD_BYTES: usize = 64;
+
+const PRESENCE_KIND: u8 = b'p';
+const VALUE_SEPARATOR: u8 = b'v';
+const WORD_KIND: u8 = b'w';
+/// Ends a token whose value or word was cut; never part of UTF-8 text.
+const TRUNCATED_MARK: u8 = 0xFF;
+
+/// Bytes of a presence token: the kind byte and 5 bytes of the path hash.
+const PRESENCE_TOKEN_BYTES: usize = 6;
 
 /// The presence token of a path.
-pub fn presence_token(path: &FieldPath) -> String {
-    presence_token_of_dotted(&path.dotted())
+pub fn presence_token(path: &FieldPath) -> Vec<u8> {
+    presence_token_of_dotted(&path.dotted()).to_vec()
 }
 
-fn presence_token_of_dotted(dotted: &str) -> String {
+fn presence_token_of_dotted(dotted: &str) -> [u8; PRESENCE_TOKEN_BYTES] {
     let hash = blake3::hash(dotted.as_bytes());
-    let mut token = String::with_capacity(11);
-    token.push('p');
-    push_hex(&mut token, &hash.as_bytes()[..5], false);
+    let mut token = [0u8; PRESENCE_TOKEN_BYTES];
+    token[0] = PRESENCE_KIND;
+    token[1..].copy_from_slice(&hash.as_bytes()[..PRESENCE_TOKEN_BYTES - 1]);
     token
 }
 
-fn push_hex(token: &mut String, bytes: &[u8], lowercase_ascii: bool) {
-    token.reserve(bytes.len() * 2);
-    for byte in bytes {
-        let byte = if lowercase_ascii {
-            byte.to_ascii_lowercase()
-        } else {
-            *byte
-        };
-        token.push(HEX_DIGITS[usize::from(byte >> 4)] as char);
-        token.push(HEX_DIGITS[usize::from(byte & 15)] as char);
+/// Appends `bytes` (ASCII-lowercased when asked), cut to `limit` bytes and then marked; returns whether
+/// it was cut.
+fn push_limited(token: &mut Vec<u8>, bytes: &[u8], limit: usize, lowercase_ascii: bool) -> bool {
+    let kept = &bytes[..bytes.len().min(limit)];
+    if lowercase_ascii {
+        token.extend(kept.iter().map(u8::to_ascii_lowercase));
+    } else {
+        token.extend_from_slice(kept);
     }
-}
-
-/// Appends `v<hex>` (and `t` if truncated) for a value's text to a presence token.
-fn push_value_suffix(token: &mut String, text: &str) -> bool {
-    token.push('v');
-    let bytes = text.as_bytes();
-    let truncated = bytes.len() > MAX_INDEXED_VALUE_BYTES;
-    push_hex(
-        token,
-        &bytes[..bytes.len().min(MAX_INDEXED_VALUE_BYTES)],
-        true,
-    );
+    let truncated = bytes.len() > limit;
     if truncated {
-        token.push('t');
+        token.push(TRUNCATED_MARK);
     }
     truncated
 }
 
-/// How an equality test on a field looks in the index.
-pub struct ValueLookup {
-    /// The token to look up.
-    pub token: String,
-    /// True when the value was longer than the indexed prefix: the token then names every value sharing
-    /// that prefix.
+/// A token to look up, and whether the index may hold it for values other than the one asked (cut).
+pub struct TokenLookup {
+    /// The token.
+    pub token: Vec<u8>,
+    /// The value or word was longer than the index keeps: candidates only, not exact.
     pub truncated: bool,
 }
 
-/// The value token for `path = text` (text compared ASCII case-insensitively).
-pub fn value_token(path: &FieldPath, text: &str) -> ValueLookup {
+/// The value token for `text` (any case) at `path`.
+pub fn value_token(path: &FieldPath, text: &str) -> TokenLookup {
     let mut token = presence_token(path);
-    let truncated = push_value_suffix(&mut token, text);
-    ValueLookup { token, truncated }
+    token.push(VALUE_SEPARATOR);
+    let truncated = push_limited(&mut token, text.as_bytes(), MAX_INDEXED_VALUE_BYTES, true);
+    TokenLookup { token, truncated }
 }
 
-/// The token prefix matching every value of `path` that starts with `prefix` (ASCII case-insensitively),
-/// or `None` when the prefix is longer than the indexed part of values.
-pub fn value_prefix_token(path: &FieldPath, prefix: &str) -> Option<String> {
+/// The token prefix shared by every value token at `path` whose value starts with `prefix`; `None` when
+/// the prefix is longer than the index keeps.
+pub fn value_prefix_token(path: &FieldPath, prefix: &str) -> Option<Vec<u8>> {
     if prefix.len() > MAX_INDEXED_VALUE_BYTES {
         return None;
     }
     let mut token = presence_token(path);
-    push_value_suffix(&mut token, prefix);
+    token.push(VALUE_SEPARATOR);
+    push_limited(&mut token, prefix.as_bytes(), MAX_INDEXED_VALUE_BYTES, true);
     Some(token)
 }
 
-/// FNV-1a: the presence cache hashes a short path per scalar of every event, where SipHash's
-/// flood resistance buys nothing (the cache is bounded) and costs a tenth of the term writer's time.
-#[derive(Default)]
-struct PathHasher(u64);
+/// The word token for `word`, a lowercase token as [`isms_query::ir::tokenize`] makes them.
+pub fn word_token(word: &str) -> TokenLookup {
+    let mut token = vec![WORD_KIND];
+    let truncated = push_limited(&mut token, word.as_bytes(), MAX_INDEXED_WORD_BYTES, false);
+    TokenLookup { token, truncated }
+}
 
-impl std::hash::Hasher for PathHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
+/// The token prefix shared by every word token starting with `prefix`; `truncated` when the prefix is
+/// longer than the index keeps (then only its first bytes are looked up).
+pub fn word_prefix_token(prefix: &str) -> TokenLookup {
+    let kept = &prefix.as_bytes()[..prefix.len().min(MAX_INDEXED_WORD_BYTES)];
+    let mut token = Vec::with_capacity(kept.len() + 1);
+    token.push(WORD_KIND);
+    token.extend_from_slice(kept);
+    TokenLookup {
+        token,
+        truncated: prefix.len() > MAX_INDEXED_WORD_BYTES,
     }
 }
 
-/// Computes the index terms of documents, caching the hash of every path it has seen.
+/// The tokens of a term list made by [`TermWriter::terms_of`].
+pub fn tokens(terms: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = terms;
+    std::iter::from_fn(move || {
+        let (&length, after) = rest.split_first()?;
+        let length = usize::from(length).min(after.len());
+        let (token, remaining) = after.split_at(length);
+        rest = remaining;
+        Some(token)
+    })
+}
+
+/// What the writer knows about one dotted path.
+struct PathEntry {
+    presence: [u8; PRESENCE_TOKEN_BYTES],
+    /// Every event has it: no presence token.
+    always_present: bool,
+    /// Its values become value tokens.
+    values_indexed: bool,
+}
+
+/// Turns documents into term lists, remembering each path's token and rules (a process sees few distinct
+/// paths, and hashing one costs more than the rest of its terms).
 #[derive(Default)]
 pub struct TermWriter {
-    presence_tokens: HashMap<String, String, std::hash::BuildHasherDefault<PathHasher>>,
+    /// Keys come from events: the standard hasher's random keys keep crafted paths from colliding.
+    paths: HashMap<String, PathEntry>,
+    /// Scratch space for one lowercased word.
+    word: String,
 }
 
 impl TermWriter {
-    /// The space-separated tokens of one document.
-    pub fn terms_of(&mut self, document: &Map<String, Value>) -> String {
-        let mut output = String::with_capacity(512);
+    /// The terms of a normalized document: each token preceded by its length in one byte.
+    pub fn terms_of(&mut self, document: &Map<String, Value>) -> Vec<u8> {
+        let mut output = Vec::with_capacity(512);
         let mut path = String::new();
         self.walk_object(document, &mut path, &mut output);
+        if let Some(Value::String(summary)) = document.get("summary") {
+            self.push_words(summary, &mut output);
+        }
         output
     }
 
-    /// Returns whether the object held at least one scalar (so its own presence token is due).
+    /// Walks an object; returns whether it holds any scalar (then the path is present).
     fn walk_object(
         &mut self,
         object: &Map<String, Value>,
         path: &mut String,
-        output: &mut String,
+        output: &mut Vec<u8>,
     ) -> bool {
         let mut any_scalar = false;
         for (key, value) in object {
@@ -187,7 +215,6 @@ impl TermWriter {
                             self.push_value(path, &text, output);
                             any = true;
                         } else if contains_scalar(element) {
-                            // Paths do not go through arrays, but presence counts scalars at any depth.
                             any = true;
                         }
                     }
@@ -202,10 +229,10 @@ impl TermWriter {
                 }
             };
             if present {
-                if !ALWAYS_PRESENT_FIELDS.contains(&path.as_str()) {
-                    let token = self.presence(path);
-                    output.push_str(token);
-                    output.push(' ');
+                let entry = self.entry(path);
+                if !entry.always_present {
+                    let presence = entry.presence;
+                    push_token(output, &presence);
                 }
                 any_scalar = true;
             }
@@ -214,27 +241,68 @@ impl TermWriter {
         any_scalar
     }
 
-    fn presence(&mut self, dotted: &str) -> &str {
-        // Looked up twice on a miss only: the borrow checker cannot return a `get` result and insert.
-        if !self.presence_tokens.contains_key(dotted) {
-            // Bounded: a pathological stream of unique keys must not grow the cache forever.
-            if self.presence_tokens.len() > 100_000 {
-                self.presence_tokens.clear();
+    fn entry(&mut self, dotted: &str) -> &PathEntry {
+        if !self.paths.contains_key(dotted) {
+            // Paths come from events: bound what a stream of ever-new names can make us keep.
+            if self.paths.len() > 100_000 {
+                self.paths.clear();
             }
-            self.presence_tokens
-                .insert(dotted.to_string(), presence_token_of_dotted(dotted));
+            let entry = PathEntry {
+                presence: presence_token_of_dotted(dotted),
+                always_present: ALWAYS_PRESENT_FIELDS.contains(&dotted),
+                values_indexed: !UNINDEXED_VALUE_FIELDS.contains(&dotted),
+            };
+            self.paths.insert(dotted.to_owned(), entry);
         }
-        &self.presence_tokens[dotted]
+        &self.paths[dotted]
     }
 
-    fn push_value(&mut self, dotted: &str, text: &str, output: &mut String) {
-        if UNINDEXED_VALUE_FIELDS.contains(&dotted) {
+    fn push_value(&mut self, dotted: &str, text: &str, output: &mut Vec<u8>) {
+        let entry = self.entry(dotted);
+        if !entry.values_indexed {
             return;
         }
-        output.push_str(self.presence(dotted));
-        push_value_suffix(output, text);
-        output.push(' ');
+        let presence = entry.presence;
+        let length_at = output.len();
+        output.push(0);
+        output.extend_from_slice(&presence);
+        output.push(VALUE_SEPARATOR);
+        push_limited(output, text.as_bytes(), MAX_INDEXED_VALUE_BYTES, true);
+        output[length_at] = (output.len() - length_at - 1) as u8;
     }
+
+    /// Appends a word token for every word of the summary.
+    fn push_words(&mut self, summary: &str, output: &mut Vec<u8>) {
+        let mut word = std::mem::take(&mut self.word);
+        let flush = |word: &mut String, output: &mut Vec<u8>| {
+            if !word.is_empty() {
+                let length_at = output.len();
+                output.push(0);
+                output.push(WORD_KIND);
+                push_limited(output, word.as_bytes(), MAX_INDEXED_WORD_BYTES, false);
+                output[length_at] = (output.len() - length_at - 1) as u8;
+                word.clear();
+            }
+        };
+        for character in summary.chars() {
+            if character.is_ascii_alphanumeric() {
+                word.push(character.to_ascii_lowercase());
+            } else if character.is_ascii() {
+                flush(&mut word, output);
+            } else if character.is_alphanumeric() {
+                word.extend(character.to_lowercase());
+            } else {
+                flush(&mut word, output);
+            }
+        }
+        flush(&mut word, output);
+        self.word = word;
+    }
+}
+
+fn push_token(output: &mut Vec<u8>, token: &[u8]) {
+    output.push(token.len() as u8);
+    output.extend_from_slice(token);
 }
 
 #[cfg(test)]
@@ -242,14 +310,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn terms(value: Value) -> Vec<String> {
+    fn terms(value: Value) -> Vec<Vec<u8>> {
         let Value::Object(map) = value else {
             panic!("object")
         };
-        TermWriter::default()
-            .terms_of(&map)
-            .split_whitespace()
-            .map(str::to_string)
+        tokens(&TermWriter::default().terms_of(&map))
+            .map(<[u8]>::to_vec)
             .collect()
     }
 
@@ -260,14 +326,32 @@ mod tests {
         );
         let username = FieldPath::parse_dotted("details.username");
         assert!(tokens.contains(&value_token(&username, "joe").token));
+        assert!(tokens.contains(&value_token(&username, "JOE").token));
         assert!(tokens.contains(&presence_token(&username)));
         assert!(tokens.contains(&presence_token(&FieldPath::parse_dotted("details"))));
         let ports = FieldPath::parse_dotted("details.ports");
         assert!(tokens.contains(&value_token(&ports, "22").token));
         assert!(tokens.contains(&value_token(&ports, "80").token));
-        // the summary is present but its text is not a term
+        // the summary is present but its text is not a value term, only words
         assert!(tokens.contains(&presence_token(&FieldPath::parse_dotted("summary"))));
         assert!(!tokens.contains(&value_token(&FieldPath::parse_dotted("summary"), "s").token));
+        assert!(tokens.contains(&word_token("s").token));
+    }
+
+    #[test]
+    fn summary_words_are_lowercased_alphanumeric_runs() {
+        let tokens =
+            terms(json!({"summary": "Failed password for ROOT from 10.0.0.1 Ünïcode_Straße"}));
+        for word in
+            isms_query::ir::tokenize("Failed password for ROOT from 10.0.0.1 Ünïcode_Straße")
+        {
+            assert!(tokens.contains(&word_token(&word).token), "{word}");
+        }
+        assert!(tokens.contains(&word_token("ünïcode").token));
+        assert!(!tokens.contains(&word_token("Failed").token));
+        let prefix = word_prefix_token("pass");
+        assert!(!prefix.truncated);
+        assert!(tokens.iter().any(|token| token.starts_with(&prefix.token)));
     }
 
     #[test]
@@ -277,15 +361,23 @@ mod tests {
     }
 
     #[test]
-    fn long_values_are_truncated_and_marked() {
+    fn long_values_and_words_are_truncated_and_marked() {
         let long = "x".repeat(100);
         let lookup = value_token(&FieldPath::parse_dotted("details.cmd"), &long);
         assert!(lookup.truncated);
-        assert!(lookup.token.ends_with('t'));
+        assert_eq!(lookup.token.last(), Some(&TRUNCATED_MARK));
         let exactly = "x".repeat(MAX_INDEXED_VALUE_BYTES);
         let short = value_token(&FieldPath::parse_dotted("details.cmd"), &exactly);
         assert!(!short.truncated);
         assert_ne!(short.token, lookup.token);
         assert!(lookup.token.starts_with(&short.token));
+
+        let long_word = "y".repeat(200);
+        let tokens = terms(json!({"summary": format!("a {long_word} b")}));
+        let lookup = word_token(&long_word);
+        assert!(lookup.truncated);
+        assert!(tokens.contains(&lookup.token));
+        assert!(tokens.iter().all(|token| token.len() < 256));
+        assert!(word_prefix_token(&long_word).truncated);
     }
 }

@@ -1,28 +1,28 @@
-//! The search indexes live apart from the events, written by a second writer task: summary words in an
-//! FTS5 table of a database file of their own, field terms in segment files (see `segments.rs`).
+//! The search index lives apart from the events, written by a second writer task: summary words and
+//! field terms in segment files (see `segments.rs`), the indexing progress in a small database file of
+//! its own.
 //!
-//! Why a second file: SQLite lets one connection write a database at a time, and building the inverted
-//! indexes costs more than storing the events. With the indexes in the same file, one thread did both
-//! and capped ingestion while the other core idled. Now the events writer commits a batch (durably) and
+//! Why a second writer: SQLite lets one connection write a database at a time, and building the inverted
+//! index costs about as much as storing the events. With both in one task, one thread did both and
+//! capped ingestion while the other core idled. Now the events writer commits a batch (durably) and
 //! hands it here; while this task indexes it, the events writer is already storing the next batch. A
 //! caller is answered once its events are stored *and* indexed, so a search that follows an append sees
 //! the events.
 //!
-//! The index can always be rebuilt from the events, so it is committed without an fsync
+//! The index can always be rebuilt from the events, so its progress is committed without an fsync
 //! (`synchronous = NORMAL`: a power cut can lose its last commits, never its consistency).
-//! `index_state.indexed_through` records, in the same transaction as the word rows, the last `seq`
-//! indexed; every event up to it is indexed. A batch's term segment is fsynced and published just
-//! before that transaction commits (segments past `indexed_through` are discarded at open). Whenever
-//! a batch arrives past a gap (after a crash, a power cut, a failed index commit, or on a store from
-//! before the split) the gap is first indexed from the events table. Readers see the word index as the
-//! attached schema `ix`.
+//! `index_state.indexed_through` records the last `seq` indexed; every event up to it is indexed. A
+//! batch's segment is fsynced and published just before the transaction that advances it commits
+//! (segments past `indexed_through` are discarded at open). Whenever a batch arrives past a gap (after a
+//! crash, a power cut, a failed index commit, or on a store from before the split) the gap is first
+//! indexed from the events table.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::sqlite::{SqliteArguments, SqliteConnection};
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::Connection;
+use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::segments::{SegmentError, TermIndex};
@@ -33,10 +33,8 @@ use crate::terms::TermWriter;
 const INDEX_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite-index/0001_index.sql"),
     include_str!("../../migrations/sqlite-index/0002_terms_in_segments.sql"),
+    include_str!("../../migrations/sqlite-index/0003_words_in_segments.sql"),
 ];
-
-/// Rows per multi-row INSERT into an FTS5 table (2 parameters each).
-const INDEX_ROWS_PER_INSERT: usize = 1_000;
 
 /// Events read back from the events table per step when indexing a gap (one term segment each).
 const CATCH_UP_CHUNK: i64 = 20_000;
@@ -47,8 +45,8 @@ const INDEX_MAX_BATCH_EVENTS: usize = 20_000;
 /// What one stored event contributes to the indexes.
 pub(super) struct IndexRow {
     pub seq: i64,
-    pub terms: Arc<str>,
-    pub summary: Option<Arc<str>>,
+    /// Its tokens, as [`TermWriter::terms_of`] writes them.
+    pub terms: Arc<[u8]>,
 }
 
 /// Events the events writer committed, in `seq` order, and the callers to answer once they are indexed.
@@ -85,16 +83,11 @@ impl From<SegmentError> for StoreError {
     }
 }
 
-/// Empties the word index and `indexed_through` (with [`TermIndex::clear`]: before a full rebuild).
+/// Forgets `indexed_through` (with [`TermIndex::clear`]: before a full rebuild).
 pub(super) async fn reset(connection: &mut SqliteConnection) -> Result<(), StoreError> {
-    let mut transaction = connection.begin().await?;
-    sqlx::query("INSERT INTO event_words (event_words) VALUES ('delete-all')")
-        .execute(&mut *transaction)
-        .await?;
     sqlx::query("DELETE FROM index_state WHERE key = 'indexed_through'")
-        .execute(&mut *transaction)
+        .execute(&mut *connection)
         .await?;
-    transaction.commit().await?;
     Ok(())
 }
 
@@ -154,10 +147,6 @@ pub(super) async fn catch_up(
                 Some(IndexRow {
                     seq: *seq,
                     terms: Arc::from(term_writer.terms_of(&document)),
-                    summary: document
-                        .get("summary")
-                        .and_then(Value::as_str)
-                        .map(Arc::from),
                 })
             })
             .collect();
@@ -188,9 +177,8 @@ pub(super) async fn catch_up(
     Ok(indexed_through)
 }
 
-/// Indexes events `from + 1 ..= through` (`rows` are those still stored): writes their term segment
-/// (on a blocking thread) while the word rows go into the transaction that records `indexed_through`;
-/// the segment is published just before that commit.
+/// Indexes events `from + 1 ..= through` (`rows` are those still stored): writes their segment (on a
+/// blocking thread) and publishes it just before the transaction that records `indexed_through` commits.
 async fn write_index_rows(
     connection: &mut SqliteConnection,
     terms: &Arc<TermIndex>,
@@ -198,7 +186,7 @@ async fn write_index_rows(
     from: i64,
     through: i64,
 ) -> Result<(), StoreError> {
-    let term_rows: Vec<(i64, Arc<str>)> = rows
+    let term_rows: Vec<(i64, Arc<[u8]>)> = rows
         .iter()
         .map(|row| (row.seq, row.terms.clone()))
         .collect();
@@ -207,12 +195,6 @@ async fn write_index_rows(
         segment_writer.write_segment(&term_rows, from, through)
     });
     let mut transaction = connection.begin().await?;
-    for chunk in rows.chunks(INDEX_ROWS_PER_INSERT) {
-        insert_fts(&mut transaction, "event_words", "summary", chunk, |row| {
-            row.summary.clone()
-        })
-        .await?;
-    }
     sqlx::query(
         "INSERT INTO index_state (key, value) VALUES ('indexed_through', ?) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -229,31 +211,6 @@ async fn write_index_rows(
         return Err(error.into());
     }
     terms.committed(through);
-    Ok(())
-}
-
-async fn insert_fts(
-    connection: &mut SqliteConnection,
-    table: &str,
-    column: &str,
-    rows: &[&IndexRow],
-    text_of: impl Fn(&IndexRow) -> Option<Arc<str>>,
-) -> Result<(), StoreError> {
-    let mut statement = format!("INSERT INTO {table} (rowid, {column}) VALUES ");
-    let mut arguments = SqliteArguments::default();
-    let mut any = false;
-    for row in rows {
-        let Some(text) = text_of(row) else { continue };
-        statement.push_str(if any { ",(?,?)" } else { "(?,?)" });
-        any = true;
-        super::add(&mut arguments, row.seq)?;
-        super::add(&mut arguments, text)?;
-    }
-    if any {
-        sqlx::query_with(AssertSqlSafe(statement), arguments)
-            .execute(&mut *connection)
-            .await?;
-    }
     Ok(())
 }
 

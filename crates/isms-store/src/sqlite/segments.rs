@@ -1,17 +1,18 @@
-//! The field-term index: immutable, sorted segment files instead of an FTS5 table.
+//! The term index: immutable, sorted segment files instead of FTS5 tables.
 //!
-//! Why not FTS5: every event carries some 35 field terms (see `terms.rs`); FTS5 re-tokenized them,
-//! kept them in a pending hash, then merged its b-tree segments inside the index writer's transaction.
-//! That was the costliest single step of ingestion, and it grew with the index. Terms need none of
-//! FTS5's features (no ranking, positions or tokenizer), only "which events hold this token (or a
-//! token with this prefix)". So each index batch becomes one file:
+//! Why not FTS5: every event carries some 35 field terms and a dozen summary words (see `terms.rs`);
+//! FTS5 re-tokenized them, kept them in a pending hash, then merged its b-tree segments inside the index
+//! writer's transaction. That was the costliest single step of ingestion, and it grew with the index.
+//! Terms need none of FTS5's features (no ranking or tokenizer; phrases are checked on the stored
+//! summary), only "which events hold this token (or a token with this prefix)". So each index batch
+//! becomes one file:
 //!
 //! - entries in key order, each `varint(key length) key varint(postings length) postings`, postings
 //!   being the batch's `seq`s holding the token, delta-encoded as varints (the first relative to the
 //!   segment's start);
 //! - a table of the entries' offsets (u64 each), for binary search;
 //! - a 48-byte footer: covered range (`from` exclusive, `through` inclusive), entry count, table offset,
-//!   and the magic `ISMSTSG1`.
+//!   and the magic `ISMSTSG2` (`ISMSTSG1` segments held hex-text tokens and no words: rebuilt).
 //!
 //! Segments tile the `seq` line without gaps: each covers exactly the events indexed in one step. A
 //! background thread merges runs of similar-sized neighbours (8 at a time), so a lookup visits a few
@@ -31,7 +32,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-const MAGIC: &[u8; 8] = b"ISMSTSG1";
+const MAGIC: &[u8; 8] = b"ISMSTSG2";
+/// The magic of segments with hex-text tokens (before binary tokens and summary words).
+const OLD_TEXT_TOKENS_MAGIC: &[u8; 8] = b"ISMSTSG1";
 const FOOTER_BYTES: usize = 48;
 
 /// Segments merged in one step; also the size ratio between tiers.
@@ -72,9 +75,9 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TermQuery {
     /// Events holding this token.
-    Token(String),
-    /// Events holding a token that starts with this text.
-    Prefix(String),
+    Token(Vec<u8>),
+    /// Events holding a token that starts with these bytes.
+    Prefix(Vec<u8>),
     /// Events named by every child.
     And(Vec<TermQuery>),
     /// Events named by any child.
@@ -108,6 +111,11 @@ impl Segment {
             return Err(damaged("shorter than its footer"));
         }
         let footer = &map[map.len() - FOOTER_BYTES..];
+        if &footer[40..48] == OLD_TEXT_TOKENS_MAGIC {
+            return Err(damaged(
+                "written by an older isms (text tokens, no summary words); the index is rebuilt",
+            ));
+        }
         if &footer[40..48] != MAGIC {
             return Err(damaged("wrong magic number"));
         }
@@ -481,29 +489,29 @@ impl TermIndex {
     /// with their space-separated terms.
     pub(crate) fn write_segment(
         &self,
-        rows: &[(i64, Arc<str>)],
+        rows: &[(i64, Arc<[u8]>)],
         from: i64,
         through: i64,
     ) -> Result<PendingSegment, SegmentError> {
         // Keys come from event values: the standard hasher's random keys keep crafted values from
         // colliding on purpose.
-        let mut postings: HashMap<&str, Vec<i64>> = HashMap::with_capacity(rows.len() * 8);
+        let mut postings: HashMap<&[u8], Vec<i64>> = HashMap::with_capacity(rows.len() * 8);
         for (seq, terms) in rows {
-            for token in terms.split(' ').filter(|token| !token.is_empty()) {
+            for token in crate::terms::tokens(terms) {
                 let seqs = postings.entry(token).or_default();
                 if seqs.last() != Some(seq) {
                     seqs.push(*seq);
                 }
             }
         }
-        let mut entries: Vec<(&str, Vec<i64>)> = postings.into_iter().collect();
+        let mut entries: Vec<(&[u8], Vec<i64>)> = postings.into_iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let temporary = self
             .directory
             .join(format!("{:020}-{:020}.tmp", from + 1, through));
         let mut writer = SegmentWriter::create(&temporary, from)?;
         for (token, seqs) in entries {
-            writer.add(token.as_bytes(), seqs)?;
+            writer.add(token, seqs)?;
         }
         writer.finish(through)?;
         Ok(PendingSegment {
@@ -735,14 +743,14 @@ fn evaluate(segments: &[Arc<Segment>], query: &TermQuery) -> Vec<i64> {
         TermQuery::Token(token) => {
             let mut output = Vec::new();
             for segment in segments {
-                segment.token(token.as_bytes(), &mut output);
+                segment.token(token, &mut output);
             }
             output
         }
         TermQuery::Prefix(prefix) => {
             let mut output = Vec::new();
             for segment in segments {
-                segment.prefix(prefix.as_bytes(), &mut output);
+                segment.prefix(prefix, &mut output);
             }
             output
         }
@@ -832,11 +840,20 @@ fn sync_directory(directory: &Path) {
 mod tests {
     use super::*;
 
-    fn rows(range: std::ops::RangeInclusive<i64>) -> Vec<(i64, Arc<str>)> {
+    fn rows(range: std::ops::RangeInclusive<i64>) -> Vec<(i64, Arc<[u8]>)> {
         range
             .map(|seq| {
-                let terms = format!("all m{} k{seq} pre{}", seq % 3, seq % 10);
-                (seq, Arc::from(terms.as_str()))
+                let mut terms = Vec::new();
+                for token in [
+                    "all".to_string(),
+                    format!("m{}", seq % 3),
+                    format!("k{seq}"),
+                    format!("pre{}", seq % 10),
+                ] {
+                    terms.push(token.len() as u8);
+                    terms.extend_from_slice(token.as_bytes());
+                }
+                (seq, Arc::from(terms))
             })
             .collect()
     }
@@ -866,29 +883,32 @@ mod tests {
         }
         let check = |index: &TermIndex| {
             assert_eq!(
-                index.lookup(&TermQuery::Token("m1".into())),
+                index.lookup(&TermQuery::Token("m1".as_bytes().to_vec())),
                 expected(1..=1000, |seq| seq % 3 == 1)
             );
-            assert_eq!(index.lookup(&TermQuery::Token("k777".into())), vec![777]);
             assert_eq!(
-                index.lookup(&TermQuery::Token("k1001".into())),
+                index.lookup(&TermQuery::Token("k777".as_bytes().to_vec())),
+                vec![777]
+            );
+            assert_eq!(
+                index.lookup(&TermQuery::Token("k1001".as_bytes().to_vec())),
                 Vec::<i64>::new()
             );
             assert_eq!(
-                index.lookup(&TermQuery::Prefix("k99".into())),
+                index.lookup(&TermQuery::Prefix("k99".as_bytes().to_vec())),
                 expected(1..=1000, |seq| seq.to_string().starts_with("99"))
             );
             assert_eq!(
                 index.lookup(&TermQuery::And(vec![
-                    TermQuery::Token("m0".into()),
-                    TermQuery::Token("pre5".into())
+                    TermQuery::Token("m0".as_bytes().to_vec()),
+                    TermQuery::Token("pre5".as_bytes().to_vec())
                 ])),
                 expected(1..=1000, |seq| seq % 3 == 0 && seq % 10 == 5)
             );
             assert_eq!(
                 index.lookup(&TermQuery::Or(vec![
-                    TermQuery::Token("k5".into()),
-                    TermQuery::Token("k900".into()),
+                    TermQuery::Token("k5".as_bytes().to_vec()),
+                    TermQuery::Token("k900".as_bytes().to_vec()),
                     TermQuery::Nothing
                 ])),
                 vec![5, 900]
@@ -928,7 +948,10 @@ mod tests {
         assert!(opened.consistent);
         assert_eq!(opened.index.segment_count(), 1);
         assert_eq!(
-            opened.index.lookup(&TermQuery::Token("all".into())).len(),
+            opened
+                .index
+                .lookup(&TermQuery::Token("all".as_bytes().to_vec()))
+                .len(),
             80
         );
         assert!(!directory.path().join("junk.tmp").exists());

@@ -2,10 +2,10 @@
 //!
 //! A [`Predicate`] compiles into two things:
 //! - an exact per-row condition on `events e` (the IR's semantics, written in SQL over `e.doc` with
-//!   SQLite's JSON functions, and FTS5 lookups for words), and
-//! - an optional *driver*: a subquery of candidate `seq`s from the inverted indexes (FTS5 tables of words
-//!   and of field terms) that every matching event is guaranteed to be in, marked *exact* when its rows
-//!   are precisely the matches.
+//!   SQLite's JSON functions, and the matcher's own word test for full text, see `functions.rs`), and
+//! - an optional *driver*: a subquery of candidate `seq`s from the term index (summary words and field
+//!   terms, see `segments.rs`) that every matching event is guaranteed to be in, marked *exact* when its
+//!   rows are precisely the matches.
 //!
 //! The store picks a plan per query: when the driver is selective it joins from the candidates; otherwise
 //! it walks the time index newest first and tests each row, which stops as soon as a page is full. Both
@@ -17,8 +17,10 @@ use isms_query::ir::{FieldPath, FieldTest, Predicate, RangeKind, TextTest};
 
 use super::segments::TermQuery;
 
+use super::functions::{PHRASE_SEPARATOR, TextKind};
 use crate::terms::{
     has_presence_token, has_value_tokens, presence_token, value_prefix_token, value_token,
+    word_prefix_token, word_token,
 };
 
 /// A parameter bound to a `?` placeholder.
@@ -61,8 +63,6 @@ pub(crate) enum Driver {
     Terms(TermQuery),
     /// The seqs a term query named, ascending.
     Seqs(Arc<Vec<i64>>),
-    /// An FTS5 query over `event_words`.
-    Words(String),
     /// The event with this id (16 bytes), through the id index.
     Id(Vec<u8>),
     /// Rows in any child.
@@ -96,10 +96,6 @@ impl Driver {
                          ON candidate.seq BETWEEN run.value ->> 0 AND run.value ->> 1",
                     );
                 }
-            }
-            Driver::Words(expression) => {
-                fragment.push_sql("SELECT rowid FROM ix.event_words WHERE event_words MATCH ");
-                fragment.push_param(SqlParam::Text(expression.clone()));
             }
             Driver::Id(bytes) => {
                 fragment.push_sql("SELECT seq AS rowid FROM events WHERE id = ");
@@ -146,17 +142,14 @@ impl Driver {
     }
 
     /// Drivers of every child of an AND (`conjunction`) or an OR: term queries merge into one (the term
-    /// index intersects and unites its lists itself), as do FTS5 word queries; the rest intersect or
-    /// unite in SQL. `None` when there is no child driver.
+    /// index intersects and unites its lists itself); the rest intersect or unite in SQL. `None` when
+    /// there is no child driver.
     fn combine(drivers: Vec<Driver>, conjunction: bool) -> Option<Driver> {
-        let operator = if conjunction { "AND" } else { "OR" };
         let mut terms = Vec::new();
-        let mut words = Vec::new();
         let mut others = Vec::new();
         for driver in drivers {
             match driver {
                 Driver::Terms(query) => terms.push(query),
-                Driver::Words(expression) => words.push(expression),
                 other => others.push(other),
             }
         }
@@ -169,9 +162,6 @@ impl Driver {
                 TermQuery::Or(terms)
             };
             others.insert(0, Driver::Terms(query));
-        }
-        if !words.is_empty() {
-            others.insert(0, Driver::Words(join_fts(&words, operator)));
         }
         match others.len() {
             0 => None,
@@ -216,17 +206,6 @@ fn split_runs(seqs: &[i64]) -> (String, Option<String>) {
     singles.push(']');
     runs.push(']');
     (singles, (runs.len() > 2).then_some(runs))
-}
-
-fn join_fts(expressions: &[String], operator: &str) -> String {
-    if expressions.len() == 1 {
-        return expressions[0].clone();
-    }
-    expressions
-        .iter()
-        .map(|expression| format!("({expression})"))
-        .collect::<Vec<_>>()
-        .join(&format!(" {operator} "))
 }
 
 /// A compiled predicate.
@@ -316,44 +295,63 @@ pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
                 driver_is_exact: false,
             }
         }
-        Predicate::Text(test) => {
-            let expression = words_expression(test);
-            let mut condition = SqlFragment::default();
-            condition.push_sql("(");
-            // A word made of ASCII letters and digits appears, lowercased, as a substring of the
-            // lowercased summary whenever it is one of its tokens: a cheap necessary check that spares
-            // most rows the index lookup below when rows are tested one by one.
-            let words: Vec<&String> = match test {
-                TextTest::Word(word) | TextTest::Prefix(word) => vec![word],
-                TextTest::Phrase(words) => words.iter().collect(),
-            };
-            for word in words.into_iter().filter(|word| word.is_ascii()) {
-                condition.push_sql("instr(lower(json_extract(e.doc, '$.summary')), ");
-                condition.push_param(SqlParam::Text(word.clone()));
-                condition.push_sql(") > 0 AND ");
-            }
-            condition.push_sql("EXISTS (SELECT 1 FROM ix.event_words WHERE event_words MATCH ");
-            condition.push_param(SqlParam::Text(expression.clone()));
-            condition.push_sql(" AND rowid = e.seq))");
-            CompiledPredicate {
-                condition,
-                driver: Some(Driver::Words(expression)),
-                driver_is_exact: true,
-            }
-        }
+        Predicate::Text(test) => compile_text(test),
         Predicate::Field { field, test } => compile_field(field, test),
     }
 }
 
-fn quote_fts(word: &str) -> String {
-    format!("\"{}\"", word.replace('"', "\"\""))
-}
-
-fn words_expression(test: &TextTest) -> String {
-    match test {
-        TextTest::Word(word) => quote_fts(word),
-        TextTest::Prefix(prefix) => format!("{}*", quote_fts(prefix)),
-        TextTest::Phrase(words) => quote_fts(&words.join(" ")),
+/// A full-text test: candidates from the word tokens of the term index, and the matcher's own test
+/// on the stored summary as the row condition (the only exact one: SQL has no word tokenizer).
+fn compile_text(test: &TextTest) -> CompiledPredicate {
+    let (kind, argument, driver, driver_is_exact) = match test {
+        TextTest::Word(word) => {
+            let lookup = word_token(word);
+            (
+                TextKind::Word,
+                word.clone(),
+                TermQuery::Token(lookup.token),
+                !lookup.truncated,
+            )
+        }
+        TextTest::Prefix(prefix) => {
+            let lookup = word_prefix_token(prefix);
+            (
+                TextKind::Prefix,
+                prefix.clone(),
+                TermQuery::Prefix(lookup.token),
+                !lookup.truncated,
+            )
+        }
+        TextTest::Phrase(words) => match words.as_slice() {
+            [] => return never(),
+            [word] => return compile_text(&TextTest::Word(word.clone())),
+            // A word holding the separator cannot be a token: the phrase never matches.
+            _ if words.iter().any(|word| word.contains(PHRASE_SEPARATOR)) => return never(),
+            _ => (
+                TextKind::Phrase,
+                words.join(&PHRASE_SEPARATOR.to_string()),
+                TermQuery::And(
+                    words
+                        .iter()
+                        .map(|word| TermQuery::Token(word_token(word).token))
+                        .collect(),
+                ),
+                false,
+            ),
+        },
+    };
+    let mut condition = SqlFragment::default();
+    condition.push_sql(
+        "(json_type(e.doc, '$.summary') = 'text' AND isms_summary_matches(e.doc ->> '$.summary', ",
+    );
+    condition.push_param(SqlParam::Integer(kind as i64));
+    condition.push_sql(", ");
+    condition.push_param(SqlParam::Text(argument));
+    condition.push_sql("))");
+    CompiledPredicate {
+        condition,
+        driver: Some(Driver::Terms(driver)),
+        driver_is_exact,
     }
 }
 
