@@ -161,21 +161,42 @@ pub fn tokens(terms: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// What the writer knows about one dotted path.
-struct PathEntry {
+/// What the writer knows about one path: a node of the tree of paths it has seen.
+struct PathNode {
+    /// The dotted path (empty at the root).
+    dotted: String,
     presence: [u8; PRESENCE_TOKEN_BYTES],
     /// Every event has it: no presence token.
     always_present: bool,
     /// Its values become value tokens.
     values_indexed: bool,
+    /// Child paths by key, as indexes into [`TermWriter::nodes`].
+    children: HashMap<String, usize>,
 }
 
-/// Turns documents into term lists, remembering each path's token and rules (a process sees few distinct
-/// paths, and hashing one costs more than the rest of its terms).
+impl PathNode {
+    fn new(dotted: String) -> PathNode {
+        PathNode {
+            presence: presence_token_of_dotted(&dotted),
+            always_present: ALWAYS_PRESENT_FIELDS.contains(&dotted.as_str()),
+            values_indexed: !UNINDEXED_VALUE_FIELDS.contains(&dotted.as_str()),
+            dotted,
+            children: HashMap::new(),
+        }
+    }
+}
+
+/// Paths remembered at most; a stream of ever-new field names starts the tree over.
+const MAX_REMEMBERED_PATHS: usize = 100_000;
+
+/// Turns documents into term lists, remembering each path's token and rules in a tree of paths, so a
+/// field costs one lookup of its key among its siblings (a process sees few distinct paths, and hashing
+/// one for its token costs more than the rest of its terms).
 #[derive(Default)]
 pub struct TermWriter {
-    /// Keys come from events: the standard hasher's random keys keep crafted paths from colliding.
-    paths: HashMap<String, PathEntry>,
+    /// The tree of paths; index 0 is the root (once anything was written). Keys come from events: the
+    /// standard hasher's random keys keep crafted names from colliding.
+    nodes: Vec<PathNode>,
     /// Scratch space for one lowercased word.
     word: String,
 }
@@ -183,36 +204,51 @@ pub struct TermWriter {
 impl TermWriter {
     /// The terms of a normalized document: each token preceded by its length in one byte.
     pub fn terms_of(&mut self, document: &Map<String, Value>) -> Vec<u8> {
+        if self.nodes.is_empty() || self.nodes.len() > MAX_REMEMBERED_PATHS {
+            self.nodes.clear();
+            self.nodes.push(PathNode::new(String::new()));
+        }
         let mut output = Vec::with_capacity(512);
-        let mut path = String::new();
-        self.walk_object(document, &mut path, &mut output);
+        self.walk_object(document, 0, &mut output);
         if let Some(Value::String(summary)) = document.get("summary") {
             self.push_words(summary, &mut output);
         }
         output
     }
 
-    /// Walks an object; returns whether it holds any scalar (then the path is present).
+    /// The node of `key` below `parent`, made on first sight.
+    fn child(&mut self, parent: usize, key: &str) -> usize {
+        if let Some(&index) = self.nodes[parent].children.get(key) {
+            return index;
+        }
+        let dotted = if parent == 0 {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.nodes[parent].dotted)
+        };
+        let index = self.nodes.len();
+        self.nodes.push(PathNode::new(dotted));
+        self.nodes[parent].children.insert(key.to_owned(), index);
+        index
+    }
+
+    /// Walks an object; returns whether it holds any scalar (then its path is present).
     fn walk_object(
         &mut self,
         object: &Map<String, Value>,
-        path: &mut String,
+        parent: usize,
         output: &mut Vec<u8>,
     ) -> bool {
         let mut any_scalar = false;
         for (key, value) in object {
-            let parent_length = path.len();
-            if !path.is_empty() {
-                path.push('.');
-            }
-            path.push_str(key);
+            let node = self.child(parent, key);
             let present = match value {
-                Value::Object(child) => self.walk_object(child, path, output),
+                Value::Object(child) => self.walk_object(child, node, output),
                 Value::Array(elements) => {
                     let mut any = false;
                     for element in elements {
                         if let Some(text) = render_scalar(element) {
-                            self.push_value(path, &text, output);
+                            self.push_value(node, &text, output);
                             any = true;
                         } else if contains_scalar(element) {
                             any = true;
@@ -223,49 +259,30 @@ impl TermWriter {
                 Value::Null => false,
                 scalar => {
                     if let Some(text) = render_scalar(scalar) {
-                        self.push_value(path, &text, output);
+                        self.push_value(node, &text, output);
                     }
                     true
                 }
             };
             if present {
-                let entry = self.entry(path);
-                if !entry.always_present {
-                    let presence = entry.presence;
-                    push_token(output, &presence);
+                let node = &self.nodes[node];
+                if !node.always_present {
+                    push_token(output, &node.presence);
                 }
                 any_scalar = true;
             }
-            path.truncate(parent_length);
         }
         any_scalar
     }
 
-    fn entry(&mut self, dotted: &str) -> &PathEntry {
-        if !self.paths.contains_key(dotted) {
-            // Paths come from events: bound what a stream of ever-new names can make us keep.
-            if self.paths.len() > 100_000 {
-                self.paths.clear();
-            }
-            let entry = PathEntry {
-                presence: presence_token_of_dotted(dotted),
-                always_present: ALWAYS_PRESENT_FIELDS.contains(&dotted),
-                values_indexed: !UNINDEXED_VALUE_FIELDS.contains(&dotted),
-            };
-            self.paths.insert(dotted.to_owned(), entry);
-        }
-        &self.paths[dotted]
-    }
-
-    fn push_value(&mut self, dotted: &str, text: &str, output: &mut Vec<u8>) {
-        let entry = self.entry(dotted);
-        if !entry.values_indexed {
+    fn push_value(&self, node: usize, text: &str, output: &mut Vec<u8>) {
+        let node = &self.nodes[node];
+        if !node.values_indexed {
             return;
         }
-        let presence = entry.presence;
         let length_at = output.len();
         output.push(0);
-        output.extend_from_slice(&presence);
+        output.extend_from_slice(&node.presence);
         output.push(VALUE_SEPARATOR);
         push_limited(output, text.as_bytes(), MAX_INDEXED_VALUE_BYTES, true);
         output[length_at] = (output.len() - length_at - 1) as u8;

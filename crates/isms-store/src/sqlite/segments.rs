@@ -263,6 +263,15 @@ impl Segment {
     }
 }
 
+/// The first 8 bytes of `token` as a big-endian number, zero-padded: ordering by it, then by the bytes,
+/// is the bytes' order.
+fn leading_bytes(token: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let length = token.len().min(8);
+    bytes[..length].copy_from_slice(&token[..length]);
+    u64::from_be_bytes(bytes)
+}
+
 fn read_varint(bytes: &[u8], mut position: usize) -> Option<(u64, usize)> {
     let mut value = 0u64;
     let mut shift = 0;
@@ -295,6 +304,7 @@ struct SegmentWriter {
     written: u64,
     offsets: Vec<u64>,
     scratch: Vec<u8>,
+    head_scratch: Vec<u8>,
     from: i64,
 }
 
@@ -307,6 +317,7 @@ impl SegmentWriter {
             written: 0,
             offsets: Vec::new(),
             scratch: Vec::new(),
+            head_scratch: Vec::new(),
             from,
         })
     }
@@ -320,15 +331,16 @@ impl SegmentWriter {
             push_varint(&mut postings, (seq - previous) as u64);
             previous = seq;
         }
-        let mut head = Vec::with_capacity(20);
+        let mut head = std::mem::take(&mut self.head_scratch);
+        head.clear();
         push_varint(&mut head, key.len() as u64);
         head.extend_from_slice(key);
         push_varint(&mut head, postings.len() as u64);
         self.offsets.push(self.written);
-        self.write(&head)?;
-        self.write(&postings)?;
+        let written = self.write(&head).and_then(|()| self.write(&postings));
         self.scratch = postings;
-        Ok(())
+        self.head_scratch = head;
+        written
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), SegmentError> {
@@ -493,25 +505,60 @@ impl TermIndex {
         from: i64,
         through: i64,
     ) -> Result<PendingSegment, SegmentError> {
-        // Keys come from event values: the standard hasher's random keys keep crafted values from
-        // colliding on purpose.
-        let mut postings: HashMap<&[u8], Vec<i64>> = HashMap::with_capacity(rows.len() * 8);
+        // Each distinct token gets a number (keys come from event values: the standard hasher's random
+        // keys keep crafted values from colliding on purpose); occurrences are (number, seq) pairs, then
+        // grouped by number with a counting sort, which keeps each group's seqs ascending. No list per
+        // token is grown, and only distinct tokens are sorted.
+        let mut numbers: HashMap<&[u8], u32> = HashMap::with_capacity(rows.len() * 16);
+        let mut distinct: Vec<&[u8]> = Vec::with_capacity(rows.len() * 16);
+        let mut occurrences: Vec<(u32, i64)> = Vec::with_capacity(rows.len() * 48);
         for (seq, terms) in rows {
             for token in crate::terms::tokens(terms) {
-                let seqs = postings.entry(token).or_default();
-                if seqs.last() != Some(seq) {
-                    seqs.push(*seq);
-                }
+                let next = distinct.len() as u32;
+                let number = *numbers.entry(token).or_insert_with(|| {
+                    distinct.push(token);
+                    next
+                });
+                occurrences.push((number, *seq));
             }
         }
-        let mut entries: Vec<(&[u8], Vec<i64>)> = postings.into_iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        drop(numbers);
+        let mut starts = vec![0usize; distinct.len() + 1];
+        for (number, _) in &occurrences {
+            starts[*number as usize + 1] += 1;
+        }
+        for index in 1..starts.len() {
+            starts[index] += starts[index - 1];
+        }
+        let mut grouped = vec![0i64; occurrences.len()];
+        let mut cursors = starts.clone();
+        for (number, seq) in occurrences {
+            grouped[cursors[number as usize]] = seq;
+            cursors[number as usize] += 1;
+        }
+        // Key order; the first 8 bytes as one big-endian number settle most comparisons.
+        let mut order: Vec<(u64, &[u8], u32)> = distinct
+            .iter()
+            .enumerate()
+            .map(|(number, token)| (leading_bytes(token), *token, number as u32))
+            .collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         let temporary = self
             .directory
             .join(format!("{:020}-{:020}.tmp", from + 1, through));
         let mut writer = SegmentWriter::create(&temporary, from)?;
-        for (token, seqs) in entries {
-            writer.add(token, seqs)?;
+        for (_, token, number) in order {
+            let seqs = &grouped[starts[number as usize]..starts[number as usize + 1]];
+            // A token twice in one event (a repeated word, equal array members) is one posting.
+            let mut previous = None;
+            writer.add(
+                token,
+                seqs.iter().copied().filter(|seq| {
+                    let fresh = previous != Some(*seq);
+                    previous = Some(*seq);
+                    fresh
+                }),
+            )?;
         }
         writer.finish(through)?;
         Ok(PendingSegment {
@@ -868,6 +915,30 @@ mod tests {
 
     fn expected(range: std::ops::RangeInclusive<i64>, keep: impl Fn(i64) -> bool) -> Vec<i64> {
         range.filter(|seq| keep(*seq)).collect()
+    }
+
+    #[test]
+    fn ordering_by_leading_bytes_then_bytes_is_byte_order() {
+        let tokens: Vec<&[u8]> = vec![
+            b"ab",
+            b"ab\0",
+            b"ab\0x",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghi",
+            b"abcdefgg\xff",
+            b"",
+            b"\0",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"b",
+            b"a\xff",
+        ];
+        let mut expected = tokens.clone();
+        expected.sort();
+        let mut keyed: Vec<(u64, &[u8])> = tokens.iter().map(|t| (leading_bytes(t), *t)).collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        let sorted: Vec<&[u8]> = keyed.into_iter().map(|(_, token)| token).collect();
+        assert_eq!(sorted, expected);
     }
 
     #[test]
