@@ -1,16 +1,17 @@
-//! The embedded SQLite backend: two database files in the data directory, both in WAL mode: the events
-//! (`isms.db`) and the search indexes built from them (`isms-index.db`, see [`index`]).
+//! The embedded SQLite backend: the events in `isms.db` (WAL mode), and the search index built from
+//! them: segment files in `isms-terms/` (see `segments.rs`) and their progress in `isms-index.db` (see
+//! `index.rs`).
 //!
 //! Writes go through ONE events writer task that owns one connection and commits in groups: concurrent
 //! [`Store::append`] calls queue their events, the writer takes everything queued (up to a bound) into a
 //! single transaction and commits it (`synchronous = FULL` by default: each commit is fsynced). It then
-//! hands the batch to the index writer, which indexes it in the other file and only then answers each
+//! hands the batch to the index writer, which writes its segment and only then answers each
 //! caller. The two writers work on consecutive batches at the same time, each on its own core.
 //! Reads use a small pool of other connections, which WAL lets run beside the writers; each attaches
-//! the index file as the schema `ix`.
+//! the index file as the schema `ix` and registers the full-text row test (see `functions.rs`).
 //!
-//! Sequence numbers (`seq`, the rowid) are assigned by the events writer, so every table of a batch
-//! (events, words, terms) is filled with multi-row inserts without a round trip per event.
+//! Sequence numbers (`seq`, the rowid) are assigned by the events writer, so a batch's events go in
+//! with multi-row inserts without a round trip per event, and its segment names them directly.
 mod functions;
 mod index;
 mod segments;
@@ -245,7 +246,7 @@ impl SqliteStore {
         )
         .await?;
         if !opened.consistent {
-            // Hand the old index's pages (and those of a dropped FTS5 term table) back to the disk.
+            // Hand the old index's pages (and those of dropped FTS5 tables) back to the disk.
             sqlx::query("PRAGMA incremental_vacuum")
                 .execute(&mut index_connection)
                 .await?;
