@@ -52,12 +52,22 @@ pub const ALWAYS_PRESENT_FIELDS: [&str; 8] = [
 
 /// Whether the index holds presence tokens for this path.
 pub fn has_presence_token(path: &FieldPath) -> bool {
-    !ALWAYS_PRESENT_FIELDS.contains(&path.dotted().as_str())
+    presence_indexed(&path.dotted())
+}
+
+/// The rule behind [`has_presence_token`], on a dotted path (the writer's side uses it too).
+fn presence_indexed(dotted: &str) -> bool {
+    !ALWAYS_PRESENT_FIELDS.contains(&dotted)
 }
 
 /// Whether the index holds value tokens for this path.
 pub fn has_value_tokens(path: &FieldPath) -> bool {
-    !UNINDEXED_VALUE_FIELDS.contains(&path.dotted().as_str())
+    values_indexed(&path.dotted())
+}
+
+/// The rule behind [`has_value_tokens`], on a dotted path.
+fn values_indexed(dotted: &str) -> bool {
+    !UNINDEXED_VALUE_FIELDS.contains(&dotted)
 }
 
 /// Longest word prefix, in bytes, kept in a word token.
@@ -166,8 +176,8 @@ struct PathNode {
     /// The dotted path (empty at the root).
     dotted: String,
     presence: [u8; PRESENCE_TOKEN_BYTES],
-    /// Every event has it: no presence token.
-    always_present: bool,
+    /// It gets a presence token (not every event has it).
+    presence_indexed: bool,
     /// Its values become value tokens.
     values_indexed: bool,
     /// Child paths by key, as indexes into [`TermWriter::nodes`].
@@ -178,8 +188,8 @@ impl PathNode {
     fn new(dotted: String) -> PathNode {
         PathNode {
             presence: presence_token_of_dotted(&dotted),
-            always_present: ALWAYS_PRESENT_FIELDS.contains(&dotted.as_str()),
-            values_indexed: !UNINDEXED_VALUE_FIELDS.contains(&dotted.as_str()),
+            presence_indexed: presence_indexed(&dotted),
+            values_indexed: values_indexed(&dotted),
             dotted,
             children: HashMap::new(),
         }
@@ -266,7 +276,7 @@ impl TermWriter {
             };
             if present {
                 let node = &self.nodes[node];
-                if !node.always_present {
+                if node.presence_indexed {
                     push_token(output, &node.presence);
                 }
                 any_scalar = true;
