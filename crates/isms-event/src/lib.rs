@@ -99,7 +99,8 @@ mod util;
 
 pub use alias::{AliasTarget, FIELD_ALIASES, FieldAlias};
 pub use normalize::{
-    DEFAULT_CATEGORY, Event, MAX_DEPTH, MOZDEF_FIELDS, NormalizeError, Origin, normalize,
+    DEFAULT_CATEGORY, Delivery, Event, MAX_DEPTH, MOZDEF_FIELDS, NormalizeError, Origin, normalize,
+    normalize_delivered,
 };
 pub use severity::Severity;
 pub use time::{TimeError, format_time, micros_of, parse_time, parse_time_value};

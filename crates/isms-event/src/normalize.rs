@@ -149,15 +149,42 @@ pub enum NormalizeError {
     },
 }
 
+/// What every event of one delivery shares: who sent it and when it arrived, prepared once (the
+/// `origin` object and the receipt time's text) instead of once per event.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    origin: Value,
+    received_micros: i64,
+    received_text: String,
+}
+
+impl Delivery {
+    /// A delivery from `origin` received at `received`.
+    pub fn new(origin: &Origin, received: Timestamp) -> Delivery {
+        let received_micros = micros_of(received);
+        Delivery {
+            origin: origin.to_json(),
+            received_micros,
+            received_text: format_time(received_micros),
+        }
+    }
+}
+
 /// Normalizes one incoming event (see the crate documentation for the rules).
 ///
 /// `origin` is recorded as the event's `origin`; `received` becomes `receivedtimestamp` and is the
-/// event time when the event carries none. A new UUID v7 becomes the event's `id`.
+/// event time when the event carries none. A new UUID v7 becomes the event's `id`. For many events
+/// of one delivery, [`normalize_delivered`] spares repeating the shared part.
 pub fn normalize(
     raw: Value,
     origin: &Origin,
     received: Timestamp,
 ) -> Result<Event, NormalizeError> {
+    normalize_delivered(raw, &Delivery::new(origin, received))
+}
+
+/// [`normalize`] for one event of a [`Delivery`].
+pub fn normalize_delivered(raw: Value, delivery: &Delivery) -> Result<Event, NormalizeError> {
     let raw = match raw {
         Value::Object(map) => map,
         other => {
@@ -219,7 +246,7 @@ pub fn normalize(
     let utctimestamp = utctimestamp
         .map(|v| read_time(v, "utctimestamp"))
         .transpose()?;
-    let received_micros = micros_of(received);
+    let received_micros = delivery.received_micros;
     let event_micros = utctimestamp
         .as_ref()
         .or(timestamp.as_ref())
@@ -233,14 +260,14 @@ pub fn normalize(
     let id = crate::id::new_event_id(received_micros);
     let mut document = Map::new();
     document.insert("id".to_owned(), Value::String(id.clone()));
-    document.insert(
-        "utctimestamp".to_owned(),
-        Value::String(format_time(event_micros)),
-    );
-    document.insert(
-        "receivedtimestamp".to_owned(),
-        Value::String(format_time(received_micros)),
-    );
+    let received_text = delivery.received_text.clone();
+    let utctimestamp_text = if event_micros == received_micros {
+        received_text.clone()
+    } else {
+        format_time(event_micros)
+    };
+    document.insert("utctimestamp".to_owned(), Value::String(utctimestamp_text));
+    document.insert("receivedtimestamp".to_owned(), Value::String(received_text));
     document.insert("timestamp".to_owned(), Value::String(timestamp_text));
     let mut put_text = |key: &str, text: Option<String>| {
         if let Some(text) = text {
@@ -264,7 +291,7 @@ pub fn normalize(
         Value::Array(tags.into_iter().map(Value::String).collect()),
     );
     document.insert("details".to_owned(), Value::Object(details));
-    document.insert("origin".to_owned(), origin.to_json());
+    document.insert("origin".to_owned(), delivery.origin.clone());
 
     Ok(Event {
         id,
@@ -356,7 +383,7 @@ fn apply_top_aliases(
     names: &mut FieldNames,
 ) {
     // Most events use the MozDef names already: one pass over their keys spares the table walk.
-    if !top.keys().any(|key| is_alias_source(key)) {
+    if !top.keys().any(|key| is_alias_source(key, false)) {
         return;
     }
     for alias in FIELD_ALIASES {
@@ -394,7 +421,7 @@ fn apply_top_aliases(
 }
 
 fn apply_details_aliases(details: &mut Map<String, Value>) {
-    if !details.keys().any(|key| is_alias_source(key)) {
+    if !details.keys().any(|key| is_alias_source(key, true)) {
         return;
     }
     for alias in FIELD_ALIASES {
@@ -409,9 +436,34 @@ fn apply_details_aliases(details: &mut Map<String, Value>) {
     }
 }
 
-/// Whether some alias in [`FIELD_ALIASES`] reads this key.
-fn is_alias_source(key: &str) -> bool {
-    FIELD_ALIASES.iter().any(|alias| alias.from == key)
+/// Whether some alias in [`FIELD_ALIASES`] reads this key: at the top level, or inside `details`,
+/// where only [`AliasTarget::Details`] entries that rename apply (a details key already named like its
+/// target, the common case, needs nothing). A `match` rather than a walk of the table: it runs for every
+/// key of every event (a test checks that both agree).
+fn is_alias_source(key: &str, in_details: bool) -> bool {
+    match key {
+        "srcip" | "src_ip" | "sourceip" | "source_ip" | "dstip" | "dst_ip" | "destinationip"
+        | "destination_ip" | "srcport" | "src_port" | "dstport" | "dst_port" | "destport"
+        | "user" | "user_name" => true,
+        "message"
+        | "msg"
+        | "program"
+        | "process"
+        | "pid"
+        | "host"
+        | "type"
+        | "@timestamp"
+        | "time"
+        | "level"
+        | "tag"
+        | "fields"
+        | "sourceipaddress"
+        | "destinationipaddress"
+        | "sourceport"
+        | "destinationport"
+        | "username" => !in_details,
+        _ => false,
+    }
 }
 
 /// Inserts `key` unless the map already holds a non-null value there; then the value goes under

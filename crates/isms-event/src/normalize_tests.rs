@@ -862,3 +862,53 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn alias_source_check_agrees_with_the_table() {
+    let mut keys: Vec<&str> = FIELD_ALIASES.iter().map(|alias| alias.from).collect();
+    keys.extend(MOZDEF_FIELDS);
+    keys.extend([
+        "details",
+        "src",
+        "sourceipaddress_1",
+        "users",
+        "",
+        "Message",
+    ]);
+    for key in keys {
+        let top = FIELD_ALIASES.iter().any(|alias| alias.from == key);
+        let in_details = FIELD_ALIASES.iter().any(
+            |alias| matches!(alias.to, AliasTarget::Details(target) if target != alias.from && alias.from == key),
+        );
+        assert_eq!(is_alias_source(key, false), top, "top-level {key:?}");
+        assert_eq!(is_alias_source(key, true), in_details, "details {key:?}");
+    }
+}
+
+#[test]
+fn events_of_one_delivery_share_its_origin_and_receipt_time() {
+    let delivery = Delivery::new(&origin(), received());
+    let first = normalize_delivered(json!({"summary": "a"}), &delivery).expect("valid");
+    let second = normalize_delivered(
+        json!({"summary": "b", "utctimestamp": "2020-01-01T00:00:00Z"}),
+        &delivery,
+    )
+    .expect("valid");
+    let alone = ok(json!({"summary": "a"}));
+    for event in [&first, &second] {
+        assert_eq!(event.document["origin"], alone.document["origin"]);
+        assert_eq!(
+            event.document["receivedtimestamp"],
+            alone.document["receivedtimestamp"]
+        );
+    }
+    assert_eq!(
+        first.document["utctimestamp"],
+        alone.document["utctimestamp"]
+    );
+    assert_eq!(
+        second.document["utctimestamp"],
+        json!("2020-01-01T00:00:00.000000+00:00")
+    );
+    assert_ne!(first.id, second.id);
+}

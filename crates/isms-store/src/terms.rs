@@ -180,8 +180,9 @@ struct PathNode {
     presence_indexed: bool,
     /// Its values become value tokens.
     values_indexed: bool,
-    /// Child paths by key, as indexes into [`TermWriter::nodes`].
-    children: HashMap<String, usize>,
+    /// Child paths by key, as indexes into [`TermWriter::nodes`]. Keys come from events: the hasher
+    /// is seeded at random and its outputs never shown, so crafted names cannot aim at one bucket.
+    children: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 impl PathNode {
@@ -191,7 +192,7 @@ impl PathNode {
             presence_indexed: presence_indexed(&dotted),
             values_indexed: values_indexed(&dotted),
             dotted,
-            children: HashMap::new(),
+            children: HashMap::default(),
         }
     }
 }
@@ -204,8 +205,7 @@ const MAX_REMEMBERED_PATHS: usize = 100_000;
 /// one for its token costs more than the rest of its terms).
 #[derive(Default)]
 pub struct TermWriter {
-    /// The tree of paths; index 0 is the root (once anything was written). Keys come from events: the
-    /// standard hasher's random keys keep crafted names from colliding.
+    /// The tree of paths; index 0 is the root (once anything was written).
     nodes: Vec<PathNode>,
     /// Scratch space for one lowercased word.
     word: String,

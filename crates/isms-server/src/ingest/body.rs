@@ -297,14 +297,13 @@ impl Items<'_> {
                 describe(&value)
             ));
         }
-        let depth = depth(&value);
+        let Shape { depth, fields } = shape(&value);
         if depth > self.limits.max_depth {
             return self.reject(format!(
                 "nesting depth {depth} exceeds max_depth ({})",
                 self.limits.max_depth
             ));
         }
-        let fields = fields(&value);
         if fields > self.limits.max_fields {
             return self.reject(format!(
                 "{fields} fields exceed max_fields ({})",
@@ -341,22 +340,39 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
-/// Nesting depth: a scalar is 0, `{}` and `[]` are 1. Recursion is bounded by serde_json's
-/// parser limit (128), so this cannot overflow the stack.
-fn depth(value: &Value) -> usize {
-    match value {
-        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
-        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-        _ => 0,
-    }
+/// How deep a value nests and how many object keys it holds.
+struct Shape {
+    /// Nesting depth: a scalar is 0, `{}` and `[]` are 1.
+    depth: usize,
+    /// Object keys, counted recursively (through arrays too).
+    fields: usize,
 }
 
-/// Object keys, counted recursively (through arrays too).
-fn fields(value: &Value) -> usize {
+/// Both bounds' measures in one walk. Recursion is bounded by serde_json's parser limit (128), so this
+/// cannot overflow the stack.
+fn shape(value: &Value) -> Shape {
+    fn nested<'a>(own_fields: usize, children: impl Iterator<Item = &'a Value>) -> Shape {
+        children.fold(
+            Shape {
+                depth: 1,
+                fields: own_fields,
+            },
+            |total, child| {
+                let child = shape(child);
+                Shape {
+                    depth: total.depth.max(child.depth + 1),
+                    fields: total.fields + child.fields,
+                }
+            },
+        )
+    }
     match value {
-        Value::Object(map) => map.len() + map.values().map(fields).sum::<usize>(),
-        Value::Array(items) => items.iter().map(fields).sum(),
-        _ => 0,
+        Value::Object(map) => nested(map.len(), map.values()),
+        Value::Array(items) => nested(0, items.iter()),
+        _ => Shape {
+            depth: 0,
+            fields: 0,
+        },
     }
 }
 
@@ -971,9 +987,9 @@ mod tests {
 
     #[test]
     fn depth_limit() {
-        assert_eq!(depth(&json!(1)), 0);
-        assert_eq!(depth(&json!({})), 1);
-        assert_eq!(depth(&json!({"a": [1, {"b": []}]})), 4);
+        assert_eq!(shape(&json!(1)).depth, 0);
+        assert_eq!(shape(&json!({})).depth, 1);
+        assert_eq!(shape(&json!({"a": [1, {"b": []}]})).depth, 4);
 
         let ok = nested(32);
         let too_deep = nested(33);
@@ -989,7 +1005,7 @@ mod tests {
     #[test]
     fn field_limit_counts_recursively() {
         assert_eq!(
-            fields(&json!({"a": 1, "b": {"c": [{"d": 1}, {"e": 2}]}})),
+            shape(&json!({"a": 1, "b": {"c": [{"d": 1}, {"e": 2}]}})).fields,
             5
         );
 

@@ -14,7 +14,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
-use isms_event::{Origin, normalize};
+use isms_event::{Delivery, Origin, normalize_delivered};
 use serde_json::json;
 
 use crate::AppState;
@@ -112,11 +112,12 @@ async fn ingest(
     let received = jiff::Timestamp::now();
     let decoded = tokio::task::spawn_blocking(move || {
         let decoded = decode_body(&raw, encoding, format, &limits)?;
+        let delivery = Delivery::new(&origin, received);
         let mut events = Vec::with_capacity(decoded.items.len());
         let mut rejected = Vec::new();
         for (index, item) in decoded.items.into_iter().enumerate() {
             match item {
-                DecodedItem::Event(value) => match normalize(value, &origin, received) {
+                DecodedItem::Event(value) => match normalize_delivered(value, &delivery) {
                     Ok(event) => events.push(event),
                     Err(error) => rejected.push((index, error.to_string())),
                 },
