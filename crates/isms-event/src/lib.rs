@@ -92,12 +92,14 @@
 
 mod alias;
 mod id;
+mod json_text;
 mod normalize;
 mod severity;
 mod time;
 mod util;
 
 pub use alias::{AliasTarget, FIELD_ALIASES, FieldAlias};
+pub use json_text::object_text;
 pub use normalize::{
     DEFAULT_CATEGORY, Delivery, Event, MAX_DEPTH, MOZDEF_FIELDS, NormalizeError, Origin, normalize,
     normalize_delivered,

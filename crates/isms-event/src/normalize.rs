@@ -52,8 +52,7 @@ impl Event {
     /// The document as compact JSON on one line (no trailing newline): the form events take in
     /// NDJSON exports, on the bus and in replays.
     pub fn to_json_line(&self) -> String {
-        // Serializing a map with string keys cannot fail.
-        serde_json::to_string(&self.document).unwrap_or_else(|_| String::from("{}"))
+        crate::json_text::object_text(&self.document)
     }
 
     /// The value at a dotted path such as `details.sourceipaddress`. Keys never contain dots
@@ -205,29 +204,49 @@ pub fn normalize_delivered(raw: Value, delivery: &Delivery) -> Result<Event, Nor
     let mut names = FieldNames::default();
     apply_top_aliases(&mut top, &mut details, &mut names);
 
-    // Set by the server, never trusted from the sender.
-    top.remove("receivedtimestamp");
-    let utctimestamp = take(&mut top, "utctimestamp");
-    let timestamp = take(&mut top, "timestamp");
-    let hostname = take_text(&mut top, "hostname", &names)?;
-    let processname = take_text(&mut top, "processname", &names)?;
-    let processid = take_processid(&mut top, &names)?;
-    let severity = match take(&mut top, "severity") {
+    // One pass hands each MozDef field to its slot (null counts as absent); everything else, including
+    // any `id` or `origin` the sender made up, is detail, in the map's order.
+    let mut fields = MozdefSlots::default();
+    for (key, value) in top {
+        let slot = match key.as_str() {
+            // Set by the server, never trusted from the sender.
+            "receivedtimestamp" => continue,
+            "utctimestamp" => &mut fields.utctimestamp,
+            "timestamp" => &mut fields.timestamp,
+            "hostname" => &mut fields.hostname,
+            "processname" => &mut fields.processname,
+            "processid" => &mut fields.processid,
+            "severity" => &mut fields.severity,
+            "category" => &mut fields.category,
+            "source" => &mut fields.source,
+            "summary" => &mut fields.summary,
+            "tags" => &mut fields.tags,
+            _ => {
+                insert_keeping(&mut details, key, value);
+                continue;
+            }
+        };
+        if !value.is_null() {
+            *slot = Some(value);
+        }
+    }
+    let utctimestamp = fields.utctimestamp;
+    let timestamp = fields.timestamp;
+    let hostname = text_field(fields.hostname, "hostname", &names)?;
+    let processname = text_field(fields.processname, "processname", &names)?;
+    let processid = processid_field(fields.processid, &names)?;
+    let severity = match fields.severity {
         None => Severity::default(),
         Some(value) => Severity::parse(&value).ok_or_else(|| NormalizeError::BadSeverity {
             field: names.of("severity"),
             value: describe(&value),
         })?,
     };
-    let category = take_text(&mut top, "category", &names)?;
-    let source = take_text(&mut top, "source", &names)?;
-    let summary = take_text(&mut top, "summary", &names)?.filter(|s| !s.trim().is_empty());
-    let tags = take_tags(&mut top, &names)?;
+    let category = text_field(fields.category, "category", &names)?;
+    let source = text_field(fields.source, "source", &names)?;
+    let summary = text_field(fields.summary, "summary", &names)?.filter(|s| !s.trim().is_empty());
+    let tags = tags_field(fields.tags, &names)?;
 
-    // Everything else (including any `id` or `origin` the sender made up) is detail.
-    for (key, value) in top {
-        insert_keeping(&mut details, key, value);
-    }
     apply_details_aliases(&mut details);
 
     if summary.is_none() && details.is_empty() {
@@ -355,12 +374,15 @@ fn lowercase_value(value: &mut Value, depth: usize) -> Result<(), NormalizeError
 }
 
 fn key_needs_normalizing(key: &str) -> bool {
-    if key.is_ascii() {
-        key.bytes()
-            .any(|byte| byte == b'.' || byte.is_ascii_uppercase())
-    } else {
-        key.chars().any(|c| c == '.' || c.is_uppercase())
+    for byte in key.bytes() {
+        if byte == b'.' || byte.is_ascii_uppercase() {
+            return true;
+        }
+        if !byte.is_ascii() {
+            return key.chars().any(|c| c == '.' || c.is_uppercase());
+        }
     }
+    false
 }
 
 /// A key as stored: lowercase, `.` replaced by `_`.
@@ -484,9 +506,19 @@ fn insert_keeping(map: &mut Map<String, Value>, key: String, value: Value) {
     }
 }
 
-/// Removes a field; null counts as absent.
-fn take(top: &mut Map<String, Value>, field: &str) -> Option<Value> {
-    top.remove(field).filter(|value| !value.is_null())
+/// The MozDef fields of an incoming event, taken out of its top level (null values left out).
+#[derive(Default)]
+struct MozdefSlots {
+    utctimestamp: Option<Value>,
+    timestamp: Option<Value>,
+    hostname: Option<Value>,
+    processname: Option<Value>,
+    processid: Option<Value>,
+    severity: Option<Value>,
+    category: Option<Value>,
+    source: Option<Value>,
+    summary: Option<Value>,
+    tags: Option<Value>,
 }
 
 fn wrong_type(field: String, expected: &'static str, found: &Value) -> NormalizeError {
@@ -498,12 +530,12 @@ fn wrong_type(field: String, expected: &'static str, found: &Value) -> Normalize
 }
 
 /// A text field: strings as they are, numbers and booleans as their JSON text.
-fn take_text(
-    top: &mut Map<String, Value>,
+fn text_field(
+    value: Option<Value>,
     field: &'static str,
     names: &FieldNames,
 ) -> Result<Option<String>, NormalizeError> {
-    match take(top, field) {
+    match value {
         None => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
@@ -514,11 +546,11 @@ fn take_text(
 
 /// `processid`: an integer, a string holding one, or the syslog nil value `-` / an empty string
 /// (both meaning absent).
-fn take_processid(
-    top: &mut Map<String, Value>,
+fn processid_field(
+    value: Option<Value>,
     names: &FieldNames,
 ) -> Result<Option<Value>, NormalizeError> {
-    let Some(value) = take(top, "processid") else {
+    let Some(value) = value else {
         return Ok(None);
     };
     let integer = match &value {
@@ -548,16 +580,13 @@ fn take_processid(
 
 /// `tags`: an array of strings. A single scalar becomes a one-element array; numbers, booleans,
 /// arrays and objects inside the array become their JSON text; nulls are skipped.
-fn take_tags(
-    top: &mut Map<String, Value>,
-    names: &FieldNames,
-) -> Result<Vec<String>, NormalizeError> {
+fn tags_field(value: Option<Value>, names: &FieldNames) -> Result<Vec<String>, NormalizeError> {
     let text_of = |value: Value| match value {
         Value::String(text) => Some(text),
         Value::Null => None,
         other => Some(other.to_string()),
     };
-    match take(top, "tags") {
+    match value {
         None => Ok(Vec::new()),
         Some(Value::Array(items)) => Ok(items.into_iter().filter_map(text_of).collect()),
         Some(Value::Object(map)) => Err(wrong_type(

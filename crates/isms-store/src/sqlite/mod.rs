@@ -786,13 +786,9 @@ fn prepare(events: Vec<Event>) -> Vec<PreparedEvent> {
                     bytes
                 });
             let terms = Arc::from(term_writer.terms_of(&event.document));
-            // Straight into a buffer: `Value`'s Display goes through the formatting machinery, which
-            // cost a tenth of this function.
-            let document = match serde_json::to_string(&event.document) {
-                Ok(text) => text,
-                // Cannot happen (a map of JSON values always serializes); the Display path agrees.
-                Err(_) => Value::Object(event.document).to_string(),
-            };
+            // What serde_json writes, faster (see `isms_event::object_text`): a tenth of ingestion's
+            // CPU went to escaping checks.
+            let document = isms_event::object_text(&event.document);
             PreparedEvent {
                 id,
                 utctimestamp: event.utctimestamp_micros,

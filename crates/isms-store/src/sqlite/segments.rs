@@ -263,13 +263,14 @@ impl Segment {
     }
 }
 
-/// The first 8 bytes of `token` as a big-endian number, zero-padded: ordering by it, then by the bytes,
-/// is the bytes' order.
-fn leading_bytes(token: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let length = token.len().min(8);
+/// The first 16 bytes of `token` as a big-endian number, zero-padded: ordering by it, then by the
+/// bytes, is the bytes' order. Sixteen, not eight: a value token spends its first seven on the kind and
+/// the path, so eight would leave most comparisons of one field's values to the bytes.
+fn leading_bytes(token: &[u8]) -> u128 {
+    let mut bytes = [0u8; 16];
+    let length = token.len().min(16);
     bytes[..length].copy_from_slice(&token[..length]);
-    u64::from_be_bytes(bytes)
+    u128::from_be_bytes(bytes)
 }
 
 fn read_varint(bytes: &[u8], mut position: usize) -> Option<(u64, usize)> {
@@ -538,8 +539,8 @@ impl TermIndex {
             grouped[cursors[number as usize]] = seq;
             cursors[number as usize] += 1;
         }
-        // Key order; the first 8 bytes as one big-endian number settle most comparisons.
-        let mut order: Vec<(u64, &[u8], u32)> = distinct
+        // Key order; the first 16 bytes as one big-endian number settle most comparisons.
+        let mut order: Vec<(u128, &[u8], u32)> = distinct
             .iter()
             .enumerate()
             .map(|(number, token)| (leading_bytes(token), *token, number as u32))
@@ -934,10 +935,14 @@ mod tests {
             b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
             b"b",
             b"a\xff",
+            b"0123456789abcdef",
+            b"0123456789abcdef\0",
+            b"0123456789abcdeg",
+            b"0123456789abcdee\xff\xff",
         ];
         let mut expected = tokens.clone();
         expected.sort();
-        let mut keyed: Vec<(u64, &[u8])> = tokens.iter().map(|t| (leading_bytes(t), *t)).collect();
+        let mut keyed: Vec<(u128, &[u8])> = tokens.iter().map(|t| (leading_bytes(t), *t)).collect();
         keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         let sorted: Vec<&[u8]> = keyed.into_iter().map(|(_, token)| token).collect();
         assert_eq!(sorted, expected);
