@@ -341,14 +341,17 @@ impl FieldNames {
 /// Works in place: a map whose keys are already normalized (the usual case) keeps its keys and only
 /// has its values visited, so no key or map is reallocated.
 fn lowercase_map(map: &mut Map<String, Value>, depth: usize) -> Result<(), NormalizeError> {
-    if map.keys().any(|key| key_needs_normalizing(key)) {
+    // One walk checks the keys and visits the values; only a map with a key to change is rebuilt.
+    let mut rename = false;
+    for (key, value) in map.iter_mut() {
+        rename |= key_needs_normalizing(key);
+        lowercase_value(value, depth)?;
+    }
+    if rename {
         let original = std::mem::take(map);
         for (key, value) in original {
             map.insert(normalize_key(key), value);
         }
-    }
-    for value in map.values_mut() {
-        lowercase_value(value, depth)?;
     }
     Ok(())
 }
