@@ -237,18 +237,30 @@ pub fn for_each_scalar<'a>(
 /// The SQLite store indexes exactly these tokens (see `isms-store`'s `terms.rs`).
 pub fn tokenize(text: &str) -> Vec<String> {
     let mut tokens = Vec::new();
-    let mut current = String::new();
+    for_each_token(text, &mut String::new(), |token| {
+        tokens.push(token.to_owned())
+    });
+    tokens
+}
+
+/// Calls `each` with every token [`tokenize`] makes of `text`, in order, built in `scratch` (so a
+/// caller that only looks at each token allocates nothing per word).
+pub fn for_each_token(text: &str, scratch: &mut String, mut each: impl FnMut(&str)) {
+    scratch.clear();
     for character in text.chars() {
-        if character.is_alphanumeric() {
-            current.extend(character.to_lowercase());
-        } else if !current.is_empty() {
-            tokens.push(std::mem::take(&mut current));
+        if character.is_ascii_alphanumeric() {
+            scratch.push(character.to_ascii_lowercase());
+        } else if !character.is_ascii() && character.is_alphanumeric() {
+            scratch.extend(character.to_lowercase());
+        } else if !scratch.is_empty() {
+            each(scratch);
+            scratch.clear();
         }
     }
-    if !current.is_empty() {
-        tokens.push(current);
+    if !scratch.is_empty() {
+        each(scratch);
+        scratch.clear();
     }
-    tokens
 }
 
 /// Whether `text` matches [`NUMERIC_TEXT_PATTERN`], without a regex (the matcher's hot path and the

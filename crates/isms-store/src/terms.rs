@@ -300,30 +300,13 @@ impl TermWriter {
 
     /// Appends a word token for every word of the summary.
     fn push_words(&mut self, summary: &str, output: &mut Vec<u8>) {
-        let mut word = std::mem::take(&mut self.word);
-        let flush = |word: &mut String, output: &mut Vec<u8>| {
-            if !word.is_empty() {
-                let length_at = output.len();
-                output.push(0);
-                output.push(WORD_KIND);
-                push_limited(output, word.as_bytes(), MAX_INDEXED_WORD_BYTES, false);
-                output[length_at] = (output.len() - length_at - 1) as u8;
-                word.clear();
-            }
-        };
-        for character in summary.chars() {
-            if character.is_ascii_alphanumeric() {
-                word.push(character.to_ascii_lowercase());
-            } else if character.is_ascii() {
-                flush(&mut word, output);
-            } else if character.is_alphanumeric() {
-                word.extend(character.to_lowercase());
-            } else {
-                flush(&mut word, output);
-            }
-        }
-        flush(&mut word, output);
-        self.word = word;
+        isms_query::ir::for_each_token(summary, &mut self.word, |word| {
+            let length_at = output.len();
+            output.push(0);
+            output.push(WORD_KIND);
+            push_limited(output, word.as_bytes(), MAX_INDEXED_WORD_BYTES, false);
+            output[length_at] = (output.len() - length_at - 1) as u8;
+        });
     }
 }
 
