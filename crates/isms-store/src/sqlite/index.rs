@@ -194,17 +194,29 @@ async fn write_index_rows(
     let segment = tokio::task::spawn_blocking(move || {
         segment_writer.write_segment(&term_rows, from, through)
     });
-    let mut transaction = connection.begin().await?;
-    sqlx::query(
-        "INSERT INTO index_state (key, value) VALUES ('indexed_through', ?) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(through)
-    .execute(&mut *transaction)
-    .await?;
+    let recorded = async {
+        let mut transaction = connection.begin().await?;
+        sqlx::query(
+            "INSERT INTO index_state (key, value) VALUES ('indexed_through', ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(through)
+        .execute(&mut *transaction)
+        .await?;
+        Ok::<_, StoreError>(transaction)
+    }
+    .await;
     let pending = segment
         .await
         .map_err(|error| StoreError::Index(format!("term segment writer failed: {error}")))??;
+    let transaction = match recorded {
+        Ok(transaction) => transaction,
+        Err(error) => {
+            // The segment must not outlive the failed batch (the retry writes its own).
+            pending.discard();
+            return Err(error);
+        }
+    };
     terms.publish(pending)?;
     if let Err(error) = transaction.commit().await {
         terms.remove_after(from);

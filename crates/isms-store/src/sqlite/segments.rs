@@ -384,6 +384,13 @@ pub(crate) struct PendingSegment {
     through: i64,
 }
 
+impl PendingSegment {
+    /// Deletes the segment instead of publishing it.
+    pub(crate) fn discard(self) {
+        remove_file(&self.temporary);
+    }
+}
+
 /// The term index of one store: the live segments and the thread that merges them.
 pub(crate) struct TermIndex {
     directory: PathBuf,
@@ -549,21 +556,27 @@ impl TermIndex {
         let temporary = self
             .directory
             .join(format!("{:020}-{:020}.tmp", from + 1, through));
-        let mut writer = SegmentWriter::create(&temporary, from)?;
-        for (_, token, number) in order {
-            let seqs = &grouped[starts[number as usize]..starts[number as usize + 1]];
-            // A token twice in one event (a repeated word, equal array members) is one posting.
-            let mut previous = None;
-            writer.add(
-                token,
-                seqs.iter().copied().filter(|seq| {
-                    let fresh = previous != Some(*seq);
-                    previous = Some(*seq);
-                    fresh
-                }),
-            )?;
+        let written = SegmentWriter::create(&temporary, from).and_then(|mut writer| {
+            for (_, token, number) in order {
+                let seqs = &grouped[starts[number as usize]..starts[number as usize + 1]];
+                // A token twice in one event (a repeated word, equal array members) is one posting.
+                let mut previous = None;
+                writer.add(
+                    token,
+                    seqs.iter().copied().filter(|seq| {
+                        let fresh = previous != Some(*seq);
+                        previous = Some(*seq);
+                        fresh
+                    }),
+                )?;
+            }
+            writer.finish(through)
+        });
+        if let Err(error) = written {
+            // A retry covers a different range: this file would stay until the next open.
+            remove_file(&temporary);
+            return Err(error);
         }
-        writer.finish(through)?;
         Ok(PendingSegment {
             temporary,
             from,
@@ -678,7 +691,10 @@ impl TermIndex {
         let temporary = self
             .directory
             .join(format!("{:020}-{:020}.tmp", from + 1, through));
-        merge_into(&inputs, &temporary, from, through)?;
+        if let Err(error) = merge_into(&inputs, &temporary, from, through) {
+            remove_file(&temporary);
+            return Err(error);
+        }
         let path = self.final_path(from, through);
         std::fs::rename(&temporary, &path).map_err(io_error(&path))?;
         sync_directory(&self.directory);
