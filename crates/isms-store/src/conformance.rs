@@ -185,6 +185,27 @@ pub async fn appended_events_are_counted_and_found_by_id(store: &dyn Store) {
             stored, event.document,
             "stored document differs from the appended one"
         );
+        // Any spelling of the UUID finds it by id; a query on `id` wants the stored text (any case).
+        let simple = uuid::Uuid::parse_str(&event.id)
+            .expect("ids are UUIDs")
+            .simple()
+            .to_string()
+            .to_ascii_uppercase();
+        let by_other_spelling = store.get_event(&simple).await.expect("get");
+        assert_eq!(by_other_spelling.as_ref(), Some(&event.document));
+        let second = second_of(&event.document);
+        assert_eq!(
+            found(store, &format!("id:{}", event.id)).await,
+            vec![second]
+        );
+        assert_eq!(
+            found(store, &format!("id:{}", event.id.to_ascii_uppercase())).await,
+            vec![second]
+        );
+        assert_eq!(
+            found(store, &format!("id:{simple}")).await,
+            Vec::<i64>::new()
+        );
     }
     assert_eq!(
         store

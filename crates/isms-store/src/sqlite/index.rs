@@ -34,6 +34,7 @@ const INDEX_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite-index/0001_index.sql"),
     include_str!("../../migrations/sqlite-index/0002_terms_in_segments.sql"),
     include_str!("../../migrations/sqlite-index/0003_words_in_segments.sql"),
+    include_str!("../../migrations/sqlite-index/0004_ids_as_terms.sql"),
 ];
 
 /// Events read back from the events table per step when indexing a gap (one term segment each).

@@ -45,6 +45,7 @@ use sql::{CompiledPredicate, Driver, SqlFragment, SqlParam};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_index_in_own_file.sql"),
+    include_str!("../../migrations/sqlite/0003_ids_in_term_index.sql"),
 ];
 
 /// A driver with at most this many candidates is joined from (then sorted).
@@ -535,7 +536,6 @@ fn bind_all<'q, O>(
             SqlParam::Text(text) => query.bind(text.clone()),
             SqlParam::Integer(integer) => query.bind(*integer),
             SqlParam::Real(real) => query.bind(*real),
-            SqlParam::Blob(bytes) => query.bind(bytes.clone()),
         };
     }
     query
@@ -548,7 +548,6 @@ fn arguments_of(params: &[SqlParam]) -> Result<SqliteArguments, StoreError> {
             SqlParam::Text(text) => arguments.add(text.clone()),
             SqlParam::Integer(integer) => arguments.add(*integer),
             SqlParam::Real(real) => arguments.add(*real),
-            SqlParam::Blob(bytes) => arguments.add(bytes.clone()),
         };
         result.map_err(|error| StoreError::InvalidRequest(error.to_string()))?;
     }
@@ -1025,14 +1024,31 @@ impl Store for SqliteStore {
             let Ok(uuid) = uuid::Uuid::try_parse(id) else {
                 return Ok(None);
             };
-            let row = sqlx::query("SELECT seq, doc FROM events WHERE id = ?")
-                .bind(uuid.as_bytes().to_vec())
-                .fetch_optional(&self.reads)
-                .await?;
-            match row {
-                Some(row) => Ok(Some(parse_document(row.try_get(0)?, row.try_get(1)?)?)),
-                None => Ok(None),
+            // The id is a value token of the term index (there is no b-tree on `events.id`); the row's
+            // id column confirms the candidate.
+            let token = crate::terms::value_token(
+                &isms_query::ir::FieldPath::parse_dotted("id"),
+                &uuid.hyphenated().to_string(),
+            )
+            .token;
+            let terms = self.terms.clone();
+            let candidates = tokio::task::spawn_blocking(move || {
+                terms.lookup(&segments::TermQuery::Token(token))
+            })
+            .await
+            .map_err(|error| StoreError::Index(format!("term lookup failed: {error}")))?;
+            // One candidate, unless retention deleted an event whose postings remain.
+            for seq in candidates {
+                let row = sqlx::query("SELECT seq, doc FROM events WHERE seq = ? AND id = ?")
+                    .bind(seq)
+                    .bind(uuid.as_bytes().to_vec())
+                    .fetch_optional(&self.reads)
+                    .await?;
+                if let Some(row) = row {
+                    return Ok(Some(parse_document(row.try_get(0)?, row.try_get(1)?)?));
+                }
             }
+            Ok(None)
         })
     }
 

@@ -29,7 +29,6 @@ pub(crate) enum SqlParam {
     Text(String),
     Integer(i64),
     Real(f64),
-    Blob(Vec<u8>),
 }
 
 /// SQL text with its parameters in placeholder order.
@@ -63,8 +62,6 @@ pub(crate) enum Driver {
     Terms(TermQuery),
     /// The seqs a term query named, ascending.
     Seqs(Arc<Vec<i64>>),
-    /// The event with this id (16 bytes), through the id index.
-    Id(Vec<u8>),
     /// Rows in any child.
     Union(Vec<Driver>),
     /// Rows in every child.
@@ -96,10 +93,6 @@ impl Driver {
                          ON candidate.seq BETWEEN run.value ->> 0 AND run.value ->> 1",
                     );
                 }
-            }
-            Driver::Id(bytes) => {
-                fragment.push_sql("SELECT seq AS rowid FROM events WHERE id = ");
-                fragment.push_param(SqlParam::Blob(bytes.clone()));
             }
             Driver::Union(children) | Driver::Intersect(children) => {
                 let operator = if matches!(self, Driver::Union(_)) {
@@ -474,14 +467,7 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
         FieldTest::Equals(value) => {
             condition.push_sql(&format!("lower({SCALAR_TEXT}) = "));
             condition.push_param(SqlParam::Text(value.to_ascii_lowercase()));
-            if field.0.len() == 1 && field.0[0] == "id" {
-                match uuid::Uuid::try_parse(value) {
-                    // Ids are stored as lowercase hyphenated text; another spelling of the same UUID is
-                    // a different text and must not match, hence the exact condition stays.
-                    Ok(parsed) => (Some(Driver::Id(parsed.as_bytes().to_vec())), false),
-                    Err(_) => (Some(Driver::Terms(TermQuery::Nothing)), true),
-                }
-            } else if values_indexed {
+            if values_indexed {
                 let lookup = value_token(field, value);
                 (
                     Some(Driver::Terms(TermQuery::Token(lookup.token))),
