@@ -395,20 +395,27 @@ fn located(err: &serde_json::Error, line_base: usize) -> String {
 // /events
 
 fn decode_events(data: &[u8], items: &mut Items<'_>) -> Result<(), BodyError> {
+    // A body that is UTF-8 throughout (the usual case) is checked once here, so the parser need not
+    // check each string again; any other body is parsed as bytes and its bad items named.
+    let text = std::str::from_utf8(data).ok();
     // `offset` is always a line start, so serde_json's columns are right and its lines only need
-    // `line_base` added.
+    // `line_base` added. (A line start follows a newline byte: always a character boundary.)
     let mut offset = 0;
     let mut line_base = 0;
     while offset < data.len() {
         let slice = &data[offset..];
-        let mut stream = serde_json::Deserializer::from_slice(slice).into_iter::<Value>();
-        let (before, err) = loop {
-            let before = stream.byte_offset();
-            match stream.next() {
-                None => return Ok(()),
-                Some(Ok(value)) => items.top_level(value)?,
-                Some(Err(err)) => break (before, err),
-            }
+        let stopped = match text {
+            Some(text) => parse_stream(
+                serde_json::Deserializer::from_str(&text[offset..]).into_iter(),
+                items,
+            )?,
+            None => parse_stream(
+                serde_json::Deserializer::from_slice(slice).into_iter(),
+                items,
+            )?,
+        };
+        let Some((before, err)) = stopped else {
+            return Ok(());
         };
         items.reject(format!("invalid JSON: {}", located(&err, line_base)))?;
 
@@ -424,6 +431,22 @@ fn decode_events(data: &[u8], items: &mut Items<'_>) -> Result<(), BodyError> {
         offset += resume;
     }
     Ok(())
+}
+
+/// Hands every value of `stream` to `items` until the end (`None`) or the first error: then the byte
+/// offset where the failed value began, and the error.
+fn parse_stream<'de, R: serde_json::de::Read<'de>>(
+    mut stream: serde_json::StreamDeserializer<'de, R, Value>,
+    items: &mut Items<'_>,
+) -> Result<Option<(usize, serde_json::Error)>, BodyError> {
+    loop {
+        let before = stream.byte_offset();
+        match stream.next() {
+            None => return Ok(None),
+            Some(Ok(value)) => items.top_level(value)?,
+            Some(Err(err)) => return Ok(Some((before, err))),
+        }
+    }
 }
 
 /// The first line start after the line containing `start` whose first byte opens an object or
@@ -454,12 +477,21 @@ fn decode_bulk(data: &[u8], items: &mut Items<'_>) -> Result<(), BodyError> {
         }
         return bulk.finish(items);
     }
+    // As in `decode_events`: a body that is UTF-8 throughout is checked once, not string by string.
+    let text = std::str::from_utf8(data).ok();
+    let mut line_start = 0;
     for (i, line) in data.split(|b| *b == b'\n').enumerate() {
+        let line_range = line_start..line_start + line.len();
+        line_start = line_range.end + 1;
         if line.iter().all(|b| is_json_whitespace(*b)) {
             continue;
         }
-        let parsed = serde_json::from_slice::<Value>(line)
-            .map_err(|err| format!("invalid JSON: {}", located(&err, i)));
+        let parsed = match text {
+            // Lines end at newline bytes: character boundaries.
+            Some(text) => serde_json::from_str::<Value>(&text[line_range]),
+            None => serde_json::from_slice::<Value>(line),
+        }
+        .map_err(|err| format!("invalid JSON: {}", located(&err, i)));
         bulk.feed(parsed, Place::Line(i + 1), items)?;
     }
     bulk.finish(items)
