@@ -35,8 +35,15 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(number) => {
-            // serde_json's own number text (writing into a Vec cannot fail).
-            let _ = serde_json::to_writer(&mut *out, number);
+            // Integers as serde_json writes them (it uses itoa too), without its serializer's layers;
+            // floats by serde_json itself (writing into a Vec cannot fail).
+            if let Some(integer) = number.as_u64() {
+                out.extend_from_slice(itoa::Buffer::new().format(integer).as_bytes());
+            } else if let Some(integer) = number.as_i64() {
+                out.extend_from_slice(itoa::Buffer::new().format(integer).as_bytes());
+            } else {
+                let _ = serde_json::to_writer(&mut *out, number);
+            }
         }
         Value::String(text) => write_string(out, text),
         Value::Array(items) => {
@@ -70,41 +77,50 @@ fn write_string(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    // Bytes before `clean_from` are written.
-    let mut clean_from = 0;
-    let mut words = bytes.chunks_exact(8);
-    let mut at = 0;
-    for word in words.by_ref() {
-        let word = u64::from_le_bytes([
-            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-        ]);
-        if word_may_need_escaping(word) {
-            escape_range(out, bytes, at, at + 8, &mut clean_from);
-        }
-        at += 8;
+    if is_clean(bytes) {
+        // Nearly every string: one copy.
+        out.extend_from_slice(bytes);
+    } else {
+        write_escaped(out, bytes);
     }
-    let tail = words.remainder();
-    if !tail.is_empty() {
-        // Padded with spaces, which never need escaping.
-        let mut word = [b' '; 8];
-        word[..tail.len()].copy_from_slice(tail);
-        if word_may_need_escaping(u64::from_le_bytes(word)) {
-            escape_range(out, bytes, at, bytes.len(), &mut clean_from);
-        }
-    }
-    out.extend_from_slice(&bytes[clean_from..]);
     out.push(b'"');
 }
 
-/// Writes the clean bytes before each byte of `bytes[from..to]` that needs escaping, then its escape.
-fn escape_range(out: &mut Vec<u8>, bytes: &[u8], from: usize, to: usize, clean_from: &mut usize) {
-    for (index, &byte) in bytes.iter().enumerate().take(to).skip(from) {
+/// True only if no byte of `bytes` needs escaping, tested a word at a time (may say false for a clean
+/// string, then the caller looks byte by byte).
+fn is_clean(bytes: &[u8]) -> bool {
+    let word_at = |at: usize| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    if bytes.len() >= 8 {
+        // The last word may overlap the one before it: testing a byte twice is harmless.
+        (0..bytes.len() / 8).all(|index| !word_may_need_escaping(word_at(index * 8)))
+            && !word_may_need_escaping(word_at(bytes.len() - 8))
+    } else {
+        // Spaces, which never need escaping, fill the rest of the word.
+        let word = bytes
+            .iter()
+            .enumerate()
+            .fold(ONES * u64::from(b' '), |word, (index, &byte)| {
+                word & !(0xFF << (8 * index)) | (u64::from(byte) << (8 * index))
+            });
+        !word_may_need_escaping(word)
+    }
+}
+
+/// Writes `bytes`, the runs without escapes copied whole, each byte that needs one escaped.
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut clean_from = 0;
+    for (index, &byte) in bytes.iter().enumerate() {
         if let Some(escape) = escape_of(byte) {
-            out.extend_from_slice(&bytes[*clean_from..index]);
+            out.extend_from_slice(&bytes[clean_from..index]);
             push_escape(out, escape, byte);
-            *clean_from = index + 1;
+            clean_from = index + 1;
         }
     }
+    out.extend_from_slice(&bytes[clean_from..]);
 }
 
 /// How serde_json escapes a byte: `Some(b'u')` for `\u00XX`, `Some(c)` for `\c`, `None` for as is.

@@ -277,40 +277,40 @@ pub fn normalize_delivered(raw: Value, delivery: &Delivery) -> Result<Event, Nor
     };
 
     let id = crate::id::new_event_id(received_micros);
-    let mut document = Map::new();
-    document.insert("id".to_owned(), Value::String(id.clone()));
     let received_text = delivery.received_text.clone();
     let utctimestamp_text = if event_micros == received_micros {
         received_text.clone()
     } else {
         format_time(event_micros)
     };
-    document.insert("utctimestamp".to_owned(), Value::String(utctimestamp_text));
-    document.insert("receivedtimestamp".to_owned(), Value::String(received_text));
-    document.insert("timestamp".to_owned(), Value::String(timestamp_text));
-    let mut put_text = |key: &str, text: Option<String>| {
-        if let Some(text) = text {
-            document.insert(key.to_owned(), Value::String(text));
-        }
-    };
-    put_text("hostname", hostname);
-    put_text("processname", processname);
-    put_text("source", source);
-    put_text("summary", summary);
-    put_text(
+    // Members in key order: the map is built in one go from them instead of searched per insert.
+    let text = |key: &str, text: String| (key.to_owned(), Value::String(text));
+    let mut members = Vec::with_capacity(14);
+    members.push(text(
         "category",
-        Some(category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned())),
-    );
-    put_text("severity", Some(severity.name().to_owned()));
-    if let Some(processid) = processid {
-        document.insert("processid".to_owned(), processid);
-    }
-    document.insert(
+        category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned()),
+    ));
+    members.push(("details".to_owned(), Value::Object(details)));
+    members.extend(hostname.map(|hostname| text("hostname", hostname)));
+    members.push(text("id", id.clone()));
+    members.push(("origin".to_owned(), delivery.origin.clone()));
+    members.extend(processid.map(|processid| ("processid".to_owned(), processid)));
+    members.extend(processname.map(|processname| text("processname", processname)));
+    members.push(text("receivedtimestamp", received_text));
+    members.push(text("severity", severity.name().to_owned()));
+    members.extend(source.map(|source| text("source", source)));
+    members.extend(summary.map(|summary| text("summary", summary)));
+    members.push((
         "tags".to_owned(),
         Value::Array(tags.into_iter().map(Value::String).collect()),
+    ));
+    members.push(text("timestamp", timestamp_text));
+    members.push(text("utctimestamp", utctimestamp_text));
+    debug_assert!(
+        members.is_sorted_by(|a, b| a.0 < b.0),
+        "members in key order"
     );
-    document.insert("details".to_owned(), Value::Object(details));
-    document.insert("origin".to_owned(), delivery.origin.clone());
+    let document: Map<String, Value> = members.into_iter().collect();
 
     Ok(Event {
         id,
@@ -377,6 +377,43 @@ fn lowercase_value(value: &mut Value, depth: usize) -> Result<(), NormalizeError
 }
 
 fn key_needs_normalizing(key: &str) -> bool {
+    // Eight bytes at a time: a word of lowercase ASCII without dots (nearly every key) is passed by a
+    // few arithmetic operations; any other word is looked at byte by byte.
+    let bytes = key.as_bytes();
+    let mut words = bytes.chunks_exact(8);
+    let clean = words
+        .by_ref()
+        .all(|word| word_is_plain(u64::from_le_bytes(word.try_into().unwrap_or([0; 8]))));
+    if clean {
+        // Padded with `a`, a plain byte.
+        let mut tail = [b'a'; 8];
+        tail[..words.remainder().len()].copy_from_slice(words.remainder());
+        if word_is_plain(u64::from_le_bytes(tail)) {
+            return false;
+        }
+    }
+    key_needs_normalizing_bytewise(key)
+}
+
+/// True only if no byte of `word` is an ASCII uppercase letter, `.` or outside ASCII. May say false
+/// for a word without any (then the caller looks byte by byte), never true for one with one.
+fn word_is_plain(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    if word & HIGH_BITS != 0 {
+        return false;
+    }
+    // With every high bit clear, adding below 0x80 per byte carries into no neighbour: a byte's high
+    // bit is then set exactly when it reached the threshold.
+    let at_least_upper_a = word + ONES * (0x80 - u64::from(b'A'));
+    let above_upper_z = word + ONES * (0x80 - u64::from(b'Z') - 1);
+    let uppercase = at_least_upper_a & !above_upper_z;
+    let dots = word ^ (ONES * u64::from(b'.'));
+    let has_dot = dots.wrapping_sub(ONES) & !dots;
+    (uppercase | has_dot) & HIGH_BITS == 0
+}
+
+fn key_needs_normalizing_bytewise(key: &str) -> bool {
     for byte in key.bytes() {
         if byte == b'.' || byte.is_ascii_uppercase() {
             return true;

@@ -828,6 +828,14 @@ mod properties {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
+        fn the_word_at_a_time_key_check_agrees_with_the_byte_by_byte_one(
+            // Letters and the bytes beside `A`, `Z` and `.`, ASCII and not, keys of any length.
+            key in "[a-zA-Z@\\[`{.,/0-9_ÄéΣ\u{7f}\u{80}]{0,40}",
+        ) {
+            prop_assert_eq!(key_needs_normalizing(&key), key_needs_normalizing_bytewise(&key));
+        }
+
+        #[test]
         fn never_panics_and_output_is_well_formed(
             raw in json_value(),
             top in prop::collection::vec((key(), json_value()), 0..10),

@@ -124,40 +124,76 @@ pub fn format_time(micros: i64) -> String {
     });
     let dt = Offset::UTC.to_datetime(timestamp);
     let year = i32::from(dt.year());
-    // Written by hand: this runs three times per event on the ingest path.
-    let mut text = String::with_capacity(32);
+    // Written by hand into a fixed buffer: this runs twice per event on the ingest path.
+    let mut text = DigitWriter::default();
     if (0..=9999).contains(&year) {
-        push_digits(&mut text, year.unsigned_abs(), 4);
+        text.digits(year.unsigned_abs(), 4);
     } else {
-        text.push(if year < 0 { '-' } else { '+' });
-        push_digits(&mut text, year.unsigned_abs(), 6);
+        text.byte(if year < 0 { b'-' } else { b'+' });
+        text.digits(year.unsigned_abs(), 6);
     }
     for (separator, value) in [
-        ('-', dt.month() as u32),
-        ('-', dt.day() as u32),
-        ('T', dt.hour() as u32),
-        (':', dt.minute() as u32),
-        (':', dt.second() as u32),
+        (b'-', dt.month() as u32),
+        (b'-', dt.day() as u32),
+        (b'T', dt.hour() as u32),
+        (b':', dt.minute() as u32),
+        (b':', dt.second() as u32),
     ] {
-        text.push(separator);
-        push_digits(&mut text, value, 2);
+        text.byte(separator);
+        text.digits(value, 2);
     }
-    text.push('.');
-    push_digits(&mut text, dt.subsec_nanosecond().unsigned_abs() / 1000, 6);
-    text.push_str("+00:00");
-    text
+    text.byte(b'.');
+    text.digits(dt.subsec_nanosecond().unsigned_abs() / 1000, 6);
+    for byte in *b"+00:00" {
+        text.byte(byte);
+    }
+    text.into_string()
 }
 
-/// Appends `value` in decimal, zero-padded to `width` digits. Every caller's value fits its width
-/// (jiff's years stop at 9999, sub-second micros below 1,000,000).
-fn push_digits(text: &mut String, value: u32, width: u32) {
-    debug_assert!(
-        u64::from(value) < 10u64.pow(width),
-        "{value} wider than {width} digits"
-    );
-    for position in (0..width).rev() {
-        let digit = (value / 10u32.pow(position)) % 10;
-        text.push(char::from(b'0' + digit as u8));
+/// ASCII text of at most [`DigitWriter::CAPACITY`] bytes (the longest time,
+/// `-009999-01-02T01:59:59.000000+00:00`, has 35), written without growing a `String`.
+struct DigitWriter {
+    bytes: [u8; DigitWriter::CAPACITY],
+    length: usize,
+}
+
+impl Default for DigitWriter {
+    fn default() -> DigitWriter {
+        DigitWriter {
+            bytes: [0; DigitWriter::CAPACITY],
+            length: 0,
+        }
+    }
+}
+
+impl DigitWriter {
+    const CAPACITY: usize = 40;
+
+    fn byte(&mut self, byte: u8) {
+        self.bytes[self.length] = byte;
+        self.length += 1;
+    }
+
+    /// `value` in decimal, zero-padded to `width` digits. Every caller's value fits its width (jiff's
+    /// years stop at 9999, sub-second micros below 1,000,000).
+    fn digits(&mut self, mut value: u32, width: usize) {
+        debug_assert!(
+            u64::from(value) < 10u64.pow(width as u32),
+            "{value} wider than {width} digits"
+        );
+        for slot in self.bytes[self.length..self.length + width]
+            .iter_mut()
+            .rev()
+        {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        self.length += width;
+    }
+
+    fn into_string(self) -> String {
+        // Only ASCII digits and separators were written.
+        String::from_utf8_lossy(&self.bytes[..self.length]).into_owned()
     }
 }
 
