@@ -257,8 +257,7 @@ impl TermWriter {
                 Value::Array(elements) => {
                     let mut any = false;
                     for element in elements {
-                        if let Some(text) = render_scalar(element) {
-                            self.push_value(node, &text, output);
+                        if self.push_scalar(node, element, output) {
                             any = true;
                         } else if contains_scalar(element) {
                             any = true;
@@ -268,9 +267,7 @@ impl TermWriter {
                 }
                 Value::Null => false,
                 scalar => {
-                    if let Some(text) = render_scalar(scalar) {
-                        self.push_value(node, &text, output);
-                    }
+                    self.push_scalar(node, scalar, output);
                     true
                 }
             };
@@ -283,6 +280,31 @@ impl TermWriter {
             }
         }
         any_scalar
+    }
+
+    /// Pushes the value token of a scalar (not null) as [`render_scalar`] renders it; returns whether
+    /// `value` was one.
+    fn push_scalar(&self, node: usize, value: &Value, output: &mut Vec<u8>) -> bool {
+        match value {
+            // Integers are common (ports, ids, counts): their text without `to_string`'s allocation;
+            // the same text, as both are the shortest decimal form.
+            Value::Number(number) if number.is_u64() || number.is_i64() => {
+                let mut digits = itoa::Buffer::new();
+                let text = match number.as_u64() {
+                    Some(integer) => digits.format(integer),
+                    None => digits.format(number.as_i64().unwrap_or_default()),
+                };
+                self.push_value(node, text, output);
+                true
+            }
+            other => match render_scalar(other) {
+                Some(text) => {
+                    self.push_value(node, &text, output);
+                    true
+                }
+                None => false,
+            },
+        }
     }
 
     fn push_value(&self, node: usize, text: &str, output: &mut Vec<u8>) {
@@ -346,6 +368,30 @@ mod tests {
         assert!(tokens.contains(&presence_token(&FieldPath::parse_dotted("summary"))));
         assert!(!tokens.contains(&value_token(&FieldPath::parse_dotted("summary"), "s").token));
         assert!(tokens.contains(&word_token("s").token));
+    }
+
+    #[test]
+    fn number_tokens_hold_the_text_the_query_side_renders() {
+        let path = FieldPath::parse_dotted("details.n");
+        for number in [
+            json!(0),
+            json!(-1),
+            json!(22),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(-2.5e-7),
+            json!(1e300),
+        ] {
+            let text = render_scalar(&number).expect("a scalar").into_owned();
+            let tokens = terms(json!({"details": {"n": number, "list": [number]}}));
+            assert!(tokens.contains(&value_token(&path, &text).token), "{text}");
+            let in_list = FieldPath::parse_dotted("details.list");
+            assert!(
+                tokens.contains(&value_token(&in_list, &text).token),
+                "{text}"
+            );
+        }
     }
 
     #[test]
