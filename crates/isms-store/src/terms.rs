@@ -257,9 +257,8 @@ impl TermWriter {
                 Value::Array(elements) => {
                     let mut any = false;
                     for element in elements {
-                        if self.push_scalar(node, element, output) {
-                            any = true;
-                        } else if contains_scalar(element) {
+                        // A scalar element is pushed; a nested one only makes the path present.
+                        if self.push_scalar(node, element, output) || contains_scalar(element) {
                             any = true;
                         }
                     }
