@@ -92,6 +92,7 @@
 
 mod alias;
 mod id;
+mod incoming;
 mod json_text;
 mod normalize;
 mod severity;
@@ -99,6 +100,7 @@ mod time;
 mod util;
 
 pub use alias::{AliasTarget, FIELD_ALIASES, FieldAlias};
+pub use incoming::IncomingValue;
 pub use json_text::object_text;
 pub use normalize::{
     DEFAULT_CATEGORY, Delivery, Event, MAX_DEPTH, MOZDEF_FIELDS, NormalizeError, Origin, normalize,

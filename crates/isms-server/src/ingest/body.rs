@@ -35,6 +35,7 @@ use std::borrow::Cow;
 use std::io::Read;
 
 use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
+use isms_event::IncomingValue;
 use serde_json::Value;
 
 /// Bounds applied while decoding one body.
@@ -436,14 +437,14 @@ fn decode_events(data: &[u8], items: &mut Items<'_>) -> Result<(), BodyError> {
 /// Hands every value of `stream` to `items` until the end (`None`) or the first error: then the byte
 /// offset where the failed value began, and the error.
 fn parse_stream<'de, R: serde_json::de::Read<'de>>(
-    mut stream: serde_json::StreamDeserializer<'de, R, Value>,
+    mut stream: serde_json::StreamDeserializer<'de, R, IncomingValue>,
     items: &mut Items<'_>,
 ) -> Result<Option<(usize, serde_json::Error)>, BodyError> {
     loop {
         let before = stream.byte_offset();
         match stream.next() {
             None => return Ok(None),
-            Some(Ok(value)) => items.top_level(value)?,
+            Some(Ok(IncomingValue(value))) => items.top_level(value)?,
             Some(Err(err)) => return Ok(Some((before, err))),
         }
     }
@@ -470,7 +471,7 @@ fn decode_bulk(data: &[u8], items: &mut Items<'_>) -> Result<(), BodyError> {
     let mut bulk = Bulk::default();
     let first = data.iter().find(|b| !is_json_whitespace(**b));
     if first == Some(&b'[')
-        && let Ok(Value::Array(elements)) = serde_json::from_slice::<Value>(data)
+        && let Ok(IncomingValue(Value::Array(elements))) = serde_json::from_slice(data)
     {
         for (i, element) in elements.into_iter().enumerate() {
             bulk.feed(Ok(element), Place::Element(i), items)?;
@@ -488,9 +489,10 @@ fn decode_bulk(data: &[u8], items: &mut Items<'_>) -> Result<(), BodyError> {
         }
         let parsed = match text {
             // Lines end at newline bytes: character boundaries.
-            Some(text) => serde_json::from_str::<Value>(&text[line_range]),
-            None => serde_json::from_slice::<Value>(line),
+            Some(text) => serde_json::from_str::<IncomingValue>(&text[line_range]),
+            None => serde_json::from_slice::<IncomingValue>(line),
         }
+        .map(|IncomingValue(value)| value)
         .map_err(|err| format!("invalid JSON: {}", located(&err, i)));
         bulk.feed(parsed, Place::Line(i + 1), items)?;
     }
