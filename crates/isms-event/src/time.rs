@@ -192,8 +192,10 @@ impl DigitWriter {
     }
 
     fn into_string(self) -> String {
-        // Only ASCII digits and separators were written.
-        String::from_utf8_lossy(&self.bytes[..self.length]).into_owned()
+        // Only ASCII digits and separators were written, so this never falls back to the empty text.
+        std::str::from_utf8(&self.bytes[..self.length])
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 

@@ -231,14 +231,7 @@ impl Segment {
 
     /// Appends the seqs of one postings list.
     fn decode_into(&self, postings: &[u8], output: &mut Vec<i64>) {
-        let mut seq = self.from;
-        let mut position = 0;
-        while let Some((delta, next)) = read_varint(postings, position) {
-            // Wrapping: postings are trusted after the open checks, but a bad delta must not panic.
-            seq = seq.wrapping_add(delta as i64);
-            output.push(seq);
-            position = next;
-        }
+        decode_postings(postings, self.from, output);
     }
 
     /// Seqs holding `token`, ascending.
@@ -282,11 +275,35 @@ impl Segment {
 /// The first 16 bytes of `token` as a big-endian number, zero-padded: ordering by it, then by the
 /// bytes, is the bytes' order. Sixteen, not eight: a value token spends its first seven on the kind and
 /// the path, so eight would leave most comparisons of one field's values to the bytes.
-fn leading_bytes(token: &[u8]) -> u128 {
-    let mut bytes = [0u8; 16];
-    let length = token.len().min(16);
-    bytes[..length].copy_from_slice(&token[..length]);
-    u128::from_be_bytes(bytes)
+/// What settles most comparisons of two tokens: their first 32 bytes as two big-endian numbers (zero
+/// padded). Equal keys leave the order to the bytes themselves. Two numbers, not one: many tokens share
+/// their first 16 bytes (a field's tokens share 7, event ids their first 9 characters for a minute).
+fn sort_key(token: &[u8]) -> (u128, u128) {
+    let number_at = |start: usize| {
+        let mut bytes = [0u8; 16];
+        let part = token.get(start..).unwrap_or_default();
+        let length = part.len().min(16);
+        bytes[..length].copy_from_slice(&part[..length]);
+        u128::from_be_bytes(bytes)
+    };
+    (number_at(0), number_at(16))
+}
+
+/// Sorts tokens (with their numbers) into byte order.
+fn sort_tokens(order: &mut [((u128, u128), &[u8], u32)]) {
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+}
+
+/// Appends the seqs of a postings list whose deltas start from `from` (its segment's).
+fn decode_postings(postings: &[u8], from: i64, output: &mut Vec<i64>) {
+    let mut seq = from;
+    let mut position = 0;
+    while let Some((delta, next)) = read_varint(postings, position) {
+        // Wrapping: postings are trusted after the open checks, but a bad delta must not panic.
+        seq = seq.wrapping_add(delta as i64);
+        output.push(seq);
+        position = next;
+    }
 }
 
 fn read_varint(bytes: &[u8], mut position: usize) -> Option<(u64, usize)> {
@@ -348,14 +365,40 @@ impl SegmentWriter {
             push_varint(&mut postings, (seq - previous) as u64);
             previous = seq;
         }
+        let written = self.write_entry(key, &postings);
+        self.scratch = postings;
+        written
+    }
+
+    /// Adds one key (in increasing order) with the postings of another segment, whose deltas start
+    /// from `postings_from`: only the first delta changes, the rest is copied.
+    fn add_rebased(
+        &mut self,
+        key: &[u8],
+        postings: &[u8],
+        postings_from: i64,
+    ) -> Result<(), SegmentError> {
+        let mut rebased = std::mem::take(&mut self.scratch);
+        rebased.clear();
+        if let Some((first, rest)) = read_varint(postings, 0) {
+            let first_seq = postings_from.wrapping_add(first as i64);
+            push_varint(&mut rebased, first_seq.wrapping_sub(self.from) as u64);
+            rebased.extend_from_slice(&postings[rest..]);
+        }
+        let written = self.write_entry(key, &rebased);
+        self.scratch = rebased;
+        written
+    }
+
+    /// Writes an entry: key length, key, postings length, postings.
+    fn write_entry(&mut self, key: &[u8], postings: &[u8]) -> Result<(), SegmentError> {
         let mut head = std::mem::take(&mut self.head_scratch);
         head.clear();
         push_varint(&mut head, key.len() as u64);
         head.extend_from_slice(key);
         push_varint(&mut head, postings.len() as u64);
         self.offsets.push(self.written);
-        let written = self.write(&head).and_then(|()| self.write(&postings));
-        self.scratch = postings;
+        let written = self.write(&head).and_then(|()| self.write(postings));
         self.head_scratch = head;
         written
     }
@@ -562,13 +605,12 @@ impl TermIndex {
             grouped[cursors[number as usize]] = seq;
             cursors[number as usize] += 1;
         }
-        // Key order; the first 16 bytes as one big-endian number settle most comparisons.
-        let mut order: Vec<(u128, &[u8], u32)> = distinct
+        let mut order: Vec<((u128, u128), &[u8], u32)> = distinct
             .iter()
             .enumerate()
-            .map(|(number, token)| (leading_bytes(token), *token, number as u32))
+            .map(|(number, token)| (sort_key(token), *token, number as u32))
             .collect();
-        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        sort_tokens(&mut order);
         let temporary = self
             .directory
             .join(format!("{:020}-{:020}.tmp", from + 1, through));
@@ -792,27 +834,39 @@ fn merge_into(
     }
     let mut writer = SegmentWriter::create(path, from)?;
     let mut seqs = Vec::new();
+    // Takes an input's entry: its postings, with the input's next entry queued.
+    let take = |heap: &mut BinaryHeap<_>, input: usize, index: usize| {
+        let segment: &Arc<Segment> = &inputs[input];
+        if index + 1 < segment.key_count {
+            heap.push(std::cmp::Reverse((
+                segment.entry(index + 1).0,
+                input,
+                index + 1,
+            )));
+        }
+        (segment.entry(index).1, segment.from)
+    };
     while let Some(std::cmp::Reverse((key, input, index))) = heap.pop() {
-        seqs.clear();
-        let mut next = Some((input, index));
-        while let Some((input, index)) = next {
-            let segment = &inputs[input];
-            segment.decode_into(segment.entry(index).1, &mut seqs);
-            if index + 1 < segment.key_count {
-                heap.push(std::cmp::Reverse((
-                    segment.entry(index + 1).0,
-                    input,
-                    index + 1,
-                )));
-            }
-            next = match heap.peek() {
+        let (postings, postings_from) = take(&mut heap, input, index);
+        let next_is_same_key =
+            |heap: &BinaryHeap<std::cmp::Reverse<(&[u8], usize, usize)>>| match heap.peek() {
                 Some(std::cmp::Reverse((next_key, next_input, next_index))) if *next_key == key => {
-                    let found = (*next_input, *next_index);
-                    heap.pop();
-                    Some(found)
+                    Some((*next_input, *next_index))
                 }
                 _ => None,
             };
+        if next_is_same_key(&heap).is_none() {
+            // In one input only (most keys: ids, rare values): its postings are copied, only the first
+            // delta re-based, instead of decoded and encoded again.
+            writer.add_rebased(key, postings, postings_from)?;
+            continue;
+        }
+        seqs.clear();
+        decode_postings(postings, postings_from, &mut seqs);
+        while let Some((next_input, next_index)) = next_is_same_key(&heap) {
+            heap.pop();
+            let (postings, postings_from) = take(&mut heap, next_input, next_index);
+            decode_postings(postings, postings_from, &mut seqs);
         }
         writer.add(key, seqs.iter().copied())?;
     }
@@ -953,7 +1007,7 @@ mod tests {
     }
 
     #[test]
-    fn ordering_by_leading_bytes_then_bytes_is_byte_order() {
+    fn ordering_by_sort_key_then_bytes_is_byte_order() {
         let tokens: Vec<&[u8]> = vec![
             b"ab",
             b"ab\0",
@@ -971,13 +1025,39 @@ mod tests {
             b"0123456789abcdef\0",
             b"0123456789abcdeg",
             b"0123456789abcdee\xff\xff",
+            b"0123456789abcdef0123456789abcdef",
+            b"0123456789abcdef0123456789abcdef\0",
+            b"0123456789abcdef0123456789abcdeg",
+            b"0123456789abcdef0123456789abcdee\xff",
+            b"0123456789abcdef0",
+            b"0123456789abcdef\xff",
         ];
         let mut expected = tokens.clone();
         expected.sort();
-        let mut keyed: Vec<(u128, &[u8])> = tokens.iter().map(|t| (leading_bytes(t), *t)).collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        let sorted: Vec<&[u8]> = keyed.into_iter().map(|(_, token)| token).collect();
+        let mut keyed: Vec<((u128, u128), &[u8], u32)> =
+            tokens.iter().map(|t| (sort_key(t), *t, 0)).collect();
+        sort_tokens(&mut keyed);
+        let sorted: Vec<&[u8]> = keyed.into_iter().map(|(_, token, _)| token).collect();
         assert_eq!(sorted, expected);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sorted_tokens_are_in_byte_order(
+            // Few distinct bytes and lengths around 16 and 32, so keys often tie.
+            tokens in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(vec![0u8, 1, b'a', 0xff]), 0..40),
+                0..60,
+            )
+        ) {
+            let mut expected: Vec<&[u8]> = tokens.iter().map(Vec::as_slice).collect();
+            expected.sort();
+            let mut keyed: Vec<((u128, u128), &[u8], u32)> =
+                tokens.iter().map(|t| (sort_key(t), t.as_slice(), 0)).collect();
+            sort_tokens(&mut keyed);
+            let sorted: Vec<&[u8]> = keyed.into_iter().map(|(_, token, _)| token).collect();
+            proptest::prop_assert_eq!(sorted, expected);
+        }
     }
 
     #[test]
