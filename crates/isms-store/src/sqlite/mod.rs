@@ -1021,16 +1021,12 @@ impl Store for SqliteStore {
 
     fn get_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Map<String, Value>>> {
         Box::pin(async move {
-            let Ok(uuid) = uuid::Uuid::try_parse(id) else {
+            let (Ok(uuid), Some(token)) = (uuid::Uuid::try_parse(id), crate::terms::id_token(id))
+            else {
                 return Ok(None);
             };
-            // The id is a value token of the term index (there is no b-tree on `events.id`); the row's
-            // id column confirms the candidate.
-            let token = crate::terms::value_token(
-                &isms_query::ir::FieldPath::parse_dotted("id"),
-                &uuid.hyphenated().to_string(),
-            )
-            .token;
+            // Ids are found through their tokens in the term index (there is no b-tree on
+            // `events.id`); the row's id column confirms the candidate.
             let terms = self.terms.clone();
             let candidates = tokio::task::spawn_blocking(move || {
                 terms.lookup(&segments::TermQuery::Token(token))

@@ -19,8 +19,8 @@ use super::segments::TermQuery;
 
 use super::functions::{PHRASE_SEPARATOR, TextKind};
 use crate::terms::{
-    has_presence_token, has_value_tokens, presence_token, value_prefix_token, value_token,
-    word_prefix_token, word_token,
+    has_presence_token, has_value_tokens, id_token, presence_token, value_prefix_token,
+    value_token, word_prefix_token, word_token,
 };
 
 /// A parameter bound to a `?` placeholder.
@@ -467,7 +467,15 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
         FieldTest::Equals(value) => {
             condition.push_sql(&format!("lower({SCALAR_TEXT}) = "));
             condition.push_param(SqlParam::Text(value.to_ascii_lowercase()));
-            if values_indexed {
+            if field.0.len() == 1 && field.0[0] == "id" {
+                // Ids have tokens of their own kind, made from the parsed UUID: another spelling of the
+                // same UUID finds the event too, so the exact condition stays. A value that is no UUID
+                // is no event's id.
+                match id_token(value) {
+                    Some(token) => (Some(Driver::Terms(TermQuery::Token(token))), false),
+                    None => (Some(Driver::Terms(TermQuery::Nothing)), true),
+                }
+            } else if values_indexed {
                 let lookup = value_token(field, value);
                 (
                     Some(Driver::Terms(TermQuery::Token(lookup.token))),
