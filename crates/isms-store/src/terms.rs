@@ -398,13 +398,20 @@ mod tests {
         let token = id_token(id).expect("a UUID");
         assert_eq!(token.len(), 17);
         assert!(tokens.contains(&token));
-        assert_eq!(id_token("0198A3F26C1E7D4B9A2F0123456789AB"), Some(token.clone()));
+        assert_eq!(
+            id_token("0198A3F26C1E7D4B9A2F0123456789AB"),
+            Some(token.clone())
+        );
         // Not a value token as well.
         let path = FieldPath::parse_dotted("id");
         assert!(!tokens.contains(&value_token(&path, id).token));
         assert_eq!(id_token("not-an-id"), None);
         // An id that is no UUID (only in documents made by hand) has no token.
-        assert!(terms(json!({"id": "x", "summary": "s"})).iter().all(|t| t[0] != ID_KIND));
+        assert!(
+            terms(json!({"id": "x", "summary": "s"}))
+                .iter()
+                .all(|t| t[0] != ID_KIND)
+        );
     }
 
     #[test]

@@ -231,7 +231,14 @@ impl Segment {
 
     /// Appends the seqs of one postings list.
     fn decode_into(&self, postings: &[u8], output: &mut Vec<i64>) {
-        decode_postings(postings, self.from, output);
+        let mut seq = self.from;
+        let mut position = 0;
+        while let Some((delta, next)) = read_varint(postings, position) {
+            // Wrapping: postings are trusted after the open checks, but a bad delta must not panic.
+            seq = seq.wrapping_add(delta as i64);
+            output.push(seq);
+            position = next;
+        }
     }
 
     /// Seqs holding `token`, ascending.
@@ -288,18 +295,6 @@ fn sort_key(token: &[u8]) -> u128 {
 /// Sorts tokens (with their numbers) into byte order.
 fn sort_tokens(order: &mut [(u128, &[u8], u32)]) {
     order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-}
-
-/// Appends the seqs of a postings list whose deltas start from `from` (its segment's).
-fn decode_postings(postings: &[u8], from: i64, output: &mut Vec<i64>) {
-    let mut seq = from;
-    let mut position = 0;
-    while let Some((delta, next)) = read_varint(postings, position) {
-        // Wrapping: postings are trusted after the open checks, but a bad delta must not panic.
-        seq = seq.wrapping_add(delta as i64);
-        output.push(seq);
-        position = next;
-    }
 }
 
 fn read_varint(bytes: &[u8], mut position: usize) -> Option<(u64, usize)> {
@@ -361,40 +356,14 @@ impl SegmentWriter {
             push_varint(&mut postings, (seq - previous) as u64);
             previous = seq;
         }
-        let written = self.write_entry(key, &postings);
-        self.scratch = postings;
-        written
-    }
-
-    /// Adds one key (in increasing order) with the postings of another segment, whose deltas start
-    /// from `postings_from`: only the first delta changes, the rest is copied.
-    fn add_rebased(
-        &mut self,
-        key: &[u8],
-        postings: &[u8],
-        postings_from: i64,
-    ) -> Result<(), SegmentError> {
-        let mut rebased = std::mem::take(&mut self.scratch);
-        rebased.clear();
-        if let Some((first, rest)) = read_varint(postings, 0) {
-            let first_seq = postings_from.wrapping_add(first as i64);
-            push_varint(&mut rebased, first_seq.wrapping_sub(self.from) as u64);
-            rebased.extend_from_slice(&postings[rest..]);
-        }
-        let written = self.write_entry(key, &rebased);
-        self.scratch = rebased;
-        written
-    }
-
-    /// Writes an entry: key length, key, postings length, postings.
-    fn write_entry(&mut self, key: &[u8], postings: &[u8]) -> Result<(), SegmentError> {
         let mut head = std::mem::take(&mut self.head_scratch);
         head.clear();
         push_varint(&mut head, key.len() as u64);
         head.extend_from_slice(key);
         push_varint(&mut head, postings.len() as u64);
         self.offsets.push(self.written);
-        let written = self.write(&head).and_then(|()| self.write(postings));
+        let written = self.write(&head).and_then(|()| self.write(&postings));
+        self.scratch = postings;
         self.head_scratch = head;
         written
     }
@@ -821,48 +790,39 @@ fn merge_into(
     from: i64,
     through: i64,
 ) -> Result<(), SegmentError> {
-    // Smallest key first; equal keys in input order, so seqs stay ascending.
-    let mut heap: BinaryHeap<std::cmp::Reverse<(&[u8], usize, usize)>> = BinaryHeap::new();
+    // Smallest key first; equal keys in input order, so seqs stay ascending. Keys are compared by
+    // their sort keys first (as when a segment is written), their bytes only when those tie.
+    let mut heap: BinaryHeap<std::cmp::Reverse<(u128, &[u8], usize, usize)>> = BinaryHeap::new();
+    let head = |input: usize, index: usize| {
+        let key = inputs[input].entry(index).0;
+        std::cmp::Reverse((sort_key(key), key, input, index))
+    };
     for (input, segment) in inputs.iter().enumerate() {
         if segment.key_count > 0 {
-            heap.push(std::cmp::Reverse((segment.entry(0).0, input, 0)));
+            heap.push(head(input, 0));
         }
     }
     let mut writer = SegmentWriter::create(path, from)?;
     let mut seqs = Vec::new();
-    // Takes an input's entry: its postings, with the input's next entry queued.
-    let take = |heap: &mut BinaryHeap<_>, input: usize, index: usize| {
-        let segment: &Arc<Segment> = &inputs[input];
-        if index + 1 < segment.key_count {
-            heap.push(std::cmp::Reverse((
-                segment.entry(index + 1).0,
-                input,
-                index + 1,
-            )));
-        }
-        (segment.entry(index).1, segment.from)
-    };
-    while let Some(std::cmp::Reverse((key, input, index))) = heap.pop() {
-        let (postings, postings_from) = take(&mut heap, input, index);
-        let next_is_same_key =
-            |heap: &BinaryHeap<std::cmp::Reverse<(&[u8], usize, usize)>>| match heap.peek() {
-                Some(std::cmp::Reverse((next_key, next_input, next_index))) if *next_key == key => {
-                    Some((*next_input, *next_index))
+    while let Some(std::cmp::Reverse((_, key, input, index))) = heap.pop() {
+        seqs.clear();
+        let mut next = Some((input, index));
+        while let Some((input, index)) = next {
+            let segment = &inputs[input];
+            segment.decode_into(segment.entry(index).1, &mut seqs);
+            if index + 1 < segment.key_count {
+                heap.push(head(input, index + 1));
+            }
+            next = match heap.peek() {
+                Some(std::cmp::Reverse((_, next_key, next_input, next_index)))
+                    if *next_key == key =>
+                {
+                    let found = (*next_input, *next_index);
+                    heap.pop();
+                    Some(found)
                 }
                 _ => None,
             };
-        if next_is_same_key(&heap).is_none() {
-            // In one input only (most keys: ids, rare values): its postings are copied, only the first
-            // delta re-based, instead of decoded and encoded again.
-            writer.add_rebased(key, postings, postings_from)?;
-            continue;
-        }
-        seqs.clear();
-        decode_postings(postings, postings_from, &mut seqs);
-        while let Some((next_input, next_index)) = next_is_same_key(&heap) {
-            heap.pop();
-            let (postings, postings_from) = take(&mut heap, next_input, next_index);
-            decode_postings(postings, postings_from, &mut seqs);
         }
         writer.add(key, seqs.iter().copied())?;
     }
