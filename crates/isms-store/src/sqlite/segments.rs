@@ -784,6 +784,10 @@ fn pick_merge_run<'a>(segments: &[&'a Arc<Segment>]) -> Option<Vec<&'a Arc<Segme
 }
 
 /// Writes the union of `inputs` (neighbours, oldest first) as one fsynced segment.
+/// An input's next key in a merge: its sort key, bytes, input number and entry number (the heap is a
+/// max-heap, hence `Reverse`).
+type MergeHead<'a> = std::cmp::Reverse<(u128, &'a [u8], usize, usize)>;
+
 fn merge_into(
     inputs: &[Arc<Segment>],
     path: &Path,
@@ -792,7 +796,7 @@ fn merge_into(
 ) -> Result<(), SegmentError> {
     // Smallest key first; equal keys in input order, so seqs stay ascending. Keys are compared by
     // their sort keys first (as when a segment is written), their bytes only when those tie.
-    let mut heap: BinaryHeap<std::cmp::Reverse<(u128, &[u8], usize, usize)>> = BinaryHeap::new();
+    let mut heap: BinaryHeap<MergeHead<'_>> = BinaryHeap::new();
     let head = |input: usize, index: usize| {
         let key = inputs[input].entry(index).0;
         std::cmp::Reverse((sort_key(key), key, input, index))
