@@ -11,7 +11,7 @@
 //!   [`MAX_INDEXED_WORD_BYTES`] keep that many bytes and end in `0xFF`;
 //! - id token `i <16 bytes>`: the event's id, a UUID, as its bytes. This is how an event is found by
 //!   id (cheaper than a b-tree beside the events). Bytes rather than the text a value token would hold:
-//!   17 bytes instead of 43, and the first 16 differ from every other id's (a text token's first 16
+//!   17 bytes instead of 43, and the first 16 hold random bits of the id (a text token's first 16
 //!   are shared by every id of the same minute), which keeps the segment writer's sort fast.
 //!
 //! The path hash is the first 5 bytes of the dotted path's blake3 hash. A value or word prefix is a token

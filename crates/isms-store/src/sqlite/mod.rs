@@ -1021,10 +1021,11 @@ impl Store for SqliteStore {
 
     fn get_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Map<String, Value>>> {
         Box::pin(async move {
-            let (Ok(uuid), Some(token)) = (uuid::Uuid::try_parse(id), crate::terms::id_token(id))
-            else {
+            let Some(token) = crate::terms::id_token(id) else {
                 return Ok(None);
             };
+            // The token is a kind byte and the id's 16 bytes, as the `id` column holds them.
+            let id_bytes = token[1..].to_vec();
             // Ids are found through their tokens in the term index (there is no b-tree on
             // `events.id`); the row's id column confirms the candidate.
             let terms = self.terms.clone();
@@ -1037,7 +1038,7 @@ impl Store for SqliteStore {
             for seq in candidates {
                 let row = sqlx::query("SELECT seq, doc FROM events WHERE seq = ? AND id = ?")
                     .bind(seq)
-                    .bind(uuid.as_bytes().to_vec())
+                    .bind(id_bytes.clone())
                     .fetch_optional(&self.reads)
                     .await?;
                 if let Some(row) = row {

@@ -211,7 +211,7 @@ impl Segment {
     fn entry(&self, index: usize) -> (&[u8], &[u8]) {
         let (key, postings, _) = self
             .try_entry_at(self.entry_offset(index))
-            .expect("entries were checked at open");
+            .expect("entries were checked at open, or laid out by this process");
         (key, postings)
     }
 
@@ -280,11 +280,9 @@ impl Segment {
 }
 
 /// The first 16 bytes of `token` as a big-endian number, zero-padded: ordering by it, then by the
-/// bytes, is the bytes' order. Sixteen, not eight: a value token spends its first seven on the kind and
-/// the path, so eight would leave most comparisons of one field's values to the bytes.
-/// What settles most comparisons of two tokens: their first 16 bytes as one big-endian number (zero
-/// padded). Equal keys leave the order to the bytes themselves. (A second number for bytes 16 to 32,
-/// which event ids would need, made the sort slower: its entries grew by half.)
+/// bytes, is the bytes' order, and it settles most comparisons. Sixteen, not eight: a value token
+/// spends its first seven on the kind and the path. Not 32 as two numbers either: the sort got slower,
+/// its entries grew by half.
 fn sort_key(token: &[u8]) -> u128 {
     let mut bytes = [0u8; 16];
     let length = token.len().min(16);
@@ -783,11 +781,11 @@ fn pick_merge_run<'a>(segments: &[&'a Arc<Segment>]) -> Option<Vec<&'a Arc<Segme
     None
 }
 
-/// Writes the union of `inputs` (neighbours, oldest first) as one fsynced segment.
 /// An input's next key in a merge: its sort key, bytes, input number and entry number (the heap is a
 /// max-heap, hence `Reverse`).
 type MergeHead<'a> = std::cmp::Reverse<(u128, &'a [u8], usize, usize)>;
 
+/// Writes the union of `inputs` (neighbours, oldest first) as one fsynced segment.
 fn merge_into(
     inputs: &[Arc<Segment>],
     path: &Path,
