@@ -2,10 +2,11 @@
 //!
 //! Every ingested event is written out as JSON once for the store, and most of that time goes to
 //! checking each byte of each string for characters that need escaping. Here strings are checked
-//! eight bytes at a time (one word test finds whether any byte is a control character, `"` or `\`),
-//! and only a word that has one is looked at byte by byte. Escapes, key order (the map's) and number
-//! text (serde_json's own) are the same as serde_json's, so the stored text does not depend on which
-//! writer made it; a property test holds the two to it.
+//! eight bytes at a time (one word test finds whether any byte is a control character, `"` or `\`);
+//! a clean string is copied whole, and only a string that has such a byte is looked at byte by byte.
+//! Escapes, key order (the map's) and number text (itoa's for integers, as serde_json uses, and
+//! serde_json's own for the rest) are the same as serde_json's, so the stored text does not depend on
+//! which writer made it; a property test holds the two to it.
 use serde_json::{Map, Value};
 
 /// The compact JSON text of an object, as `serde_json::to_string` writes it.
