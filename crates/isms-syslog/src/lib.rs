@@ -12,8 +12,8 @@ mod message;
 
 pub use framing::{FrameDecoder, FrameError};
 pub use message::{
-    DEFAULT_PRIORITY, FACILITY_NAMES, ParseContext, SEVERITY_NAMES, StructuredElement, SyslogFormat,
-    SyslogMessage, infer_year, parse,
+    DEFAULT_PRIORITY, FACILITY_NAMES, ParseContext, SEVERITY_NAMES, StructuredElement,
+    SyslogFormat, SyslogMessage, infer_year, parse,
 };
 
 #[cfg(test)]

@@ -13,9 +13,9 @@
 //!   then a tag `program[pid]:` or `program:`; without a time (Python's `SysLogHandler`) there is no host
 //!   name, but a leading tag is still read;
 //! - trailing NUL, CR and LF bytes are not part of the message; bytes that are not UTF-8 become U+FFFD.
+use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
 
 /// The RFC 3164 default priority for a message without one: facility user (1), severity notice (5).
 pub const DEFAULT_PRIORITY: u8 = 13;
@@ -101,9 +101,30 @@ pub const SEVERITY_NAMES: [&str; 8] = [
 
 /// Facility names, by number (RFC 5424 table 1, with the names syslog daemons use).
 pub const FACILITY_NAMES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
-    "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1", "local2", "local3",
-    "local4", "local5", "local6", "local7",
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
 ];
 
 /// Parses one message (one UDP datagram, or one frame of a TCP stream). Never fails: text that fits no
@@ -194,7 +215,9 @@ fn parse_rfc5424(priority: u8, text: &str) -> Option<SyslogMessage> {
         return None;
     };
     // A BOM marks UTF-8 text; rsyslog puts a second space after a `-` structured data.
-    let message = message.trim_start_matches(' ').trim_start_matches('\u{feff}');
+    let message = message
+        .trim_start_matches(' ')
+        .trim_start_matches('\u{feff}');
     Some(SyslogMessage {
         format: SyslogFormat::Rfc5424,
         facility: priority / 8,
@@ -267,9 +290,9 @@ fn read_param_value(text: &str) -> Option<(String, &str)> {
 fn parse_rfc3164(priority: u8, text: &str, context: &ParseContext) -> SyslogMessage {
     let (timestamp, after_time) = match read_bsd_time(text, context) {
         Some((timestamp, rest)) => (Some(timestamp), Some(rest)),
-        None => match next_field(text).and_then(|(field, rest)| {
-            field.parse::<Timestamp>().ok().map(|time| (time, rest))
-        }) {
+        None => match next_field(text)
+            .and_then(|(field, rest)| field.parse::<Timestamp>().ok().map(|time| (time, rest)))
+        {
             Some((timestamp, rest)) => (Some(timestamp), Some(rest)),
             None => (None, None),
         },
@@ -420,7 +443,10 @@ impl SyslogMessage {
                 .map_or_else(|_| Value::String(pid.clone()), Value::from);
             event.insert("processid".into(), pid);
         }
-        event.insert("severity".into(), Value::String(self.severity_name().into()));
+        event.insert(
+            "severity".into(),
+            Value::String(self.severity_name().into()),
+        );
         if let Some(timestamp) = self.timestamp {
             event.insert(
                 "utctimestamp".into(),
@@ -428,7 +454,10 @@ impl SyslogMessage {
             );
         }
         let mut details = Map::new();
-        details.insert("facility".into(), Value::String(self.facility_name().into()));
+        details.insert(
+            "facility".into(),
+            Value::String(self.facility_name().into()),
+        );
         details.insert(
             "syslogformat".into(),
             Value::String(
@@ -456,7 +485,10 @@ impl SyslogMessage {
             details.insert("structureddata".into(), Value::Object(elements));
         }
         event.insert("details".into(), Value::Object(details));
-        event.insert("tags".into(), Value::Array(vec![Value::String("syslog".into())]));
+        event.insert(
+            "tags".into(),
+            Value::Array(vec![Value::String("syslog".into())]),
+        );
         Value::Object(event)
     }
 }

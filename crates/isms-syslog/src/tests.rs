@@ -118,7 +118,12 @@ fn rfc5424_fields_structured_data_escapes_and_nil_values() {
 
 #[test]
 fn a_missing_or_impossible_priority_makes_a_bare_message_with_the_default() {
-    for text in ["no priority at all", "<192>too big", "<x>not a number", "<>empty"] {
+    for text in [
+        "no priority at all",
+        "<192>too big",
+        "<x>not a number",
+        "<>empty",
+    ] {
         let message = parse(text.as_bytes(), &at("2026-01-01T00:00:00Z"));
         assert_eq!(message.format, SyslogFormat::Bare, "{text}");
         assert_eq!(
@@ -144,7 +149,10 @@ fn bsd_times_take_the_receipt_year_except_across_new_year_and_the_source_time_zo
         message.timestamp,
         Some("2027-01-01T00:00:01Z".parse().unwrap())
     );
-    let message = parse(b"<13>Jun  5 10:00:00 host prog: mid-year", &at("2026-06-05T08:00:05Z"));
+    let message = parse(
+        b"<13>Jun  5 10:00:00 host prog: mid-year",
+        &at("2026-06-05T08:00:05Z"),
+    );
     assert_eq!(
         message.timestamp,
         Some("2026-06-05T10:00:00Z".parse().unwrap())
@@ -202,7 +210,10 @@ fn the_event_carries_the_mozdef_fields() {
         "1"
     );
     let bare = parse(b"<36>Failed", &at("2026-11-21T22:21:24Z")).to_event(Some("10.0.0.1"));
-    assert_eq!(bare["hostname"], "10.0.0.1", "the sender stands in for a missing host");
+    assert_eq!(
+        bare["hostname"], "10.0.0.1",
+        "the sender stands in for a missing host"
+    );
     assert!(bare.get("utctimestamp").is_none());
 }
 

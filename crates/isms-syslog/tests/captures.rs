@@ -18,7 +18,10 @@ fn capture(name: &str) -> Option<Vec<u8>> {
     match std::fs::read(&path) {
         Ok(bytes) => Some(bytes),
         Err(error) if std::env::var_os("CI").is_some() => {
-            panic!("capture {} is missing and CI is set: {error}", path.display())
+            panic!(
+                "capture {} is missing and CI is set: {error}",
+                path.display()
+            )
         }
         Err(error) => {
             eprintln!("skipping: capture {} is missing: {error}", path.display());
@@ -124,7 +127,11 @@ fn logger_over_tcp_terminated_and_octet_counted() {
     };
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].app_name.as_deref(), Some("sudo"));
-    assert!(messages[0].message.starts_with("alice : TTY=pts/0 ; PWD=/home/alice"));
+    assert!(
+        messages[0]
+            .message
+            .starts_with("alice : TTY=pts/0 ; PWD=/home/alice")
+    );
     assert!(messages[0].message.ends_with("COMMAND=/bin/ls"));
 
     let Some(messages) = stream("logger.tcp.02.bin") else {
@@ -167,7 +174,11 @@ fn python_sysloghandler_without_time_or_host_and_with_its_nul() {
         return;
     };
     assert_eq!(message.severity_name(), "DEBUG");
-    assert!(message.message.starts_with("no nul, unicode: é"), "{}", message.message);
+    assert!(
+        message.message.starts_with("no nul, unicode: é"),
+        "{}",
+        message.message
+    );
 
     let Some(messages) = stream("python-SysLogHandler.tcp.01.bin") else {
         return;
@@ -178,7 +189,10 @@ fn python_sysloghandler_without_time_or_host_and_with_its_nul() {
 
 #[test]
 fn rsyslog_traditional_forward_and_rfc5424_with_its_double_space() {
-    for name in ["rsyslog-traditional.udp.01.bin", "rsyslog-forwardformat.udp.01.bin"] {
+    for name in [
+        "rsyslog-traditional.udp.01.bin",
+        "rsyslog-forwardformat.udp.01.bin",
+    ] {
         let Some(message) = datagram(name) else {
             return;
         };
@@ -226,7 +240,10 @@ fn rsyslog_traditional_forward_and_rfc5424_with_its_double_space() {
 
 #[test]
 fn syslog_ng_network_and_syslog_drivers() {
-    for name in ["syslog-ng-network.udp.01.bin", "syslog-ng-network.udp.02.bin"] {
+    for name in [
+        "syslog-ng-network.udp.01.bin",
+        "syslog-ng-network.udp.02.bin",
+    ] {
         let Some(message) = datagram(name) else {
             return;
         };
@@ -288,7 +305,11 @@ fn every_capture_becomes_an_event_isms_accepts() {
         let raw = message.to_event(Some("127.0.0.1"));
         let event = isms_event::normalize(raw, &origin, context().received)
             .unwrap_or_else(|error| panic!("{name}: {error}"));
-        assert_eq!(event.document["summary"], message.message.as_str(), "{name}");
+        assert_eq!(
+            event.document["summary"],
+            message.message.as_str(),
+            "{name}"
+        );
         assert_eq!(
             event.document["severity"],
             message.severity_name(),
