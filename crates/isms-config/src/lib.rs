@@ -33,6 +33,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http: HttpConfig,
     pub store: StoreConfig,
+    pub syslog: SyslogConfig,
     pub log: LogConfig,
 }
 
@@ -58,6 +59,20 @@ pub struct StoreConfig {
     pub retention_max_bytes: u64,
     pub retention_interval_seconds: u64,
     pub writer_max_batch_events: u32,
+}
+
+/// The syslog receivers (RFC 3164 and RFC 5424 over UDP, and over TCP with either framing).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogConfig {
+    /// Address and port for UDP datagrams; empty turns the UDP receiver off.
+    pub udp_listen: String,
+    /// Address and port for TCP streams; empty turns the TCP receiver off.
+    pub tcp_listen: String,
+    /// Longest message accepted, in bytes; longer ones are dropped and counted.
+    pub max_message_bytes: u32,
+    /// Time zone of RFC 3164 times, which carry none: `UTC` or an offset such as `+02:00`.
+    pub time_zone: String,
 }
 
 /// Logging output.
@@ -100,6 +115,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./isms-data"),
             http: HttpConfig::default(),
             store: StoreConfig::default(),
+            syslog: SyslogConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -127,6 +143,17 @@ impl Default for StoreConfig {
             retention_max_bytes: 0,
             retention_interval_seconds: 300,
             writer_max_batch_events: 20_000,
+        }
+    }
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        SyslogConfig {
+            udp_listen: "127.0.0.1:5514".to_owned(),
+            tcp_listen: "127.0.0.1:5514".to_owned(),
+            max_message_bytes: 65_536,
+            time_zone: "UTC".to_owned(),
         }
     }
 }
@@ -310,6 +337,34 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         kind: ValueKind::U32,
         default: "20000",
         description: "Most events the store writer commits in one transaction.",
+    },
+    ConfigKey {
+        key: "syslog.udp_listen",
+        env: "ISMS_SYSLOG_UDP_LISTEN",
+        kind: ValueKind::String,
+        default: "127.0.0.1:5514",
+        description: "Address and port the syslog UDP receiver listens on; empty turns it off.",
+    },
+    ConfigKey {
+        key: "syslog.tcp_listen",
+        env: "ISMS_SYSLOG_TCP_LISTEN",
+        kind: ValueKind::String,
+        default: "127.0.0.1:5514",
+        description: "Address and port the syslog TCP receiver listens on (octet-counted or LF/NUL-terminated frames); empty turns it off.",
+    },
+    ConfigKey {
+        key: "syslog.max_message_bytes",
+        env: "ISMS_SYSLOG_MAX_MESSAGE_BYTES",
+        kind: ValueKind::U32,
+        default: "65536",
+        description: "Longest syslog message accepted; longer ones are dropped, counted and logged, and the stream goes on.",
+    },
+    ConfigKey {
+        key: "syslog.time_zone",
+        env: "ISMS_SYSLOG_TIME_ZONE",
+        kind: ValueKind::String,
+        default: "UTC",
+        description: "Time zone of RFC 3164 times, which carry none: `UTC` or an offset such as `+02:00`.",
     },
     ConfigKey {
         key: "log.level",
@@ -549,6 +604,39 @@ impl Config {
                 ),
             );
         }
+        for (key, listen) in [
+            ("syslog.udp_listen", &self.syslog.udp_listen),
+            ("syslog.tcp_listen", &self.syslog.tcp_listen),
+        ] {
+            if !listen.is_empty()
+                && let Err(err) = listen.parse::<SocketAddr>()
+            {
+                return invalid(
+                    key,
+                    format!(
+                        "{listen:?} is not an address and port such as 127.0.0.1:5514, or empty to turn the receiver off ({err})"
+                    ),
+                );
+            }
+        }
+        if self.syslog.max_message_bytes < 480 {
+            return invalid(
+                "syslog.max_message_bytes",
+                format!(
+                    "{} is less than 480, the size every syslog receiver must accept (RFC 5424)",
+                    self.syslog.max_message_bytes
+                ),
+            );
+        }
+        if parse_fixed_time_zone(&self.syslog.time_zone).is_none() {
+            return invalid(
+                "syslog.time_zone",
+                format!(
+                    "{:?} is neither UTC nor an offset such as +02:00 or -05:30",
+                    self.syslog.time_zone
+                ),
+            );
+        }
         let level = self.log.level.trim();
         if level.is_empty() {
             return invalid("log.level", "must not be empty (try \"info\")");
@@ -564,6 +652,30 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `UTC`/`Z` or an offset `+HH:MM` / `-HH:MM` (also `+HHMM`, `+HH`), as seconds east of UTC.
+pub fn parse_fixed_time_zone(text: &str) -> Option<i32> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("utc") || text.eq_ignore_ascii_case("z") {
+        return Some(0);
+    }
+    let (sign, digits) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let digits: String = digits.chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(digits.len(), 2 | 4) {
+        return None;
+    }
+    let hours: i32 = digits[..2].parse().ok()?;
+    let minutes: i32 = if digits.len() == 4 {
+        digits[2..].parse().ok()?
+    } else {
+        0
+    };
+    (hours <= 23 && minutes <= 59).then_some(sign * (hours * 3600 + minutes * 60))
 }
 
 /// Walk the spanned document, rejecting keys that are not in [`CONFIG_KEYS`] and recording the
@@ -916,7 +1028,10 @@ format = "json"
         let (line, column, message) = toml_err(load_text("data_dir = \"x\"\ndatadir = \"y\"\n"));
         assert_eq!((line, column), (2, 1), "{message}");
         assert!(message.contains("at the top level"), "{message}");
-        assert!(message.contains("data_dir, http, store, log"), "{message}");
+        assert!(
+            message.contains("data_dir, http, store, syslog, log"),
+            "{message}"
+        );
 
         let (line, column, message) = toml_err(load_text("\n[storage]\nsync = \"full\"\n"));
         assert_eq!((line, column), (2, 2), "{message}");
@@ -1149,6 +1264,31 @@ format = "json"
         config.http.listen = "[::1]:443".into();
         config.log.level = "warn,isms_server=debug".into();
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn syslog_time_zones_and_listen_addresses() {
+        assert_eq!(parse_fixed_time_zone("UTC"), Some(0));
+        assert_eq!(parse_fixed_time_zone("+02:00"), Some(7200));
+        assert_eq!(parse_fixed_time_zone("-05:30"), Some(-19800));
+        assert_eq!(parse_fixed_time_zone("+0100"), Some(3600));
+        assert_eq!(parse_fixed_time_zone("Europe/Berlin"), None);
+        assert_eq!(parse_fixed_time_zone("+25:00"), None);
+        let mut config = Config::default();
+        config.syslog.time_zone = "Mars/Olympus".into();
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("syslog.time_zone"), "{message}");
+        let mut config = Config::default();
+        config.syslog.udp_listen = "nowhere".into();
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("syslog.udp_listen"), "{message}");
+        let mut config = Config::default();
+        config.syslog.tcp_listen = String::new();
+        config.syslog.udp_listen = String::new();
+        config.validate().expect("empty turns the receivers off");
+        config.syslog.max_message_bytes = 100;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("480"), "{message}");
     }
 
     #[test]

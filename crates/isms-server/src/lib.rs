@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod ingest;
 pub mod routes;
+pub mod syslog;
 pub mod time_bounds;
 
 use std::net::SocketAddr;
@@ -133,9 +134,12 @@ pub struct RunningServer {
     pub local_address: SocketAddr,
     /// Resolves when the server has stopped.
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Where the syslog receivers listen.
+    pub syslog: syslog::SyslogListeners,
 }
 
-/// Binds the listener and starts serving; also starts the retention task.
+/// Binds the listeners (HTTP, and the syslog receivers the configuration asks for) and starts serving;
+/// also starts the retention task.
 pub async fn start(
     config: &Config,
     store: Arc<dyn Store>,
@@ -157,6 +161,7 @@ pub async fn start(
         .layer(axum::middleware::from_fn(routes::json_errors));
     let listener = tokio::net::TcpListener::bind(&config.http.listen).await?;
     let local_address = listener.local_addr()?;
+    let syslog = syslog::start_syslog(&config.syslog, store.clone()).await?;
     spawn_retention(config, store);
     let task = tokio::spawn(async move {
         axum::serve(
@@ -169,6 +174,7 @@ pub async fn start(
     Ok(RunningServer {
         local_address,
         task,
+        syslog,
     })
 }
 

@@ -104,7 +104,12 @@ pub async fn serve(flags: &ConfigFlags, listen: Option<String>) -> anyhow::Resul
     .context("cannot create the first key (ISMS_BOOTSTRAP_KEY)")?;
     let running = isms_server::start(&config, store, wait_for_shutdown_signal())
         .await
-        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (HTTP) or the syslog addresses udp {:?}, tcp {:?}",
+                config.http.listen, config.syslog.udp_listen, config.syslog.tcp_listen
+            )
+        })?;
     let base = format!("http://{}", running.local_address);
     let mut banner = String::new();
     banner.push_str(&format!("isms {} is running\n", env!("CARGO_PKG_VERSION")));
@@ -114,6 +119,12 @@ pub async fn serve(flags: &ConfigFlags, listen: Option<String>) -> anyhow::Resul
         database.display()
     ));
     banner.push_str(&format!("  listening  {base}\n"));
+    if let Some(address) = running.syslog.udp {
+        banner.push_str(&format!("  syslog     udp {address}\n"));
+    }
+    if let Some(address) = running.syslog.tcp {
+        banner.push_str(&format!("  syslog     tcp {address}\n"));
+    }
     banner.push_str(&format!("  ingest     POST {base}/events  (one JSON object, an array, or JSON lines; /_bulk for Elasticsearch bulk)\n"));
     banner.push_str(&format!(
         "  search     GET  {base}/api/events?q=details.username:joe   or   isms search 'QUERY'\n"

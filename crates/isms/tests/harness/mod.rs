@@ -354,6 +354,9 @@ pub struct ServerProcess {
     pub key: String,
     /// The banner printed on stdout by the last start.
     pub banner: Vec<String>,
+    /// Where the syslog receivers listen (ports chosen by the system), when they run.
+    pub syslog_udp: Option<SocketAddr>,
+    pub syslog_tcp: Option<SocketAddr>,
 }
 
 impl ServerProcess {
@@ -364,7 +367,18 @@ impl ServerProcess {
             .prefix("isms-test-")
             .tempdir()
             .expect("cannot create a temporary data directory");
-        let mut env = vec![("ISMS_BOOTSTRAP_KEY".to_string(), TEST_KEY.to_string())];
+        // Syslog on ports of the system's choosing: tests run side by side.
+        let mut env = vec![
+            ("ISMS_BOOTSTRAP_KEY".to_string(), TEST_KEY.to_string()),
+            (
+                "ISMS_SYSLOG_UDP_LISTEN".to_string(),
+                "127.0.0.1:0".to_string(),
+            ),
+            (
+                "ISMS_SYSLOG_TCP_LISTEN".to_string(),
+                "127.0.0.1:0".to_string(),
+            ),
+        ];
         for (name, value) in extra_env {
             env.retain(|(existing, _)| existing != name);
             env.push((name.to_string(), value.to_string()));
@@ -383,6 +397,8 @@ impl ServerProcess {
             base: String::new(),
             key: String::new(),
             banner: Vec::new(),
+            syslog_udp: None,
+            syslog_tcp: None,
         };
         server.launch();
         server
@@ -503,6 +519,17 @@ impl ServerProcess {
             0,
             "the banner must show the real port, not 0"
         );
+        let syslog = |transport: &str| {
+            banner.iter().find_map(|line| {
+                line.strip_prefix("  syslog     ")?
+                    .strip_prefix(transport)?
+                    .trim()
+                    .parse::<SocketAddr>()
+                    .ok()
+            })
+        };
+        self.syslog_udp = syslog("udp ");
+        self.syslog_tcp = syslog("tcp ");
         if let Some(key_line) = banner
             .iter()
             .find_map(|line| line.strip_prefix("  key        "))

@@ -1,0 +1,274 @@
+//! The syslog receivers of a real `isms serve`, over real sockets: the captured bytes of real clients,
+//! the real `logger` command, and bad input (an oversized message among good ones).
+// Shared with `server.rs`; this file uses only part of it.
+#[allow(dead_code)]
+mod harness;
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use harness::{ServerProcess, run_test, shared_data};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Waits until `q` finds `expected` events (stored asynchronously after the socket write).
+async fn wait_for(server: &ServerProcess, q: &str, expected: u64) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = server.count(q).await;
+        if found >= expected {
+            assert_eq!(found, expected, "{q}: more events than sent");
+            return server.search(q).await;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{q}: {found} of {expected} events after 10 s; stderr: {}",
+                server.stderr_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn send_udp(to: SocketAddr, datagram: &[u8]) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+    socket.send_to(datagram, to).expect("udp send");
+}
+
+fn send_tcp(to: SocketAddr, bytes: &[u8]) {
+    let mut stream = TcpStream::connect(to).expect("tcp connect");
+    stream.write_all(bytes).expect("tcp write");
+}
+
+#[test]
+fn captured_clients_over_udp_and_tcp_land_as_events() {
+    run_test(LIMIT, async {
+        let Some(directory) = shared_data("clients-captured") else {
+            return;
+        };
+        let server = ServerProcess::start(&[]);
+        let udp = server
+            .syslog_udp
+            .expect("the banner shows the syslog udp address");
+        let tcp = server
+            .syslog_tcp
+            .expect("the banner shows the syslog tcp address");
+        let read = |name: &str| std::fs::read(directory.join(name)).expect("capture");
+        // Each capture's bytes exactly as they arrived: datagrams one by one, each TCP capture as one
+        // connection.
+        let datagrams = [
+            "logger.udp.01.bin",
+            "logger.udp.02.bin",
+            "logger.udp.03.bin",
+            "python-SysLogHandler.udp.01.bin",
+            "python-SysLogHandler.udp.02.bin",
+            "python-SysLogHandler.udp.03.bin",
+            "python-SysLogHandler.udp.04.bin",
+            "rsyslog-forwardformat.udp.01.bin",
+            "rsyslog-forwardformat.udp.02.bin",
+            "rsyslog-traditional.udp.01.bin",
+            "rsyslog-traditional.udp.02.bin",
+            "syslog-ng-network.udp.01.bin",
+            "syslog-ng-network.udp.02.bin",
+        ];
+        for name in datagrams {
+            send_udp(udp, &read(name));
+        }
+        // (file, messages in it)
+        let streams = [
+            ("logger.tcp.01.bin", 1),
+            ("logger.tcp.02.bin", 1),
+            ("python-SysLogHandler.tcp.01.bin", 2),
+            ("rsyslog-rfc5424-octet.tcp.01.bin", 2),
+            ("rsyslog-traditional.tcp.01.bin", 2),
+            ("syslog-ng-network.tcp.01.bin", 2),
+            ("syslog-ng-syslog5424.tcp.01.bin", 2),
+        ];
+        for (name, _) in streams {
+            send_tcp(tcp, &read(name));
+        }
+        let expected_tcp: u64 = streams.iter().map(|(_, count)| count).sum();
+        let udp_endpoint = format!("origin.endpoint:\"syslog:udp:{}\"", udp.port());
+        let tcp_endpoint = format!("origin.endpoint:\"syslog:tcp:{}\"", tcp.port());
+        wait_for(&server, &udp_endpoint, datagrams.len() as u64).await;
+        wait_for(&server, &tcp_endpoint, expected_tcp).await;
+
+        // Fields where they belong, for one message of each sender.
+        let event = server
+            .search_one("processname:sshd AND details.syslogformat:rfc5424 AND processid:3521")
+            .await;
+        assert_eq!(event["hostname"], "vm");
+        assert_eq!(event["severity"], "INFO");
+        assert_eq!(event["details"]["facility"], "auth");
+        assert_eq!(event["utctimestamp"], "2026-11-21T22:21:23.622526+00:00");
+        assert_eq!(
+            event["summary"],
+            "Failed password for root from 10.1.2.3 port 22 ssh2"
+        );
+        assert_eq!(
+            event["details"]["structureddata"]["timequality"]["tzknown"],
+            "1"
+        );
+        assert!(
+            event["origin"]["peer"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:")
+        );
+
+        let events = server.search("processname:su").await;
+        assert_eq!(
+            events.len(),
+            4,
+            "rsyslog's su line, UDP and TCP in two formats"
+        );
+        for event in &events {
+            assert_eq!(event["summary"], "(to root) bob on pts/1", "{event}");
+        }
+        let event = server.search_one("\"with formatter\"").await;
+        assert_eq!(event["processname"], "myapp");
+        assert_eq!(event["processid"], 3551);
+        assert_eq!(
+            event["hostname"], "127.0.0.1",
+            "no host in the message: the sender's address"
+        );
+        let events = server.search("processname:useradd").await;
+        assert_eq!(
+            events.len(),
+            3,
+            "syslog-ng: UDP, TCP network(), TCP syslog()"
+        );
+        for event in &events {
+            assert_eq!(
+                event["summary"],
+                "new user: name=evil, UID=0, GID=0, home=/root, shell=/bin/bash"
+            );
+        }
+        let tcp_ones = server.search("\"tcp one\" OR \"tcp two\"").await;
+        assert_eq!(tcp_ones.len(), 2, "Python's NUL-delimited TCP frames");
+        server.assert_still_up().await;
+    });
+}
+
+#[test]
+fn real_logger_over_udp_and_tcp() {
+    run_test(LIMIT, async {
+        if std::process::Command::new("logger")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "`logger` (util-linux) is missing and CI is set"
+            );
+            eprintln!("skipping: `logger` is missing");
+            return;
+        }
+        let server = ServerProcess::start(&[]);
+        let udp = server.syslog_udp.expect("udp");
+        let tcp = server.syslog_tcp.expect("tcp");
+        let logger = |arguments: &[&str]| {
+            let output = std::process::Command::new("logger")
+                .args(arguments)
+                .output()
+                .expect("logger runs");
+            assert!(
+                output.status.success(),
+                "logger {arguments:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let udp_port = udp.port().to_string();
+        let tcp_port = tcp.port().to_string();
+        logger(&[
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &udp_port,
+            "-d",
+            "-t",
+            "isms-udp",
+            "-p",
+            "auth.warning",
+            "real logger over udp",
+        ]);
+        logger(&[
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &tcp_port,
+            "-T",
+            "-t",
+            "isms-tcp",
+            "real logger over tcp",
+        ]);
+        logger(&[
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &tcp_port,
+            "-T",
+            "--octet-count",
+            "--rfc3164",
+            "-t",
+            "isms-tcp3164",
+            "real logger octet counted bsd",
+        ]);
+        let event = &wait_for(&server, "processname:isms-udp", 1).await[0];
+        assert_eq!(event["summary"], "real logger over udp");
+        assert_eq!(event["severity"], "WARNING");
+        assert_eq!(event["details"]["facility"], "auth");
+        let event = &wait_for(&server, "processname:isms-tcp", 1).await[0];
+        assert_eq!(event["summary"], "real logger over tcp");
+        let event = &wait_for(&server, "processname:isms-tcp3164", 1).await[0];
+        assert_eq!(event["summary"], "real logger octet counted bsd");
+        assert_eq!(event["details"]["syslogformat"], "rfc3164");
+    });
+}
+
+#[test]
+fn an_oversized_message_is_dropped_and_the_ones_around_it_are_stored() {
+    run_test(LIMIT, async {
+        let server = ServerProcess::start(&[("ISMS_SYSLOG_MAX_MESSAGE_BYTES", "1000")]);
+        let tcp = server.syslog_tcp.expect("tcp");
+        let udp = server.syslog_udp.expect("udp");
+        let big = format!("<13>big {}", "x".repeat(5000));
+        let mut stream = Vec::new();
+        stream.extend_from_slice(b"<13>before the big one\n");
+        stream.extend_from_slice(format!("{} {big}", big.len()).as_bytes());
+        stream.extend_from_slice(b"<13>after the big one\n");
+        stream.extend_from_slice(big.as_bytes());
+        stream.extend_from_slice(b"\n<13>after the big line\n");
+        send_tcp(tcp, &stream);
+        send_udp(udp, big.as_bytes());
+        send_udp(udp, b"<13>after the big datagram");
+        let events = wait_for(&server, "after OR before", 4).await;
+        let mut summaries: Vec<&str> = events
+            .iter()
+            .map(|event| event["summary"].as_str().unwrap())
+            .collect();
+        summaries.sort_unstable();
+        assert_eq!(
+            summaries,
+            [
+                "after the big datagram",
+                "after the big line",
+                "after the big one",
+                "before the big one"
+            ]
+        );
+        assert_eq!(server.count("").await, 4, "no oversized message is stored");
+        let metrics = server.get("/metrics", &[]).await;
+        assert!(
+            metrics
+                .text
+                .contains("isms_syslog_dropped_total{reason=\"too_long\"} 3"),
+            "{}",
+            metrics.text
+        );
+        server.assert_still_up().await;
+    });
+}
