@@ -272,3 +272,92 @@ fn an_oversized_message_is_dropped_and_the_ones_around_it_are_stored() {
         server.assert_still_up().await;
     });
 }
+
+/// A real rsyslog (8.x) takes a BSD message on UDP and forwards it to isms over TCP, octet-counted,
+/// in RFC 5424 (`RSYSLOG_SyslogProtocol23Format`, with its double space after the `-`).
+#[test]
+fn real_rsyslog_forwarding_to_isms_over_tcp() {
+    run_test(LIMIT, async {
+        let rsyslogd = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists());
+        let Some(rsyslogd) = rsyslogd else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "rsyslogd is missing and CI is set (scripts/test installs the Debian package rsyslog)"
+            );
+            eprintln!("skipping: rsyslogd is missing");
+            return;
+        };
+        let server = ServerProcess::start(&[]);
+        let tcp = server.syslog_tcp.expect("tcp");
+        let work = tempfile::tempdir().expect("temporary directory");
+        let input_port = UdpSocket::bind("127.0.0.1:0")
+            .and_then(|socket| socket.local_addr())
+            .expect("a free port")
+            .port();
+        let config = format!(
+            "global(workDirectory=\"{work}\")\n\
+             module(load=\"imudp\")\n\
+             input(type=\"imudp\" address=\"127.0.0.1\" port=\"{input_port}\")\n\
+             *.* action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{isms}\" protocol=\"tcp\" \
+             TCP_Framing=\"octet-counted\" template=\"RSYSLOG_SyslogProtocol23Format\")\n",
+            work = work.path().display(),
+            isms = tcp.port(),
+        );
+        let config_path = work.path().join("rsyslog.conf");
+        std::fs::write(&config_path, config).expect("write the rsyslog configuration");
+        let mut child = std::process::Command::new(rsyslogd)
+            .arg("-n")
+            .arg("-f")
+            .arg(&config_path)
+            .arg("-i")
+            .arg(work.path().join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("rsyslogd starts");
+        let input = SocketAddr::from(([127, 0, 0, 1], input_port));
+        // rsyslog needs a moment to open its input: send until the first message comes through.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut attempt = 0;
+        while server.count("\"via rsyslog\"").await == 0 {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("rsyslogd output");
+                panic!(
+                    "nothing arrived through rsyslog; its stderr: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            attempt += 1;
+            send_udp(
+                input,
+                format!("<38>Nov 21 22:21:32 testhost rsyslogtest[4242]: via rsyslog {attempt}")
+                    .as_bytes(),
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let events = server.search("\"via rsyslog\"").await;
+        let event = &events[0];
+        assert_eq!(event["processname"], "rsyslogtest");
+        assert_eq!(event["processid"], 4242);
+        assert_eq!(event["hostname"], "testhost");
+        assert_eq!(event["severity"], "INFO");
+        assert_eq!(event["details"]["facility"], "auth");
+        assert_eq!(event["details"]["syslogformat"], "rfc5424");
+        let summary = event["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with("via rsyslog "),
+            "no leading space from rsyslog's double space: {summary:?}"
+        );
+        assert!(
+            event["origin"]["endpoint"]
+                .as_str()
+                .unwrap()
+                .starts_with("syslog:tcp:")
+        );
+    });
+}
