@@ -61,18 +61,30 @@ pub async fn start_syslog(
     };
     let mut listeners = SyslogListeners::default();
     if !config.udp_listen.is_empty() {
-        let socket = UdpSocket::bind(&config.udp_listen).await?;
+        let socket = UdpSocket::bind(&config.udp_listen)
+            .await
+            .map_err(|error| named(error, "udp", &config.udp_listen))?;
         let address = socket.local_addr()?;
         listeners.udp = Some(address);
         tokio::spawn(udp_loop(socket, receiver("udp", address)));
     }
     if !config.tcp_listen.is_empty() {
-        let listener = TcpListener::bind(&config.tcp_listen).await?;
+        let listener = TcpListener::bind(&config.tcp_listen)
+            .await
+            .map_err(|error| named(error, "tcp", &config.tcp_listen))?;
         let address = listener.local_addr()?;
         listeners.tcp = Some(address);
         tokio::spawn(tcp_loop(listener, receiver("tcp", address)));
     }
     Ok(listeners)
+}
+
+/// A bind error that says which receiver and address it was.
+fn named(error: std::io::Error, transport: &str, address: &str) -> std::io::Error {
+    std::io::Error::new(
+        error.kind(),
+        format!("syslog {transport} receiver on {address}: {error}"),
+    )
 }
 
 impl Receiver {

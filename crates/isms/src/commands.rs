@@ -104,12 +104,7 @@ pub async fn serve(flags: &ConfigFlags, listen: Option<String>) -> anyhow::Resul
     .context("cannot create the first key (ISMS_BOOTSTRAP_KEY)")?;
     let running = isms_server::start(&config, store, wait_for_shutdown_signal())
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (HTTP) or the syslog addresses udp {:?}, tcp {:?}",
-                config.http.listen, config.syslog.udp_listen, config.syslog.tcp_listen
-            )
-        })?;
+        .with_context(|| format!("cannot start listening (HTTP on {})", config.http.listen))?;
     let base = format!("http://{}", running.local_address);
     let mut banner = String::new();
     banner.push_str(&format!("isms {} is running\n", env!("CARGO_PKG_VERSION")));
