@@ -253,6 +253,18 @@ pub fn shared_data(relative: &str) -> Option<PathBuf> {
     None
 }
 
+/// A tool a test needs (`what` names it and how to get it), passed through when `found`; a missing one
+/// skips the test with a note, or fails it when `CI` is set, as [`shared_data`] does for data.
+pub fn required_tool<T>(found: Option<T>, what: &str) -> Option<T> {
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{what} is missing and CI is set: this test must not be skipped");
+        }
+        eprintln!("note: {what} is missing; skipping this test (it fails when CI is set)");
+    }
+    found
+}
+
 /// What a finished command printed.
 #[derive(Debug)]
 pub struct CliOutput {
