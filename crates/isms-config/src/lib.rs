@@ -106,6 +106,9 @@ pub enum LogFormat {
 
 const MIB: u64 = 1024 * 1024;
 
+/// The largest `syslog.max_message_bytes`: every TCP connection may hold one message this long.
+pub const MAX_SYSLOG_MESSAGE_BYTES: u32 = 1024 * 1024;
+
 /// The deepest nesting the JSON parser itself accepts; a larger `http.max_depth` could never apply.
 pub const JSON_PARSER_MAX_DEPTH: u32 = 128;
 
@@ -357,7 +360,7 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         env: "ISMS_SYSLOG_MAX_MESSAGE_BYTES",
         kind: ValueKind::U32,
         default: "65536",
-        description: "Longest syslog message accepted; longer ones are dropped, counted and logged, and the stream goes on.",
+        description: "Longest syslog message accepted (480 to 1048576); longer ones are dropped, counted and logged, and the stream goes on.",
     },
     ConfigKey {
         key: "syslog.time_zone",
@@ -619,11 +622,12 @@ impl Config {
                 );
             }
         }
-        if self.syslog.max_message_bytes < 480 {
+        if !(480..=MAX_SYSLOG_MESSAGE_BYTES).contains(&self.syslog.max_message_bytes) {
             return invalid(
                 "syslog.max_message_bytes",
                 format!(
-                    "{} is less than 480, the size every syslog receiver must accept (RFC 5424)",
+                    "{} is outside 480 (what every syslog receiver must accept, RFC 5424) to \
+                     {MAX_SYSLOG_MESSAGE_BYTES} (each TCP connection may buffer one message)",
                     self.syslog.max_message_bytes
                 ),
             );
@@ -1289,6 +1293,9 @@ format = "json"
         config.syslog.max_message_bytes = 100;
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("480"), "{message}");
+        config.syslog.max_message_bytes = MAX_SYSLOG_MESSAGE_BYTES + 1;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("syslog.max_message_bytes"), "{message}");
     }
 
     #[test]

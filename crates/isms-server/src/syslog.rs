@@ -22,6 +22,9 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 /// Most messages stored in one append.
 pub const BATCH_MESSAGES: usize = 512;
 
+/// The longest UDP payload there is.
+const MAX_UDP_PAYLOAD_BYTES: usize = 65_535;
+
 /// Most TCP connections served at once; more are closed at once with a warning.
 const MAX_TCP_CONNECTIONS: usize = 1024;
 
@@ -87,32 +90,44 @@ fn named(error: std::io::Error, transport: &str, address: &str) -> std::io::Erro
     )
 }
 
+/// What the messages of one sender read at one moment share, prepared once for all of them: the parse
+/// context, the sender as `origin` and the receipt time's text.
+struct Arrival {
+    peer: SocketAddr,
+    /// The sender's address, the host of a message that names none.
+    peer_host: String,
+    context: ParseContext,
+    delivery: Delivery,
+}
+
 impl Receiver {
-    /// Parses and normalizes one message into `events`; counts what cannot be stored.
-    fn accept(
-        &self,
-        bytes: &[u8],
-        peer: SocketAddr,
-        received: Timestamp,
-        events: &mut Vec<isms_event::Event>,
-    ) {
-        let context = ParseContext {
-            received,
-            time_zone: self.time_zone.clone(),
-        };
-        let message = isms_syslog::parse(bytes, &context);
+    fn arrival(&self, peer: SocketAddr, received: Timestamp) -> Arrival {
         let origin = Origin {
             peer: Some(peer.to_string()),
             endpoint: self.endpoint.clone(),
             key_name: None,
         };
-        let raw = message.to_event(Some(&peer.ip().to_string()));
-        match normalize_delivered(raw, &Delivery::new(&origin, received)) {
+        Arrival {
+            peer,
+            peer_host: peer.ip().to_string(),
+            context: ParseContext {
+                received,
+                time_zone: self.time_zone.clone(),
+            },
+            delivery: Delivery::new(&origin, received),
+        }
+    }
+
+    /// Parses and normalizes one message into `events`; counts what cannot be stored.
+    fn accept(&self, bytes: &[u8], arrival: &Arrival, events: &mut Vec<isms_event::Event>) {
+        let message = isms_syslog::parse(bytes, &arrival.context);
+        let raw = message.to_event(Some(&arrival.peer_host));
+        match normalize_delivered(raw, &arrival.delivery) {
             Ok(event) => events.push(event),
             Err(error) => {
                 // Only an empty message has neither summary nor details; nothing to keep.
                 metrics::counter!("isms_syslog_dropped_total", "reason" => "invalid").increment(1);
-                tracing::debug!(%peer, %error, "syslog message not stored");
+                tracing::debug!(peer = %arrival.peer, %error, "syslog message not stored");
             }
         }
     }
@@ -122,15 +137,14 @@ impl Receiver {
         &self,
         buffer: &[u8],
         length: usize,
-        peer: SocketAddr,
-        received: Timestamp,
+        arrival: &Arrival,
         events: &mut Vec<isms_event::Event>,
     ) {
         if length > self.max_message_bytes {
             let limit = self.max_message_bytes;
-            self.too_long(peer, &FrameError::TooLong { length, limit });
+            self.too_long(arrival.peer, &FrameError::TooLong { length, limit });
         } else {
-            self.accept(&buffer[..length], peer, received, events);
+            self.accept(&buffer[..length], arrival, events);
         }
     }
 
@@ -159,8 +173,9 @@ impl Receiver {
 }
 
 async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>) {
-    // One byte more than allowed, so a longer datagram shows itself (the rest of it is cut off).
-    let mut buffer = vec![0u8; receiver.max_message_bytes + 1];
+    // One byte more than allowed, so a longer datagram shows itself (the rest of it is cut off); no
+    // datagram is longer than UDP's own limit.
+    let mut buffer = vec![0u8; receiver.max_message_bytes.min(MAX_UDP_PAYLOAD_BYTES) + 1];
     loop {
         let (length, peer) = match socket.recv_from(&mut buffer).await {
             Ok(datagram) => datagram,
@@ -170,16 +185,18 @@ async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>) {
             }
         };
         let received = Timestamp::now();
+        let mut arrival = receiver.arrival(peer, received);
         let mut events = Vec::new();
-        receiver.accept_datagram(&buffer, length, peer, received, &mut events);
-        // The datagrams already waiting join this batch.
+        receiver.accept_datagram(&buffer, length, &arrival, &mut events);
+        // The datagrams already waiting join this batch (usually from the same sender: a relay).
         while events.len() < BATCH_MESSAGES {
-            match socket.try_recv_from(&mut buffer) {
-                Ok((length, peer)) => {
-                    receiver.accept_datagram(&buffer, length, peer, received, &mut events)
-                }
-                Err(_) => break,
+            let Ok((length, peer)) = socket.try_recv_from(&mut buffer) else {
+                break;
+            };
+            if peer != arrival.peer {
+                arrival = receiver.arrival(peer, received);
             }
+            receiver.accept_datagram(&buffer, length, &arrival, &mut events);
         }
         receiver.store(events).await;
     }
@@ -223,7 +240,7 @@ async fn read_stream(mut stream: TcpStream, peer: SocketAddr, receiver: &Receive
                 true
             }
         };
-        let received = Timestamp::now();
+        let arrival = receiver.arrival(peer, Timestamp::now());
         let mut events = Vec::new();
         let mut framing_lost = false;
         loop {
@@ -234,7 +251,7 @@ async fn read_stream(mut stream: TcpStream, peer: SocketAddr, receiver: &Receive
             };
             match frame {
                 None => break,
-                Some(Ok(bytes)) => receiver.accept(&bytes, peer, received, &mut events),
+                Some(Ok(bytes)) => receiver.accept(&bytes, &arrival, &mut events),
                 Some(Err(error @ FrameError::TooLong { .. })) => receiver.too_long(peer, &error),
                 Some(Err(error)) => {
                     tracing::warn!(%peer, %error, "syslog tcp stream closed");
