@@ -3,8 +3,9 @@
 //! Real senders stretch both RFCs, so the parser is lenient where they differ and strict only where a
 //! wrong guess would put text in the wrong field:
 //!
-//! - no PRI, or one that is not a number from 0 to 191: the whole text is the message, with the
-//!   RFC 3164 default priority 13 (user.notice);
+//! - no PRI, or one that is not a number from 0 to 191: the RFC 3164 default priority 13
+//!   (user.notice); the whole text is the message, unless it starts with a time (a line of a log
+//!   file such as `/var/log/auth.log`), whose RFC 3164 header is then read;
 //! - RFC 5424 (`<PRI>1 ...`): every header field, `-` for absent, structured data with its escapes
 //!   (`\"`, `\\`, `\]`); the message loses a UTF-8 BOM and leading spaces (rsyslog writes two spaces
 //!   after a `-` structured data);
@@ -12,7 +13,8 @@
 //!   read in the source's time zone) or an RFC 3339 time (rsyslog's forward format), then a host name,
 //!   then a tag `program[pid]:` or `program:`; without a time (Python's `SysLogHandler`) there is no host
 //!   name, but a leading tag is still read;
-//! - trailing NUL, CR and LF bytes are not part of the message; bytes that are not UTF-8 become U+FFFD.
+//! - trailing NUL, CR and LF bytes are not part of the message; bytes that are not UTF-8 become U+FFFD
+//!   and the message is flagged (`invalid_utf8`).
 use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
@@ -66,6 +68,8 @@ pub struct SyslogMessage {
     pub structured_data: Vec<StructuredElement>,
     /// The free text.
     pub message: String,
+    /// Some bytes were not UTF-8 and became U+FFFD (`details.invalidutf8` in the event).
+    pub invalid_utf8: bool,
 }
 
 /// What the parser needs to know about where a message came from.
@@ -132,8 +136,20 @@ pub const FACILITY_NAMES: [&str; 24] = [
 pub fn parse(bytes: &[u8], context: &ParseContext) -> SyslogMessage {
     let bytes = trim_trailing_terminators(bytes);
     let text = String::from_utf8_lossy(bytes);
-    let Some((priority, rest)) = split_priority(&text) else {
-        return bare(DEFAULT_PRIORITY, text.into_owned());
+    let invalid_utf8 = matches!(text, std::borrow::Cow::Owned(_));
+    let mut message = parse_text(&text, context);
+    message.invalid_utf8 = invalid_utf8;
+    message
+}
+
+fn parse_text(text: &str, context: &ParseContext) -> SyslogMessage {
+    let Some((priority, rest)) = split_priority(text) else {
+        // A line of a log file, or a sender that leaves the PRI out: the header is still read when
+        // the text starts with a time.
+        if starts_with_time(text, context) {
+            return parse_rfc3164(DEFAULT_PRIORITY, text, context);
+        }
+        return bare(DEFAULT_PRIORITY, text.to_owned());
     };
     if let Some(after_version) = rest.strip_prefix("1 ")
         && let Some(message) = parse_rfc5424(priority, after_version)
@@ -141,6 +157,11 @@ pub fn parse(bytes: &[u8], context: &ParseContext) -> SyslogMessage {
         return message;
     }
     parse_rfc3164(priority, rest, context)
+}
+
+fn starts_with_time(text: &str, context: &ParseContext) -> bool {
+    read_bsd_time(text, context).is_some()
+        || next_field(text).is_some_and(|(field, _)| field.parse::<Timestamp>().is_ok())
 }
 
 fn bare(priority: u8, message: String) -> SyslogMessage {
@@ -155,6 +176,7 @@ fn bare(priority: u8, message: String) -> SyslogMessage {
         msg_id: None,
         structured_data: Vec::new(),
         message,
+        invalid_utf8: false,
     }
 }
 
@@ -229,6 +251,7 @@ fn parse_rfc5424(priority: u8, text: &str) -> Option<SyslogMessage> {
         msg_id: nil_or(msg_id),
         structured_data,
         message: message.to_owned(),
+        invalid_utf8: false,
     })
 }
 
@@ -331,6 +354,7 @@ fn parse_rfc3164(priority: u8, text: &str, context: &ParseContext) -> SyslogMess
         msg_id: None,
         structured_data: Vec::new(),
         message: message.to_owned(),
+        invalid_utf8: false,
     }
 }
 
@@ -469,6 +493,9 @@ impl SyslogMessage {
                 .into(),
             ),
         );
+        if self.invalid_utf8 {
+            details.insert("invalidutf8".into(), Value::Bool(true));
+        }
         if let Some(msg_id) = &self.msg_id {
             details.insert("msgid".into(), Value::String(msg_id.clone()));
         }

@@ -233,3 +233,50 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_log_file_line_without_priority_still_has_its_header_read() {
+    let message = parse(
+        b"Mar 12 06:25:14 web01 sshd[4141]: Failed password for root from 10.0.0.9 port 2201 ssh2",
+        &at("2026-03-12T06:25:15Z"),
+    );
+    assert_eq!(message.format, SyslogFormat::Rfc3164);
+    assert_eq!((message.facility * 8 + message.severity), DEFAULT_PRIORITY);
+    assert_eq!(message.hostname.as_deref(), Some("web01"));
+    assert_eq!(message.app_name.as_deref(), Some("sshd"));
+    assert_eq!(message.proc_id.as_deref(), Some("4141"));
+    assert_eq!(
+        message.message,
+        "Failed password for root from 10.0.0.9 port 2201 ssh2"
+    );
+    let high_precision = parse(
+        b"2026-03-12T06:25:14.123456+01:00 web01 su[77]: pam_unix(su:auth): authentication failure",
+        &at("2026-03-12T06:25:15Z"),
+    );
+    assert_eq!(
+        high_precision.timestamp,
+        Some("2026-03-12T05:25:14.123456Z".parse().unwrap())
+    );
+    assert_eq!(high_precision.app_name.as_deref(), Some("su"));
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_replaced_and_the_message_flagged() {
+    let message = parse(
+        b"<13>Jan  1 00:00:01 host prog: bad \xff\xfe byte",
+        &at("2026-01-01T00:00:05Z"),
+    );
+    assert!(message.invalid_utf8);
+    assert_eq!(message.message, "bad \u{fffd}\u{fffd} byte");
+    let event = message.to_event(None);
+    assert_eq!(
+        event["details"]["invalidutf8"],
+        serde_json::Value::Bool(true)
+    );
+    let clean = parse(
+        b"<13>Jan  1 00:00:01 host prog: fine",
+        &at("2026-01-01T00:00:05Z"),
+    );
+    assert!(!clean.invalid_utf8);
+    assert!(clean.to_event(None)["details"].get("invalidutf8").is_none());
+}
