@@ -71,8 +71,21 @@ pub struct SyslogConfig {
     pub tcp_listen: String,
     /// Longest message accepted, in bytes; longer ones are dropped and counted.
     pub max_message_bytes: u32,
-    /// Time zone of RFC 3164 times, which carry none: `UTC` or an offset such as `+02:00`.
+    /// Time zone of RFC 3164 times, which carry none: `UTC`, an offset such as `+02:00`, or a name
+    /// such as `Europe/Berlin`.
     pub time_zone: String,
+    /// Time zones of particular sources, `SOURCE=ZONE` pairs separated by commas; a source is the
+    /// sender's IP address or the host name in the message.
+    pub source_time_zones: String,
+    /// Address and port for TLS streams (RFC 5425); empty turns the TLS receiver off.
+    pub tls_listen: String,
+    /// PEM file with the TLS receiver's certificate chain.
+    pub tls_certificate: String,
+    /// PEM file with the TLS receiver's private key.
+    pub tls_key: String,
+    /// PEM file of the certificate authorities whose client certificates are required; empty accepts
+    /// any client.
+    pub tls_client_ca: String,
 }
 
 /// Logging output.
@@ -157,6 +170,11 @@ impl Default for SyslogConfig {
             tcp_listen: "127.0.0.1:5514".to_owned(),
             max_message_bytes: 65_536,
             time_zone: "UTC".to_owned(),
+            source_time_zones: String::new(),
+            tls_listen: String::new(),
+            tls_certificate: String::new(),
+            tls_key: String::new(),
+            tls_client_ca: String::new(),
         }
     }
 }
@@ -367,7 +385,42 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         env: "ISMS_SYSLOG_TIME_ZONE",
         kind: ValueKind::String,
         default: "UTC",
-        description: "Time zone of RFC 3164 times, which carry none: `UTC` or an offset such as `+02:00`.",
+        description: "Time zone of RFC 3164 times, which carry none: `UTC`, an offset such as `+02:00`, or a name such as `Europe/Berlin`.",
+    },
+    ConfigKey {
+        key: "syslog.source_time_zones",
+        env: "ISMS_SYSLOG_SOURCE_TIME_ZONES",
+        kind: ValueKind::String,
+        default: "",
+        description: "Time zones of particular sources, overriding `syslog.time_zone`: `SOURCE=ZONE` pairs separated by commas, a source being the sender's IP address or the host name in the message, e.g. `10.0.0.7=Europe/Berlin,fw01=-05:00`.",
+    },
+    ConfigKey {
+        key: "syslog.tls_listen",
+        env: "ISMS_SYSLOG_TLS_LISTEN",
+        kind: ValueKind::String,
+        default: "",
+        description: "Address and port the syslog TLS receiver (RFC 5425, octet-counted frames) listens on, e.g. `0.0.0.0:6514`; empty turns it off. Needs `syslog.tls_certificate` and `syslog.tls_key`.",
+    },
+    ConfigKey {
+        key: "syslog.tls_certificate",
+        env: "ISMS_SYSLOG_TLS_CERTIFICATE",
+        kind: ValueKind::String,
+        default: "",
+        description: "PEM file holding the TLS receiver's certificate chain, the server's own certificate first.",
+    },
+    ConfigKey {
+        key: "syslog.tls_key",
+        env: "ISMS_SYSLOG_TLS_KEY",
+        kind: ValueKind::String,
+        default: "",
+        description: "PEM file holding the TLS receiver's private key (PKCS #8, PKCS #1 or SEC1).",
+    },
+    ConfigKey {
+        key: "syslog.tls_client_ca",
+        env: "ISMS_SYSLOG_TLS_CLIENT_CA",
+        kind: ValueKind::String,
+        default: "",
+        description: "PEM file of the certificate authorities that must have signed every client's certificate (mutual TLS); empty accepts clients without certificates.",
     },
     ConfigKey {
         key: "log.level",
@@ -610,6 +663,7 @@ impl Config {
         for (key, listen) in [
             ("syslog.udp_listen", &self.syslog.udp_listen),
             ("syslog.tcp_listen", &self.syslog.tcp_listen),
+            ("syslog.tls_listen", &self.syslog.tls_listen),
         ] {
             if !listen.is_empty()
                 && let Err(err) = listen.parse::<SocketAddr>()
@@ -632,14 +686,21 @@ impl Config {
                 ),
             );
         }
-        if parse_fixed_time_zone(&self.syslog.time_zone).is_none() {
-            return invalid(
-                "syslog.time_zone",
-                format!(
-                    "{:?} is neither UTC nor an offset such as +02:00 or -05:30",
-                    self.syslog.time_zone
-                ),
-            );
+        if let Err(reason) = parse_time_zone(&self.syslog.time_zone) {
+            return invalid("syslog.time_zone", reason);
+        }
+        if let Err(reason) = parse_source_time_zones(&self.syslog.source_time_zones) {
+            return invalid("syslog.source_time_zones", reason);
+        }
+        if !self.syslog.tls_listen.is_empty() {
+            for (key, path) in [
+                ("syslog.tls_certificate", &self.syslog.tls_certificate),
+                ("syslog.tls_key", &self.syslog.tls_key),
+            ] {
+                if path.is_empty() {
+                    return invalid(key, "must name a PEM file when syslog.tls_listen is set");
+                }
+            }
         }
         let level = self.log.level.trim();
         if level.is_empty() {
@@ -656,6 +717,53 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A time zone as the configuration writes it: `UTC`, an offset (see [`parse_fixed_time_zone`]) or
+/// a name from the system's time zone database (`/usr/share/zoneinfo`), such as `Europe/Berlin`.
+pub fn parse_time_zone(text: &str) -> Result<jiff::tz::TimeZone, String> {
+    if let Some(seconds) = parse_fixed_time_zone(text) {
+        let offset = jiff::tz::Offset::from_seconds(seconds).map_err(|error| error.to_string())?;
+        return Ok(jiff::tz::TimeZone::fixed(offset));
+    }
+    let name = text.trim();
+    if name.is_empty() || name.starts_with(['+', '-']) {
+        return Err(format!(
+            "{text:?} is neither UTC, an offset such as +02:00 or -05:30, nor a time zone name"
+        ));
+    }
+    jiff::tz::TimeZone::get(name).map_err(|error| {
+        format!(
+            "{text:?} is neither UTC, an offset such as +02:00 or -05:30, nor a time zone name \
+             this system knows ({error})"
+        )
+    })
+}
+
+/// `SOURCE=ZONE` pairs separated by commas (see `syslog.source_time_zones`); an empty text is no
+/// pairs. Sources are compared case-insensitively, so they are returned lowercased.
+pub fn parse_source_time_zones(text: &str) -> Result<Vec<(String, jiff::tz::TimeZone)>, String> {
+    let mut pairs = Vec::new();
+    for (index, pair) in text.split(',').enumerate() {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        let Some((source, zone)) = pair.split_once('=') else {
+            return Err(format!(
+                "pair {} ({pair:?}) is not SOURCE=ZONE, e.g. 10.0.0.7=Europe/Berlin",
+                index + 1
+            ));
+        };
+        let source = source.trim();
+        if source.is_empty() {
+            return Err(format!("pair {} ({pair:?}) names no source", index + 1));
+        }
+        let zone =
+            parse_time_zone(zone).map_err(|reason| format!("pair {}: {reason}", index + 1))?;
+        pairs.push((source.to_ascii_lowercase(), zone));
+    }
+    Ok(pairs)
 }
 
 /// `UTC`/`Z` or an offset `+HH:MM` / `-HH:MM` (also `+HHMM`, `+HH`), as seconds east of UTC.
@@ -1278,10 +1386,35 @@ format = "json"
         assert_eq!(parse_fixed_time_zone("+0100"), Some(3600));
         assert_eq!(parse_fixed_time_zone("Europe/Berlin"), None);
         assert_eq!(parse_fixed_time_zone("+25:00"), None);
+        let berlin = parse_time_zone("Europe/Berlin").expect("the system knows Europe/Berlin");
+        let summer: jiff::Timestamp = "2026-07-01T00:00:00Z".parse().unwrap();
+        assert_eq!(berlin.to_offset(summer).seconds(), 7200);
         let mut config = Config::default();
         config.syslog.time_zone = "Mars/Olympus".into();
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("syslog.time_zone"), "{message}");
+        let pairs = parse_source_time_zones(" 10.0.0.7=Europe/Berlin, FW01=-05:00 ,").unwrap();
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(pairs[1].0, "fw01");
+        assert_eq!(pairs[1].1.to_offset(summer).seconds(), -18000);
+        for (bad, says) in [
+            ("10.0.0.7", "pair 1"),
+            ("a=UTC,=UTC", "pair 2"),
+            ("a=Mars/Olympus", "Mars/Olympus"),
+        ] {
+            let mut config = Config::default();
+            config.syslog.source_time_zones = bad.into();
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains("syslog.source_time_zones"), "{message}");
+            assert!(message.contains(says), "{message}");
+        }
+        let mut config = Config::default();
+        config.syslog.tls_listen = "127.0.0.1:6514".into();
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("syslog.tls_certificate"), "{message}");
+        config.syslog.tls_certificate = "cert.pem".into();
+        config.syslog.tls_key = "key.pem".into();
+        config.validate().expect("a TLS receiver with its files");
         let mut config = Config::default();
         config.syslog.udp_listen = "nowhere".into();
         let message = config.validate().unwrap_err().to_string();
@@ -1309,7 +1442,12 @@ format = "json"
                 .find(|l| l.starts_with(&format!("| `{}` |", key.key)))
                 .unwrap_or_else(|| panic!("{} missing", key.key));
             assert!(line.contains(key.env));
-            assert!(line.contains(&format!("`{}`", key.default)));
+            let default = if key.default.is_empty() {
+                "(empty)".to_owned()
+            } else {
+                format!("`{}`", key.default)
+            };
+            assert!(line.contains(&default), "{line}");
             assert_eq!(line.matches(" | ").count(), 4, "{line}");
         }
     }

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 pub mod ingest;
+pub mod log_budget;
 pub mod routes;
 pub mod syslog;
 pub mod time_bounds;
@@ -161,7 +162,15 @@ pub async fn start(
         .layer(axum::middleware::from_fn(routes::json_errors));
     let listener = tokio::net::TcpListener::bind(&config.http.listen).await?;
     let local_address = listener.local_addr()?;
-    let syslog = syslog::start_syslog(&config.syslog, store.clone()).await?;
+    let syslog = syslog::start_syslog(&config.syslog, store.clone())
+        .await
+        .map_err(|error| {
+            let kind = match &error {
+                syslog::SyslogStartError::Bind { source, .. } => source.kind(),
+                _ => std::io::ErrorKind::InvalidInput,
+            };
+            std::io::Error::new(kind, error.to_string())
+        })?;
     spawn_retention(config, store);
     let task = tokio::spawn(async move {
         axum::serve(

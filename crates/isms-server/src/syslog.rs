@@ -1,4 +1,5 @@
-//! The syslog receivers: UDP datagrams and TCP streams into the store, through `isms_syslog`.
+//! The syslog receivers: UDP datagrams, TCP streams and TLS streams (RFC 5425) into the store,
+//! through `isms_syslog`.
 //!
 //! Each receiver gathers what arrived together (the datagrams already waiting, or the frames of one
 //! read) into one batch of at most [`BATCH_MESSAGES`], parses and normalizes every message with its
@@ -6,18 +7,29 @@
 //! acknowledgment, so a TCP reader simply does not read on while its batch is being stored (the sender
 //! waits, nothing queues up in memory). A message over `syslog.max_message_bytes` is dropped, counted
 //! (`isms_syslog_dropped_total`) and logged, and the stream goes on; a TCP stream whose octet count is
-//! not a number is closed, since nothing after it can be framed. Connections are bounded.
+//! not a number is closed, since nothing after it can be framed. Connections are bounded; TLS
+//! handshakes must finish within [`TLS_HANDSHAKE_TIMEOUT`], and failed ones are counted
+//! (`isms_syslog_tls_handshake_failures_total`). Problems a sender can repeat at will are logged at a
+//! bounded rate ([`LogBudget`]).
+//!
+//! RFC 3164 times carry no zone: each message is read in the zone of its source
+//! (`syslog.source_time_zones`, by the sender's address, or by the host name the message gives, which
+//! is what a relay forwards), else in `syslog.time_zone`.
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use isms_config::SyslogConfig;
 use isms_event::{Delivery, Origin, normalize_delivered};
 use isms_store::Store;
-use isms_syslog::{FrameDecoder, FrameError, ParseContext};
+use isms_syslog::{FrameDecoder, FrameError, ParseContext, SyslogFormat};
 use jiff::Timestamp;
-use jiff::tz::{Offset, TimeZone};
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use jiff::tz::TimeZone;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::log_budget::LogBudget;
 
 /// Most messages stored in one append.
 pub const BATCH_MESSAGES: usize = 512;
@@ -25,8 +37,15 @@ pub const BATCH_MESSAGES: usize = 512;
 /// The longest UDP payload there is.
 const MAX_UDP_PAYLOAD_BYTES: usize = 65_535;
 
-/// Most TCP connections served at once; more are closed at once with a warning.
+/// Most TCP (or TLS) connections served at once, per receiver; more are closed at once with a warning.
 const MAX_TCP_CONNECTIONS: usize = 1024;
+
+/// Time a TLS client has to finish its handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bounded logging of what senders can repeat at will: oversized messages, broken framing, failed
+/// handshakes, refused connections.
+static SENDER_PROBLEMS: LogBudget = LogBudget::new(10, Duration::from_secs(60));
 
 /// Where the receivers listen (the real ports when the configuration said port 0).
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,59 +54,180 @@ pub struct SyslogListeners {
     pub udp: Option<SocketAddr>,
     /// The TCP receiver's address, if it runs.
     pub tcp: Option<SocketAddr>,
+    /// The TLS receiver's address, if it runs.
+    pub tls: Option<SocketAddr>,
+}
+
+/// Why the syslog receivers could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SyslogStartError {
+    /// A listener could not bind its address.
+    #[error("syslog {transport} receiver on {address}: {source}")]
+    Bind {
+        /// `udp`, `tcp` or `tls`.
+        transport: &'static str,
+        /// The address as configured.
+        address: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A TLS file could not be read or used.
+    #[error("syslog tls receiver: {key} {path}: {reason}")]
+    Tls {
+        /// The configuration key naming the file.
+        key: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The configuration did not validate (time zones).
+    #[error("syslog: {0}")]
+    Config(String),
 }
 
 /// What every receiver task shares.
 struct Receiver {
     store: Arc<dyn Store>,
     max_message_bytes: usize,
-    time_zone: TimeZone,
-    /// `syslog:udp:5514` or `syslog:tcp:5514`.
+    time_zones: SourceTimeZones,
+    /// `syslog:udp:5514`, `syslog:tcp:5514` or `syslog:tls:6514`.
     endpoint: String,
+}
+
+/// The zone of RFC 3164 times per source.
+#[derive(Debug, Clone)]
+struct SourceTimeZones {
+    default: TimeZone,
+    /// Lowercased sender addresses or host names, and their zones.
+    by_source: Vec<(String, TimeZone)>,
+}
+
+impl SourceTimeZones {
+    fn of(&self, source: &str) -> Option<&TimeZone> {
+        self.by_source
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(source))
+            .map(|(_, zone)| zone)
+    }
 }
 
 /// Binds the configured receivers and starts them. An empty address leaves a receiver off.
 pub async fn start_syslog(
     config: &SyslogConfig,
     store: Arc<dyn Store>,
-) -> std::io::Result<SyslogListeners> {
-    let offset = isms_config::parse_fixed_time_zone(&config.time_zone).unwrap_or(0);
-    let time_zone = TimeZone::fixed(Offset::from_seconds(offset).unwrap_or(Offset::UTC));
+) -> Result<SyslogListeners, SyslogStartError> {
+    let time_zones = SourceTimeZones {
+        default: isms_config::parse_time_zone(&config.time_zone)
+            .map_err(|reason| SyslogStartError::Config(format!("time_zone: {reason}")))?,
+        by_source: isms_config::parse_source_time_zones(&config.source_time_zones)
+            .map_err(|reason| SyslogStartError::Config(format!("source_time_zones: {reason}")))?,
+    };
     let max_message_bytes = config.max_message_bytes as usize;
     let receiver = |transport: &str, address: SocketAddr| {
         Arc::new(Receiver {
             store: store.clone(),
             max_message_bytes,
-            time_zone: time_zone.clone(),
+            time_zones: time_zones.clone(),
             endpoint: format!("syslog:{transport}:{}", address.port()),
         })
+    };
+    let bind_error = |transport: &'static str, address: &str| {
+        let address = address.to_owned();
+        move |source| SyslogStartError::Bind {
+            transport,
+            address,
+            source,
+        }
     };
     let mut listeners = SyslogListeners::default();
     if !config.udp_listen.is_empty() {
         let socket = UdpSocket::bind(&config.udp_listen)
             .await
-            .map_err(|error| named(error, "udp", &config.udp_listen))?;
-        let address = socket.local_addr()?;
+            .map_err(bind_error("udp", &config.udp_listen))?;
+        let address = socket
+            .local_addr()
+            .map_err(bind_error("udp", &config.udp_listen))?;
         listeners.udp = Some(address);
         tokio::spawn(udp_loop(socket, receiver("udp", address)));
     }
     if !config.tcp_listen.is_empty() {
         let listener = TcpListener::bind(&config.tcp_listen)
             .await
-            .map_err(|error| named(error, "tcp", &config.tcp_listen))?;
-        let address = listener.local_addr()?;
+            .map_err(bind_error("tcp", &config.tcp_listen))?;
+        let address = listener
+            .local_addr()
+            .map_err(bind_error("tcp", &config.tcp_listen))?;
         listeners.tcp = Some(address);
-        tokio::spawn(tcp_loop(listener, receiver("tcp", address)));
+        tokio::spawn(tcp_loop(listener, receiver("tcp", address), None));
+    }
+    if !config.tls_listen.is_empty() {
+        let acceptor = tls_acceptor(config)?;
+        let listener = TcpListener::bind(&config.tls_listen)
+            .await
+            .map_err(bind_error("tls", &config.tls_listen))?;
+        let address = listener
+            .local_addr()
+            .map_err(bind_error("tls", &config.tls_listen))?;
+        listeners.tls = Some(address);
+        tokio::spawn(tcp_loop(listener, receiver("tls", address), Some(acceptor)));
     }
     Ok(listeners)
 }
 
-/// A bind error that says which receiver and address it was.
-fn named(error: std::io::Error, transport: &str, address: &str) -> std::io::Error {
-    std::io::Error::new(
-        error.kind(),
-        format!("syslog {transport} receiver on {address}: {error}"),
-    )
+/// The TLS server configuration from the PEM files the configuration names: the certificate chain,
+/// the key, and the client authorities when clients must show a certificate.
+fn tls_acceptor(config: &SyslogConfig) -> Result<tokio_rustls::TlsAcceptor, SyslogStartError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    fn tls_error(key: &'static str, path: &str, reason: impl ToString) -> SyslogStartError {
+        SyslogStartError::Tls {
+            key,
+            path: path.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+    fn certificates(
+        key: &'static str,
+        path: &str,
+    ) -> Result<Vec<CertificateDer<'static>>, SyslogStartError> {
+        let certificates = CertificateDer::pem_file_iter(Path::new(path))
+            .map_err(|error| tls_error(key, path, error))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| tls_error(key, path, error))?;
+        if certificates.is_empty() {
+            return Err(tls_error(key, path, "holds no PEM certificate"));
+        }
+        Ok(certificates)
+    }
+
+    let chain = certificates("syslog.tls_certificate", &config.tls_certificate)?;
+    let private_key = PrivateKeyDer::from_pem_file(Path::new(&config.tls_key))
+        .map_err(|error| tls_error("syslog.tls_key", &config.tls_key, error))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| tls_error("syslog.tls_listen", &config.tls_listen, error))?;
+    let builder = if config.tls_client_ca.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in certificates("syslog.tls_client_ca", &config.tls_client_ca)? {
+            roots
+                .add(certificate)
+                .map_err(|error| tls_error("syslog.tls_client_ca", &config.tls_client_ca, error))?;
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|error| tls_error("syslog.tls_client_ca", &config.tls_client_ca, error))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let server_config = builder
+        .with_single_cert(chain, private_key)
+        .map_err(|error| tls_error("syslog.tls_key", &config.tls_key, error))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server_config)))
 }
 
 /// What the messages of one sender read at one moment share, prepared once for all of them: the parse
@@ -102,6 +242,12 @@ struct Arrival {
 
 impl Receiver {
     fn arrival(&self, peer: SocketAddr, received: Timestamp) -> Arrival {
+        let peer_host = peer.ip().to_string();
+        let time_zone = self
+            .time_zones
+            .of(&peer_host)
+            .unwrap_or(&self.time_zones.default)
+            .clone();
         let origin = Origin {
             peer: Some(peer.to_string()),
             endpoint: self.endpoint.clone(),
@@ -109,10 +255,10 @@ impl Receiver {
         };
         Arrival {
             peer,
-            peer_host: peer.ip().to_string(),
+            peer_host,
             context: ParseContext {
                 received,
-                time_zone: self.time_zone.clone(),
+                time_zone,
             },
             delivery: Delivery::new(&origin, received),
         }
@@ -120,7 +266,22 @@ impl Receiver {
 
     /// Parses and normalizes one message into `events`; counts what cannot be stored.
     fn accept(&self, bytes: &[u8], arrival: &Arrival, events: &mut Vec<isms_event::Event>) {
-        let message = isms_syslog::parse(bytes, &arrival.context);
+        let mut message = isms_syslog::parse(bytes, &arrival.context);
+        if message.format == SyslogFormat::Rfc3164
+            && !self.time_zones.by_source.is_empty()
+            && let Some(zone) = message
+                .hostname
+                .as_deref()
+                .and_then(|host| self.time_zones.of(host))
+            && *zone != arrival.context.time_zone
+        {
+            // A relay forwards many hosts: the host the message names has its own zone.
+            let context = ParseContext {
+                received: arrival.context.received,
+                time_zone: zone.clone(),
+            };
+            message = isms_syslog::parse(bytes, &context);
+        }
         let raw = message.to_event(Some(&arrival.peer_host));
         match normalize_delivered(raw, &arrival.delivery) {
             Ok(event) => events.push(event),
@@ -150,7 +311,9 @@ impl Receiver {
 
     fn too_long(&self, peer: SocketAddr, error: &FrameError) {
         metrics::counter!("isms_syslog_dropped_total", "reason" => "too_long").increment(1);
-        tracing::warn!(%peer, endpoint = %self.endpoint, %error, "syslog message dropped");
+        if let Some(held_back) = SENDER_PROBLEMS.allow() {
+            tracing::warn!(%peer, endpoint = %self.endpoint, %error, held_back, "syslog message dropped");
+        }
     }
 
     async fn store(&self, events: Vec<isms_event::Event>) {
@@ -202,7 +365,11 @@ async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>) {
     }
 }
 
-async fn tcp_loop(listener: TcpListener, receiver: Arc<Receiver>) {
+async fn tcp_loop(
+    listener: TcpListener,
+    receiver: Arc<Receiver>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -214,18 +381,41 @@ async fn tcp_loop(listener: TcpListener, receiver: Arc<Receiver>) {
             }
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = MAX_TCP_CONNECTIONS, "syslog tcp connection refused: too many open");
+            metrics::counter!("isms_syslog_connections_refused_total", "endpoint" => receiver.endpoint.clone())
+                .increment(1);
+            if let Some(held_back) = SENDER_PROBLEMS.allow() {
+                tracing::warn!(%peer, limit = MAX_TCP_CONNECTIONS, held_back, endpoint = %receiver.endpoint, "syslog connection refused: too many open");
+            }
             continue;
         };
         let receiver = receiver.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            read_stream(stream, peer, &receiver).await;
+            match tls {
+                None => read_stream(stream, peer, &receiver).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => read_stream(stream, peer, &receiver).await,
+                        Ok(Err(error)) => handshake_failed(peer, &receiver, &error.to_string()),
+                        Err(_) => handshake_failed(peer, &receiver, "timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
 }
 
-async fn read_stream(mut stream: TcpStream, peer: SocketAddr, receiver: &Receiver) {
+fn handshake_failed(peer: SocketAddr, receiver: &Receiver, reason: &str) {
+    metrics::counter!("isms_syslog_tls_handshake_failures_total").increment(1);
+    if let Some(held_back) = SENDER_PROBLEMS.allow() {
+        tracing::warn!(%peer, endpoint = %receiver.endpoint, reason, held_back, "syslog tls handshake failed");
+    }
+}
+
+/// Reads one TCP or TLS stream to its end, storing what it frames batch by batch.
+async fn read_stream<S: AsyncRead + Unpin>(mut stream: S, peer: SocketAddr, receiver: &Receiver) {
     let mut decoder = FrameDecoder::new(receiver.max_message_bytes);
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
@@ -254,7 +444,11 @@ async fn read_stream(mut stream: TcpStream, peer: SocketAddr, receiver: &Receive
                 Some(Ok(bytes)) => receiver.accept(&bytes, &arrival, &mut events),
                 Some(Err(error @ FrameError::TooLong { .. })) => receiver.too_long(peer, &error),
                 Some(Err(error)) => {
-                    tracing::warn!(%peer, %error, "syslog tcp stream closed");
+                    metrics::counter!("isms_syslog_dropped_total", "reason" => "framing")
+                        .increment(1);
+                    if let Some(held_back) = SENDER_PROBLEMS.allow() {
+                        tracing::warn!(%peer, endpoint = %receiver.endpoint, %error, held_back, "syslog stream closed");
+                    }
                     framing_lost = true;
                 }
             }

@@ -369,6 +369,7 @@ pub struct ServerProcess {
     /// Where the syslog receivers listen (ports chosen by the system), when they run.
     pub syslog_udp: Option<SocketAddr>,
     pub syslog_tcp: Option<SocketAddr>,
+    pub syslog_tls: Option<SocketAddr>,
 }
 
 impl ServerProcess {
@@ -411,6 +412,7 @@ impl ServerProcess {
             banner: Vec::new(),
             syslog_udp: None,
             syslog_tcp: None,
+            syslog_tls: None,
         };
         server.launch();
         server
@@ -542,6 +544,7 @@ impl ServerProcess {
         };
         self.syslog_udp = syslog("udp ");
         self.syslog_tcp = syslog("tcp ");
+        self.syslog_tls = syslog("tls ");
         if let Some(key_line) = banner
             .iter()
             .find_map(|line| line.strip_prefix("  key        "))
