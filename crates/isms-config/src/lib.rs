@@ -34,6 +34,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub store: StoreConfig,
     pub syslog: SyslogConfig,
+    pub files: FilesConfig,
+    pub decoders: DecodersConfig,
     pub log: LogConfig,
 }
 
@@ -88,6 +90,94 @@ pub struct SyslogConfig {
     pub tls_client_ca: String,
 }
 
+/// Log files tailed into the store.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Files or globs (`*` and `?` in the file name) separated by commas; empty tails nothing.
+    pub paths: String,
+    /// Where to begin files that are there at the very first start.
+    pub start_at: FileStart,
+    /// How often the files are looked at.
+    pub poll_interval_milliseconds: u64,
+    /// Longest line kept; longer lines are dropped and counted.
+    pub max_line_bytes: u32,
+}
+
+/// Decoders written by the operator, in a file of their own.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodersConfig {
+    /// A TOML file of `[[decoder]]` tables (see [`load_decoder_file`]); empty for none.
+    pub file: String,
+}
+
+/// One operator decoder as its file writes it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderDefinition {
+    /// Its name, recorded on what it decodes.
+    pub name: String,
+    /// The program (`processname`) it applies to, or `*` for every program.
+    pub program: String,
+    /// A regex with named captures, each becoming `details.<name>`.
+    pub pattern: String,
+    /// The category of what it decodes.
+    pub category: String,
+    /// Static fields: `"details.result" = "failure"`, `tags = "vpn"`, `severity = "WARNING"`.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecoderFile {
+    #[serde(default)]
+    decoder: Vec<DecoderDefinition>,
+}
+
+/// Reads a file of operator decoders:
+///
+/// ```toml
+/// [[decoder]]
+/// name = "vpn-login-failure"
+/// program = "openvpn"
+/// pattern = '(?P<sourceipaddress>[0-9.]+):(?P<sourceport>\d+) TLS Auth Error: .* user (?P<username>\S+)'
+/// category = "authentication"
+/// fields = { "details.result" = "failure", tags = "vpn" }
+/// ```
+///
+/// Errors give the file, line and column. The patterns are checked when the decoders are built.
+pub fn load_decoder_file(path: &Path) -> Result<Vec<DecoderDefinition>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file: DecoderFile = toml::from_str(&text).map_err(|error| {
+        let (line, column) = error
+            .span()
+            .map_or((1, 1), |span| line_column(&text, span.start));
+        ConfigError::Toml {
+            path: path.to_owned(),
+            line,
+            column,
+            message: error.message().to_owned(),
+        }
+    })?;
+    Ok(file.decoder)
+}
+
+/// Where tailing begins in a file that was already there when isms first looked.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStart {
+    /// Only what is written from now on.
+    #[default]
+    End,
+    /// The whole file.
+    Beginning,
+}
+
 /// Logging output.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -132,6 +222,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             store: StoreConfig::default(),
             syslog: SyslogConfig::default(),
+            files: FilesConfig::default(),
+            decoders: DecodersConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -175,6 +267,17 @@ impl Default for SyslogConfig {
             tls_certificate: String::new(),
             tls_key: String::new(),
             tls_client_ca: String::new(),
+        }
+    }
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            paths: String::new(),
+            start_at: FileStart::End,
+            poll_interval_milliseconds: 500,
+            max_line_bytes: 65_536,
         }
     }
 }
@@ -421,6 +524,41 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         kind: ValueKind::String,
         default: "",
         description: "PEM file of the certificate authorities that must have signed every client's certificate (mutual TLS); empty accepts clients without certificates.",
+    },
+    ConfigKey {
+        key: "files.paths",
+        env: "ISMS_FILES_PATHS",
+        kind: ValueKind::String,
+        default: "",
+        description: "Log files to tail, separated by commas; `*` and `?` may stand in the file name (`/var/log/auth.log,/var/log/suricata/eve*.json`). Each line is a syslog line, a JSON object or an audit record; offsets survive restarts and rotation (rename or copytruncate). Empty tails nothing.",
+    },
+    ConfigKey {
+        key: "files.start_at",
+        env: "ISMS_FILES_START_AT",
+        kind: ValueKind::Enum(&["end", "beginning"]),
+        default: "end",
+        description: "Where to begin a file that is already there the first time isms looks: `end` reads only new lines, `beginning` the whole file. Files that appear later are always read from their beginning.",
+    },
+    ConfigKey {
+        key: "files.poll_interval_milliseconds",
+        env: "ISMS_FILES_POLL_INTERVAL_MILLISECONDS",
+        kind: ValueKind::U64,
+        default: "500",
+        description: "How often the tailed files are looked at (10 to 60000).",
+    },
+    ConfigKey {
+        key: "files.max_line_bytes",
+        env: "ISMS_FILES_MAX_LINE_BYTES",
+        kind: ValueKind::U32,
+        default: "65536",
+        description: "Longest line read from a tailed file (80 to 1048576); longer lines are dropped, counted and logged.",
+    },
+    ConfigKey {
+        key: "decoders.file",
+        env: "ISMS_DECODERS_FILE",
+        kind: ValueKind::String,
+        default: "",
+        description: "A TOML file of your own decoders (`[[decoder]]` tables with `name`, `program`, `pattern` with named captures, `category`, `fields`), tried before the built-in ones; empty for none. `isms decode --decoders FILE` tries them on sample lines.",
     },
     ConfigKey {
         key: "log.level",
@@ -702,6 +840,35 @@ impl Config {
                 }
             }
         }
+        if let Err(reason) = parse_file_patterns(&self.files.paths) {
+            return invalid("files.paths", reason);
+        }
+        if !(10..=60_000).contains(&self.files.poll_interval_milliseconds) {
+            return invalid(
+                "files.poll_interval_milliseconds",
+                format!(
+                    "{} is outside 10 to 60000",
+                    self.files.poll_interval_milliseconds
+                ),
+            );
+        }
+        if !(80..=MAX_SYSLOG_MESSAGE_BYTES).contains(&self.files.max_line_bytes) {
+            return invalid(
+                "files.max_line_bytes",
+                format!(
+                    "{} is outside 80 to {MAX_SYSLOG_MESSAGE_BYTES}",
+                    self.files.max_line_bytes
+                ),
+            );
+        }
+        if !self.decoders.file.is_empty() {
+            load_decoder_file(Path::new(&self.decoders.file)).map_err(|error| {
+                ConfigError::Invalid {
+                    key: "decoders.file".to_owned(),
+                    reason: error.to_string(),
+                }
+            })?;
+        }
         let level = self.log.level.trim();
         if level.is_empty() {
             return invalid("log.level", "must not be empty (try \"info\")");
@@ -764,6 +931,38 @@ pub fn parse_source_time_zones(text: &str) -> Result<Vec<(String, jiff::tz::Time
         pairs.push((source.to_ascii_lowercase(), zone));
     }
     Ok(pairs)
+}
+
+/// The patterns of `files.paths`: absolute paths whose file name may hold `*` and `?` (directories
+/// may not: a pattern names one directory to look in).
+pub fn parse_file_patterns(text: &str) -> Result<Vec<PathBuf>, String> {
+    let mut patterns = Vec::new();
+    for (index, pattern) in text.split(',').enumerate() {
+        let pattern = pattern.trim();
+        if pattern.is_empty() {
+            continue;
+        }
+        let path = PathBuf::from(pattern);
+        let number = index + 1;
+        if !path.is_absolute() {
+            return Err(format!(
+                "path {number} ({pattern:?}) is not absolute; write it from / on"
+            ));
+        }
+        let directory = path
+            .parent()
+            .map(|parent| parent.to_string_lossy().into_owned());
+        if directory.is_some_and(|directory| directory.contains(['*', '?'])) {
+            return Err(format!(
+                "path {number} ({pattern:?}) has a wildcard in a directory; only the file name may have one"
+            ));
+        }
+        if path.file_name().is_none() {
+            return Err(format!("path {number} ({pattern:?}) names no file"));
+        }
+        patterns.push(path);
+    }
+    Ok(patterns)
 }
 
 /// `UTC`/`Z` or an offset `+HH:MM` / `-HH:MM` (also `+HHMM`, `+HH`), as seconds east of UTC.
@@ -1141,7 +1340,7 @@ format = "json"
         assert_eq!((line, column), (2, 1), "{message}");
         assert!(message.contains("at the top level"), "{message}");
         assert!(
-            message.contains("data_dir, http, store, syslog, log"),
+            message.contains("data_dir, http, store, syslog, files, decoders, log"),
             "{message}"
         );
 
@@ -1429,6 +1628,71 @@ format = "json"
         config.syslog.max_message_bytes = MAX_SYSLOG_MESSAGE_BYTES + 1;
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("syslog.max_message_bytes"), "{message}");
+    }
+
+    #[test]
+    fn file_patterns_are_absolute_with_wildcards_only_in_the_name() {
+        let patterns =
+            parse_file_patterns(" /var/log/auth.log, /var/log/suricata/eve*.json ,").unwrap();
+        assert_eq!(
+            patterns,
+            [
+                PathBuf::from("/var/log/auth.log"),
+                PathBuf::from("/var/log/suricata/eve*.json")
+            ]
+        );
+        for (bad, says) in [
+            ("var/log/auth.log", "not absolute"),
+            ("/var/log/a,/var/*/b.log", "path 2"),
+            ("/", "names no file"),
+        ] {
+            let mut config = Config::default();
+            config.files.paths = bad.into();
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains("files.paths"), "{message}");
+            assert!(message.contains(says), "{message}");
+        }
+        let mut config = Config::default();
+        config.files.poll_interval_milliseconds = 0;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("files.poll_interval_milliseconds")
+        );
+        let mut config = Config::default();
+        config.files.max_line_bytes = 10;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("files.max_line_bytes")
+        );
+    }
+
+    #[test]
+    fn decoder_files_are_read_with_line_and_column_in_errors() {
+        let file = write_file(
+            "[[decoder]]\nname = \"vpn\"\nprogram = \"openvpn\"\npattern = 'user (?P<username>\\S+) failed'\ncategory = \"authentication\"\nfields = { \"details.result\" = \"failure\" }\n",
+        );
+        let decoders = load_decoder_file(file.path()).unwrap();
+        assert_eq!(decoders.len(), 1);
+        assert_eq!(decoders[0].pattern, "user (?P<username>\\S+) failed");
+        assert_eq!(decoders[0].fields["details.result"], "failure");
+        let broken = write_file("[[decoder]]\nname = \"vpn\"\nprogrm = \"openvpn\"\n");
+        match load_decoder_file(broken.path()) {
+            Err(ConfigError::Toml { line, message, .. }) => {
+                assert_eq!(line, 3, "{message}");
+                assert!(message.contains("progrm"), "{message}");
+            }
+            other => panic!("expected a TOML error, got {other:?}"),
+        }
+        let mut config = Config::default();
+        config.decoders.file = "/nonexistent/decoders.toml".into();
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("decoders.file"), "{message}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod files;
 pub mod ingest;
 pub mod log_budget;
 pub mod routes;
@@ -162,7 +163,11 @@ pub async fn start(
         .layer(axum::middleware::from_fn(routes::json_errors));
     let listener = tokio::net::TcpListener::bind(&config.http.listen).await?;
     let local_address = listener.local_addr()?;
-    let syslog = syslog::start_syslog(&config.syslog, store.clone())
+    let decoders = Arc::new(
+        build_decoders(config)
+            .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?,
+    );
+    let syslog = syslog::start_syslog(&config.syslog, store.clone(), decoders.clone())
         .await
         .map_err(|error| {
             let kind = match &error {
@@ -171,6 +176,7 @@ pub async fn start(
             };
             std::io::Error::new(kind, error.to_string())
         })?;
+    start_files(config, store.clone(), decoders)?;
     spawn_retention(config, store);
     let task = tokio::spawn(async move {
         axum::serve(
@@ -185,6 +191,54 @@ pub async fn start(
         task,
         syslog,
     })
+}
+
+/// The built-in decoders and the operator's own (`decoders.file`), or what is wrong with the latter.
+pub fn build_decoders(config: &Config) -> Result<isms_decode::Decoders, String> {
+    if config.decoders.file.is_empty() {
+        return Ok(isms_decode::Decoders::builtin());
+    }
+    let definitions = isms_config::load_decoder_file(std::path::Path::new(&config.decoders.file))
+        .map_err(|error| error.to_string())?;
+    let specs = definitions
+        .into_iter()
+        .map(|definition| isms_decode::UserDecoderSpec {
+            name: definition.name,
+            program: definition.program,
+            pattern: definition.pattern,
+            category: definition.category,
+            fields: definition.fields.into_iter().collect(),
+        })
+        .collect();
+    isms_decode::Decoders::with_user(specs)
+        .map_err(|error| format!("{}: {error}", config.decoders.file))
+}
+
+/// Starts tailing `files.paths`, when it names any.
+fn start_files(
+    config: &Config,
+    store: Arc<dyn Store>,
+    decoders: Arc<isms_decode::Decoders>,
+) -> std::io::Result<()> {
+    if config.files.paths.trim().is_empty() {
+        return Ok(());
+    }
+    let time_zone = isms_config::parse_time_zone(&config.syslog.time_zone)
+        .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
+    let factory: files::ConverterFactory = Arc::new(move || {
+        Box::new(files::DecodingConverter::new(
+            decoders.clone(),
+            time_zone.clone(),
+        ))
+    });
+    let tailer =
+        files::Tailer::new(&config.files, &config.data_dir, store, factory).map_err(|error| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, error.to_string())
+        })?;
+    tailer.spawn(
+        Duration::from_millis(config.files.poll_interval_milliseconds),
+        tokio::runtime::Handle::current(),
+    )
 }
 
 fn spawn_retention(config: &Config, store: Arc<dyn Store>) {

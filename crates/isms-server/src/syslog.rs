@@ -12,6 +12,9 @@
 //! (`isms_syslog_tls_handshake_failures_total`). Problems a sender can repeat at will are logged at a
 //! bounded rate ([`LogBudget`]).
 //!
+//! Each message goes through the decoders (`isms_decode`) before it is normalized, so an sshd
+//! failure arrives as `category:authentication` with `details.username` and `details.result`.
+//!
 //! RFC 3164 times carry no zone: each message is read in the zone of its source
 //! (`syslog.source_time_zones`, by the sender's address, or by the host name the message gives, which
 //! is what a relay forwards), else in `syslog.time_zone`.
@@ -89,6 +92,7 @@ pub enum SyslogStartError {
 /// What every receiver task shares.
 struct Receiver {
     store: Arc<dyn Store>,
+    decoders: Arc<isms_decode::Decoders>,
     max_message_bytes: usize,
     time_zones: SourceTimeZones,
     /// `syslog:udp:5514`, `syslog:tcp:5514` or `syslog:tls:6514`.
@@ -116,6 +120,7 @@ impl SourceTimeZones {
 pub async fn start_syslog(
     config: &SyslogConfig,
     store: Arc<dyn Store>,
+    decoders: Arc<isms_decode::Decoders>,
 ) -> Result<SyslogListeners, SyslogStartError> {
     let time_zones = SourceTimeZones {
         default: isms_config::parse_time_zone(&config.time_zone)
@@ -127,6 +132,7 @@ pub async fn start_syslog(
     let receiver = |transport: &str, address: SocketAddr| {
         Arc::new(Receiver {
             store: store.clone(),
+            decoders: decoders.clone(),
             max_message_bytes,
             time_zones: time_zones.clone(),
             endpoint: format!("syslog:{transport}:{}", address.port()),
@@ -282,7 +288,10 @@ impl Receiver {
             };
             message = isms_syslog::parse(bytes, &context);
         }
-        let raw = message.to_event(Some(&arrival.peer_host));
+        let mut raw = message.to_event(Some(&arrival.peer_host));
+        if let serde_json::Value::Object(event) = &mut raw {
+            self.decoders.apply(event);
+        }
         match normalize_delivered(raw, &arrival.delivery) {
             Ok(event) => events.push(event),
             Err(error) => {

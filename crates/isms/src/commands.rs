@@ -1,5 +1,5 @@
 //! What each subcommand does.
-use std::io::{IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -418,12 +418,163 @@ fn read_items(path: &Path) -> anyhow::Result<Vec<FileItem>> {
     Ok(items)
 }
 
+/// What `isms send` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SendFormat {
+    /// MozDef events: JSON objects, arrays of them, or JSON lines.
+    Json,
+    /// Log lines: syslog, JSON records (Suricata, Zeek), audit records; decoded.
+    #[value(alias = "lines")]
+    Syslog,
+}
+
+/// The line decoder of `isms decode` and `isms send --format syslog`: built-in decoders plus the
+/// file's, times without a zone in `time_zone`, a year inferred from `received`.
+fn line_decoder(
+    decoders_file: Option<&Path>,
+    time_zone: &str,
+    received: jiff::Timestamp,
+    program: Option<String>,
+) -> anyhow::Result<isms_decode::LineDecoder> {
+    let time_zone = isms_config::parse_time_zone(time_zone)
+        .map_err(|reason| anyhow::anyhow!("--time-zone: {reason}"))?;
+    let mut config = Config::default();
+    if let Some(file) = decoders_file {
+        config.decoders.file = file.display().to_string();
+    }
+    let decoders =
+        isms_server::build_decoders(&config).map_err(|reason| anyhow::anyhow!(reason))?;
+    let context = isms_syslog::ParseContext {
+        received,
+        time_zone,
+    };
+    let decoder = isms_decode::LineDecoder::new(Arc::new(decoders), context);
+    Ok(match program {
+        Some(program) => decoder.with_default_program(program),
+        None => decoder,
+    })
+}
+
+/// When a file was last written: the receipt time of its lines, so that times without a year get
+/// the year they were written in.
+fn written_at(path: &Path) -> jiff::Timestamp {
+    std::fs::metadata(path)
+        .and_then(|metadata| metadata.modified())
+        .ok()
+        .and_then(|modified| jiff::Timestamp::try_from(modified).ok())
+        .unwrap_or_else(jiff::Timestamp::now)
+}
+
+fn open_input(path: &Path) -> anyhow::Result<Box<dyn std::io::BufRead>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::BufReader::new(std::io::stdin())));
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Box::new(std::io::BufReader::with_capacity(
+        256 * 1024,
+        file,
+    )))
+}
+
+/// Longest line `isms decode` and `isms send --format syslog` read; longer ones are reported.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Reads the lines of `input` (bounded, lossy UTF-8), calling `each` with the line number and text.
+fn for_each_line(
+    mut input: impl std::io::BufRead,
+    mut each: impl FnMut(usize, Result<&str, String>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut buffer = Vec::new();
+    let mut number = 0;
+    loop {
+        buffer.clear();
+        let read = (&mut input)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buffer)?;
+        if read == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if buffer.len() > MAX_LINE_BYTES && buffer.last() != Some(&b'\n') {
+            // Skip the rest of the long line.
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                let skipped = (&mut input).take(64 * 1024).read_until(b'\n', &mut rest)?;
+                if skipped == 0 || rest.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+            each(
+                number,
+                Err(format!("line longer than {MAX_LINE_BYTES} bytes")),
+            )?;
+            continue;
+        }
+        let text = String::from_utf8_lossy(&buffer);
+        each(number, Ok(&text))?;
+    }
+}
+
+/// `isms decode`: each line's events as JSON lines on stdout.
+pub fn decode(
+    files: &[PathBuf],
+    decoders_file: Option<&Path>,
+    time_zone: &str,
+    program: Option<String>,
+    pretty: bool,
+) -> anyhow::Result<()> {
+    let stdin = [PathBuf::from("-")];
+    let files = if files.is_empty() { &stdin[..] } else { files };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut print = |event: &Value| -> anyhow::Result<()> {
+        if pretty {
+            serde_json::to_writer_pretty(&mut out, event)?;
+        } else {
+            serde_json::to_writer(&mut out, event)?;
+        }
+        out.write_all(b"\n")?;
+        Ok(())
+    };
+    for path in files {
+        let received = if path == Path::new("-") {
+            jiff::Timestamp::now()
+        } else {
+            written_at(path)
+        };
+        let mut decoder = line_decoder(decoders_file, time_zone, received, program.clone())?;
+        for_each_line(open_input(path)?, |number, line| {
+            match line {
+                Ok(line) => {
+                    for event in decoder.push_line(line) {
+                        print(&event)?;
+                    }
+                }
+                Err(reason) => eprintln!("{}:{number}: {reason}", path.display()),
+            }
+            Ok(())
+        })?;
+        for event in decoder.finish() {
+            print(&event)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
 pub async fn send(
     server: &ServerFlags,
     files: &[PathBuf],
+    format: SendFormat,
+    time_zone: &str,
     batch: usize,
     gzip: bool,
 ) -> anyhow::Result<()> {
+    if format == SendFormat::Syslog {
+        return send_lines(server, files, time_zone, batch, gzip).await;
+    }
     let client = ApiClient::new(server)?;
     let batch = batch.clamp(1, 100_000);
     let mut rejections: Vec<(String, String)> = Vec::new();
@@ -474,6 +625,124 @@ pub async fn send(
     }
     if !rejections.is_empty() {
         bail!("{} of {items_total} items were rejected", rejections.len());
+    }
+    Ok(())
+}
+
+/// A progress bar on a terminal (hidden otherwise).
+fn progress_bar(length: u64, template: &str, message: String) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(length);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(message);
+    bar
+}
+
+/// `isms send --format syslog`: the files' lines decoded into events, sent in batches, with a
+/// progress bar over the bytes read. Reads in a blocking thread; sends as batches fill.
+async fn send_lines(
+    server: &ServerFlags,
+    files: &[PathBuf],
+    time_zone: &str,
+    batch: usize,
+    gzip: bool,
+) -> anyhow::Result<()> {
+    let client = ApiClient::new(server)?;
+    let batch = batch.clamp(1, 100_000);
+    let mut rejections: Vec<(String, String)> = Vec::new();
+    let (mut accepted_total, mut events_total, mut lines_total) = (0usize, 0usize, 0usize);
+    for path in files {
+        let length = std::fs::metadata(path)
+            .map(|metadata| metadata.len())
+            .unwrap_or(0);
+        let progress = progress_bar(
+            length,
+            "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+            path.display().to_string(),
+        );
+        let mut decoder = line_decoder(None, time_zone, written_at(path), None)?;
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Vec<(usize, Value)>, u64)>(2);
+        let reader_path = path.clone();
+        let reader = tokio::task::spawn_blocking(
+            move || -> anyhow::Result<(usize, Vec<(String, String)>)> {
+                let mut pending: Vec<(usize, Value)> = Vec::with_capacity(batch);
+                let mut unreadable = Vec::new();
+                let mut bytes = 0u64;
+                let mut lines = 0usize;
+                for_each_line(open_input(&reader_path)?, |number, line| {
+                    lines += 1;
+                    match line {
+                        Ok(line) => {
+                            bytes += line.len() as u64;
+                            for event in decoder.push_line(line) {
+                                pending.push((number, event));
+                            }
+                        }
+                        Err(reason) => {
+                            unreadable
+                                .push((format!("{}:{number}", reader_path.display()), reason));
+                        }
+                    }
+                    if pending.len() >= batch {
+                        let full = std::mem::replace(&mut pending, Vec::with_capacity(batch));
+                        sender
+                            .blocking_send((full, std::mem::take(&mut bytes)))
+                            .map_err(|_| anyhow::anyhow!("sending stopped"))?;
+                    }
+                    Ok(())
+                })?;
+                let last_number = lines;
+                pending.extend(
+                    decoder
+                        .finish()
+                        .into_iter()
+                        .map(|event| (last_number, event)),
+                );
+                if !pending.is_empty() || bytes > 0 {
+                    let _ = sender.blocking_send((pending, bytes));
+                }
+                Ok((lines, unreadable))
+            },
+        );
+        while let Some((mut pending, bytes)) = receiver.recv().await {
+            events_total += pending.len();
+            let line_numbers: Vec<usize> = pending.iter().map(|(number, _)| *number).collect();
+            let (accepted, failed) = send_batch(&client, path, &mut pending, gzip).await?;
+            accepted_total += accepted;
+            // send_batch names items by their place in the batch; name the line instead.
+            rejections.extend(failed.into_iter().map(|(place, reason)| {
+                let line = place
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|index| index.parse::<usize>().ok())
+                    .and_then(|index| line_numbers.get(index))
+                    .map_or(place, |line| format!("{}:{line}", path.display()));
+                (line, reason)
+            }));
+            progress.inc(bytes);
+        }
+        let (lines, unreadable) = reader.await??;
+        lines_total += lines;
+        rejections.extend(unreadable);
+        progress.finish_and_clear();
+    }
+    println!(
+        "read {lines_total} lines into {events_total} events: {accepted_total} accepted, {} rejected",
+        rejections.len()
+    );
+    for (place, reason) in rejections.iter().take(50) {
+        println!("  rejected {place}: {reason}");
+    }
+    if rejections.len() > 50 {
+        println!("  ... and {} more", rejections.len() - 50);
+    }
+    if !rejections.is_empty() {
+        bail!("{} lines or events were rejected", rejections.len());
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! - `serve`: run the collector (HTTP ingestion, store, search API).
 //! - `search`, `send`: talk to a running server over its HTTP API, with a key.
 //! - `key`: manage keys directly in a data directory (works before any key exists).
+//! - `decode`: show what the decoders make of log lines (like wazuh-logtest), without a server.
 //! - `config check`: validate a configuration file and the `ISMS_...` environment.
 //! - `version`.
 mod client;
@@ -66,11 +67,19 @@ enum Command {
         #[command(flatten)]
         server: ServerFlags,
     },
-    /// Send events from JSON, JSON-array or JSON-lines files to a server, in batches.
+    /// Send events from JSON, JSON-array or JSON-lines files to a server, in batches; or, with
+    /// `--format syslog`, the lines of log files (syslog, JSON records, audit records), decoded.
     Send {
         /// Files to send ("-" for standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// `json`: MozDef events as JSON, JSON arrays or JSON lines. `syslog` (or `lines`): one log
+        /// line each, read and decoded as `isms decode` shows.
+        #[arg(long, value_enum, default_value_t = commands::SendFormat::Json)]
+        format: commands::SendFormat,
+        /// Time zone of times written without one, for `--format syslog` (`UTC`, `+02:00`, `Europe/Berlin`).
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
         /// Events per request.
         #[arg(long, default_value_t = 1000)]
         batch: usize,
@@ -79,6 +88,23 @@ enum Command {
         gzip: bool,
         #[command(flatten)]
         server: ServerFlags,
+    },
+    /// Decode log lines and print the events they make, one JSON object per line (no server needed).
+    Decode {
+        /// Files to read [default: standard input].
+        files: Vec<PathBuf>,
+        /// A file of your own decoders (as `decoders.file`), tried before the built-in ones.
+        #[arg(long, value_name = "FILE")]
+        decoders: Option<PathBuf>,
+        /// Time zone of times written without one (`UTC`, `+02:00`, `Europe/Berlin`).
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+        /// The program of lines that name none (a daemon's own log file, e.g. `vsftpd`).
+        #[arg(long)]
+        program: Option<String>,
+        /// Indented JSON, for reading.
+        #[arg(long)]
+        pretty: bool,
     },
     /// Manage API keys in a data directory.
     Key {
@@ -152,6 +178,13 @@ fn main() -> ExitCode {
         Command::Config {
             action: ConfigAction::Check { config },
         } => commands::config_check(&config),
+        Command::Decode {
+            files,
+            decoders,
+            time_zone,
+            program,
+            pretty,
+        } => commands::decode(&files, decoders.as_deref(), &time_zone, program, pretty),
         command => run_async(command),
     };
     match result {
@@ -176,16 +209,20 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Search { options, server } => commands::search(&server, options).await,
             Command::Send {
                 files,
+                format,
+                time_zone,
                 batch,
                 gzip,
                 server,
-            } => commands::send(&server, &files, batch, gzip).await,
+            } => commands::send(&server, &files, format, &time_zone, batch, gzip).await,
             Command::Key { action, config } => match action {
                 KeyAction::Create { name } => commands::key_create(&config, &name).await,
                 KeyAction::List { json } => commands::key_list(&config, json).await,
                 KeyAction::Revoke { key } => commands::key_revoke(&config, &key).await,
             },
-            Command::Version | Command::Config { .. } => unreachable!("handled without a runtime"),
+            Command::Version | Command::Config { .. } | Command::Decode { .. } => {
+                unreachable!("handled without a runtime")
+            }
         }
     })
 }
