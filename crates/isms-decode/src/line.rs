@@ -1,0 +1,588 @@
+//! One entry point for lines of any log: [`LineDecoder`].
+//!
+//! A file or stream given to `isms decode` may hold syslog lines, a daemon's own log format, JSON
+//! records of a network sensor or audit.log records, sometimes mixed. The line decoder recognizes
+//! each: a JSON object goes to [`Decoders::decode_json`], an audit record to an
+//! [`AuditAssembler`] it owns, anything else is read as syslog with `isms_syslog::parse` and
+//! decoded with [`Decoders::decode_message`].
+//!
+//! Log files stretch syslog further than senders do, so when `isms_syslog::parse` finds no program
+//! name the line decoder reads a looser header itself: ISO times without an offset (read in the
+//! context's time zone), `2013-11-16 21:59:30,121`, ctime (`Fri Jan 19 12:20:33 2007`, vsftpd's own
+//! log), tai64n labels (`@4000...`, daemontools), a journal export's `host prog[pid]:`, and tags
+//! such as `prog[pid] ` without a colon (proftpd), `[prog]: `, `prog(detail):` (dovecot) and
+//! `prog(pam_unix)[pid]:` (old Linux-PAM).
+//!
+//! sshd logs one connection from one process, and some of its lines name no address (`Disconnecting:
+//! Too many authentication failures [preauth]`, `fatal: Unable to negotiate a key exchange method`).
+//! The line decoder remembers, per host and sshd (or dropbear) process, the last address that
+//! process logged, and fills it into such lines. A failure logged before any address is known is
+//! carried to the connection's next line that names one, which then counts as that failure
+//! (`details.deferredfailure`), so every failed connection is attributed to its address exactly once.
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use isms_syslog::ParseContext;
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::audit::{AuditAssembler, parse_audit_record};
+use crate::decoded::Decoded;
+use crate::{Decoders, merge_into_event};
+
+/// Processes remembered for address correlation.
+const MAX_REMEMBERED_CONNECTIONS: usize = 4096;
+
+/// Longest program name read from a loose header.
+const MAX_PROGRAM_CHARS: usize = 48;
+
+/// Words dovecot writes where a tag would be (`Info: imap-login: ...`).
+const LOG_LEVEL_WORDS: &[&str] = &[
+    "Info", "Warn", "Warning", "Error", "Fatal", "Debug", "Panic",
+];
+
+/// Decodes lines of a log into raw MozDef events.
+#[derive(Debug)]
+pub struct LineDecoder {
+    decoders: Arc<Decoders>,
+    context: ParseContext,
+    audit: AuditAssembler,
+    default_program: Option<String>,
+    sender_host: Option<String>,
+    connections: Connections,
+}
+
+impl LineDecoder {
+    /// A line decoder using `decoders`; `context` gives the receipt time (the year of times without
+    /// one) and the time zone of times without an offset.
+    pub fn new(decoders: Arc<Decoders>, context: ParseContext) -> LineDecoder {
+        LineDecoder {
+            decoders,
+            context,
+            audit: AuditAssembler::new(),
+            default_program: None,
+            sender_host: None,
+            connections: Connections::default(),
+        }
+    }
+
+    /// The program of lines that name none: for a daemon's own log file (`/var/log/vsftpd.log`,
+    /// `/var/log/proftpd/proftpd.log`), whose lines carry no syslog tag.
+    pub fn with_default_program(mut self, program: impl Into<String>) -> LineDecoder {
+        self.default_program = Some(program.into());
+        self
+    }
+
+    /// The `hostname` of events whose line names no host.
+    pub fn with_sender_host(mut self, host: impl Into<String>) -> LineDecoder {
+        self.sender_host = Some(host.into());
+        self
+    }
+
+    /// When the next lines were received (a tailed file's lines arrive over months): the year of a
+    /// time without one is inferred from it.
+    pub fn set_received(&mut self, received: Timestamp) {
+        self.context.received = received;
+    }
+
+    /// Decodes one line. Returns the events it yields: usually one; none for a blank line or an
+    /// audit record whose event is not complete yet; several when an audit record completes
+    /// older events.
+    pub fn push_line(&mut self, line: &str) -> Vec<Value> {
+        let line = line.trim_end_matches(['\n', '\r', '\0']);
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() {
+            return Vec::new();
+        }
+        if trimmed.starts_with('{')
+            && let Ok(Value::Object(object)) = serde_json::from_str::<Value>(trimmed)
+        {
+            return vec![self.json_event(object)];
+        }
+        if line.contains("audit(")
+            && let Some(record) = parse_audit_record(line)
+        {
+            return self.audit.push_record(record);
+        }
+        vec![self.text_event(line)]
+    }
+
+    /// Emits what is still held (audit events waiting for more records), at the end of the input.
+    pub fn finish(&mut self) -> Vec<Value> {
+        self.audit.flush()
+    }
+
+    fn json_event(&self, mut object: Map<String, Value>) -> Value {
+        if let Some(event) = self.decoders.decode_json(&object) {
+            return event;
+        }
+        // Not a sensor record: kept as it is (perhaps already an event), decoded if it can be.
+        self.decoders.apply(&mut object);
+        Value::Object(object)
+    }
+
+    fn text_event(&mut self, line: &str) -> Value {
+        let message = isms_syslog::parse(line.as_bytes(), &self.context);
+        let mut program = message.app_name.clone();
+        let mut pid = message.proc_id.clone();
+        let mut hostname = message.hostname.clone();
+        let mut time = message.timestamp;
+        let mut text: &str = &message.message;
+        // `[sshd] User ...`: the bracketed program was taken for a host name.
+        if program.is_none()
+            && let Some(name) = hostname
+                .as_deref()
+                .and_then(|host| host.strip_prefix('['))
+                .and_then(|host| host.strip_suffix(']'))
+                .filter(|name| is_program_name(name))
+        {
+            program = Some(name.to_owned());
+            hostname = None;
+        }
+        if program.is_none() {
+            let header = read_loose_header(text, &self.context);
+            if header.program.is_some() || header.time.is_some() {
+                time = time.or(header.time);
+                hostname = hostname.or(header.host.map(str::to_owned));
+                program = header.program.map(str::to_owned);
+                pid = pid.or(header.pid.map(str::to_owned));
+                text = header.message;
+            }
+        }
+        if program
+            .as_deref()
+            .is_some_and(|name| LOG_LEVEL_WORDS.contains(&name))
+            && let (Some(tag), rest) = read_tag(text)
+        {
+            program = Some(tag.program.to_owned());
+            pid = tag.pid.map(str::to_owned).or(pid);
+            text = rest;
+        }
+        let program_name = program
+            .as_deref()
+            .or(self.default_program.as_deref())
+            .unwrap_or("");
+        let decoded = self.decoders.decode_message(program_name, text);
+        let mut event = match message.to_event(self.sender_host.as_deref()) {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        event.insert("summary".into(), Value::String(text.to_owned()));
+        if !program_name.is_empty() {
+            event.insert("processname".into(), Value::String(program_name.to_owned()));
+        }
+        if let Some(pid) = &pid {
+            let value = pid
+                .parse::<i64>()
+                .map_or_else(|_| Value::String(pid.clone()), Value::from);
+            event.insert("processid".into(), value);
+        }
+        if let Some(host) = &hostname {
+            event.insert("hostname".into(), Value::String(host.clone()));
+        }
+        if let Some(time) = time {
+            event.insert(
+                "utctimestamp".into(),
+                Value::String(isms_event::format_time(time.as_microsecond())),
+            );
+        }
+        if let Some(mut decoded) = decoded {
+            if correlates(program_name)
+                && let Some(pid) = &pid
+            {
+                let key = (
+                    hostname.clone().unwrap_or_default(),
+                    program_name.to_owned(),
+                    pid.clone(),
+                );
+                self.connections.correlate(key, &mut decoded);
+            }
+            merge_into_event(&mut event, decoded);
+        }
+        Value::Object(event)
+    }
+}
+
+/// Programs that log one connection per process, whose lines may be joined by pid.
+fn correlates(program: &str) -> bool {
+    matches!(program, "sshd" | "sshd-session" | "sshd-auth" | "dropbear")
+}
+
+/// What is known about one process' connection.
+#[derive(Debug, Default, Clone)]
+struct Connection {
+    /// `sourceipaddress` or `sourcehostname`, with the value, and the port.
+    address: Option<(&'static str, String, Option<Value>)>,
+    /// A failure was logged before the address was known.
+    pending_failure: bool,
+}
+
+#[derive(Debug, Default)]
+struct Connections {
+    by_process: HashMap<(String, String, String), Connection>,
+    order: VecDeque<(String, String, String)>,
+}
+
+impl Connections {
+    fn correlate(&mut self, key: (String, String, String), decoded: &mut Decoded) {
+        if !self.by_process.contains_key(&key) {
+            if self.order.len() >= MAX_REMEMBERED_CONNECTIONS
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.by_process.remove(&oldest);
+            }
+            self.order.push_back(key.clone());
+        }
+        let connection = self.by_process.entry(key).or_default();
+        let address = ["sourceipaddress", "sourcehostname"]
+            .into_iter()
+            .find_map(|name| Some((name, decoded.details.get(name)?.as_str()?.to_owned())));
+        match address {
+            Some((name, value)) => {
+                let port = decoded.details.get("sourceport").cloned();
+                connection.address = Some((name, value, port));
+                if connection.pending_failure && decoded.result() != Some("failure") {
+                    decoded.failure();
+                    decoded.set("deferredfailure", true);
+                }
+                connection.pending_failure = false;
+            }
+            None => match &connection.address {
+                Some((name, value, port)) => {
+                    decoded.text(name, value);
+                    if let Some(port) = port {
+                        decoded.set("sourceport", port.clone());
+                    }
+                }
+                None if decoded.result() == Some("failure") => connection.pending_failure = true,
+                None => {}
+            },
+        }
+    }
+}
+
+/// A header read by [`read_loose_header`].
+#[derive(Debug, Default)]
+struct LooseHeader<'a> {
+    time: Option<Timestamp>,
+    host: Option<&'a str>,
+    program: Option<&'a str>,
+    pid: Option<&'a str>,
+    message: &'a str,
+}
+
+/// A tag read by [`read_tag`].
+struct Tag<'a> {
+    program: &'a str,
+    pid: Option<&'a str>,
+}
+
+fn is_program_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= MAX_PROGRAM_CHARS
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '@'))
+}
+
+/// `[time] [host] tag message` with the looser forms log files have.
+fn read_loose_header<'a>(text: &'a str, context: &ParseContext) -> LooseHeader<'a> {
+    let (time, rest) = match read_loose_time(text, context) {
+        Some((time, rest)) => (Some(time), rest.trim_start()),
+        None => (None, text),
+    };
+    if let (Some(tag), message) = read_tag(rest) {
+        return LooseHeader {
+            time,
+            host: None,
+            program: Some(tag.program),
+            pid: tag.pid,
+            message,
+        };
+    }
+    if let Some((host, after_host)) = rest.split_once(' ')
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+        && let (Some(tag), message) = read_tag(after_host.trim_start())
+    {
+        return LooseHeader {
+            time,
+            host: Some(host),
+            program: Some(tag.program),
+            pid: tag.pid,
+            message,
+        };
+    }
+    LooseHeader {
+        time,
+        message: rest,
+        ..LooseHeader::default()
+    }
+}
+
+/// A tag at the start of `text` and the message after it: `prog[pid]: `, `prog[pid] `, `prog: `,
+/// `[prog]: `, `[prog] `, `prog(x)[pid]: `; and `prog(x): ` / `prog(x)<id>: `, whose message keeps
+/// the tag (dovecot puts the user and address in the parentheses).
+fn read_tag(text: &str) -> (Option<Tag<'_>>, &str) {
+    if let Some(inside) = text.strip_prefix('[')
+        && let Some((name, rest)) = inside.split_once(']')
+        && is_program_name(name)
+    {
+        if let Some(message) = rest.strip_prefix(": ").or_else(|| rest.strip_prefix(' ')) {
+            return (
+                Some(Tag {
+                    program: name,
+                    pid: None,
+                }),
+                message,
+            );
+        }
+        return (None, text);
+    }
+    let name_end = text
+        .char_indices()
+        .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '@')))
+        .map_or(text.len(), |(index, _)| index);
+    let program = &text[..name_end];
+    if !is_program_name(program) {
+        return (None, text);
+    }
+    let mut rest = &text[name_end..];
+    let mut detail_kept = false;
+    if let Some(inside) = rest.strip_prefix('(') {
+        let Some(close) = inside.find(')') else {
+            return (None, text);
+        };
+        rest = &inside[close + 1..];
+        detail_kept = true;
+        if let Some(id) = rest.strip_prefix('<') {
+            let Some((_, after)) = id.split_once('>') else {
+                return (None, text);
+            };
+            rest = after;
+        }
+    }
+    let mut pid = None;
+    if let Some(inside) = rest.strip_prefix('[') {
+        let Some((digits, after)) = inside.split_once(']') else {
+            return (None, text);
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return (None, text);
+        }
+        pid = Some(digits);
+        rest = after;
+        detail_kept = false;
+    }
+    let message = if let Some(message) = rest.strip_prefix(": ") {
+        message
+    } else if let Some(message) = rest.strip_prefix(':').filter(|message| message.is_empty()) {
+        message
+    } else if pid.is_some() && !detail_kept {
+        // proftpd: `proftpd[123] server (client[addr]): ...` without a colon.
+        match rest.strip_prefix(' ') {
+            Some(message) => message,
+            None => return (None, text),
+        }
+    } else {
+        return (None, text);
+    };
+    let message = if detail_kept { text } else { message };
+    (Some(Tag { program, pid }), message)
+}
+
+/// A time at the start of `text` in one of the forms syslog parsing does not read, and the rest.
+fn read_loose_time<'a>(text: &'a str, context: &ParseContext) -> Option<(Timestamp, &'a str)> {
+    if let Some(label) = text.strip_prefix('@') {
+        return read_tai64n(label);
+    }
+    let bytes = text.as_bytes();
+    if bytes.len() >= 19 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-' {
+        return read_iso_time(text, context);
+    }
+    read_ctime(text, context)
+}
+
+/// `@4000000065a1b2c3xxxxxxxx` (TAI64N: 2^62 + TAI seconds, then nanoseconds).
+fn read_tai64n(label: &str) -> Option<(Timestamp, &str)> {
+    let hex = label.get(..24)?;
+    let rest = label.get(24..)?;
+    let seconds = u64::from_str_radix(hex.get(..16)?, 16).ok()?;
+    let nanoseconds = u32::from_str_radix(hex.get(16..)?, 16).ok()?;
+    // TAI is ahead of UTC; daemontools' labels use the 10 s of 1970.
+    let unix = i64::try_from(seconds.checked_sub(1 << 62)?).ok()? - 10;
+    let time = Timestamp::new(unix, i32::try_from(nanoseconds).ok()?).ok()?;
+    Some((time, rest))
+}
+
+/// `2013-11-16 21:59:30,121`, `2025-03-04T01:06:36.645577`, `2020-03-23 06:47:42.801612-0700`.
+fn read_iso_time<'a>(text: &'a str, context: &ParseContext) -> Option<(Timestamp, &'a str)> {
+    let bytes = text.as_bytes();
+    if !(bytes[10] == b'T' || bytes[10] == b' ') {
+        return None;
+    }
+    let end = text[11..]
+        .find(' ')
+        .map_or(text.len(), |position| 11 + position);
+    let candidate = &text[..end];
+    let clock = &candidate[11..];
+    let has_offset =
+        clock.ends_with('Z') || clock.get(8..).is_some_and(|tail| tail.contains(['+', '-']));
+    let time = if has_offset {
+        isms_event::parse_time(candidate).ok()?
+    } else {
+        let civil_text: String = candidate
+            .chars()
+            .map(|c| match c {
+                ' ' => 'T',
+                ',' => '.',
+                other => other,
+            })
+            .collect();
+        let civil: jiff::civil::DateTime = civil_text.parse().ok()?;
+        civil.to_zoned(context.time_zone.clone()).ok()?.timestamp()
+    };
+    Some((time, &text[end..]))
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `Fri Jan 19 12:20:33 2007` (the day may be space padded).
+fn read_ctime<'a>(text: &'a str, context: &ParseContext) -> Option<(Timestamp, &'a str)> {
+    let mut words = text.splitn(2, ' ');
+    let weekday = words.next()?;
+    if weekday.len() != 3 || !weekday.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let rest = words.next()?;
+    let month = MONTHS.iter().position(|name| rest.starts_with(name))? as i8 + 1;
+    let rest = rest.get(4..)?.trim_start();
+    let (day, rest) = rest.split_once(' ')?;
+    let (clock, rest) = rest.split_once(' ')?;
+    let (year, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let mut parts = clock.split(':').map(|part| part.parse::<i8>().ok());
+    let (Some(Some(hour)), Some(Some(minute)), Some(Some(second))) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let date = jiff::civil::Date::new(year.parse().ok()?, month, day.parse().ok()?).ok()?;
+    let civil = date.to_datetime(jiff::civil::Time::new(hour, minute, second, 0).ok()?);
+    let time = civil.to_zoned(context.time_zone.clone()).ok()?.timestamp();
+    Some((time, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder() -> LineDecoder {
+        LineDecoder::new(
+            Arc::new(Decoders::builtin()),
+            ParseContext::utc("2026-06-01T00:00:00Z".parse().expect("time")),
+        )
+    }
+
+    fn one(decoder: &mut LineDecoder, line: &str) -> Value {
+        let mut events = decoder.push_line(line);
+        assert_eq!(events.len(), 1, "{line}");
+        events.remove(0)
+    }
+
+    #[test]
+    fn syslog_lines_are_decoded_into_events() {
+        let mut lines = decoder();
+        let event = one(
+            &mut lines,
+            "Mar 12 06:25:14 web01 sshd[4141]: Failed password for root from 198.51.100.8 port 2200 ssh2",
+        );
+        assert_eq!(event["hostname"], "web01");
+        assert_eq!(event["processname"], "sshd");
+        assert_eq!(event["processid"], 4141);
+        assert_eq!(event["category"], "authentication");
+        assert_eq!(event["utctimestamp"], "2026-03-12T06:25:14.000000+00:00");
+        assert_eq!(event["details"]["result"], "failure");
+        assert_eq!(event["details"]["facility"], "user");
+        assert_eq!(event["tags"], serde_json::json!(["syslog", "decoder:sshd"]));
+    }
+
+    #[test]
+    fn loose_headers_of_log_files() {
+        let mut lines = decoder();
+        let event = one(
+            &mut lines,
+            "2013-11-16 21:59:30,121 ftp1 proftpd[25891] ftp1 (client[198.51.100.9]): USER amy (Login failed): Incorrect password",
+        );
+        assert_eq!(event["processname"], "proftpd");
+        assert_eq!(event["hostname"], "ftp1");
+        assert_eq!(event["utctimestamp"], "2013-11-16T21:59:30.121000+00:00");
+        assert_eq!(event["details"]["sourceipaddress"], "198.51.100.9");
+        let event = one(
+            &mut lines,
+            "Fri Jan 19 12:20:33 2007 [pid 27202] [anonymous] FAIL LOGIN: Client \"198.51.100.10\"",
+        );
+        assert_eq!(event["utctimestamp"], "2007-01-19T12:20:33.000000+00:00");
+        assert_eq!(event["details"]["result"], "failure");
+        let event = one(&mut lines, "srv sshd[1]: Invalid user x from 198.51.100.11");
+        assert_eq!(event["hostname"], "srv");
+        assert_eq!(event["details"]["action"], "invalid_user");
+        let event = one(
+            &mut lines,
+            "Jan 13 20:51:05 mail auth-worker(304): pam(bea,198.51.100.12): unknown user",
+        );
+        assert_eq!(event["processname"], "auth-worker");
+        assert_eq!(event["details"]["username"], "bea");
+    }
+
+    #[test]
+    fn sshd_lines_without_an_address_take_their_connection_s() {
+        let mut lines = decoder();
+        one(
+            &mut lines,
+            "Feb 1 10:00:00 h sshd[77]: Connection from 198.51.100.13 port 5000 on 10.0.0.1 port 22",
+        );
+        let event = one(
+            &mut lines,
+            "Feb 1 10:00:01 h sshd[77]: Disconnecting: Too many authentication failures [preauth]",
+        );
+        assert_eq!(event["details"]["sourceipaddress"], "198.51.100.13");
+        assert_eq!(event["details"]["result"], "failure");
+        one(
+            &mut lines,
+            "Feb 1 10:00:02 h sshd[78]: error: kex_exchange_identification: Connection closed by remote host",
+        );
+        let event = one(
+            &mut lines,
+            "Feb 1 10:00:03 h sshd[78]: Connection closed by 198.51.100.14 port 5001",
+        );
+        assert_eq!(event["details"]["result"], "failure");
+        assert_eq!(event["details"]["deferredfailure"], true);
+    }
+
+    #[test]
+    fn json_and_audit_lines() {
+        let mut lines = decoder();
+        let event = one(
+            &mut lines,
+            r#"{"timestamp":"2026-01-01T00:00:00Z","event_type":"alert","src_ip":"1.2.3.4","alert":{"signature":"x","severity":2}}"#,
+        );
+        assert_eq!(event["category"], "ids");
+        let passthrough = one(&mut lines, r#"{"summary":"hello","details":{"a":1}}"#);
+        assert_eq!(passthrough["summary"], "hello");
+        assert!(
+            lines
+                .push_line(
+                    "type=SYSCALL msg=audit(1700000000.100:9): arch=c000003e syscall=2 success=yes"
+                )
+                .is_empty()
+        );
+        let events = lines.finish();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["details"]["syscall"], "open");
+        assert!(lines.push_line("   ").is_empty());
+    }
+}
