@@ -37,6 +37,15 @@ use crate::log_budget::LogBudget;
 /// Most messages stored in one append.
 pub const BATCH_MESSAGES: usize = 512;
 
+/// Batches of UDP messages being stored at once. The receiver goes on reading while they commit, so
+/// the socket's buffer only has to hold what arrives while one batch is prepared, not while it is
+/// made durable.
+const UDP_STORES_IN_FLIGHT: usize = 4;
+
+/// The UDP socket's receive buffer asked for (the kernel grants at most `net.core.rmem_max`): room
+/// for about 20,000 messages of 200 bytes while the receiver is busy.
+const UDP_RECEIVE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
 /// The longest UDP payload there is.
 const MAX_UDP_PAYLOAD_BYTES: usize = 65_535;
 
@@ -154,6 +163,19 @@ pub async fn start_syslog(
         let address = socket
             .local_addr()
             .map_err(bind_error("udp", &config.udp_listen))?;
+        let buffer = socket2::SockRef::from(&socket);
+        if let Err(error) = buffer.set_recv_buffer_size(UDP_RECEIVE_BUFFER_BYTES) {
+            tracing::warn!(%error, "syslog udp receive buffer not enlarged");
+        }
+        // Linux reports twice what it grants (the other half is its bookkeeping).
+        let granted = buffer.recv_buffer_size().unwrap_or(0) / 2;
+        if granted < UDP_RECEIVE_BUFFER_BYTES {
+            tracing::info!(
+                granted_bytes = granted,
+                asked_bytes = UDP_RECEIVE_BUFFER_BYTES,
+                "syslog udp receive buffer smaller than asked (raise net.core.rmem_max)"
+            );
+        }
         listeners.udp = Some(address);
         tokio::spawn(udp_loop(socket, receiver("udp", address)));
     }
@@ -348,6 +370,7 @@ async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>) {
     // One byte more than allowed, so a longer datagram shows itself (the rest of it is cut off); no
     // datagram is longer than UDP's own limit.
     let mut buffer = vec![0u8; receiver.max_message_bytes.min(MAX_UDP_PAYLOAD_BYTES) + 1];
+    let stores_in_flight = Arc::new(tokio::sync::Semaphore::new(UDP_STORES_IN_FLIGHT));
     loop {
         let (length, peer) = match socket.recv_from(&mut buffer).await {
             Ok(datagram) => datagram,
@@ -370,7 +393,14 @@ async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>) {
             }
             receiver.accept_datagram(&buffer, length, &arrival, &mut events);
         }
-        receiver.store(events).await;
+        let Ok(permit) = stores_in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let storing = receiver.clone();
+        tokio::spawn(async move {
+            storing.store(events).await;
+            drop(permit);
+        });
     }
 }
 
