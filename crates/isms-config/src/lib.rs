@@ -1538,7 +1538,10 @@ format = "json"
                         message.starts_with(&format!("invalid value for {expected_key}: ")),
                         "{message}"
                     );
-                    assert!(!message.contains("secret"), "the password leaked: {message}");
+                    assert!(
+                        !message.contains("secret"),
+                        "the password leaked: {message}"
+                    );
                 }
                 other => panic!("{expected_key}: expected invalid, got {other:?}"),
             }
@@ -1548,7 +1551,9 @@ format = "json"
         config.amqp.url = "AMQPS://user:pw@broker.example:5671/prod".into();
         config.amqp.prefetch = MAX_AMQP_PREFETCH;
         config.amqp.max_message_bytes = MAX_AMQP_MESSAGE_BYTES;
-        config.validate().expect("an empty exchange consumes the queue directly");
+        config
+            .validate()
+            .expect("an empty exchange consumes the queue directly");
     }
 
     #[test]
