@@ -369,6 +369,9 @@ pub struct ServerProcess {
     /// Where the syslog receivers listen (ports chosen by the system), when they run.
     pub syslog_udp: Option<SocketAddr>,
     pub syslog_tcp: Option<SocketAddr>,
+    /// The queue and the broker's `host:port` of the AMQP consumer, when it runs (`  amqp       QUEUE on
+    /// HOST:PORT`).
+    pub amqp: Option<(String, String)>,
 }
 
 impl ServerProcess {
@@ -411,6 +414,7 @@ impl ServerProcess {
             banner: Vec::new(),
             syslog_udp: None,
             syslog_tcp: None,
+            amqp: None,
         };
         server.launch();
         server
@@ -542,6 +546,13 @@ impl ServerProcess {
         };
         self.syslog_udp = syslog("udp ");
         self.syslog_tcp = syslog("tcp ");
+        self.amqp = banner.iter().find_map(|line| {
+            let (queue, broker) = line
+                .strip_prefix("  amqp       ")?
+                .trim()
+                .rsplit_once(" on ")?;
+            Some((queue.to_string(), broker.to_string()))
+        });
         if let Some(key_line) = banner
             .iter()
             .find_map(|line| line.strip_prefix("  key        "))
@@ -747,6 +758,24 @@ impl ServerProcess {
             ));
         }
         events.remove(0)
+    }
+
+    /// The value of one series of `/metrics` (`name` or `name{label="value"}`), if the server shows it.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let reply = self.get("/metrics", &[]).await;
+        if reply.status != 200 {
+            self.fail(format!(
+                "GET /metrics answered {}: {}",
+                reply.status, reply.text
+            ));
+        }
+        reply.text.lines().find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
     }
 
     /// Asserts the server still answers `/status` and still accepts an event.
