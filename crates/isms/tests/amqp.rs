@@ -442,6 +442,13 @@ fn pika_and_kombu_messages_are_stored_as_events() {
 
         wait_for_count(&server, "details.run:shapes", 8, Duration::from_secs(20)).await;
         assert_eq!(server.count("details.run:shapes").await, 8);
+        // The README's search for what came through the queue.
+        assert_eq!(
+            server
+                .count(&format!("origin.endpoint:\"amqp:{}\"", broker.queue))
+                .await,
+            8
+        );
         for (sequence, (name, _)) in shapes.iter().enumerate() {
             let event = server
                 .search_one(&format!(
