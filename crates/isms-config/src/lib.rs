@@ -36,6 +36,7 @@ pub struct Config {
     pub syslog: SyslogConfig,
     pub files: FilesConfig,
     pub decoders: DecodersConfig,
+    pub amqp: AmqpConfig,
     pub log: LogConfig,
 }
 
@@ -178,6 +179,27 @@ pub enum FileStart {
     Beginning,
 }
 
+/// The RabbitMQ (AMQP 0.9.1) consumer: MozDef's `eventtask` queue by default.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpConfig {
+    /// `amqp://user:password@host:port/vhost` (or `amqps://`); empty turns the consumer off.
+    pub url: String,
+    /// Direct, durable exchange the queue is bound to; empty consumes the queue without declaring
+    /// an exchange or a binding (senders then publish to the default exchange).
+    pub exchange: String,
+    /// Durable queue consumed.
+    pub queue: String,
+    /// Routing key of the binding between the exchange and the queue.
+    pub routing_key: String,
+    /// Most unacknowledged messages the broker sends at once (`basic.qos`), 1 to 65535.
+    pub prefetch: u32,
+    /// Largest message body accepted; larger ones go to the dead-letter queue.
+    pub max_message_bytes: u32,
+    /// Durable queue that receives, unchanged, the messages that cannot become events.
+    pub dead_letter_queue: String,
+}
+
 /// Logging output.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -212,6 +234,13 @@ const MIB: u64 = 1024 * 1024;
 /// The largest `syslog.max_message_bytes`: every TCP connection may hold one message this long.
 pub const MAX_SYSLOG_MESSAGE_BYTES: u32 = 1024 * 1024;
 
+/// The largest `amqp.max_message_bytes` (RabbitMQ 4's own default limit): every message of the
+/// prefetch window may be held in memory at once.
+pub const MAX_AMQP_MESSAGE_BYTES: u32 = 16 * 1024 * 1024;
+
+/// The most unacknowledged messages `amqp.prefetch` may ask for (`basic.qos` carries 16 bits).
+pub const MAX_AMQP_PREFETCH: u32 = 65_535;
+
 /// The deepest nesting the JSON parser itself accepts; a larger `http.max_depth` could never apply.
 pub const JSON_PARSER_MAX_DEPTH: u32 = 128;
 
@@ -224,6 +253,7 @@ impl Default for Config {
             syslog: SyslogConfig::default(),
             files: FilesConfig::default(),
             decoders: DecodersConfig::default(),
+            amqp: AmqpConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -278,6 +308,20 @@ impl Default for FilesConfig {
             start_at: FileStart::End,
             poll_interval_milliseconds: 500,
             max_line_bytes: 65_536,
+        }
+    }
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        AmqpConfig {
+            url: String::new(),
+            exchange: "eventtask".to_owned(),
+            queue: "eventtask".to_owned(),
+            routing_key: "eventtask".to_owned(),
+            prefetch: 256,
+            max_message_bytes: 1024 * 1024,
+            dead_letter_queue: "eventtask.dead".to_owned(),
         }
     }
 }
@@ -559,6 +603,55 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         kind: ValueKind::String,
         default: "",
         description: "A TOML file of your own decoders (`[[decoder]]` tables with `name`, `program`, `pattern` with named captures, `category`, `fields`), tried before the built-in ones; empty for none. `isms decode --decoders FILE` tries them on sample lines.",
+    },
+    ConfigKey {
+        key: "amqp.url",
+        env: "ISMS_AMQP_URL",
+        kind: ValueKind::String,
+        default: "",
+        description: "RabbitMQ to consume events from, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f` (`amqps://` for TLS); empty turns the consumer off.",
+    },
+    ConfigKey {
+        key: "amqp.exchange",
+        env: "ISMS_AMQP_EXCHANGE",
+        kind: ValueKind::String,
+        default: "eventtask",
+        description: "Direct, durable exchange declared and bound to the queue (MozDef's name); empty declares no exchange and no binding.",
+    },
+    ConfigKey {
+        key: "amqp.queue",
+        env: "ISMS_AMQP_QUEUE",
+        kind: ValueKind::String,
+        default: "eventtask",
+        description: "Durable queue declared and consumed; each message is one JSON event, an array of them, or JSON lines.",
+    },
+    ConfigKey {
+        key: "amqp.routing_key",
+        env: "ISMS_AMQP_ROUTING_KEY",
+        kind: ValueKind::String,
+        default: "eventtask",
+        description: "Routing key binding the queue to the exchange.",
+    },
+    ConfigKey {
+        key: "amqp.prefetch",
+        env: "ISMS_AMQP_PREFETCH",
+        kind: ValueKind::U32,
+        default: "256",
+        description: "Most unacknowledged messages held at once (1 to 65535); the waiting ones are stored in one commit, then acknowledged.",
+    },
+    ConfigKey {
+        key: "amqp.max_message_bytes",
+        env: "ISMS_AMQP_MAX_MESSAGE_BYTES",
+        kind: ValueKind::U32,
+        default: "1048576",
+        description: "Largest message body accepted (1024 to 16777216); larger ones go to the dead-letter queue.",
+    },
+    ConfigKey {
+        key: "amqp.dead_letter_queue",
+        env: "ISMS_AMQP_DEAD_LETTER_QUEUE",
+        kind: ValueKind::String,
+        default: "eventtask.dead",
+        description: "Durable queue that receives, unchanged, each message that cannot be stored, with its reason in the header `x-isms-reason`.",
     },
     ConfigKey {
         key: "log.level",
@@ -869,6 +962,7 @@ impl Config {
                 }
             })?;
         }
+        self.amqp.validate()?;
         let level = self.log.level.trim();
         if level.is_empty() {
             return invalid("log.level", "must not be empty (try \"info\")");
@@ -963,6 +1057,90 @@ pub fn parse_file_patterns(text: &str) -> Result<Vec<PathBuf>, String> {
         patterns.push(path);
     }
     Ok(patterns)
+}
+
+impl AmqpConfig {
+    /// Checks the consumer's settings (names are checked even while `url` is empty, so turning the
+    /// consumer on later cannot reveal an old mistake).
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason,
+            })
+        };
+        let url = self.url.trim();
+        if !url.is_empty() {
+            let scheme_ok = ["amqp://", "amqps://"].iter().any(|scheme| {
+                url.len() > scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme)
+            });
+            if !scheme_ok || url.chars().any(char::is_whitespace) {
+                // Never echo the URL: it usually holds a password.
+                return invalid(
+                    "amqp.url",
+                    "is not an AMQP URL such as amqp://guest:guest@127.0.0.1:5672/%2f \
+                     (amqp:// or amqps://, no spaces), or empty to turn the consumer off"
+                        .to_owned(),
+                );
+            }
+        }
+        // AMQP names are short strings (at most 255 bytes); `amq.` names are the broker's own.
+        let names = [
+            ("amqp.exchange", &self.exchange, true),
+            ("amqp.queue", &self.queue, false),
+            ("amqp.routing_key", &self.routing_key, true),
+            ("amqp.dead_letter_queue", &self.dead_letter_queue, false),
+        ];
+        for (key, name, may_be_empty) in names {
+            if name.is_empty() && !may_be_empty {
+                return invalid(key, "must not be empty".to_owned());
+            }
+            if name.len() > 255 {
+                return invalid(
+                    key,
+                    format!(
+                        "is {} bytes long; AMQP names are at most 255 bytes",
+                        name.len()
+                    ),
+                );
+            }
+            if key != "amqp.routing_key" && name.starts_with("amq.") {
+                return invalid(
+                    key,
+                    format!("{name:?} starts with \"amq.\", which RabbitMQ reserves for itself"),
+                );
+            }
+        }
+        if self.dead_letter_queue == self.queue {
+            return invalid(
+                "amqp.dead_letter_queue",
+                format!(
+                    "{:?} is also amqp.queue: dead-lettered messages would come straight back",
+                    self.dead_letter_queue
+                ),
+            );
+        }
+        if !(1..=MAX_AMQP_PREFETCH).contains(&self.prefetch) {
+            return invalid(
+                "amqp.prefetch",
+                format!(
+                    "{} is outside 1 to {MAX_AMQP_PREFETCH} (basic.qos carries 16 bits)",
+                    self.prefetch
+                ),
+            );
+        }
+        if !(1024..=MAX_AMQP_MESSAGE_BYTES).contains(&self.max_message_bytes) {
+            return invalid(
+                "amqp.max_message_bytes",
+                format!(
+                    "{} is outside 1024 to {MAX_AMQP_MESSAGE_BYTES} (every message of the prefetch \
+                     window may be held in memory at once)",
+                    self.max_message_bytes
+                ),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `UTC`/`Z` or an offset `+HH:MM` / `-HH:MM` (also `+HHMM`, `+HH`), as seconds east of UTC.
@@ -1340,7 +1518,7 @@ format = "json"
         assert_eq!((line, column), (2, 1), "{message}");
         assert!(message.contains("at the top level"), "{message}");
         assert!(
-            message.contains("data_dir, http, store, syslog, files, decoders, log"),
+            message.contains("data_dir, http, store, syslog, files, decoders, amqp, log"),
             "{message}"
         );
 
@@ -1693,6 +1871,86 @@ format = "json"
         config.decoders.file = "/nonexistent/decoders.toml".into();
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("decoders.file"), "{message}");
+    }
+
+    #[test]
+    fn amqp_settings_are_checked() {
+        let config = Config::load(
+            None,
+            &env_from(&[
+                ("ISMS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+                ("ISMS_AMQP_PREFETCH", "10"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(config.amqp.prefetch, 10);
+        assert_eq!(config.amqp.exchange, "eventtask");
+        assert_eq!(config.amqp.dead_letter_queue, "eventtask.dead");
+        config.validate().unwrap();
+
+        type Change = Box<dyn Fn(&mut AmqpConfig)>;
+        let cases: Vec<(&str, Change)> = vec![
+            (
+                "amqp.url",
+                Box::new(|amqp| amqp.url = "http://127.0.0.1:5672".into()),
+            ),
+            ("amqp.url", Box::new(|amqp| amqp.url = "amqp://".into())),
+            (
+                "amqp.url",
+                Box::new(|amqp| amqp.url = "amqp://secret pass@host".into()),
+            ),
+            ("amqp.queue", Box::new(|amqp| amqp.queue = String::new())),
+            ("amqp.queue", Box::new(|amqp| amqp.queue = "q".repeat(256))),
+            (
+                "amqp.exchange",
+                Box::new(|amqp| amqp.exchange = "amq.direct".into()),
+            ),
+            (
+                "amqp.dead_letter_queue",
+                Box::new(|amqp| amqp.dead_letter_queue = String::new()),
+            ),
+            (
+                "amqp.dead_letter_queue",
+                Box::new(|amqp| amqp.dead_letter_queue = amqp.queue.clone()),
+            ),
+            ("amqp.prefetch", Box::new(|amqp| amqp.prefetch = 0)),
+            ("amqp.prefetch", Box::new(|amqp| amqp.prefetch = 65_536)),
+            (
+                "amqp.max_message_bytes",
+                Box::new(|amqp| amqp.max_message_bytes = 100),
+            ),
+            (
+                "amqp.max_message_bytes",
+                Box::new(|amqp| amqp.max_message_bytes = MAX_AMQP_MESSAGE_BYTES + 1),
+            ),
+        ];
+        for (expected_key, change) in cases {
+            let mut config = Config::default();
+            change(&mut config.amqp);
+            match config.validate() {
+                Err(error @ ConfigError::Invalid { .. }) => {
+                    let message = error.to_string();
+                    assert!(
+                        message.starts_with(&format!("invalid value for {expected_key}: ")),
+                        "{message}"
+                    );
+                    assert!(
+                        !message.contains("secret"),
+                        "the password leaked: {message}"
+                    );
+                }
+                other => panic!("{expected_key}: expected invalid, got {other:?}"),
+            }
+        }
+        let mut config = Config::default();
+        config.amqp.exchange = String::new();
+        config.amqp.url = "AMQPS://user:pw@broker.example:5671/prod".into();
+        config.amqp.prefetch = MAX_AMQP_PREFETCH;
+        config.amqp.max_message_bytes = MAX_AMQP_MESSAGE_BYTES;
+        config
+            .validate()
+            .expect("an empty exchange consumes the queue directly");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! plug in as more routes and more tasks over the same store, not as a rewrite.
 #![deny(missing_docs)]
 
+pub mod amqp;
 pub mod auth;
 pub mod error;
 pub mod files;
@@ -138,10 +139,12 @@ pub struct RunningServer {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// Where the syslog receivers listen.
     pub syslog: syslog::SyslogListeners,
+    /// The queue and broker the AMQP consumer reads, when `amqp.url` is set.
+    pub amqp: Option<amqp::AmqpConsumerInfo>,
 }
 
 /// Binds the listeners (HTTP, and the syslog receivers the configuration asks for) and starts serving;
-/// also starts the retention task.
+/// also starts the AMQP consumer (which connects in the background) and the retention task.
 pub async fn start(
     config: &Config,
     store: Arc<dyn Store>,
@@ -177,6 +180,8 @@ pub async fn start(
             std::io::Error::new(kind, error.to_string())
         })?;
     start_files(config, store.clone(), decoders)?;
+    let amqp = amqp::start_amqp(&config.amqp, &config.http, store.clone())
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
     spawn_retention(config, store);
     let task = tokio::spawn(async move {
         axum::serve(
@@ -190,6 +195,7 @@ pub async fn start(
         local_address,
         task,
         syslog,
+        amqp,
     })
 }
 

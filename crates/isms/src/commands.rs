@@ -123,6 +123,9 @@ pub async fn serve(flags: &ConfigFlags, listen: Option<String>) -> anyhow::Resul
     if let Some(address) = running.syslog.tls {
         banner.push_str(&format!("  syslog     tls {address}\n"));
     }
+    if let Some(amqp) = &running.amqp {
+        banner.push_str(&format!("  amqp       {} on {}\n", amqp.queue, amqp.broker));
+    }
     banner.push_str(&format!("  ingest     POST {base}/events  (one JSON object, an array, or JSON lines; /_bulk for Elasticsearch bulk)\n"));
     banner.push_str(&format!(
         "  search     GET  {base}/api/events?q=details.username:joe   or   isms search 'QUERY'\n"

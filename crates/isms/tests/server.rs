@@ -2009,5 +2009,8 @@ fn status_and_metrics() {
             "{}",
             metrics.text
         );
+        // Without amqp.url the AMQP consumer is off: no banner line, no series.
+        assert_eq!(server.amqp, None, "{:#?}", server.banner);
+        assert_eq!(server.metric("isms_amqp_connected").await, None);
     });
 }

@@ -124,10 +124,39 @@ pub enum DecodedItem {
     Rejected {
         /// Position of the item in the body.
         index: usize,
+        /// What kind of problem it is, for sources that sort their rejections (AMQP's dead letters).
+        kind: RejectionKind,
         /// What was wrong and where (line and column when the JSON itself was broken).
         reason: String,
     },
 }
+
+/// Why an item was rejected, in a form a program can act on; the item's `reason` says it for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionKind {
+    /// The text is not JSON; the reason starts with [`RejectionKind::reason_prefix`] and ends with
+    /// the line and column.
+    InvalidJson,
+    /// JSON, but not an object (a number, a string, null...).
+    NotAnObject,
+    /// An object nested deeper than `max_depth` or holding more than `max_fields` keys.
+    TooLarge,
+    /// An Elasticsearch bulk action without a usable source.
+    BulkFraming,
+}
+
+impl RejectionKind {
+    /// What the reason of this kind starts with before the details (empty when nothing does).
+    pub const fn reason_prefix(&self) -> &'static str {
+        match self {
+            RejectionKind::InvalidJson => INVALID_JSON_PREFIX,
+            RejectionKind::NotAnObject | RejectionKind::TooLarge | RejectionKind::BulkFraming => "",
+        }
+    }
+}
+
+/// The start of every [`RejectionKind::InvalidJson`] reason.
+const INVALID_JSON_PREFIX: &str = "invalid JSON: ";
 
 /// A problem with the body as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -285,31 +314,41 @@ impl Items<'_> {
         Ok(())
     }
 
-    fn reject(&mut self, reason: String) -> Result<(), BodyError> {
+    fn reject(&mut self, kind: RejectionKind, reason: String) -> Result<(), BodyError> {
         let index = self.items.len();
-        self.push(DecodedItem::Rejected { index, reason })
+        self.push(DecodedItem::Rejected {
+            index,
+            kind,
+            reason,
+        })
     }
 
     /// One would-be event: accepted if it is an object within the bounds.
     fn event(&mut self, value: Value) -> Result<(), BodyError> {
         if !value.is_object() {
-            return self.reject(format!(
-                "expected a JSON object, found {}",
-                describe(&value)
-            ));
+            return self.reject(
+                RejectionKind::NotAnObject,
+                format!("expected a JSON object, found {}", describe(&value)),
+            );
         }
         let Shape { depth, fields } = shape(&value);
         if depth > self.limits.max_depth {
-            return self.reject(format!(
-                "nesting depth {depth} exceeds max_depth ({})",
-                self.limits.max_depth
-            ));
+            return self.reject(
+                RejectionKind::TooLarge,
+                format!(
+                    "nesting depth {depth} exceeds max_depth ({})",
+                    self.limits.max_depth
+                ),
+            );
         }
         if fields > self.limits.max_fields {
-            return self.reject(format!(
-                "{fields} fields exceed max_fields ({})",
-                self.limits.max_fields
-            ));
+            return self.reject(
+                RejectionKind::TooLarge,
+                format!(
+                    "{fields} fields exceed max_fields ({})",
+                    self.limits.max_fields
+                ),
+            );
         }
         self.push(DecodedItem::Event(value))
     }
@@ -418,7 +457,10 @@ fn decode_events(data: &[u8], items: &mut Items<'_>) -> Result<(), BodyError> {
         let Some((before, err)) = stopped else {
             return Ok(());
         };
-        items.reject(format!("invalid JSON: {}", located(&err, line_base)))?;
+        items.reject(
+            RejectionKind::InvalidJson,
+            format!("{INVALID_JSON_PREFIX}{}", located(&err, line_base)),
+        )?;
 
         let start = before
             + slice[before..]
@@ -493,7 +535,7 @@ fn decode_bulk(data: &[u8], items: &mut Items<'_>) -> Result<(), BodyError> {
             None => serde_json::from_slice::<IncomingValue>(line),
         }
         .map(|IncomingValue(value)| value)
-        .map_err(|err| format!("invalid JSON: {}", located(&err, i)));
+        .map_err(|err| format!("{INVALID_JSON_PREFIX}{}", located(&err, i)));
         bulk.feed(parsed, Place::Line(i + 1), items)?;
     }
     bulk.finish(items)
@@ -570,7 +612,7 @@ impl Bulk {
     ) -> Result<(), BodyError> {
         match std::mem::take(self) {
             Bulk::Action => match parsed {
-                Err(reason) => items.reject(reason),
+                Err(reason) => items.reject(RejectionKind::InvalidJson, reason),
                 Ok(value) => match Action::of(&value) {
                     Some(Action::Delete) => Ok(()),
                     Some(action) => {
@@ -582,7 +624,7 @@ impl Bulk {
                 },
             },
             Bulk::Source(action, action_place) => match parsed {
-                Err(reason) => items.reject(reason),
+                Err(reason) => items.reject(RejectionKind::InvalidJson, reason),
                 Ok(value) if action == Action::Update => {
                     let doc = match value {
                         Value::Object(mut map) => map.remove("doc").filter(Value::is_object),
@@ -590,7 +632,7 @@ impl Bulk {
                     };
                     match doc {
                         Some(doc) => items.event(doc),
-                        None => items.reject(format!(
+                        None => items.reject(RejectionKind::BulkFraming, format!(
                             "bulk update on {action_place} needs a source with a \"doc\" object at {place}"
                         )),
                     }
@@ -603,10 +645,13 @@ impl Bulk {
     fn finish(self, items: &mut Items<'_>) -> Result<(), BodyError> {
         match self {
             Bulk::Action => Ok(()),
-            Bulk::Source(action, place) => items.reject(format!(
-                "bulk {} action on {place} is not followed by a source",
-                action.name()
-            )),
+            Bulk::Source(action, place) => items.reject(
+                RejectionKind::BulkFraming,
+                format!(
+                    "bulk {} action on {place} is not followed by a source",
+                    action.name()
+                ),
+            ),
         }
     }
 }
@@ -653,12 +698,53 @@ mod tests {
     /// The reason of the rejected item at `index`, checking the index is recorded right.
     fn rejected(items: &[DecodedItem], index: usize) -> &str {
         match &items[index] {
-            DecodedItem::Rejected { index: i, reason } => {
+            DecodedItem::Rejected {
+                index: i, reason, ..
+            } => {
                 assert_eq!(*i, index, "rejected item records the wrong index");
                 reason
             }
             other => panic!("item {index} should be rejected, is {other:?}"),
         }
+    }
+
+    #[test]
+    fn rejections_say_their_kind() {
+        let mut limits = limits();
+        limits.max_depth = 2;
+        let body = b"{\"summary\":\"ok\"}\n7\n{broken\n{\"a\":{\"b\":{}}}\n";
+        let items = decode_body(body, ContentEncoding::Identity, BodyFormat::Events, &limits)
+            .unwrap()
+            .items;
+        let kinds: Vec<Option<RejectionKind>> = items
+            .iter()
+            .map(|item| match item {
+                DecodedItem::Event(_) => None,
+                DecodedItem::Rejected { kind, .. } => Some(*kind),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                None,
+                Some(RejectionKind::NotAnObject),
+                Some(RejectionKind::InvalidJson),
+                Some(RejectionKind::TooLarge)
+            ]
+        );
+        let reason = rejected(&items, 2);
+        let detail = reason
+            .strip_prefix(RejectionKind::InvalidJson.reason_prefix())
+            .unwrap_or_else(|| panic!("{reason}"));
+        assert!(detail.ends_with("at line 3 column 2"), "{detail}");
+        let items = bulk(b"{\"index\":{}}\n");
+        assert!(matches!(
+            items.as_slice(),
+            [DecodedItem::Rejected {
+                kind: RejectionKind::BulkFraming,
+                ..
+            }]
+        ));
     }
 
     fn gzip(data: &[u8]) -> Vec<u8> {

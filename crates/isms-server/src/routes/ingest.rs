@@ -121,7 +121,7 @@ async fn ingest(
                     Ok(event) => events.push(event),
                     Err(error) => rejected.push((index, error.to_string())),
                 },
-                DecodedItem::Rejected { index, reason } => rejected.push((index, reason)),
+                DecodedItem::Rejected { index, reason, .. } => rejected.push((index, reason)),
             }
         }
         Ok::<_, crate::ingest::body::BodyError>((events, rejected))

@@ -370,6 +370,9 @@ pub struct ServerProcess {
     pub syslog_udp: Option<SocketAddr>,
     pub syslog_tcp: Option<SocketAddr>,
     pub syslog_tls: Option<SocketAddr>,
+    /// The queue and the broker's `host:port` of the AMQP consumer, when it runs (`  amqp       QUEUE on
+    /// HOST:PORT`).
+    pub amqp: Option<(String, String)>,
 }
 
 impl ServerProcess {
@@ -413,6 +416,7 @@ impl ServerProcess {
             syslog_udp: None,
             syslog_tcp: None,
             syslog_tls: None,
+            amqp: None,
         };
         server.launch();
         server
@@ -545,6 +549,13 @@ impl ServerProcess {
         self.syslog_udp = syslog("udp ");
         self.syslog_tcp = syslog("tcp ");
         self.syslog_tls = syslog("tls ");
+        self.amqp = banner.iter().find_map(|line| {
+            let (queue, broker) = line
+                .strip_prefix("  amqp       ")?
+                .trim()
+                .rsplit_once(" on ")?;
+            Some((queue.to_string(), broker.to_string()))
+        });
         if let Some(key_line) = banner
             .iter()
             .find_map(|line| line.strip_prefix("  key        "))
@@ -750,6 +761,24 @@ impl ServerProcess {
             ));
         }
         events.remove(0)
+    }
+
+    /// The value of one series of `/metrics` (`name` or `name{label="value"}`), if the server shows it.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let reply = self.get("/metrics", &[]).await;
+        if reply.status != 200 {
+            self.fail(format!(
+                "GET /metrics answered {}: {}",
+                reply.status, reply.text
+            ));
+        }
+        reply.text.lines().find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
     }
 
     /// Asserts the server still answers `/status` and still accepts an event.
