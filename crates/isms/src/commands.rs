@@ -47,7 +47,9 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 }
 
 pub fn config_check(flags: &ConfigFlags) -> anyhow::Result<()> {
-    let config = load_config(flags, None)?;
+    let mut config = load_config(flags, None)?;
+    // The effective configuration is meant to be shown and pasted; a broker password is not.
+    config.amqp.url = redact_url_password(&config.amqp.url);
     println!(
         "configuration is valid{}",
         flags
@@ -61,6 +63,21 @@ pub fn config_check(flags: &ConfigFlags) -> anyhow::Result<()> {
         toml::to_string(&config).context("cannot print the configuration")?
     );
     Ok(())
+}
+
+/// `scheme://user:password@host...` with the password replaced by `****`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:****{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 async fn wait_for_shutdown_signal() {
@@ -791,4 +808,26 @@ async fn send_batch(
     }
     pending.clear();
     Ok((accepted as usize, failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url_password;
+
+    #[test]
+    fn passwords_in_urls_are_not_printed() {
+        assert_eq!(
+            redact_url_password("amqp://guest:s3cret@127.0.0.1:5672/%2f"),
+            "amqp://guest:****@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            redact_url_password("amqp://127.0.0.1:5672/%2f"),
+            "amqp://127.0.0.1:5672/%2f"
+        );
+        assert_eq!(redact_url_password(""), "");
+        assert_eq!(
+            redact_url_password("amqps://user@host/vhost"),
+            "amqps://user@host/vhost"
+        );
+    }
 }
