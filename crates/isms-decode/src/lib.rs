@@ -54,6 +54,24 @@
 //! | `service` | the PAM service (or dovecot's protocol) |
 //! | `reason` | the daemon's own words for why |
 //!
+//! # What counts as a failure
+//!
+//! `result: failure` marks an attempt that did not get in, counted the way fail2ban's aggressive
+//! mode counts them, so a rule such as "20 failures from one address in 5 minutes" sees password
+//! guessing and scanning alike:
+//!
+//! - refused credentials, unknown users, refused users (`not allowed because`), too many attempts;
+//! - clients that left or were cut off before authenticating: sshd's `[preauth]` disconnects, no
+//!   identification string, failed key exchange or negotiation; dovecot's `no auth attempts`;
+//!   postfix's postscreen rejections and `lost connection after CONNECT`;
+//! - not: a public key refused for an existing account (clients offer each of their keys in turn;
+//!   too many end in `Too many authentication failures`, which is a failure), a server-side error
+//!   (postfix lost its SASL service), a disconnect after a login.
+//!
+//! sshd with PAM logs one wrong password twice, as PAM's `authentication failure; ... rhost=` and
+//! as sshd's `Failed password`; both are failures (other programs only log the PAM line). A rule
+//! counting attempts per address can keep to one of them with `processname`/`details.pammodule`.
+//!
 //! # Attacker-controlled text
 //!
 //! User names, client identification strings and the like are chosen by whoever connects, and

@@ -11,7 +11,7 @@
 //! context's time zone), `2013-11-16 21:59:30,121`, ctime (`Fri Jan 19 12:20:33 2007`, vsftpd's own
 //! log), tai64n labels (`@4000...`, daemontools), a journal export's `host prog[pid]:`, and tags
 //! such as `prog[pid] ` without a colon (proftpd), `[prog]: `, `prog(detail):` (dovecot) and
-//! `prog(pam_unix)[pid]:` (old Linux-PAM).
+//! `prog(pam_unix)[pid]:` (old Linux-PAM), and Apple's `[Time ...] [Sender sshd] [Message ...]`.
 //!
 //! sshd logs one connection from one process, and some of its lines name no address (`Disconnecting:
 //! Too many authentication failures [preauth]`, `fatal: Unable to negotiate a key exchange method`).
@@ -287,6 +287,10 @@ fn is_program_name(name: &str) -> bool {
 
 /// `[time] [host] tag message` with the looser forms log files have.
 fn read_loose_header<'a>(text: &'a str, context: &ParseContext) -> LooseHeader<'a> {
+    let text = text.trim_start();
+    if let Some(header) = read_apple_system_log(text) {
+        return header;
+    }
     let (time, rest) = match read_loose_time(text, context) {
         Some((time, rest)) => (Some(time), rest.trim_start()),
         None => (None, text),
@@ -320,6 +324,40 @@ fn read_loose_header<'a>(text: &'a str, context: &ParseContext) -> LooseHeader<'
         message: rest,
         ..LooseHeader::default()
     }
+}
+
+/// Apple's system log lines: `[Time 2006.12.28 15:53:55 UTC] [Facility auth] [Sender sshd] [PID 483]
+/// [Message ...] [Level 3] [UID -2] [GID -2] [Host name]`. The message ends at the last
+/// `] [Level ` (what follows it is the logger's, not the message's).
+fn read_apple_system_log(text: &str) -> Option<LooseHeader<'_>> {
+    let rest = text.strip_prefix("[Time ")?;
+    let (time, _) = rest.split_once(']')?;
+    let value = |key: &str| -> Option<&str> {
+        let start = text.find(key)? + key.len();
+        let end = text[start..].find(']')?;
+        Some(&text[start..start + end])
+    };
+    let message_start = text.find("[Message ")? + 9;
+    let message_end = text
+        .rfind("] [Level ")
+        .filter(|end| *end >= message_start)?;
+    let time = time
+        .strip_suffix(" UTC")
+        .and_then(|time| {
+            time.replacen('.', "-", 2)
+                .replace(' ', "T")
+                .parse::<jiff::civil::DateTime>()
+                .ok()
+        })
+        .and_then(|civil| civil.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|zoned| zoned.timestamp());
+    Some(LooseHeader {
+        time,
+        host: value("[Host "),
+        program: value("[Sender ").filter(|name| is_program_name(name)),
+        pid: value("[PID "),
+        message: &text[message_start..message_end],
+    })
 }
 
 /// A tag at the start of `text` and the message after it: `prog[pid]: `, `prog[pid] `, `prog: `,

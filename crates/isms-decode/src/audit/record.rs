@@ -128,7 +128,9 @@ pub fn parse_audit_record(line: &str) -> Option<AuditRecord> {
     let rest = rest.trim_start();
     let rest = rest.strip_prefix("msg=").unwrap_or(rest);
     let inside = rest.strip_prefix("audit(")?;
-    let (stamp, fields_text) = inside.split_once("):")?;
+    // `):` normally; DAEMON_CONFIG records of some auditd versions leave the colon out.
+    let (stamp, fields_text) = inside.split_once(')')?;
+    let fields_text = fields_text.strip_prefix(':').unwrap_or(fields_text);
     let (time, serial) = stamp.split_once(':')?;
     let (seconds, milliseconds) = time.split_once('.').unwrap_or((time, "0"));
     let seconds: i64 = seconds.parse().ok()?;
@@ -327,6 +329,20 @@ mod tests {
         assert_eq!(old.field("res"), Some("success"));
         assert_eq!(old.field("hostname"), Some("?"));
         assert_eq!(old.field("acct"), Some("root"));
+    }
+
+    #[test]
+    fn hex_text_cannot_add_fields() {
+        // A program named `x uid=0` (comm is hex because of the space and `=`).
+        let record = parse_audit_record(
+            "type=SYSCALL msg=audit(1.000:5): arch=c000003e syscall=59 uid=1000 comm=7820756964003D30",
+        )
+        .unwrap();
+        assert_eq!(record.field("uid"), Some("1000"));
+        assert_eq!(
+            record.fields.iter().filter(|(key, _)| key == "uid").count(),
+            1
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn event(action: &'static str) -> Decoded {
     decoded
 }
 
-/// `name=x, UID=1, GID=2, home=/h, shell=/s, from=/dev/pts/0` into details.
+/// `name=x, UID=1, GID=2, home=/h, shell=/s, from=/dev/pts/0` into details (the first of each).
 fn read_assignments(decoded: &mut Decoded, text: &str, name_key: &str) {
     for item in text.split(", ") {
         let Some((key, value)) = item.split_once('=') else {
@@ -34,7 +34,10 @@ fn read_assignments(decoded: &mut Decoded, text: &str, name_key: &str) {
             "from" => "tty",
             _ => continue,
         };
-        decoded.text(key, value.trim());
+        // The first value counts: a later home= or shell= cannot name another account.
+        if !decoded.details.contains_key(key) {
+            decoded.text(key, value.trim());
+        }
     }
 }
 
@@ -197,5 +200,13 @@ mod tests {
         assert_eq!(decoded.details["username"], "vic");
         assert!(decode("useradd", "new users are welcome").is_none());
         assert!(decode("usermod", "add sugar to coffee").is_none());
+        // A home or shell cannot rename the account: the first name= and UID= count.
+        let decoded = decode(
+            "useradd",
+            "new user: name=eve, UID=1005, GID=1005, home=/x, name=root, UID=0, shell=/bin/sh",
+        )
+        .unwrap();
+        assert_eq!(decoded.details["username"], "eve");
+        assert_eq!(decoded.details["uid"], "1005");
     }
 }

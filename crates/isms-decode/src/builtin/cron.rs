@@ -63,6 +63,9 @@ mod tests {
                 .unwrap();
         assert_eq!(decoded.category, "session");
         assert!(decode("(CRON) INFO (pidfile fd = 3)").is_none());
+        // The command is the user's own text; the user is cron's.
+        let decoded = decode("(alice) CMD (true) (root) CMD (x)").unwrap();
+        assert_eq!(decoded.details["username"], "alice");
         assert!(decode("(root) MAIL (mailed 1 byte of output)").is_none());
     }
 }

@@ -3,6 +3,10 @@
 //! passdb lines (`auth-worker(123): pam(user,ADDR): pam_authenticate() failed: ...`). Category
 //! `authentication`.
 //!
+//! Like sshd's `[preauth]` disconnects, a session that ended before the client tried to
+//! authenticate (`no auth attempts`, `disconnected during TLS handshake`) is a failure: the client
+//! did not get in, and scanners look exactly like that.
+//!
 //! Dovecot can log the password a client tried (`auth_verbose_passwords`); that part of the reason
 //! is dropped, so a mistyped password never ends up in the store.
 use crate::builtin::pam;
@@ -134,7 +138,14 @@ fn login_process(text: &str) -> Option<Decoded> {
         || status.contains("tried to use disabled")
         || status.contains("client didn't finish SASL auth")
         || text.ends_with("Authentication Failure:");
-    if failed {
+    // A client that left before authenticating, like sshd's `[preauth]` disconnects: an attempt
+    // that did not get in (a scanner, a TLS prober).
+    let left_before = status.contains("no auth attempts")
+        || status.contains("before auth was ready")
+        || status.contains("during TLS handshake");
+    if left_before && !failed {
+        decoded.action("disconnect").failure();
+    } else if failed {
         decoded.action("login").failure();
         if let Some(at) = status.find(" attempts") {
             let (_, count) = status[..at].rsplit_once(' ')?;
@@ -186,26 +197,32 @@ fn passdb(text: &str) -> Option<Decoded> {
     if !failed {
         return None;
     }
-    // USER,ADDR[,SESSION]: the address is the last field that is a host, the user everything before.
-    let mut parts: Vec<&str> = arguments.split(',').collect();
-    while parts.last().is_some_and(|last| {
-        last.is_empty() || last.starts_with('<') || last.contains(':') && !scan::is_host(last)
-    }) {
-        parts.pop();
+    // USER,ADDR[,SESSION...]: the address is the last field that is an IP address, the user name
+    // (which may itself hold commas) everything before it.
+    let mut user = arguments;
+    let mut address = None;
+    let mut end = arguments.len();
+    while let Some(comma) = arguments[..end].rfind(',') {
+        let field = &arguments[comma + 1..end];
+        if scan::is_ip_address(scan::strip_v4_mapped(field)) {
+            user = &arguments[..comma];
+            address = Some(field);
+            break;
+        }
+        end = comma;
     }
-    let address = parts.pop()?;
-    let user = arguments.get(
-        ..parts
-            .iter()
-            .map(|part| part.len() + 1)
-            .sum::<usize>()
-            .saturating_sub(1),
-    )?;
+    let message = message
+        .split_once(": ")
+        .filter(|(level, _)| ["Info", "Warning", "Error", "Debug"].contains(level))
+        .map_or(message, |(_, rest)| rest);
     let mut decoded = Decoded::builtin(NAME, "authentication");
     decoded.action("login").failure().text("passdb", driver);
     decoded.text_unless_empty("username", user);
     decoded.text("reason", without_password(message.trim()));
-    decoded.source(address, None).then_some(decoded)
+    if let Some(address) = address {
+        decoded.source(address, None);
+    }
+    Some(decoded)
 }
 
 #[cfg(test)]
@@ -235,8 +252,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(decoded.details["sourceipaddress"], "203.0.113.82");
-        let quiet = decode("imap-login: Disconnected (no auth attempts in 2 secs): user=<>, rip=203.0.113.83, lip=10.0.0.2").unwrap();
-        assert_eq!(quiet.result(), None);
+        // Left before trying to authenticate: like sshd's preauth disconnects.
+        let prober = decode(
+            "imap-login: Disconnected (no auth attempts in 2 secs): user=<>, rip=203.0.113.83, lip=10.0.0.2, TLS handshaking: SSL_accept() failed",
+        )
+        .unwrap();
+        assert_eq!(prober.details["result"], "failure");
+        assert_eq!(prober.details["action"], "disconnect");
+        let logout = decode("imap(zack): Logged out in=10 out=20").is_none();
+        assert!(logout);
     }
 
     #[test]

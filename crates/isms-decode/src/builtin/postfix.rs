@@ -256,6 +256,11 @@ mod tests {
                 .unwrap();
         assert_eq!(decoded.category, "authentication");
         assert_eq!(decoded.details["attempts"], 2);
+        let crafted = decode(
+            "NOQUEUE: reject: RCPT from unknown[203.0.113.75]: 554 5.7.1 <a@b>: Relay access denied; from=<x[6.6.6.6]@y> to=<a@b> proto=ESMTP helo=<[6.6.6.6]>",
+        )
+        .unwrap();
+        assert_eq!(crafted.details["sourceipaddress"], "203.0.113.75");
         let fine = decode("disconnect from mx.example[203.0.113.74] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5").unwrap();
         assert_eq!(fine.result(), None);
         assert!(decode("warning: database /etc/aliases.db is older than source file").is_none());

@@ -137,5 +137,8 @@ mod tests {
         assert_eq!(decoded.details["protocol"], "ICMP");
         assert_eq!(decoded.details["destinationipaddress"], "10.0.0.6");
         assert!(decode("[**] not an alert [**] 1 -> 2").is_none());
+        let failed_sensor_text =
+            decode("[1:2:3] msg [Priority: 1]: {TCP} not-an-address! -> 10.0.0.1:80");
+        assert!(failed_sensor_text.is_none());
     }
 }

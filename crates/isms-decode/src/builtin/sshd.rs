@@ -53,7 +53,7 @@ pub(crate) fn decode(message: &str) -> Option<Decoded> {
         _ => None,
     };
     if decoded.is_none() {
-        decoded = pam::decode(message);
+        decoded = pam::decode(text);
     }
     let mut decoded = decoded?;
     if preauth {
@@ -62,7 +62,8 @@ pub(crate) fn decode(message: &str) -> Option<Decoded> {
     Some(decoded)
 }
 
-/// `error: `, `fatal: ` and Solaris' `[ID 800047 auth.info] ` before the message proper.
+/// `error: `, `fatal: `, Solaris' `[ID 800047 auth.info] ` and a journal's `kernel:[ 970.69]: `
+/// before the message proper.
 fn strip_log_prefixes(mut text: &str) -> &str {
     loop {
         if let Some(rest) = text
@@ -70,6 +71,15 @@ fn strip_log_prefixes(mut text: &str) -> &str {
             .or_else(|| text.strip_prefix("fatal: "))
         {
             text = rest;
+        } else if let Some(rest) = text.strip_prefix("kernel:")
+            && let Some(inside) = rest.trim_start().strip_prefix('[')
+            && let Some((stamp, after)) = inside.split_once(']')
+            && stamp
+                .trim()
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.')
+        {
+            text = after.strip_prefix(':').unwrap_or(after).trim_start();
         } else if let Some(inside) = text.strip_prefix("[ID ")
             && let Some(close) = inside.find("] ")
             && close < 40
@@ -200,7 +210,8 @@ fn accepted(text: &str) -> Option<Decoded> {
     apply_user_from(&mut decoded, &phrase).then_some(decoded)
 }
 
-/// `Failed METHOD for [invalid user ]USER from HOST port N ssh2[: key]`.
+/// `Failed METHOD for [invalid user ]USER from HOST port N ssh2[: key]`: a failure, except a refused
+/// public key of an existing account (see below).
 fn failed(text: &str) -> Option<Decoded> {
     let rest = text.strip_prefix("Failed ")?;
     let (method, rest) = rest.split_once(" for ")?;
@@ -209,8 +220,17 @@ fn failed(text: &str) -> Option<Decoded> {
     }
     let phrase = user_from(rest)?;
     let mut decoded = authentication();
-    decoded.action("login").failure();
-    decoded.text("authmethod", method_name(method));
+    decoded.action("login");
+    let method = method_name(method);
+    decoded.text("authmethod", method);
+    if method == "publickey" && !phrase.invalid_user {
+        // Clients offer each of their keys in turn and sshd logs every refused one: for an existing
+        // account that is how a key login starts, not a failed attempt (fail2ban gh-1263). Too many
+        // of them end in `Too many authentication failures`, which is a failure.
+        decoded.text("reason", "key not accepted");
+    } else {
+        decoded.failure();
+    }
     apply_user_from(&mut decoded, &phrase).then_some(decoded)
 }
 
@@ -754,6 +774,16 @@ mod tests {
     fn near_misses_do_not_decode_as_outcomes() {
         assert!(decode("Failed to release session: No such file").is_none());
         assert!(decode("Accepted the offer").is_none());
+        let key_offer =
+            decode("Failed publickey for deploy from 192.0.2.2 port 4 ssh2: RSA SHA256:x").unwrap();
+        assert_eq!(key_offer.result(), None);
+        assert_eq!(
+            detail(
+                "Failed publickey for invalid user x from 192.0.2.3 port 4 ssh2: RSA SHA256:y",
+                "result"
+            ),
+            "failure"
+        );
         assert!(decode("Server listening on 0.0.0.0 port 22.").is_none());
         assert!(
             decode("Postponed publickey for git from 192.0.2.1 port 57904 ssh2 [preauth]")

@@ -2,7 +2,8 @@
 //! failed to become TARGET".
 //!
 //! Category `authentication` (su asks for the target user's password), `action` `su`, `username` the
-//! user who ran su and `targetuser` the account asked for.
+//! user who ran su and `targetuser` the account asked for. The target is whatever the user typed,
+//! so each wording is split from the side su itself writes (the user, the terminal).
 use crate::builtin::pam;
 use crate::decoded::{Decoded, Outcome};
 use crate::scan;
@@ -29,11 +30,11 @@ fn result(outcome: Outcome, user: &str, target: &str, tty: Option<&str>) -> Deco
 fn switch(text: &str) -> Option<Decoded> {
     // shadow-utils: `Successful su for TARGET by USER`, `FAILED su for TARGET by USER`.
     if let Some(rest) = text.strip_prefix("Successful su for ") {
-        let (target, user) = rest.split_once(" by ")?;
+        let (target, user) = rest.rsplit_once(" by ")?;
         return Some(result(Outcome::Success, user, target, None));
     }
     if let Some(rest) = scan::strip_prefix_ignore_case(text, "FAILED su for ") {
-        let (target, user) = rest.split_once(" by ")?;
+        let (target, user) = rest.rsplit_once(" by ")?;
         return Some(result(Outcome::Failure, user, target, None));
     }
     // shadow-utils: `+ TTY USER:TARGET` (success) and `- TTY USER:TARGET` (failure).
@@ -52,8 +53,8 @@ fn switch(text: &str) -> Option<Decoded> {
         None => (Outcome::Success, text.strip_prefix("(to ")),
     };
     if let Some(rest) = rest {
-        let (target, rest) = rest.split_once(") ")?;
-        let (user, tty) = rest.rsplit_once(" on ").unwrap_or((rest, ""));
+        let (head, tty) = rest.rsplit_once(" on ").unwrap_or((rest, ""));
+        let (target, user) = head.rsplit_once(") ")?;
         return Some(result(outcome, user, target, Some(tty)));
     }
     // BSD: `BAD SU USER to TARGET on TTY`; `USER to TARGET on TTY` (success).
@@ -112,6 +113,17 @@ mod tests {
             assert_eq!(decoded.details["username"], user, "{line}");
             assert_eq!(decoded.details["targetuser"], target, "{line}");
         }
+    }
+
+    #[test]
+    fn a_typed_target_cannot_pass_for_the_user() {
+        // `su "nobody by root"` run by mallory.
+        let decoded = decode("FAILED su for nobody by root by mallory").unwrap();
+        assert_eq!(decoded.details["username"], "mallory");
+        assert_eq!(decoded.details["targetuser"], "nobody by root");
+        let decoded = decode("FAILED SU (to x) root) mallory on pts/3").unwrap();
+        assert_eq!(decoded.details["username"], "mallory");
+        assert_eq!(decoded.details["targetuser"], "x) root");
     }
 
     #[test]

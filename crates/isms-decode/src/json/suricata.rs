@@ -35,6 +35,8 @@ pub(super) fn decode(object: &Map<String, Value>) -> Value {
             }
             "src_port" => "sourceport".to_owned(),
             "dest_port" => "destinationport".to_owned(),
+            // The decoders' own detail names keep their meaning.
+            "result" | "action" | "username" => format!("suricata_{key}"),
             other => clean_key(other),
         };
         details.insert(name, clean_value(value, 1));

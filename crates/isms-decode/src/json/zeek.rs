@@ -114,6 +114,9 @@ pub(super) fn decode(object: &Map<String, Value>) -> Value {
                 }
                 continue;
             }
+            // `result` and `action` mean what the decoders say (success/failure, a verb): rdp's
+            // `result` and smb_files' `action` keep their log's name in front.
+            "result" | "action" => clean_key(&format!("{log}_{key}")),
             other => clean_key(other),
         };
         details.insert(name, clean_value(value, 1));
