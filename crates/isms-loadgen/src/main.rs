@@ -9,6 +9,11 @@
 //! - `search`: search latency percentiles over a store, for given queries.
 //! - `decode-cpu`: CPU per event of the ingest path before the store writes (JSON parse, normalization,
 //!   index terms, document text), in one thread, without HTTP or SQLite.
+//! - `syslog`: syslog messages over UDP or TCP, and how fast they are stored: by isms (watched through
+//!   its HTTP API) or by another daemon writing to a file (see `syslog.rs`; `scripts/bench-syslog`
+//!   compares isms with rsyslog).
+mod syslog;
+
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,6 +98,8 @@ enum Mode {
         #[arg(long, default_value_t = 200_000)]
         events: u64,
     },
+    /// Send syslog messages over UDP or TCP; report messages per second sent and stored, and the loss.
+    Syslog(syslog::SyslogArgs),
 }
 
 #[global_allocator]
@@ -128,6 +135,7 @@ fn main() -> anyhow::Result<()> {
                 limit,
             } => search(&data, &queries, runs, limit).await,
             Mode::DecodeCpu { events } => decode_cpu(events),
+            Mode::Syslog(args) => syslog::run(args).await,
         }
     })
 }
