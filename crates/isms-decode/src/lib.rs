@@ -80,6 +80,8 @@
 //! address (the part the daemon writes after the attacker's text) and has tests with such names.
 //!
 //! Nothing here panics on any input; `tests/never_panics.rs` feeds random text to every entry point.
+#![warn(missing_docs)]
+
 mod audit;
 mod builtin;
 mod decoded;

@@ -104,12 +104,26 @@ impl LineDecoder {
         {
             return self.audit.push_record(record);
         }
-        vec![self.text_event(line)]
+        let (event, time) = self.text_event(line);
+        if self.audit.open_events() > 0
+            && let Some(time) = time
+        {
+            let mut events = self.audit.expire(time);
+            events.push(event);
+            return events;
+        }
+        vec![event]
     }
 
     /// Emits what is still held (audit events waiting for more records), at the end of the input.
     pub fn finish(&mut self) -> Vec<Value> {
         self.audit.flush()
+    }
+
+    /// Emits the audit events held longer than the assembler's age limit before `now`: for a
+    /// source that has gone quiet (lines of other programs do this on their own, by their times).
+    pub fn expire(&mut self, now: Timestamp) -> Vec<Value> {
+        self.audit.expire(now)
     }
 
     fn json_event(&self, mut object: Map<String, Value>) -> Value {
@@ -121,7 +135,8 @@ impl LineDecoder {
         Value::Object(object)
     }
 
-    fn text_event(&mut self, line: &str) -> Value {
+    /// The event of a text line, and the line's time when it had one.
+    fn text_event(&mut self, line: &str) -> (Value, Option<Timestamp>) {
         let message = isms_syslog::parse(line.as_bytes(), &self.context);
         let mut program = message.app_name.clone();
         let mut pid = message.proc_id.clone();
@@ -199,7 +214,7 @@ impl LineDecoder {
             }
             merge_into_event(&mut event, decoded);
         }
-        Value::Object(event)
+        (Value::Object(event), time)
     }
 }
 
@@ -622,5 +637,26 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0]["details"]["syscall"], "open");
         assert!(lines.push_line("   ").is_empty());
+    }
+
+    #[test]
+    fn audit_records_without_eoe_leave_with_later_lines_of_other_programs() {
+        let mut lines = LineDecoder::new(
+            Arc::new(Decoders::builtin()),
+            ParseContext::utc("2023-11-15T00:00:00Z".parse().expect("time")),
+        );
+        let avc = "type=AVC msg=audit(1700000000.000:10): apparmor=\"DENIED\" operation=\"open\" profile=\"x\" name=\"/etc/shadow\" pid=5 comm=\"cat\"";
+        assert!(lines.push_line(avc).is_empty());
+        let soon = lines.push_line("Nov 14 22:13:25 h sshd[1]: Server listening on :: port 22.");
+        assert_eq!(soon.len(), 1, "5 s later the record may still get company");
+        let later = lines.push_line("Nov 14 22:14:00 h sshd[1]: Server listening on :: port 22.");
+        assert_eq!(later.len(), 2);
+        assert_eq!(later[0]["details"]["recordtype"], "AVC");
+        assert_eq!(later[0]["details"]["name"], "/etc/shadow");
+        assert!(
+            lines
+                .expire("2030-01-01T00:00:00Z".parse().expect("time"))
+                .is_empty()
+        );
     }
 }

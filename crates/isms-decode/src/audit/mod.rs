@@ -5,7 +5,9 @@
 //! interleave when several CPUs log at once, and older kernels or audispd relays may never send EOE.
 //! So [`AuditAssembler`] keeps a small bounded set of open events and emits one when its EOE
 //! arrives, when more than `max_open` are open (oldest first), when a record arrives more than
-//! `max_age_seconds` later than it (by the records' own times), or on [`AuditAssembler::flush`].
+//! `max_age_seconds` later than it (by the records' own times), when [`AuditAssembler::expire`] is
+//! given a time that much later (a source's other lines or its idle clock), or on
+//! [`AuditAssembler::flush`].
 //! A user-space record (PAM, useradd, sshd: fields inside `msg='...'`) is an event by itself and
 //! is emitted at once.
 //!
@@ -144,6 +146,24 @@ impl AuditAssembler {
             }
         }
         expired.extend(done);
+        expired
+    }
+
+    /// Emits the open events more than `max_age_seconds` older than `now` (the time of the input's
+    /// other lines, or the clock while a source is idle): kernel records that never get an EOE
+    /// (an AppArmor AVC, a LOGIN) are not held for ever when no further audit record comes.
+    pub fn expire(&mut self, now: jiff::Timestamp) -> Vec<Value> {
+        let oldest_allowed = now.as_second().saturating_sub(self.max_age_seconds);
+        let mut expired = Vec::new();
+        while let Some(position) = self
+            .open
+            .iter()
+            .position(|open| open.seconds < oldest_allowed)
+        {
+            if let Some(open) = self.open.remove(position) {
+                expired.push(event_of(&open.records));
+            }
+        }
         expired
     }
 
@@ -358,6 +378,18 @@ fn event_of(records: &[AuditRecord]) -> Value {
     }
     if let Some(result) = result {
         details.insert("result".into(), Value::String(result.into()));
+    }
+    // An architecture without a table: auditd's own resolution (`SYSCALL=...` after 0x1d).
+    let numeric_syscall = details
+        .get("syscall")
+        .and_then(Value::as_str)
+        .is_some_and(|syscall| syscall.bytes().all(|b| b.is_ascii_digit()));
+    if numeric_syscall
+        && let Some(name) = records
+            .iter()
+            .find_map(|record| record.enriched_field("SYSCALL"))
+    {
+        details.insert("syscall".into(), Value::String(name.to_owned()));
     }
     let username = records
         .iter()
