@@ -482,13 +482,72 @@ fn read_rule_tests(path: &Path) -> Vec<(String, u32, String)> {
     cases
 }
 
+/// A rule test case: (file, section, rule id, log line).
+type RuleCase = (String, String, u32, String);
+
+fn ini_cases(files: &[PathBuf]) -> Vec<RuleCase> {
+    files
+        .iter()
+        .flat_map(|file| {
+            let name = file
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or("?")
+                .to_owned();
+            read_rule_tests(file)
+                .into_iter()
+                .map(move |(section, rule, log)| (name.clone(), section, rule, log))
+        })
+        .collect()
+}
+
+/// OSSEC's `contrib/logtesting/N/{log,res}`: a log line and ossec-logtest's output, whose last
+/// `Rule id: 'N'` is the rule that fired.
+fn logtesting_cases(directory: &Path) -> Vec<RuleCase> {
+    let mut cases = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(directory)
+        .unwrap_or_else(|error| panic!("{}: {error}", directory.display()))
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.is_dir())
+        .collect();
+    entries.sort();
+    for case in entries {
+        let result = read_text(&case.join("res"));
+        let Some(rule) = result
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("Rule id: '"))
+            .filter_map(|rest| rest.trim_end_matches('\'').parse::<u32>().ok())
+            .next_back()
+        else {
+            continue;
+        };
+        let name = case
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("?")
+            .to_owned();
+        for log in read_text(&case.join("log"))
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+        {
+            cases.push((
+                format!("logtesting/{name}"),
+                String::new(),
+                rule,
+                log.to_owned(),
+            ));
+        }
+    }
+    cases
+}
+
 /// Scores one rule-test set; returns (scored tally, unscored count, misses).
-fn score_rule_tests(files: &[PathBuf]) -> (BTreeMap<String, Tally>, usize, Vec<String>) {
+fn score_rule_tests(cases: Vec<RuleCase>) -> (BTreeMap<String, Tally>, usize, Vec<String>) {
     let mut by_class: BTreeMap<String, Tally> = BTreeMap::new();
     let mut unscored = 0;
     let mut misses = Vec::new();
-    for file in files {
-        for (section, rule, log) in read_rule_tests(file) {
+    {
+        for (file, section, rule, log) in cases {
             let Some(outcome) = rule_outcome(rule) else {
                 unscored += 1;
                 continue;
@@ -504,10 +563,7 @@ fn score_rule_tests(files: &[PathBuf]) -> (BTreeMap<String, Tally>, usize, Vec<S
                 .add(passed);
             if !passed {
                 misses.push(format!(
-                    "  {} [{section}] rule {rule} ({outcome:?}): {log}\n    got: {}",
-                    file.file_name()
-                        .and_then(|name| name.to_str())
-                        .unwrap_or("?"),
+                    "  {file} [{section}] rule {rule} ({outcome:?}): {log}\n    got: {}",
                     events
                         .iter()
                         .map(|event| format!(
@@ -543,6 +599,7 @@ fn ini_files(directory: &Path) -> Vec<PathBuf> {
 /// Floors (percent of scored lines) of the rule-test sets.
 const RULE_TEST_SETS: &[(&str, &str, f64)] = &[
     ("ossec", "ossec/contrib/ossec-testing/tests", 100.0),
+    ("ossec logtest", "ossec/contrib/logtesting", 100.0),
     (
         "wazuh (head)",
         "wazuh/head/tools/rules-testing/tests",
@@ -561,7 +618,12 @@ fn ossec_and_wazuh_rule_tests() {
     ];
     let mut below_floor = Vec::new();
     for (name, directory, floor) in RULE_TEST_SETS {
-        let (by_class, unscored, misses) = score_rule_tests(&ini_files(&root.join(directory)));
+        let cases = if directory.ends_with("logtesting") {
+            logtesting_cases(&root.join(directory))
+        } else {
+            ini_cases(&ini_files(&root.join(directory)))
+        };
+        let (by_class, unscored, misses) = score_rule_tests(cases);
         let total = by_class
             .values()
             .fold(Tally::default(), |sum, tally| Tally {

@@ -27,8 +27,8 @@ fn read_assignments(decoded: &mut Decoded, text: &str, name_key: &str) {
         };
         let key = match key {
             "name" => name_key,
-            "UID" => "uid",
-            "GID" => "gid",
+            "UID" | "uid" => "uid",
+            "GID" | "gid" => "gid",
             "home" => "home",
             "shell" => "shell",
             "from" => "tty",

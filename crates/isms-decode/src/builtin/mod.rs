@@ -86,6 +86,14 @@ fn decode_any_program(message: &str) -> Option<Decoded> {
     if let Some(decoded) = pam::decode(text) {
         return Some(decoded);
     }
+    // A relay's tag before the program's own (`pam: gdm-password[1600]: pam_unix(...)`).
+    if let Some(at) = text
+        .get(..64.min(text.len()))
+        .and_then(|head| head.find(": pam_"))
+        && let Some(decoded) = pam::decode(&text[at + 2..])
+    {
+        return Some(decoded);
+    }
     if text.starts_with("[pid ") {
         return ftp::decode_vsftpd(text);
     }

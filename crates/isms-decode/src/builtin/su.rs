@@ -69,6 +69,10 @@ fn switch(text: &str) -> Option<Decoded> {
         let (user, target) = rest.split_once(" to ")?;
         return Some(result(Outcome::Failure, user, target, Some(tty)));
     }
+    // Some distributions' su: `Authentication failed for TARGET`.
+    if let Some(target) = text.strip_prefix("Authentication failed for ") {
+        return Some(result(Outcome::Failure, "", target, None));
+    }
     // util-linux: `pam_authenticate: Authentication failure` (who and whom are in the PAM line).
     if let Some(reason) = text.strip_prefix("pam_authenticate: ") {
         let mut decoded = result(Outcome::Failure, "", "", None);
@@ -105,12 +109,15 @@ mod tests {
                 "root",
             ),
             ("olga to root on /dev/ttyp5", "success", "olga", "root"),
+            ("Authentication failed for root", "failure", "", "root"),
         ];
         for (line, result, user, target) in cases {
             let decoded = decode(line).unwrap_or_else(|| panic!("{line}"));
             assert_eq!(decoded.category, "authentication", "{line}");
             assert_eq!(decoded.details["result"], result, "{line}");
-            assert_eq!(decoded.details["username"], user, "{line}");
+            if !user.is_empty() {
+                assert_eq!(decoded.details["username"], user, "{line}");
+            }
             assert_eq!(decoded.details["targetuser"], target, "{line}");
         }
     }
