@@ -256,7 +256,7 @@ impl Connections {
             Some((name, value)) => {
                 let port = decoded.details.get("sourceport").cloned();
                 connection.address = Some((name, value, port));
-                if connection.pending_failure && decoded.result() != Some("failure") {
+                if connection.pending_failure && decoded.result().is_none() {
                     decoded.failure();
                     decoded.set("deferredfailure", true);
                 }

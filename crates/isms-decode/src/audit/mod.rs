@@ -323,7 +323,15 @@ fn event_of(records: &[AuditRecord]) -> Value {
                         ("addr", Value::String(value.clone()))
                     }
                 }
-                "hostname" => ("sourcehostname", Value::String(value.clone())),
+                "hostname" => {
+                    // The remote host's name; sshd often repeats the address here.
+                    let host = crate::scan::strip_v4_mapped(value);
+                    if crate::scan::is_ip_address(host) {
+                        ("sourceipaddress", Value::String(host.to_owned()))
+                    } else {
+                        ("sourcehostname", Value::String(value.clone()))
+                    }
+                }
                 id if ID_FIELDS.contains(&id) => (id, Value::String(id_text(value).to_owned())),
                 other => (other, Value::String(value.clone())),
             };

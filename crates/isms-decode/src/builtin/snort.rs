@@ -136,6 +136,14 @@ mod tests {
         .unwrap();
         assert_eq!(decoded.details["protocol"], "ICMP");
         assert_eq!(decoded.details["destinationipaddress"], "10.0.0.6");
+        // A full alert's lines joined by a shipper: no braces, the protocol after the addresses.
+        let decoded = decode(
+            "[**] [1:2100498:7] GPL ATTACK_RESPONSE id check returned root [**] [Classification: Potentially Bad Traffic] [Priority: 2] 11/02-08:15:01.250000 198.51.100.92:80 -> 10.0.0.7:51000 TCP TTL:64 TOS:0x0 ID:1 IpLen:20 DgmLen:40",
+        )
+        .unwrap();
+        assert_eq!(decoded.details["protocol"], "TCP");
+        assert_eq!(decoded.details["sourceport"], 80);
+        assert_eq!(decoded.details["destinationipaddress"], "10.0.0.7");
         assert!(decode("[**] not an alert [**] 1 -> 2").is_none());
         let failed_sensor_text =
             decode("[1:2:3] msg [Priority: 1]: {TCP} not-an-address! -> 10.0.0.1:80");
