@@ -324,22 +324,6 @@ impl Receiver {
         }
     }
 
-    /// A datagram of `length` bytes at the start of `buffer` (longer than the limit: dropped).
-    fn accept_datagram(
-        &self,
-        buffer: &[u8],
-        length: usize,
-        arrival: &Arrival,
-        events: &mut Vec<isms_event::Event>,
-    ) {
-        if length > self.max_message_bytes {
-            let limit = self.max_message_bytes;
-            self.too_long(arrival.peer, &FrameError::TooLong { length, limit });
-        } else {
-            self.accept(&buffer[..length], arrival, events);
-        }
-    }
-
     fn too_long(&self, peer: SocketAddr, error: &FrameError) {
         metrics::counter!("isms_syslog_dropped_total", "reason" => "too_long").increment(1);
         if let Some(held_back) = SENDER_PROBLEMS.allow() {
@@ -366,38 +350,67 @@ impl Receiver {
     }
 }
 
+/// Most bytes of datagrams gathered into one batch (with [`BATCH_MESSAGES`], this bounds the memory
+/// of the batches in flight).
+const UDP_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// Datagrams received together, kept as bytes until a batch task parses them.
+#[derive(Default)]
+struct DatagramBatch {
+    bytes: Vec<u8>,
+    datagrams: Vec<(std::ops::Range<usize>, SocketAddr)>,
+}
+
 async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>) {
     // One byte more than allowed, so a longer datagram shows itself (the rest of it is cut off); no
     // datagram is longer than UDP's own limit.
     let mut buffer = vec![0u8; receiver.max_message_bytes.min(MAX_UDP_PAYLOAD_BYTES) + 1];
     let stores_in_flight = Arc::new(tokio::sync::Semaphore::new(UDP_STORES_IN_FLIGHT));
     loop {
-        let (length, peer) = match socket.recv_from(&mut buffer).await {
+        let first = match socket.recv_from(&mut buffer).await {
             Ok(datagram) => datagram,
             Err(error) => {
                 tracing::warn!(%error, "syslog udp receive failed");
                 continue;
             }
         };
-        let received = Timestamp::now();
-        let mut arrival = receiver.arrival(peer, received);
-        let mut events = Vec::new();
-        receiver.accept_datagram(&buffer, length, &arrival, &mut events);
-        // The datagrams already waiting join this batch (usually from the same sender: a relay).
-        while events.len() < BATCH_MESSAGES {
-            let Ok((length, peer)) = socket.try_recv_from(&mut buffer) else {
-                break;
-            };
-            if peer != arrival.peer {
-                arrival = receiver.arrival(peer, received);
+        // The datagrams already waiting join this batch; the receiver only copies bytes, so that
+        // parsing, decoding and storing happen in batch tasks on every core while it reads on.
+        let mut batch = DatagramBatch::default();
+        let mut next = Some(first);
+        while let Some((length, peer)) = next {
+            if length > receiver.max_message_bytes {
+                let limit = receiver.max_message_bytes;
+                receiver.too_long(peer, &FrameError::TooLong { length, limit });
+            } else {
+                let start = batch.bytes.len();
+                batch.bytes.extend_from_slice(&buffer[..length]);
+                batch.datagrams.push((start..batch.bytes.len(), peer));
             }
-            receiver.accept_datagram(&buffer, length, &arrival, &mut events);
+            if batch.datagrams.len() >= BATCH_MESSAGES || batch.bytes.len() >= UDP_BATCH_BYTES {
+                break;
+            }
+            next = socket.try_recv_from(&mut buffer).ok();
+        }
+        if batch.datagrams.is_empty() {
+            continue;
         }
         let Ok(permit) = stores_in_flight.clone().acquire_owned().await else {
             return;
         };
         let storing = receiver.clone();
         tokio::spawn(async move {
+            let received = Timestamp::now();
+            let mut events = Vec::with_capacity(batch.datagrams.len());
+            let mut arrival: Option<Arrival> = None;
+            for (range, peer) in batch.datagrams {
+                let current = match arrival.take() {
+                    Some(same) if same.peer == peer => same,
+                    _ => storing.arrival(peer, received),
+                };
+                storing.accept(&batch.bytes[range], &current, &mut events);
+                arrival = Some(current);
+            }
             storing.store(events).await;
             drop(permit);
         });
