@@ -216,16 +216,19 @@ impl Tailer {
     pub fn poll_once(&mut self, runtime: &tokio::runtime::Handle) -> usize {
         self.discover();
         let received = Timestamp::now();
-        let mut raw_events = Vec::new();
+        let mut events = Vec::new();
         let mut advanced: Vec<(FileKey, u64, bool)> = Vec::new();
         for (key, tailed) in &mut self.files {
             let before = (tailed.offset, tailed.skipping_long_line);
+            let mut raw_events = Vec::new();
             let read = read_new_lines(tailed, self.max_line_bytes, received, &mut raw_events);
+            if !raw_events.is_empty() {
+                events.extend(normalize_file_events(raw_events, &tailed.path, received));
+            }
             if (read.new_offset, read.skipping) != before {
                 advanced.push((*key, read.new_offset, read.skipping));
             }
         }
-        let events = normalize_file_events(raw_events, received);
         let count = events.len();
         if !events.is_empty() {
             if let Err(error) = runtime.block_on(self.store.append(events)) {
@@ -544,11 +547,16 @@ fn too_long(tailed: &TailedFile) {
     }
 }
 
-/// Normalizes the raw events of tailed files with the file as their origin.
-pub fn normalize_file_events(raw: Vec<Value>, received: Timestamp) -> Vec<isms_event::Event> {
+/// Normalizes the raw events of a tailed file with the file as their origin (`origin.endpoint` is
+/// `file:` and its path).
+pub fn normalize_file_events(
+    raw: Vec<Value>,
+    path: &Path,
+    received: Timestamp,
+) -> Vec<isms_event::Event> {
     let origin = Origin {
         peer: None,
-        endpoint: "files".to_owned(),
+        endpoint: format!("file:{}", path.display()),
         key_name: None,
     };
     let delivery = Delivery::new(&origin, received);

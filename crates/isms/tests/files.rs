@@ -92,7 +92,11 @@ fn tailed_files_survive_rotation_truncation_and_restart_without_loss_or_duplicat
         assert_eq!(server.count("summary:oldline").await, 0);
         let event = server.search_one("summary:line7").await;
         assert_eq!(event["hostname"], "web01");
-        assert_eq!(event["origin"]["endpoint"], "files");
+        assert_eq!(
+            event["origin"]["endpoint"],
+            format!("file:{}", auth.display()),
+            "the file is the origin"
+        );
 
         // Rotation by rename + create: the old file gets more lines after the rename (the daemon
         // still holds it), the new one starts fresh.
