@@ -120,6 +120,12 @@ impl LineDecoder {
         self.audit.flush()
     }
 
+    /// Whether lines already pushed still wait in the decoder for the rest of their event (audit
+    /// records before their EOE): a source that saves its place must not move it past them yet.
+    pub fn holds_lines(&self) -> bool {
+        self.audit.open_events() > 0
+    }
+
     /// Emits the audit events held longer than the assembler's age limit before `now`: for a
     /// source that has gone quiet (lines of other programs do this on their own, by their times).
     pub fn expire(&mut self, now: Timestamp) -> Vec<Value> {

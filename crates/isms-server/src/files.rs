@@ -13,8 +13,11 @@
 //! - **Offsets move only after the store said yes.** Only whole lines are read (a line still being
 //!   written waits for its newline); the lines of one poll are appended as one batch; then the new
 //!   offsets are written to `file-offsets.json` in the data directory (written to a temporary file,
-//!   fsynced, renamed). After a crash a few lines may be stored twice, never lost. On restart a file
-//!   whose inode moved while isms was down is found by inode in the same directory and finished.
+//!   fsynced, renamed). The offset saved is the last one at which the file's converter held nothing
+//!   back (audit records wait there for the rest of their event), so a restart or a failed append
+//!   reads those lines again rather than losing them. After a crash a few lines may be stored twice,
+//!   never lost. On restart a file whose inode moved while isms was down is found by inode in the
+//!   same directory and finished.
 //! - **Bounded.** At most [`READ_BUDGET_BYTES`] per file per poll; a line longer than
 //!   `files.max_line_bytes` is skipped to its newline, counted (`isms_files_dropped_total`) and logged
 //!   at a bounded rate.
@@ -36,6 +39,9 @@ use crate::log_budget::LogBudget;
 /// Most bytes read from one file in one poll, so one busy file cannot starve the others.
 pub const READ_BUDGET_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Most bytes read from all files in one poll: one append's worth, however many files match.
+pub const POLL_BUDGET_BYTES: u64 = 16 * 1024 * 1024;
+
 /// How long a file rotated away (its name now another file) is kept open after its last new line.
 pub const ROTATED_GRACE: Duration = Duration::from_secs(5);
 
@@ -49,6 +55,18 @@ static FILE_PROBLEMS: LogBudget = LogBudget::new(10, Duration::from_secs(60));
 pub trait LineConverter: Send {
     /// The raw events (MozDef-shaped JSON) completed by this line, read at `received`.
     fn push_line(&mut self, line: &str, received: Timestamp) -> Vec<Value>;
+    /// Whether lines pushed earlier still wait for the rest of their event.
+    fn holds_lines(&self) -> bool {
+        false
+    }
+    /// Events held long enough before `now` to be given up waiting for (a quiet source).
+    fn expire(&mut self, _now: Timestamp) -> Vec<Value> {
+        Vec::new()
+    }
+    /// Everything still held, when the file is let go.
+    fn finish(&mut self) -> Vec<Value> {
+        Vec::new()
+    }
 }
 
 /// Makes a [`LineConverter`] for each file tailed.
@@ -80,6 +98,18 @@ impl LineConverter for DecodingConverter {
     fn push_line(&mut self, line: &str, received: Timestamp) -> Vec<Value> {
         self.lines.set_received(received);
         self.lines.push_line(line)
+    }
+
+    fn holds_lines(&self) -> bool {
+        self.lines.holds_lines()
+    }
+
+    fn expire(&mut self, now: Timestamp) -> Vec<Value> {
+        self.lines.expire(now)
+    }
+
+    fn finish(&mut self) -> Vec<Value> {
+        self.lines.finish()
     }
 }
 
@@ -120,8 +150,11 @@ struct TailedFile {
     /// The name it was found under (after a rotation, the name it had).
     path: PathBuf,
     file: std::fs::File,
-    /// Bytes before this are stored (or skipped).
+    /// Bytes before this are read and converted.
     offset: u64,
+    /// Bytes before this are stored with nothing held back in the converter: where a restart or a
+    /// failed append resumes.
+    resume_offset: u64,
     /// Inside a line longer than the limit: skip to its newline.
     skipping_long_line: bool,
     converter: Box<dyn LineConverter>,
@@ -129,6 +162,8 @@ struct TailedFile {
     last_growth: Instant,
     /// Whether the path still names this file.
     current: bool,
+    /// When the file was first seen no longer under its name.
+    rotated_at: Option<Instant>,
 }
 
 /// Tails the configured files into the store until the task is dropped.
@@ -204,7 +239,17 @@ impl Tailer {
             .name("isms-files".to_owned())
             .spawn(move || {
                 loop {
-                    self.poll_once(&runtime);
+                    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.poll_once(&runtime);
+                    }));
+                    if polled.is_err() {
+                        // A bug met on some line must not end tailing for good; the offsets saved
+                        // are from before the poll, so its lines are read again.
+                        metrics::counter!("isms_files_poll_panics_total").increment(1);
+                        tracing::error!("file tailing poll panicked; going on from the saved offsets");
+                        self.files.clear();
+                        self.reload_saved();
+                    }
                     std::thread::sleep(interval);
                 }
             })
@@ -217,16 +262,48 @@ impl Tailer {
         self.discover();
         let received = Timestamp::now();
         let mut events = Vec::new();
-        let mut advanced: Vec<(FileKey, u64, bool)> = Vec::new();
+        let mut advanced: Vec<(FileKey, ReadOutcome)> = Vec::new();
+        let mut finished: Vec<FileKey> = Vec::new();
+        let mut budget = POLL_BUDGET_BYTES;
         for (key, tailed) in &mut self.files {
-            let before = (tailed.offset, tailed.skipping_long_line);
+            let before = (tailed.offset, tailed.skipping_long_line, tailed.resume_offset);
             let mut raw_events = Vec::new();
-            let read = read_new_lines(tailed, self.max_line_bytes, received, &mut raw_events);
+            let mut read = read_new_lines(
+                tailed,
+                self.max_line_bytes,
+                received,
+                budget.min(READ_BUDGET_BYTES),
+                &mut raw_events,
+            );
+            budget = budget.saturating_sub(read.bytes_read);
+            if read.bytes_read == 0 {
+                // A quiet file: audit events still waiting for their last record are given up on
+                // once old enough (while lines come, their own times move the assembler on).
+                raw_events.extend(tailed.converter.expire(received));
+            }
+            // A file rotated away, idle for the grace period and read to its end (but for a last
+            // line its writer never ended): that line and what the converter holds are its last.
+            let let_go = tailed
+                .rotated_at
+                .is_some_and(|rotated| rotated.elapsed() >= ROTATED_GRACE)
+                && tailed.last_growth.elapsed() >= ROTATED_GRACE
+                && read.at_end;
+            if let_go {
+                if let Some(last_line) = read.unterminated.take() {
+                    raw_events.extend(tailed.converter.push_line(&last_line, received));
+                }
+                raw_events.extend(tailed.converter.finish());
+                read.new_offset = read.size;
+                finished.push(*key);
+            }
+            if !tailed.converter.holds_lines() {
+                read.resume_offset = read.new_offset;
+            }
             if !raw_events.is_empty() {
                 events.extend(normalize_file_events(raw_events, &tailed.path, received));
             }
-            if (read.new_offset, read.skipping) != before {
-                advanced.push((*key, read.new_offset, read.skipping));
+            if (read.new_offset, read.skipping, read.resume_offset) != before || let_go {
+                advanced.push((*key, read));
             }
         }
         let count = events.len();
@@ -235,31 +312,55 @@ impl Tailer {
                 if let Some(held_back) = FILE_PROBLEMS.allow() {
                     tracing::error!(%error, events = count, held_back, "file lines not stored; read again at the next poll");
                 }
-                // Offsets stay where they were: the same lines are read again next time, by
-                // converters that start afresh.
-                for (key, _, _) in &advanced {
-                    if let Some(tailed) = self.files.get_mut(key) {
-                        tailed.converter = (self.converters)();
+                // Everything after each file's resume offset is read again, by converters that
+                // start afresh (they may have held, or just given up, lines of earlier polls).
+                for tailed in self.files.values_mut() {
+                    if tailed.resume_offset != tailed.offset {
+                        // A resume offset is always just after a newline.
+                        tailed.offset = tailed.resume_offset;
+                        tailed.skipping_long_line = false;
                     }
+                    tailed.converter = (self.converters)();
                 }
                 return 0;
             }
             metrics::counter!("isms_files_events_total").increment(count as u64);
         }
-        for (key, offset, skipping) in advanced {
+        for (key, read) in advanced {
             if let Some(tailed) = self.files.get_mut(&key) {
-                tailed.offset = offset;
-                tailed.skipping_long_line = skipping;
-                tailed.last_growth = Instant::now();
+                if read.new_offset != tailed.offset {
+                    tailed.last_growth = Instant::now();
+                }
+                tailed.offset = read.new_offset;
+                tailed.resume_offset = read.resume_offset;
+                tailed.skipping_long_line = read.skipping;
             }
         }
-        self.forget_rotated();
+        for key in finished {
+            if let Some(tailed) = self.files.remove(&key) {
+                metrics::counter!("isms_files_rotations_total").increment(1);
+                tracing::info!(path = %tailed.path.display(), "rotated file read to its end");
+            }
+        }
         if let Err(error) = self.save()
             && let Some(held_back) = FILE_PROBLEMS.allow()
         {
             tracing::warn!(path = %self.checkpoint_path.display(), %error, held_back, "file offsets not saved");
         }
         count
+    }
+
+    /// After a panicked poll: the offsets as last saved, as at a restart.
+    fn reload_saved(&mut self) {
+        if let Ok(bytes) = std::fs::read(&self.checkpoint_path)
+            && let Ok(saved) = serde_json::from_slice::<SavedOffsets>(&bytes)
+        {
+            self.saved = saved
+                .files
+                .into_iter()
+                .map(|offset| ((offset.device, offset.inode), offset))
+                .collect();
+        }
     }
 
     /// Expands the patterns and opens files not seen before.
@@ -275,12 +376,19 @@ impl Tailer {
                 }
             }
         }
+        let previously_current: Vec<FileKey> = self
+            .files
+            .iter()
+            .filter(|(_, tailed)| tailed.current)
+            .map(|(key, _)| *key)
+            .collect();
         for tailed in self.files.values_mut() {
             tailed.current = false;
         }
         for (path, key, size) in present {
             if let Some(tailed) = self.files.get_mut(&key) {
                 tailed.current = true;
+                tailed.rotated_at = None;
                 tailed.path = path;
                 continue;
             }
@@ -301,6 +409,15 @@ impl Tailer {
                 self.open(path, (saved.device, saved.inode), saved.offset, false);
             }
         }
+        // Files just seen gone from their name: the grace period starts now, however long they
+        // were quiet before (their writer may not have reopened its log yet).
+        for key in previously_current {
+            if let Some(tailed) = self.files.get_mut(&key)
+                && !tailed.current
+            {
+                tailed.rotated_at = Some(Instant::now());
+            }
+        }
         self.first_start = false;
     }
 
@@ -314,10 +431,12 @@ impl Tailer {
                         path,
                         file,
                         offset,
+                        resume_offset: offset,
                         skipping_long_line: false,
                         converter: (self.converters)(),
                         last_growth: Instant::now(),
                         current,
+                        rotated_at: (!current).then(Instant::now),
                     },
                 );
             }
@@ -329,23 +448,6 @@ impl Tailer {
         }
     }
 
-    /// Lets go of files rotated away and idle for [`ROTATED_GRACE`], once read to their end.
-    fn forget_rotated(&mut self) {
-        self.files.retain(|_, tailed| {
-            let at_end = tailed
-                .file
-                .metadata()
-                .map(|metadata| metadata.len() <= tailed.offset)
-                .unwrap_or(true);
-            let keep = tailed.current || !at_end || tailed.last_growth.elapsed() < ROTATED_GRACE;
-            if !keep {
-                metrics::counter!("isms_files_rotations_total").increment(1);
-                tracing::info!(path = %tailed.path.display(), "rotated file read to its end");
-            }
-            keep
-        });
-    }
-
     /// Writes the offsets durably: temporary file, fsync, rename.
     fn save(&self) -> std::io::Result<()> {
         let mut files: Vec<SavedOffset> = self
@@ -355,7 +457,7 @@ impl Tailer {
                 path: tailed.path.clone(),
                 device,
                 inode,
-                offset: tailed.offset,
+                offset: tailed.resume_offset,
             })
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -440,43 +542,60 @@ fn find_by_inode(saved: &SavedOffset) -> Option<PathBuf> {
 }
 
 struct ReadOutcome {
+    /// Where the next read starts.
     new_offset: u64,
+    /// Inside a line too long, to be skipped to its newline.
     skipping: bool,
+    /// The last offset after a line at which the converter held nothing back.
+    resume_offset: u64,
+    /// Bytes read this time.
+    bytes_read: u64,
+    /// The file's size when read.
+    size: u64,
+    /// Everything up to the size was read (but perhaps a last line without its newline).
+    at_end: bool,
+    /// The bytes after the last newline, when the read reached the end of the file.
+    unterminated: Option<String>,
 }
 
-/// Reads the whole lines written after the file's offset (up to the budget), converting each into
-/// `events`. Returns where the next read starts; the file's own offset is not moved (that waits for
-/// the store).
+/// Reads the whole lines written after the file's offset (up to `budget` bytes), converting each
+/// into `events`. Returns where the next read starts; the file's own offsets are not moved (that
+/// waits for the store).
 fn read_new_lines(
     tailed: &mut TailedFile,
     max_line_bytes: usize,
     received: Timestamp,
+    budget: u64,
     events: &mut Vec<Value>,
 ) -> ReadOutcome {
-    let mut offset = tailed.offset;
-    let mut skipping = tailed.skipping_long_line;
+    let mut outcome = ReadOutcome {
+        new_offset: tailed.offset,
+        skipping: tailed.skipping_long_line,
+        resume_offset: tailed.resume_offset,
+        bytes_read: 0,
+        size: tailed.offset,
+        at_end: true,
+        unterminated: None,
+    };
     let size = match tailed.file.metadata() {
         Ok(metadata) => metadata.len(),
-        Err(_) => {
-            return ReadOutcome {
-                new_offset: offset,
-                skipping,
-            };
-        }
+        Err(_) => return outcome,
     };
+    outcome.size = size;
+    let mut offset = tailed.offset;
     if size < offset {
         // copytruncate: the file was emptied under us; what is in it now is new.
         metrics::counter!("isms_files_truncations_total").increment(1);
         tracing::info!(path = %tailed.path.display(), previous_offset = offset, size, "file truncated; reading it from the start");
         offset = 0;
-        skipping = false;
+        outcome.skipping = false;
+        outcome.resume_offset = 0;
     }
-    let end = size.min(offset + READ_BUDGET_BYTES);
+    outcome.new_offset = offset;
+    let end = size.min(offset + budget);
+    outcome.at_end = end == size;
     if end <= offset {
-        return ReadOutcome {
-            new_offset: offset,
-            skipping,
-        };
+        return outcome;
     }
     let mut buffer = vec![0u8; (end - offset) as usize];
     let mut filled = 0;
@@ -497,43 +616,45 @@ fn read_new_lines(
         }
     }
     buffer.truncate(filled);
+    outcome.bytes_read = filled as u64;
+    outcome.at_end = outcome.at_end && offset + filled as u64 == size;
     let mut start = 0;
     while start < buffer.len() {
         let Some(newline) = memchr_newline(&buffer[start..]) else {
             // A line without its newline yet: wait for it, unless it is already too long.
             let pending = buffer.len() - start;
-            if skipping || pending > max_line_bytes {
-                if !skipping {
+            if outcome.skipping || pending > max_line_bytes {
+                if !outcome.skipping {
                     too_long(tailed);
                 }
-                skipping = true;
+                outcome.skipping = true;
                 start = buffer.len();
+            } else if outcome.at_end {
+                outcome.unterminated = Some(String::from_utf8_lossy(&buffer[start..]).into_owned());
             }
             break;
         };
         let line = &buffer[start..start + newline];
         start += newline + 1;
-        if skipping {
+        if outcome.skipping {
             // The end of a line already counted as too long.
-            skipping = false;
-            continue;
-        }
-        if line.len() > max_line_bytes {
+            outcome.skipping = false;
+        } else if line.len() > max_line_bytes {
             too_long(tailed);
-            continue;
+        } else {
+            let line = String::from_utf8_lossy(line);
+            let line = line.trim_end_matches('\r');
+            if !line.trim().is_empty() {
+                metrics::counter!("isms_files_lines_total").increment(1);
+                events.extend(tailed.converter.push_line(line, received));
+            }
         }
-        let line = String::from_utf8_lossy(line);
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
+        if !tailed.converter.holds_lines() {
+            outcome.resume_offset = offset + start as u64;
         }
-        metrics::counter!("isms_files_lines_total").increment(1);
-        events.extend(tailed.converter.push_line(line, received));
     }
-    ReadOutcome {
-        new_offset: offset + start as u64,
-        skipping,
-    }
+    outcome.new_offset = offset + start as u64;
+    outcome
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {

@@ -183,3 +183,85 @@ fn send_lines_imports_a_log_file_once() {
         assert_eq!(server.count("summary:\"a json line\"").await, 1);
     });
 }
+
+/// Audit records wait in the decoder for their event's last record: a restart between them must not
+/// lose the first ones (the saved offset stays before them until their event is stored).
+#[test]
+fn audit_records_held_for_their_event_survive_a_restart() {
+    run_test(LIMIT, async {
+        let logs = tempfile::tempdir().expect("log directory");
+        let audit = logs.path().join("audit.log");
+        std::fs::write(&audit, "").expect("create audit.log");
+        let mut env = tail_env(&audit.display().to_string());
+        env.push(("ISMS_FILES_START_AT", "beginning".to_owned()));
+        let mut server = start(&env);
+        let serial = 4242;
+        // Live records: times of now (an old event would be given up on at the first quiet poll).
+        let now = jiff::Timestamp::now().as_second();
+        append(
+            &audit,
+            &[
+                format!(
+                    "type=SYSCALL msg=audit({now}.123:{serial}): arch=c000003e syscall=59 success=yes exit=0 items=1 ppid=1 pid=77 auid=1000 uid=0 comm=\"id\" exe=\"/usr/bin/id\" key=\"exec\""
+                ),
+                format!("type=EXECVE msg=audit({now}.123:{serial}): argc=2 a0=\"id\" a1=\"-u\""),
+            ],
+        );
+        // Read (and held) before the restart: the server has seen the lines.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let early = server.search("details.serial:4242").await;
+        assert!(early.is_empty(), "held until the event ends: {early:?}");
+        server.kill9();
+        server.restart();
+        append(
+            &audit,
+            &[format!("type=EOE msg=audit({now}.123:{serial}): ")],
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.count("details.serial:4242").await < 1 {
+            if Instant::now() > deadline {
+                server.fail("the audit event was not stored");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let event = server.search_one("details.serial:4242").await;
+        assert_eq!(event["details"]["syscall"], "execve");
+        assert_eq!(
+            event["details"]["command"], "id -u",
+            "the records read before the restart are part of it: {event}"
+        );
+        assert_eq!(server.count("details.serial:4242").await, 1);
+    });
+}
+
+/// A file rotated away whose writer left a last line without its newline: once the grace period is
+/// over, that line is stored and the file let go.
+#[test]
+fn a_rotated_file_s_unterminated_last_line_is_stored_when_it_is_let_go() {
+    run_test(LIMIT, async {
+        let logs = tempfile::tempdir().expect("log directory");
+        let auth = logs.path().join("auth.log");
+        std::fs::write(&auth, "").expect("create auth.log");
+        let server = start(&tail_env(&auth.display().to_string()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        append(&auth, &sshd_lines(0, 5));
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&auth)
+            .expect("open");
+        write!(file, "{}", sshd_lines(5, 6)[0]).expect("write without newline");
+        drop(file);
+        wait_for_lines(&server, 5).await;
+        std::fs::rename(&auth, logs.path().join("auth.log.1")).expect("rotate");
+        std::fs::write(&auth, "").expect("new auth.log");
+        // ROTATED_GRACE is 5 s.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while server.count("summary:line5").await < 1 {
+            if Instant::now() > deadline {
+                server.fail("the last line of the rotated file was not stored");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        wait_for_lines(&server, 6).await;
+    });
+}
