@@ -766,19 +766,22 @@ impl Consumer {
         let routing_key = short_string(queue)?;
         let mut confirms = Vec::with_capacity(poisoned.len());
         for (message, poison) in poisoned {
-            tracing::warn!(
-                queue = %self.config.queue,
-                dead_letter_queue = %queue,
-                delivery_tag = message.delivery_tag,
-                reason = %poison.reason,
-                "amqp message cannot be stored; moving it to the dead-letter queue"
-            );
+            if let Some(held_back) = POISON_LOGS.allow() {
+                tracing::warn!(
+                    queue = %self.config.queue,
+                    dead_letter_queue = %queue,
+                    delivery_tag = message.delivery_tag,
+                    reason = %poison.reason,
+                    held_back,
+                    "amqp message cannot be stored; moving it to the dead-letter queue"
+                );
+            }
             let mut headers = message.properties.headers().clone().unwrap_or_default();
             headers.insert(
                 REASON_HEADER.into(),
                 AMQPValue::LongString(LongString::from(poison.reason.as_bytes())),
             );
-            let properties: BasicProperties = message.properties.clone().with_headers(headers);
+            let properties = dead_letter_properties(&message.properties, headers);
             let confirm = broker(
                 || format!("publishing to dead-letter queue {queue}"),
                 dead_letters.basic_publish(
@@ -841,10 +844,97 @@ fn short_string(text: &str) -> Result<ShortString, AmqpError> {
     })
 }
 
+/// Dead-lettering logged at a bounded rate: a producer can publish garbage as fast as it likes.
+static POISON_LOGS: crate::log_budget::LogBudget =
+    crate::log_budget::LogBudget::new(10, std::time::Duration::from_secs(60));
+
+/// The properties of a dead letter: the original's, with the reason header, made persistent (a
+/// dead letter may wait days for someone to look), without `user-id` (RabbitMQ refuses a publish
+/// whose user-id is not the publishing user's) and without `expiration` (it would silently expire
+/// out of the dead-letter queue); the two are kept as headers.
+fn dead_letter_properties(original: &BasicProperties, mut headers: FieldTable) -> BasicProperties {
+    let mut properties = BasicProperties::default().with_delivery_mode(2);
+    if let Some(value) = original.content_type() {
+        properties = properties.with_content_type(value.clone());
+    }
+    if let Some(value) = original.content_encoding() {
+        properties = properties.with_content_encoding(value.clone());
+    }
+    if let Some(value) = original.priority() {
+        properties = properties.with_priority(*value);
+    }
+    if let Some(value) = original.correlation_id() {
+        properties = properties.with_correlation_id(value.clone());
+    }
+    if let Some(value) = original.reply_to() {
+        properties = properties.with_reply_to(value.clone());
+    }
+    if let Some(value) = original.message_id() {
+        properties = properties.with_message_id(value.clone());
+    }
+    if let Some(value) = original.timestamp() {
+        properties = properties.with_timestamp(*value);
+    }
+    if let Some(value) = original.kind() {
+        properties = properties.with_type(value.clone());
+    }
+    if let Some(value) = original.app_id() {
+        properties = properties.with_app_id(value.clone());
+    }
+    if let Some(value) = original.cluster_id() {
+        properties = properties.with_cluster_id(value.clone());
+    }
+    for (name, value) in [
+        ("x-isms-original-user-id", original.user_id()),
+        ("x-isms-original-expiration", original.expiration()),
+    ] {
+        if let Some(value) = value {
+            headers.insert(
+                name.into(),
+                AMQPValue::LongString(LongString::from(value.as_str().as_bytes())),
+            );
+        }
+    }
+    properties.with_headers(headers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write as _;
+
+    #[test]
+    fn dead_letters_are_persistent_and_drop_what_the_broker_would_refuse_or_expire() {
+        let original = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(1)
+            .with_user_id("producer".into())
+            .with_expiration("60000".into())
+            .with_message_id("m-1".into());
+        let mut headers = FieldTable::default();
+        headers.insert(
+            REASON_HEADER.into(),
+            AMQPValue::LongString(LongString::from(&b"body is not JSON"[..])),
+        );
+        let copy = dead_letter_properties(&original, headers);
+        assert_eq!(copy.delivery_mode(), &Some(2));
+        assert_eq!(copy.user_id(), &None);
+        assert_eq!(copy.expiration(), &None);
+        assert_eq!(copy.content_type(), original.content_type());
+        assert_eq!(copy.message_id(), original.message_id());
+        let headers = copy.headers().clone().expect("headers");
+        let inner = headers.inner();
+        for name in [
+            REASON_HEADER,
+            "x-isms-original-user-id",
+            "x-isms-original-expiration",
+        ] {
+            assert!(
+                inner.keys().any(|key| key.as_str() == name),
+                "{name} missing: {inner:?}"
+            );
+        }
+    }
 
     fn limits() -> MessageLimits {
         MessageLimits::from_config(&AmqpConfig::default(), &isms_config::HttpConfig::default())

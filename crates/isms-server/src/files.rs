@@ -246,7 +246,9 @@ impl Tailer {
                         // A bug met on some line must not end tailing for good; the offsets saved
                         // are from before the poll, so its lines are read again.
                         metrics::counter!("isms_files_poll_panics_total").increment(1);
-                        tracing::error!("file tailing poll panicked; going on from the saved offsets");
+                        tracing::error!(
+                            "file tailing poll panicked; going on from the saved offsets"
+                        );
                         self.files.clear();
                         self.reload_saved();
                     }
@@ -266,7 +268,11 @@ impl Tailer {
         let mut finished: Vec<FileKey> = Vec::new();
         let mut budget = POLL_BUDGET_BYTES;
         for (key, tailed) in &mut self.files {
-            let before = (tailed.offset, tailed.skipping_long_line, tailed.resume_offset);
+            let before = (
+                tailed.offset,
+                tailed.skipping_long_line,
+                tailed.resume_offset,
+            );
             let mut raw_events = Vec::new();
             let mut read = read_new_lines(
                 tailed,

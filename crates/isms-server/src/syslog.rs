@@ -270,6 +270,8 @@ struct Arrival {
 
 impl Receiver {
     fn arrival(&self, peer: SocketAddr, received: Timestamp) -> Arrival {
+        // A dual-stack socket shows an IPv4 sender as ::ffff:a.b.c.d; it is a.b.c.d.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let peer_host = peer.ip().to_string();
         let time_zone = self
             .time_zones
@@ -385,6 +387,7 @@ async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>) {
             } else {
                 let start = batch.bytes.len();
                 batch.bytes.extend_from_slice(&buffer[..length]);
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                 batch.datagrams.push((start..batch.bytes.len(), peer));
             }
             if batch.datagrams.len() >= BATCH_MESSAGES || batch.bytes.len() >= UDP_BATCH_BYTES {

@@ -731,17 +731,13 @@ async fn send_lines(
         );
         while let Some((mut pending, bytes)) = receiver.recv().await {
             events_total += pending.len();
-            let line_numbers: Vec<usize> = pending.iter().map(|(number, _)| *number).collect();
             let (accepted, failed) = send_batch(&client, path, &mut pending, gzip).await?;
             accepted_total += accepted;
-            // send_batch names items by their place in the batch; name the line instead.
+            // send_batch names a rejected item by the number stored with it: here, its line.
             rejections.extend(failed.into_iter().map(|(place, reason)| {
                 let line = place
-                    .rsplit(' ')
-                    .next()
-                    .and_then(|index| index.parse::<usize>().ok())
-                    .and_then(|index| line_numbers.get(index))
-                    .map_or(place, |line| format!("{}:{line}", path.display()));
+                    .rsplit_once(" item ")
+                    .map_or(place.clone(), |(file, line)| format!("{file}:{line}"));
                 (line, reason)
             }));
             progress.inc(bytes);
