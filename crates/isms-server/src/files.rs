@@ -17,7 +17,8 @@
 //!   back (audit records wait there for the rest of their event), so a restart or a failed append
 //!   reads those lines again rather than losing them. After a crash a few lines may be stored twice,
 //!   never lost. On restart a file whose inode moved while isms was down is found by inode in the
-//!   same directory and finished.
+//!   same directory and finished; a saved place also records a hash of the file's first kilobyte, so
+//!   an inode freed and reused by another file meanwhile is read from its start.
 //! - **Bounded.** At most [`READ_BUDGET_BYTES`] per file per poll; a line longer than
 //!   `files.max_line_bytes` is skipped to its newline, counted (`isms_files_dropped_total`) and logged
 //!   at a bounded rate.
@@ -136,6 +137,39 @@ struct SavedOffset {
     device: u64,
     inode: u64,
     offset: u64,
+    /// The file's first bytes (up to [`FINGERPRINT_BYTES`]), hashed: an inode freed and reused by
+    /// another file while isms was down does not pass for the file it had been.
+    #[serde(default)]
+    fingerprint: Option<Fingerprint>,
+}
+
+/// How many of a file's first bytes identify it along with its inode.
+const FINGERPRINT_BYTES: u64 = 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Fingerprint {
+    /// How many bytes were hashed (fewer than [`FINGERPRINT_BYTES`] in a short file).
+    length: u64,
+    /// Their BLAKE3 hash, hex.
+    blake3: String,
+}
+
+/// The fingerprint of the first `length` bytes of `file`, if it has that many.
+fn fingerprint(file: &std::fs::File, length: u64) -> Option<Fingerprint> {
+    let mut bytes = vec![0u8; length as usize];
+    file.read_exact_at(&mut bytes, 0).ok()?;
+    Some(Fingerprint {
+        length,
+        blake3: blake3::hash(&bytes).to_hex().to_string(),
+    })
+}
+
+/// Whether `file` starts as the saved file did (a saved place without a fingerprint is trusted).
+fn same_file(saved: &SavedOffset, file: &std::fs::File) -> bool {
+    match &saved.fingerprint {
+        None => true,
+        Some(expected) => fingerprint(file, expected.length).as_ref() == Some(expected),
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -398,7 +432,10 @@ impl Tailer {
                 tailed.path = path;
                 continue;
             }
-            let offset = match self.saved.remove(&key) {
+            let saved = self.saved.remove(&key).filter(|saved| {
+                std::fs::File::open(&path).is_ok_and(|file| same_file(saved, &file))
+            });
+            let offset = match saved {
                 // The same file as before the restart (a smaller one was truncated meanwhile).
                 Some(saved) if saved.offset <= size => saved.offset,
                 Some(_) => 0,
@@ -411,7 +448,9 @@ impl Tailer {
         // rotated file is usually in the same directory; finish it from its saved offset.
         let missing: Vec<SavedOffset> = self.saved.drain().map(|(_, saved)| saved).collect();
         for saved in missing {
-            if let Some(path) = find_by_inode(&saved) {
+            if let Some(path) = find_by_inode(&saved)
+                && std::fs::File::open(&path).is_ok_and(|file| same_file(&saved, &file))
+            {
                 self.open(path, (saved.device, saved.inode), saved.offset, false);
             }
         }
@@ -464,6 +503,8 @@ impl Tailer {
                 device,
                 inode,
                 offset: tailed.resume_offset,
+                fingerprint: fingerprint(&tailed.file, tailed.resume_offset.min(FINGERPRINT_BYTES))
+                    .filter(|print| print.length > 0),
             })
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -704,6 +745,38 @@ pub fn normalize_file_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saved_place_fits_only_a_file_that_starts_the_same() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("auth.log");
+        std::fs::write(&path, "Nov 30 10:00:00 host sshd[1]: first line\n").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let saved = SavedOffset {
+            path: path.clone(),
+            device: 0,
+            inode: 0,
+            offset: 20,
+            fingerprint: fingerprint(&file, 20),
+        };
+        assert!(same_file(&saved, &file));
+        // Another file in the same inode (or the same name), written anew.
+        std::fs::write(&path, "Dec  1 00:00:00 host cron[2]: other content\n").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        assert!(!same_file(&saved, &file));
+        // Shorter than what was hashed: not the same file either.
+        std::fs::write(&path, "short").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        assert!(!same_file(&saved, &file));
+        let unprinted = SavedOffset {
+            fingerprint: None,
+            ..saved
+        };
+        assert!(
+            same_file(&unprinted, &file),
+            "offsets saved before fingerprints are trusted"
+        );
+    }
 
     #[test]
     fn wildcards_match_like_a_shell_in_one_file_name() {
