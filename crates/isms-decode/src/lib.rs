@@ -53,6 +53,7 @@
 //! | `command`, `tty`, `pwd` | sudo and cron commands, terminal, working directory |
 //! | `service` | the PAM service (or dovecot's protocol) |
 //! | `reason` | the daemon's own words for why |
+//! | `sourceambiguous` | `true` when an sshd line holds two whole `from HOST port N sshN` phrases: the first is recorded (as fail2ban reads such lines), but a user name can imitate the phrase, so the source is in doubt |
 //!
 //! # What counts as a failure
 //!

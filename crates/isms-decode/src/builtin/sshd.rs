@@ -190,8 +190,28 @@ fn apply_user_from(decoded: &mut Decoded, phrase: &UserFrom<'_>) -> bool {
     }
     if let Some(info) = phrase.info {
         decoded.text_unless_empty("authinfo", info);
+        if names_another_source(info) {
+            // `for U from A port 1 ssh2: X from B port 2 ssh2`: either the text after A's phrase was
+            // injected (old sshd's `ruser`, as fail2ban reads it, A being the source) or the user
+            // name was `U from A port 1 ssh2: X` (B being the source). The text cannot tell; A is
+            // recorded, and the doubt with it, for rules that want to know.
+            decoded.set("sourceambiguous", true);
+        }
     }
     true
+}
+
+/// Whether `info` (what follows a `from HOST port N sshN: `) holds a second whole address phrase.
+fn names_another_source(info: &str) -> bool {
+    let mut search_from = 0;
+    while let Some(found) = info.get(search_from..).and_then(|rest| rest.find("from ")) {
+        let at = search_from + found;
+        if address_phrase(&info[at + 5..]).is_some_and(|phrase| phrase.terminal) {
+            return true;
+        }
+        search_from = at + 1;
+    }
+    false
 }
 
 /// The method as sshd names it, without a `/pam` style submethod.
@@ -751,6 +771,18 @@ mod tests {
         assert_eq!(detail(message, "username"), "a 6.6.6.6 port 9");
         let message = "error: PAM: Authentication failure for b from 6.6.6.6 from 192.0.2.83";
         assert_eq!(detail(message, "sourceipaddress"), "192.0.2.83");
+    }
+
+    #[test]
+    fn two_whole_address_phrases_are_flagged_as_ambiguous() {
+        // Either a user name "x from 6.6.6.6 port 1 ssh2: y" sent from 192.0.2.84, or text injected
+        // after the real phrase: the first address is kept (as fail2ban reads it) and the doubt noted.
+        let message = "Failed password for invalid user x from 6.6.6.6 port 1 ssh2: y from 192.0.2.84 port 40000 ssh2";
+        assert_eq!(detail(message, "sourceipaddress"), "6.6.6.6");
+        assert_eq!(detail(message, "sourceambiguous"), json!(true));
+        let plain = "Accepted publickey for alice from 192.0.2.85 port 22 ssh2: ED25519 SHA256:abc";
+        assert_eq!(detail(plain, "sourceipaddress"), "192.0.2.85");
+        assert_eq!(detail(plain, "sourceambiguous"), json!(null));
     }
 
     #[test]
