@@ -7,7 +7,8 @@
 //! acknowledgment, so a TCP reader simply does not read on while its batch is being stored (the sender
 //! waits, nothing queues up in memory). A message over `syslog.max_message_bytes` is dropped, counted
 //! (`isms_syslog_dropped_total`) and logged, and the stream goes on; a TCP stream whose octet count is
-//! not a number is closed, since nothing after it can be framed. Connections are bounded; TLS
+//! not a number is closed, since nothing after it can be framed. Connections are bounded, in all and
+//! per sender address (so one host cannot take every slot); TLS
 //! handshakes must finish within [`TLS_HANDSHAKE_TIMEOUT`], and failed ones are counted
 //! (`isms_syslog_tls_handshake_failures_total`). Problems a sender can repeat at will are logged at a
 //! bounded rate ([`LogBudget`]).
@@ -51,6 +52,9 @@ const MAX_UDP_PAYLOAD_BYTES: usize = 65_535;
 
 /// Most TCP (or TLS) connections served at once, per receiver; more are closed at once with a warning.
 const MAX_TCP_CONNECTIONS: usize = 1024;
+
+/// Most TCP (or TLS) connections from one address at once, so that one host cannot take every slot.
+const MAX_TCP_CONNECTIONS_PER_SENDER: usize = 64;
 
 /// Time a TLS client has to finish its handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -426,6 +430,8 @@ async fn tcp_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CONNECTIONS));
+    let per_sender: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Arc::default();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(connection) => connection,
@@ -435,7 +441,43 @@ async fn tcp_loop(
                 continue;
             }
         };
+        let sender = peer.ip().to_canonical();
+        let sender_slot = {
+            let mut open = per_sender
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let count = open.entry(sender).or_insert(0);
+            if *count >= MAX_TCP_CONNECTIONS_PER_SENDER {
+                false
+            } else {
+                *count += 1;
+                true
+            }
+        };
+        if !sender_slot {
+            metrics::counter!("isms_syslog_connections_refused_total", "endpoint" => receiver.endpoint.clone())
+                .increment(1);
+            if let Some(held_back) = SENDER_PROBLEMS.allow() {
+                tracing::warn!(%peer, limit = MAX_TCP_CONNECTIONS_PER_SENDER, held_back, endpoint = %receiver.endpoint, "syslog connection refused: too many open from this sender");
+            }
+            continue;
+        }
+        let release_sender = {
+            let per_sender = per_sender.clone();
+            move || {
+                let mut open = per_sender
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Some(count) = open.get_mut(&sender) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        open.remove(&sender);
+                    }
+                }
+            }
+        };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
+            release_sender();
             metrics::counter!("isms_syslog_connections_refused_total", "endpoint" => receiver.endpoint.clone())
                 .increment(1);
             if let Some(held_back) = SENDER_PROBLEMS.allow() {
@@ -458,6 +500,7 @@ async fn tcp_loop(
                 }
             }
             drop(permit);
+            release_sender();
         });
     }
 }

@@ -354,3 +354,48 @@ fn real_rsyslog_forwarding_to_isms_over_tcp() {
         );
     });
 }
+
+/// One sender cannot take every connection slot: past 64 open connections from one address, more
+/// are refused and counted; once it closes them, it is served again.
+#[test]
+fn one_sender_is_limited_to_its_share_of_tcp_connections() {
+    run_test(LIMIT, async {
+        let server = ServerProcess::start(&[]);
+        let tcp = server.syslog_tcp.expect("tcp receiver");
+        let held: Vec<TcpStream> = (0..64)
+            .map(|_| TcpStream::connect(tcp).expect("connect"))
+            .collect();
+        // Accepted in order: the 65th is refused once the others are counted.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut refused = TcpStream::connect(tcp).expect("connect");
+        refused
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut byte = [0u8; 1];
+        let closed = matches!(std::io::Read::read(&mut refused, &mut byte), Ok(0) | Err(_));
+        assert!(closed, "the connection over the limit is closed");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let metric_line = format!(
+            "isms_syslog_connections_refused_total{{endpoint=\"syslog:tcp:{}\"}} 1",
+            tcp.port()
+        );
+        while !server
+            .get("/metrics", &[])
+            .await
+            .text
+            .contains(&metric_line)
+        {
+            if Instant::now() > deadline {
+                server.fail(format!("{metric_line} not in /metrics"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        send_tcp(
+            tcp,
+            b"<13>Nov 30 10:00:00 host prog: served again after closing\n",
+        );
+        wait_for(&server, "summary:\"served again\"", 1).await;
+    });
+}
