@@ -384,7 +384,11 @@ async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>) {
         // parsing, decoding and storing happen in batch tasks on every core while it reads on.
         let mut batch = DatagramBatch::default();
         let mut next = Some(first);
+        // Datagrams taken this round, dropped ones included: a flood of oversized datagrams must
+        // not keep the receiver from yielding.
+        let mut taken = 0;
         while let Some((length, peer)) = next {
+            taken += 1;
             if length > receiver.max_message_bytes {
                 let limit = receiver.max_message_bytes;
                 receiver.too_long(peer, &FrameError::TooLong { length, limit });
@@ -394,12 +398,13 @@ async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>) {
                 let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                 batch.datagrams.push((start..batch.bytes.len(), peer));
             }
-            if batch.datagrams.len() >= BATCH_MESSAGES || batch.bytes.len() >= UDP_BATCH_BYTES {
+            if taken >= BATCH_MESSAGES || batch.bytes.len() >= UDP_BATCH_BYTES {
                 break;
             }
             next = socket.try_recv_from(&mut buffer).ok();
         }
         if batch.datagrams.is_empty() {
+            tokio::task::yield_now().await;
             continue;
         }
         let Ok(permit) = stores_in_flight.clone().acquire_owned().await else {
