@@ -167,7 +167,7 @@ pub async fn start(
     let listener = tokio::net::TcpListener::bind(&config.http.listen).await?;
     let local_address = listener.local_addr()?;
     let decoders = Arc::new(
-        build_decoders(config)
+        build_decoders(&config.decoders.file)
             .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?,
     );
     let syslog = syslog::start_syslog(&config.syslog, store.clone(), decoders.clone())
@@ -199,12 +199,13 @@ pub async fn start(
     })
 }
 
-/// The built-in decoders and the operator's own (`decoders.file`), or what is wrong with the latter.
-pub fn build_decoders(config: &Config) -> Result<isms_decode::Decoders, String> {
-    if config.decoders.file.is_empty() {
+/// The built-in decoders and the operator's own from `decoders_file` (`decoders.file`; empty for
+/// none), or what is wrong with the latter.
+pub fn build_decoders(decoders_file: &str) -> Result<isms_decode::Decoders, String> {
+    if decoders_file.is_empty() {
         return Ok(isms_decode::Decoders::builtin());
     }
-    let definitions = isms_config::load_decoder_file(std::path::Path::new(&config.decoders.file))
+    let definitions = isms_config::load_decoder_file(std::path::Path::new(decoders_file))
         .map_err(|error| error.to_string())?;
     let specs = definitions
         .into_iter()
@@ -217,7 +218,7 @@ pub fn build_decoders(config: &Config) -> Result<isms_decode::Decoders, String> 
         })
         .collect();
     isms_decode::Decoders::with_user(specs)
-        .map_err(|error| format!("{}: {error}", config.decoders.file))
+        .map_err(|error| format!("{decoders_file}: {error}"))
 }
 
 /// Starts tailing `files.paths`, when it names any.

@@ -458,12 +458,9 @@ fn line_decoder(
 ) -> anyhow::Result<isms_decode::LineDecoder> {
     let time_zone = isms_config::parse_time_zone(time_zone)
         .map_err(|reason| anyhow::anyhow!("--time-zone: {reason}"))?;
-    let mut config = Config::default();
-    if let Some(file) = decoders_file {
-        config.decoders.file = file.display().to_string();
-    }
-    let decoders =
-        isms_server::build_decoders(&config).map_err(|reason| anyhow::anyhow!(reason))?;
+    let file = decoders_file.map(|file| file.display().to_string());
+    let decoders = isms_server::build_decoders(file.as_deref().unwrap_or(""))
+        .map_err(|reason| anyhow::anyhow!(reason))?;
     let context = isms_syslog::ParseContext {
         received,
         time_zone,
@@ -602,19 +599,11 @@ pub async fn send(
     let mut items_total = 0usize;
     for path in files {
         let items = read_items(path)?;
-        let progress = if std::io::stderr().is_terminal() {
-            let bar = indicatif::ProgressBar::new(items.len() as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {pos}/{len} events ({per_sec}, eta {eta})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.set_message(path.display().to_string());
-            bar
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
+        let progress = progress_bar(
+            items.len() as u64,
+            "{msg} [{bar:30}] {pos}/{len} events ({per_sec}, eta {eta})",
+            path.display().to_string(),
+        );
         let mut pending: Vec<(usize, Value)> = Vec::with_capacity(batch);
         let total_items = items.len();
         for (index, item) in items.into_iter().enumerate() {
@@ -637,16 +626,21 @@ pub async fn send(
         "sent {items_total} items: {accepted_total} accepted, {} rejected",
         rejections.len()
     );
+    print_rejections(&rejections);
+    if !rejections.is_empty() {
+        bail!("{} of {items_total} items were rejected", rejections.len());
+    }
+    Ok(())
+}
+
+/// The first 50 rejections of `isms send`, each with its place, and how many more there were.
+fn print_rejections(rejections: &[(String, String)]) {
     for (place, reason) in rejections.iter().take(50) {
         println!("  rejected {place}: {reason}");
     }
     if rejections.len() > 50 {
         println!("  ... and {} more", rejections.len() - 50);
     }
-    if !rejections.is_empty() {
-        bail!("{} of {items_total} items were rejected", rejections.len());
-    }
-    Ok(())
 }
 
 /// A progress bar on a terminal (hidden otherwise).
@@ -751,12 +745,7 @@ async fn send_lines(
         "read {lines_total} lines into {events_total} events: {accepted_total} accepted, {} rejected",
         rejections.len()
     );
-    for (place, reason) in rejections.iter().take(50) {
-        println!("  rejected {place}: {reason}");
-    }
-    if rejections.len() > 50 {
-        println!("  ... and {} more", rejections.len() - 50);
-    }
+    print_rejections(&rejections);
     if !rejections.is_empty() {
         bail!("{} lines or events were rejected", rejections.len());
     }

@@ -4,7 +4,7 @@
 #[allow(dead_code)]
 mod harness;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::{ServerProcess, run_isms, run_test};
 use serde_json::Value;
@@ -139,15 +139,8 @@ fn syslog_messages_are_decoded_before_they_are_stored() {
                 .expect("send");
         }
         let query = "category:authentication AND details.result:failure";
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.count(query).await < 2 {
-            if Instant::now() > deadline {
-                server.fail("the decoded failures were not found");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let mut users: Vec<String> = server
-            .search(query)
+            .wait_for_exactly(query, 2)
             .await
             .iter()
             .map(|event| {

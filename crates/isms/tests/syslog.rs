@@ -9,28 +9,8 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use harness::{ServerProcess, required_tool, run_test, shared_data};
-use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// Waits until `q` finds `expected` events (stored asynchronously after the socket write).
-async fn wait_for(server: &ServerProcess, q: &str, expected: u64) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = server.count(q).await;
-        if found >= expected {
-            assert_eq!(found, expected, "{q}: more events than sent");
-            return server.search(q).await;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "{q}: {found} of {expected} events after 10 s; stderr: {}",
-                server.stderr_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn send_udp(to: SocketAddr, datagram: &[u8]) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("udp socket");
@@ -92,8 +72,10 @@ fn captured_clients_over_udp_and_tcp_land_as_events() {
         let expected_tcp: u64 = streams.iter().map(|(_, count)| count).sum();
         let udp_endpoint = format!("origin.endpoint:\"syslog:udp:{}\"", udp.port());
         let tcp_endpoint = format!("origin.endpoint:\"syslog:tcp:{}\"", tcp.port());
-        wait_for(&server, &udp_endpoint, datagrams.len() as u64).await;
-        wait_for(&server, &tcp_endpoint, expected_tcp).await;
+        server
+            .wait_for_exactly(&udp_endpoint, datagrams.len() as u64)
+            .await;
+        server.wait_for_exactly(&tcp_endpoint, expected_tcp).await;
 
         // Fields where they belong, for one message of each sender.
         let event = server
@@ -212,13 +194,13 @@ fn real_logger_over_udp_and_tcp() {
             "isms-tcp3164",
             "real logger octet counted bsd",
         ]);
-        let event = &wait_for(&server, "processname:isms-udp", 1).await[0];
+        let event = &server.wait_for_exactly("processname:isms-udp", 1).await[0];
         assert_eq!(event["summary"], "real logger over udp");
         assert_eq!(event["severity"], "WARNING");
         assert_eq!(event["details"]["facility"], "auth");
-        let event = &wait_for(&server, "processname:isms-tcp", 1).await[0];
+        let event = &server.wait_for_exactly("processname:isms-tcp", 1).await[0];
         assert_eq!(event["summary"], "real logger over tcp");
-        let event = &wait_for(&server, "processname:isms-tcp3164", 1).await[0];
+        let event = &server.wait_for_exactly("processname:isms-tcp3164", 1).await[0];
         assert_eq!(event["summary"], "real logger octet counted bsd");
         assert_eq!(event["details"]["syslogformat"], "rfc3164");
     });
@@ -240,7 +222,7 @@ fn an_oversized_message_is_dropped_and_the_ones_around_it_are_stored() {
         send_tcp(tcp, &stream);
         send_udp(udp, big.as_bytes());
         send_udp(udp, b"<13>after the big datagram");
-        let events = wait_for(&server, "after OR before", 4).await;
+        let events = server.wait_for_exactly("after OR before", 4).await;
         let mut summaries: Vec<&str> = events
             .iter()
             .map(|event| event["summary"].as_str().unwrap())
@@ -396,6 +378,6 @@ fn one_sender_is_limited_to_its_share_of_tcp_connections() {
             tcp,
             b"<13>Nov 30 10:00:00 host prog: served again after closing\n",
         );
-        wait_for(&server, "summary:\"served again\"", 1).await;
+        server.wait_for_exactly("summary:\"served again\"", 1).await;
     });
 }

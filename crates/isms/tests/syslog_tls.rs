@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use harness::{ServerProcess, run_test};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LIMIT: Duration = Duration::from_secs(40);
@@ -123,29 +122,6 @@ async fn send_tls(
     Ok(())
 }
 
-async fn wait_for(server: &ServerProcess, q: &str, expected: u64) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = server.count(q).await;
-        if found >= expected {
-            assert_eq!(found, expected, "{q}: more events than sent");
-            return server.search(q).await;
-        }
-        if Instant::now() > deadline {
-            server.fail(format!("{q}: {found} of {expected} events after 10 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn metric(server: &ServerProcess, line_start: &str) -> Option<u64> {
-    let metrics = server.get("/metrics", &[]).await;
-    metrics
-        .text
-        .lines()
-        .find_map(|line| line.strip_prefix(line_start)?.trim().parse().ok())
-}
-
 #[test]
 fn tls_frames_are_stored_and_failed_handshakes_counted() {
     run_test(LIMIT, async {
@@ -165,7 +141,7 @@ fn tls_frames_are_stored_and_failed_handshakes_counted() {
         )
         .await
         .expect("tls send");
-        let events = wait_for(&server, "summary:tls", 2).await;
+        let events = server.wait_for_exactly("summary:tls", 2).await;
         let alice = events
             .iter()
             .find(|event| event["hostname"] == "web01")
@@ -189,7 +165,11 @@ fn tls_frames_are_stored_and_failed_handshakes_counted() {
         let mut answer = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
         let deadline = Instant::now() + Duration::from_secs(5);
-        while metric(&server, "isms_syslog_tls_handshake_failures_total ").await != Some(1) {
+        while server
+            .metric("isms_syslog_tls_handshake_failures_total")
+            .await
+            != Some(1.0)
+        {
             if Instant::now() > deadline {
                 server.fail("the failed handshake is not counted");
             }
@@ -202,7 +182,7 @@ fn tls_frames_are_stored_and_failed_handshakes_counted() {
         )
         .await
         .expect("tls send after a failure");
-        wait_for(&server, "summary:tls", 3).await;
+        server.wait_for_exactly("summary:tls", 3).await;
         assert_eq!(server.count("web03").await, 0, "plain text is not read");
         server.assert_still_up().await;
     });
@@ -231,9 +211,14 @@ fn mutual_tls_needs_a_client_certificate_from_the_authority() {
         )
         .await
         .expect("send with a client certificate");
-        wait_for(&server, "summary:certificate", 1).await;
+        server.wait_for_exactly("summary:certificate", 1).await;
         assert_eq!(server.count("anonymous").await, 0);
-        assert!(metric(&server, "isms_syslog_tls_handshake_failures_total ").await >= Some(1));
+        assert!(
+            server
+                .metric("isms_syslog_tls_handshake_failures_total")
+                .await
+                .is_some_and(|failures| failures >= 1.0)
+        );
     });
 }
 
@@ -285,7 +270,7 @@ fn each_source_reads_its_times_in_its_own_zone() {
         ] {
             socket.send_to(datagram.as_bytes(), udp).expect("send");
         }
-        let events = wait_for(&server, "summary:zone", 3).await;
+        let events = server.wait_for_exactly("summary:zone", 3).await;
         let year = jiff::Timestamp::now()
             .to_zoned(jiff::tz::TimeZone::UTC)
             .year();

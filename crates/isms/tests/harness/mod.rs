@@ -764,6 +764,24 @@ impl ServerProcess {
     }
 
     /// The value of one series of `/metrics` (`name` or `name{label="value"}`), if the server shows it.
+    /// Waits (up to 10 s) until `q` finds `expected` events, which arrive asynchronously (after a
+    /// socket write, a publish, a file append); fails if it finds more. Returns them.
+    #[allow(dead_code)] // not every test binary waits for asynchronous deliveries
+    pub async fn wait_for_exactly(&self, q: &str, expected: u64) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.count(q).await;
+            if found >= expected {
+                assert_eq!(found, expected, "{q}: more events than sent");
+                return self.search(q).await;
+            }
+            if Instant::now() > deadline {
+                self.fail(format!("{q}: {found} of {expected} events after 10 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn metric(&self, series: &str) -> Option<f64> {
         let reply = self.get("/metrics", &[]).await;
         if reply.status != 200 {
