@@ -315,19 +315,13 @@ fn event_of(records: &[AuditRecord]) -> Value {
                     result.get_or_insert(outcome);
                     ("res", Value::String(value.clone()))
                 }
-                "addr" => {
+                // The remote end; `hostname` is its name, which sshd often fills with the address.
+                "addr" | "hostname" => {
                     let address = crate::scan::strip_v4_mapped(value);
                     if crate::scan::is_ip_address(address) {
                         ("sourceipaddress", Value::String(address.to_owned()))
-                    } else {
+                    } else if key == "addr" {
                         ("addr", Value::String(value.clone()))
-                    }
-                }
-                "hostname" => {
-                    // The remote host's name; sshd often repeats the address here.
-                    let host = crate::scan::strip_v4_mapped(value);
-                    if crate::scan::is_ip_address(host) {
-                        ("sourceipaddress", Value::String(host.to_owned()))
                     } else {
                         ("sourcehostname", Value::String(value.clone()))
                     }
