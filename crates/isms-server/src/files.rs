@@ -198,6 +198,26 @@ struct TailedFile {
     current: bool,
     /// When the file was first seen no longer under its name.
     rotated_at: Option<Instant>,
+    /// The hash of its first bytes as last saved (recomputed while it covers fewer than
+    /// [`FINGERPRINT_BYTES`], and after a truncation).
+    fingerprint: Option<Fingerprint>,
+}
+
+impl TailedFile {
+    /// The fingerprint to save: of the first `min(resume offset, FINGERPRINT_BYTES)` bytes.
+    fn fingerprint(&mut self) -> Option<Fingerprint> {
+        let length = self.resume_offset.min(FINGERPRINT_BYTES);
+        if length == 0 {
+            self.fingerprint = None;
+        } else if self
+            .fingerprint
+            .as_ref()
+            .is_none_or(|print| print.length != length)
+        {
+            self.fingerprint = fingerprint(&self.file, length);
+        }
+        self.fingerprint.clone()
+    }
 }
 
 /// Tails the configured files into the store until the task is dropped.
@@ -213,6 +233,8 @@ pub struct Tailer {
     saved: HashMap<FileKey, SavedOffset>,
     /// No offsets file existed: the first start of tailing in this data directory.
     first_start: bool,
+    /// The offsets file's text as last written, so an unchanged poll writes nothing.
+    last_saved: Vec<u8>,
 }
 
 impl Tailer {
@@ -260,6 +282,7 @@ impl Tailer {
             files: HashMap::new(),
             saved,
             first_start,
+            last_saved: Vec::new(),
         })
     }
 
@@ -482,6 +505,7 @@ impl Tailer {
                         last_growth: Instant::now(),
                         current,
                         rotated_at: (!current).then(Instant::now),
+                        fingerprint: None,
                     },
                 );
             }
@@ -494,23 +518,22 @@ impl Tailer {
     }
 
     /// Writes the offsets durably: temporary file, fsync, rename.
-    fn save(&self) -> std::io::Result<()> {
+    fn save(&mut self) -> std::io::Result<()> {
         let mut files: Vec<SavedOffset> = self
             .files
-            .iter()
+            .iter_mut()
             .map(|(&(device, inode), tailed)| SavedOffset {
                 path: tailed.path.clone(),
                 device,
                 inode,
                 offset: tailed.resume_offset,
-                fingerprint: fingerprint(&tailed.file, tailed.resume_offset.min(FINGERPRINT_BYTES))
-                    .filter(|print| print.length > 0),
+                fingerprint: tailed.fingerprint(),
             })
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let text =
             serde_json::to_vec_pretty(&SavedOffsets { files }).map_err(std::io::Error::other)?;
-        if std::fs::read(&self.checkpoint_path).is_ok_and(|existing| existing == text) {
+        if text == self.last_saved {
             return Ok(());
         }
         let temporary = self.checkpoint_path.with_extension("json.tmp");
@@ -524,6 +547,7 @@ impl Tailer {
         if let Some(directory) = self.checkpoint_path.parent() {
             std::fs::File::open(directory)?.sync_all()?;
         }
+        self.last_saved = text;
         Ok(())
     }
 }
@@ -637,6 +661,8 @@ fn read_new_lines(
         offset = 0;
         outcome.skipping = false;
         outcome.resume_offset = 0;
+        // Its first bytes are new too.
+        tailed.fingerprint = None;
     }
     outcome.new_offset = offset;
     let end = size.min(offset + budget);
