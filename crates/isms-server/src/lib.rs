@@ -217,8 +217,7 @@ pub fn build_decoders(decoders_file: &str) -> Result<isms_decode::Decoders, Stri
             fields: definition.fields.into_iter().collect(),
         })
         .collect();
-    isms_decode::Decoders::with_user(specs)
-        .map_err(|error| format!("{decoders_file}: {error}"))
+    isms_decode::Decoders::with_user(specs).map_err(|error| format!("{decoders_file}: {error}"))
 }
 
 /// Starts tailing `files.paths`, when it names any.
