@@ -43,7 +43,8 @@ macro_rules! store_conformance_suite {
                 keys_are_stored_listed_and_revoked,
                 retention_deletes_oldest_events_first,
                 concurrent_appends_are_all_committed,
-                invalid_cursor_is_refused
+                invalid_cursor_is_refused,
+                sub_second_times_keep_their_exact_order_in_pages_and_bounds
             );
         }
     };
@@ -610,4 +611,95 @@ pub async fn invalid_cursor_is_refused(store: &dyn Store) {
         store.search(&request).await,
         Err(StoreError::InvalidCursor(_))
     ));
+}
+
+/// Times within the same second, out of arrival order, tied, and on both sides of 1970 (where a
+/// backend's coarse time key may round toward zero): every page in both orders and every time bound
+/// still follow the exact time, then the arrival order.
+pub async fn sub_second_times_keep_their_exact_order_in_pages_and_bounds(store: &dyn Store) {
+    // Microseconds from the epoch, in arrival order; two pairs tie.
+    let times: [i64; 12] = [
+        900_000, -1_500_000, 300_000, -200_000, 1_100_000, 300_000, -999_999, 2_000_001, -500_000,
+        -200_000, 999_999, 0,
+    ];
+    let events: Vec<Event> = times
+        .iter()
+        .enumerate()
+        .map(|(arrival, micros)| {
+            let time = jiff::Timestamp::from_microsecond(*micros).expect("time in range");
+            normalize(
+                json!({"summary": "tick", "utctimestamp": time.to_string(), "details": {"arrival": arrival}}),
+                &Origin {
+                    peer: None,
+                    endpoint: "conformance".into(),
+                    key_name: None,
+                },
+                jiff::Timestamp::now(),
+            )
+            .expect("valid event")
+        })
+        .collect();
+    for event in &events {
+        // One append per event: arrival order is storage order.
+        store.append(vec![event.clone()]).await.expect("append");
+    }
+    let arrival_of = |document: &serde_json::Map<String, Value>| {
+        document["details"]["arrival"].as_u64().expect("arrival") as usize
+    };
+    let mut ascending: Vec<usize> = (0..times.len()).collect();
+    ascending.sort_by_key(|arrival| (times[*arrival], *arrival));
+    let bounds = [
+        (None, None),
+        (Some(-600_000), Some(950_000)),
+        (Some(-200_000), Some(300_001)),
+        (Some(0), None),
+        (None, Some(0)),
+        (Some(999_999), Some(2_000_001)),
+    ];
+    for (from_micros, to_micros) in bounds {
+        let within: Vec<usize> = ascending
+            .iter()
+            .copied()
+            .filter(|arrival| {
+                from_micros.is_none_or(|from| times[*arrival] >= from)
+                    && to_micros.is_none_or(|to| times[*arrival] < to)
+            })
+            .collect();
+        let filter = EventFilter {
+            predicate: Predicate::All,
+            from_micros,
+            to_micros,
+        };
+        assert_eq!(
+            store.count(&filter).await.expect("count"),
+            within.len() as u64,
+            "count from {from_micros:?} to {to_micros:?}"
+        );
+        for sort in [SortOrder::Asc, SortOrder::Desc] {
+            let mut expected = within.clone();
+            if sort == SortOrder::Desc {
+                expected.reverse();
+            }
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            loop {
+                let request = SearchRequest {
+                    filter: filter.clone(),
+                    limit: 2,
+                    cursor: cursor.clone(),
+                    sort,
+                };
+                let page = store.search(&request).await.expect("search");
+                seen.extend(page.events.iter().map(arrival_of));
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(
+                seen, expected,
+                "{sort:?} from {from_micros:?} to {to_micros:?}"
+            );
+        }
+    }
 }

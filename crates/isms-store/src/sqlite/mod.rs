@@ -46,7 +46,18 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_index_in_own_file.sql"),
     include_str!("../../migrations/sqlite/0003_ids_in_term_index.sql"),
+    include_str!("../../migrations/sqlite/0004_time_index_by_second.sql"),
 ];
+
+/// The key of the time index `events_by_time` (migration 0004), exactly as SQLite must see it to use
+/// the index: the second of an event's time (truncated toward zero, which keeps the order). A read in
+/// time order orders by it first, and every time bound is also stated on it (see [`time_bucket`]).
+const TIME_BUCKET: &str = "e.utctimestamp / 1000000";
+
+/// The [`TIME_BUCKET`] of a time: Rust's integer division truncates toward zero like SQLite's.
+fn time_bucket(micros: i64) -> i64 {
+    micros / 1_000_000
+}
 
 /// A driver with at most this many candidates is joined from (then sorted).
 const SELECTIVE_DRIVER_ROWS: i64 = 10_000;
@@ -490,12 +501,24 @@ impl SqliteStore {
                 false
             }
         };
+        // Each bound also on the time index's key (implied by the bound: the key never decreases as
+        // time grows), so a walk of the index starts and stops at the right second.
         if let Some(from_micros) = filter.from_micros {
-            conditions.sql.push_str(" AND e.utctimestamp >= ?");
+            conditions
+                .sql
+                .push_str(&format!(" AND {TIME_BUCKET} >= ? AND e.utctimestamp >= ?"));
+            conditions
+                .params
+                .push(SqlParam::Integer(time_bucket(from_micros)));
             conditions.params.push(SqlParam::Integer(from_micros));
         }
         if let Some(to_micros) = filter.to_micros {
-            conditions.sql.push_str(" AND e.utctimestamp < ?");
+            conditions
+                .sql
+                .push_str(&format!(" AND {TIME_BUCKET} <= ? AND e.utctimestamp < ?"));
+            conditions
+                .params
+                .push(SqlParam::Integer(time_bucket(to_micros)));
             conditions.params.push(SqlParam::Integer(to_micros));
         }
         if !skip_condition {
@@ -884,16 +907,22 @@ impl Store for SqliteStore {
 
     fn search<'a>(&'a self, request: &'a SearchRequest) -> StoreFuture<'a, SearchPage> {
         Box::pin(async move {
-            let (comparison, order) = match request.sort {
-                SortOrder::Desc => ("<", "DESC"),
-                SortOrder::Asc => (">", "ASC"),
+            let (comparison, bucket_comparison, order) = match request.sort {
+                SortOrder::Desc => ("<", "<=", "DESC"),
+                SortOrder::Asc => (">", ">=", "ASC"),
             };
             let cursor_condition = match &request.cursor {
                 Some(cursor) => {
                     let (time, seq) = decode_cursor(cursor)?;
                     Some(SqlFragment {
-                        sql: format!(" AND (e.utctimestamp, e.seq) {comparison} (?, ?)"),
-                        params: vec![SqlParam::Integer(time), SqlParam::Integer(seq)],
+                        sql: format!(
+                            " AND {TIME_BUCKET} {bucket_comparison} ? AND (e.utctimestamp, e.seq) {comparison} (?, ?)"
+                        ),
+                        params: vec![
+                            SqlParam::Integer(time_bucket(time)),
+                            SqlParam::Integer(time),
+                            SqlParam::Integer(seq),
+                        ],
                     })
                 }
                 None => None,
@@ -905,7 +934,7 @@ impl Store for SqliteStore {
                 None,
                 cursor_condition.as_ref(),
                 &format!(
-                    " ORDER BY e.utctimestamp {order}, e.seq {order} LIMIT {}",
+                    " ORDER BY {TIME_BUCKET} {order}, e.utctimestamp {order}, e.seq {order} LIMIT {}",
                     limit + 1
                 ),
             );
