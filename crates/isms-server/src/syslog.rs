@@ -4,8 +4,10 @@
 //! Each receiver gathers what arrived together (the datagrams already waiting, or the frames of one
 //! read) into one batch of at most [`BATCH_MESSAGES`], parses and normalizes every message with its
 //! sender as the origin, and appends the batch: one commit for many messages. Syslog has no
-//! acknowledgment, so a TCP reader simply does not read on while its batch is being stored (the sender
-//! waits, nothing queues up in memory). A message over `syslog.max_message_bytes` is dropped, counted
+//! acknowledgment, so a TCP reader keeps at most one batch being stored while it reads and parses the
+//! next; when that one is ready it waits for the first (the sender waits, nothing queues up in memory
+//! beyond two batches per connection). Reading while storing is what lets one connection keep both a
+//! core parsing and the store's writers busy. A message over `syslog.max_message_bytes` is dropped, counted
 //! (`isms_syslog_dropped_total`) and logged, and the stream goes on; a TCP stream whose octet count is
 //! not a number is closed, since nothing after it can be framed. Connections are bounded, in all and
 //! per sender address (so one host cannot take every slot); TLS
@@ -494,11 +496,11 @@ async fn tcp_loop(
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => read_stream(stream, peer, &receiver).await,
+                None => read_stream(stream, peer, receiver.clone()).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(stream)) => read_stream(stream, peer, &receiver).await,
+                        Ok(Ok(stream)) => read_stream(stream, peer, receiver.clone()).await,
                         Ok(Err(error)) => handshake_failed(peer, &receiver, &error.to_string()),
                         Err(_) => handshake_failed(peer, &receiver, "timed out"),
                     }
@@ -517,10 +519,42 @@ fn handshake_failed(peer: SocketAddr, receiver: &Receiver, reason: &str) {
     }
 }
 
+/// The one batch of a stream being stored while the next is read: a new batch waits for it, so a
+/// stream's batches are stored in order and at most one is in flight.
+#[derive(Default)]
+struct StoreInFlight(Option<tokio::task::JoinHandle<()>>);
+
+impl StoreInFlight {
+    /// Waits for the batch in flight, then starts storing `events`.
+    async fn start(&mut self, receiver: &Arc<Receiver>, events: Vec<isms_event::Event>) {
+        self.finish().await;
+        if events.is_empty() {
+            return;
+        }
+        let receiver = receiver.clone();
+        self.0 = Some(tokio::spawn(async move { receiver.store(events).await }));
+    }
+
+    /// Waits for the batch in flight, if any.
+    async fn finish(&mut self) {
+        if let Some(storing) = self.0.take()
+            && let Err(error) = storing.await
+        {
+            // `store` does not panic on a failed append (it counts and logs it); this is a bug.
+            tracing::error!(%error, "syslog batch store task failed");
+        }
+    }
+}
+
 /// Reads one TCP or TLS stream to its end, storing what it frames batch by batch.
-async fn read_stream<S: AsyncRead + Unpin>(mut stream: S, peer: SocketAddr, receiver: &Receiver) {
+async fn read_stream<S: AsyncRead + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    receiver: Arc<Receiver>,
+) {
     let mut decoder = FrameDecoder::new(receiver.max_message_bytes);
     let mut buffer = vec![0u8; 64 * 1024];
+    let mut in_flight = StoreInFlight::default();
     loop {
         let ended = match stream.read(&mut buffer).await {
             Ok(0) => true,
@@ -556,11 +590,14 @@ async fn read_stream<S: AsyncRead + Unpin>(mut stream: S, peer: SocketAddr, rece
                 }
             }
             if events.len() >= BATCH_MESSAGES {
-                receiver.store(std::mem::take(&mut events)).await;
+                in_flight
+                    .start(&receiver, std::mem::take(&mut events))
+                    .await;
             }
         }
-        receiver.store(events).await;
+        in_flight.start(&receiver, events).await;
         if ended || framing_lost {
+            in_flight.finish().await;
             return;
         }
     }
