@@ -93,6 +93,7 @@ mod user;
 
 use std::collections::HashMap;
 
+use isms_event::{Delivery, Event, EventFields, NormalizeError, normalize_delivered};
 use serde_json::{Map, Value};
 
 pub use audit::{AuditAssembler, AuditRecord, parse_audit_record, syscall_name};
@@ -225,6 +226,38 @@ impl Decoders {
         true
     }
 
+    /// The normalized event of typed fields (a syslog message's), decoded: the same event as
+    /// [`Decoders::apply`] on [`EventFields::to_json`] and then `normalize_delivered`, but a decoder's
+    /// category, details and tags are merged into the fields directly. Only a result that replaces
+    /// the summary or sets other top-level fields (a user decoder's static fields) goes through JSON.
+    pub fn event_of(
+        &self,
+        mut fields: EventFields,
+        delivery: &Delivery,
+    ) -> Result<Event, NormalizeError> {
+        let decoded = match &fields.summary {
+            Some(summary) => {
+                self.decode_message(fields.processname.as_deref().unwrap_or(""), summary)
+            }
+            None => None,
+        };
+        match decoded {
+            None => fields.into_event(delivery),
+            Some(decoded) if decoded.summary.is_none() && decoded.fields.is_empty() => {
+                merge_into_fields(&mut fields, decoded);
+                fields.into_event(delivery)
+            }
+            Some(decoded) => {
+                let mut raw = match fields.to_json() {
+                    Value::Object(map) => map,
+                    _ => Map::new(),
+                };
+                merge_into_event(&mut raw, decoded);
+                normalize_delivered(Value::Object(raw), delivery)
+            }
+        }
+    }
+
     /// A whole raw MozDef event from a Suricata EVE record (it has `event_type` and `timestamp`) or
     /// a Zeek JSON log record (`ts` and `uid`, `id.orig_h`, `_path` or another Zeek log's keys);
     /// `None` for any other object.
@@ -274,6 +307,26 @@ pub(crate) fn merge_into_event(event: &mut Map<String, Value>, decoded: Decoded)
     });
     for (key, value) in decoded.fields {
         event.insert(key, Value::String(value));
+    }
+}
+
+/// [`merge_into_event`] for typed fields, for a result without a summary or top-level fields.
+fn merge_into_fields(fields: &mut EventFields, decoded: Decoded) {
+    if fields.category.as_deref().is_none_or(str::is_empty) {
+        fields.category = Some(decoded.category.into_owned());
+    }
+    for (key, value) in decoded.details {
+        match fields.details.get(&key) {
+            Some(existing) if !existing.is_null() => {}
+            _ => {
+                fields.details.insert(key, value);
+            }
+        }
+    }
+    for tag in std::iter::once(format!("decoder:{}", decoded.decoder)).chain(decoded.tags) {
+        if !fields.tags.contains(&tag) {
+            fields.tags.push(tag);
+        }
     }
 }
 

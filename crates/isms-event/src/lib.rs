@@ -103,8 +103,8 @@ pub use alias::{AliasTarget, FIELD_ALIASES, FieldAlias};
 pub use incoming::IncomingValue;
 pub use json_text::object_text;
 pub use normalize::{
-    DEFAULT_CATEGORY, Delivery, Event, MAX_DEPTH, MOZDEF_FIELDS, NormalizeError, Origin, normalize,
-    normalize_delivered,
+    DEFAULT_CATEGORY, Delivery, Event, EventFields, MAX_DEPTH, MOZDEF_FIELDS, NormalizeError,
+    Origin, normalize, normalize_delivered,
 };
 pub use severity::Severity;
 pub use time::{TimeError, format_time, micros_of, parse_time, parse_time_value};

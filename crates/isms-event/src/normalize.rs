@@ -276,12 +276,66 @@ pub fn normalize_delivered(raw: Value, delivery: &Delivery) -> Result<Event, Nor
         None => format_time(event_micros),
     };
 
+    Ok(assemble(
+        Checked {
+            category,
+            details,
+            hostname,
+            processid,
+            processname,
+            severity,
+            source,
+            summary,
+            tags,
+            timestamp_text,
+            utctimestamp_text: None,
+            event_micros,
+        },
+        delivery,
+    ))
+}
+
+/// The fields of an event once read and checked, ready to become the stored document.
+struct Checked {
+    category: Option<String>,
+    details: Map<String, Value>,
+    hostname: Option<String>,
+    processid: Option<Value>,
+    processname: Option<String>,
+    severity: Severity,
+    source: Option<String>,
+    summary: Option<String>,
+    tags: Vec<String>,
+    timestamp_text: String,
+    /// `utctimestamp` as text when the caller has it already (it is `event_micros` formatted).
+    utctimestamp_text: Option<String>,
+    event_micros: i64,
+}
+
+/// The normalized event: checked fields, plus the id, the origin and the receipt time. The one place
+/// that lays out a document, for [`normalize_delivered`] and [`EventFields::into_event`] alike.
+fn assemble(fields: Checked, delivery: &Delivery) -> Event {
+    let Checked {
+        category,
+        details,
+        hostname,
+        processid,
+        processname,
+        severity,
+        source,
+        summary,
+        tags,
+        timestamp_text,
+        utctimestamp_text,
+        event_micros,
+    } = fields;
+    let received_micros = delivery.received_micros;
     let id = crate::id::new_event_id(received_micros);
     let received_text = delivery.received_text.clone();
     let utctimestamp_text = if event_micros == received_micros {
         received_text.clone()
     } else {
-        format_time(event_micros)
+        utctimestamp_text.unwrap_or_else(|| format_time(event_micros))
     };
     // Members in key order: the map is built in one go from them instead of searched per insert.
     let text = |key: &str, text: String| (key.to_owned(), Value::String(text));
@@ -312,12 +366,131 @@ pub fn normalize_delivered(raw: Value, delivery: &Delivery) -> Result<Event, Nor
     );
     let document: Map<String, Value> = members.into_iter().collect();
 
-    Ok(Event {
+    Event {
         id,
         utctimestamp_micros: event_micros,
         receivedtimestamp_micros: received_micros,
         document,
-    })
+    }
+}
+
+/// The MozDef fields of an event that isms's own code read from a message (a syslog receiver, say),
+/// typed. [`EventFields::into_event`] makes the same event [`normalize_delivered`] makes of
+/// [`EventFields::to_json`], without writing the fields as JSON and reading them back (that round
+/// trip was a fifth of a syslog message's cost). `details` are treated as there: keys lowercased,
+/// `.` replaced by `_`, aliases applied. A property of the pair, checked by the callers' tests on
+/// every message they have.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFields {
+    /// `summary`: the message text.
+    pub summary: Option<String>,
+    /// `hostname`.
+    pub hostname: Option<String>,
+    /// `processname`.
+    pub processname: Option<String>,
+    /// `processid`.
+    pub processid: Option<i64>,
+    /// `severity`.
+    pub severity: Severity,
+    /// `category`; [`DEFAULT_CATEGORY`] when `None`.
+    pub category: Option<String>,
+    /// `utctimestamp` (and `timestamp`); the receipt time when `None`.
+    pub utctimestamp_micros: Option<i64>,
+    /// `tags`.
+    pub tags: Vec<String>,
+    /// `details`.
+    pub details: Map<String, Value>,
+}
+
+impl EventFields {
+    /// The fields as a raw event for [`normalize_delivered`] (or for a decoder that works on JSON).
+    pub fn to_json(&self) -> Value {
+        let mut event = Map::new();
+        if let Some(summary) = &self.summary {
+            event.insert("summary".into(), Value::String(summary.clone()));
+        }
+        if let Some(hostname) = &self.hostname {
+            event.insert("hostname".into(), Value::String(hostname.clone()));
+        }
+        if let Some(processname) = &self.processname {
+            event.insert("processname".into(), Value::String(processname.clone()));
+        }
+        if let Some(processid) = self.processid {
+            event.insert("processid".into(), Value::from(processid));
+        }
+        event.insert(
+            "severity".into(),
+            Value::String(self.severity.name().into()),
+        );
+        if let Some(category) = &self.category {
+            event.insert("category".into(), Value::String(category.clone()));
+        }
+        if let Some(micros) = self.utctimestamp_micros {
+            event.insert("utctimestamp".into(), Value::String(format_time(micros)));
+        }
+        event.insert("details".into(), Value::Object(self.details.clone()));
+        event.insert(
+            "tags".into(),
+            Value::Array(self.tags.iter().cloned().map(Value::String).collect()),
+        );
+        Value::Object(event)
+    }
+
+    /// The normalized event of one [`Delivery`]: what [`normalize_delivered`] makes of
+    /// [`EventFields::to_json`].
+    pub fn into_event(self, delivery: &Delivery) -> Result<Event, NormalizeError> {
+        let EventFields {
+            summary,
+            hostname,
+            processname,
+            processid,
+            severity,
+            category,
+            utctimestamp_micros,
+            tags,
+            mut details,
+        } = self;
+        // What normalization does to `details` (its depth counts the event and `details` itself).
+        lowercase_map(&mut details, 2)?;
+        apply_details_aliases(&mut details);
+        let summary = summary.filter(|summary| !summary.trim().is_empty());
+        if summary.is_none() && details.is_empty() {
+            return Err(NormalizeError::NoSummaryOrDetails);
+        }
+        // Years 1 to 9999 written as text and read back are the same microsecond; any other time is
+        // what its text reads as (or the same error), as in the round trip.
+        const YEAR_1: i64 = -62_135_596_800_000_000;
+        const YEAR_10000: i64 = 253_402_300_800_000_000;
+        let event_micros = match utctimestamp_micros {
+            Some(micros) if (YEAR_1..YEAR_10000).contains(&micros) => micros,
+            Some(micros) => parse_time_value(&Value::String(format_time(micros)))
+                .map(micros_of)
+                .map_err(|reason| NormalizeError::BadTime {
+                    field: "utctimestamp".to_owned(),
+                    value: format_time(micros),
+                    reason,
+                })?,
+            None => delivery.received_micros,
+        };
+        let timestamp_text = format_time(event_micros);
+        Ok(assemble(
+            Checked {
+                category,
+                details,
+                hostname,
+                processid: processid.map(Value::from),
+                processname,
+                severity,
+                source: None,
+                summary,
+                tags,
+                utctimestamp_text: Some(timestamp_text.clone()),
+                timestamp_text,
+                event_micros,
+            },
+            delivery,
+        ))
+    }
 }
 
 /// Remembers which incoming key filled a MozDef field through an alias, so that errors name the

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use isms_config::SyslogConfig;
-use isms_event::{Delivery, Origin, normalize_delivered};
+use isms_event::{Delivery, Origin};
 use isms_store::Store;
 use isms_syslog::{FrameDecoder, FrameError, ParseContext, SyslogFormat};
 use jiff::Timestamp;
@@ -318,11 +318,8 @@ impl Receiver {
             };
             message = isms_syslog::parse(bytes, &context);
         }
-        let mut raw = message.to_event(Some(&arrival.peer_host));
-        if let serde_json::Value::Object(event) = &mut raw {
-            self.decoders.apply(event);
-        }
-        match normalize_delivered(raw, &arrival.delivery) {
+        let fields = message.into_fields(Some(&arrival.peer_host));
+        match self.decoders.event_of(fields, &arrival.delivery) {
             Ok(event) => events.push(event),
             Err(error) => {
                 // Only an empty message has neither summary nor details; nothing to keep.

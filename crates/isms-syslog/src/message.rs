@@ -447,36 +447,20 @@ impl SyslogMessage {
         FACILITY_NAMES[usize::from(self.facility.min(23))]
     }
 
-    /// The message as a raw MozDef event for `isms_event::normalize`: `summary`, `hostname` (the
-    /// message's, else `sender_host`), `processname`, `processid`, `severity`, `utctimestamp` (when the
-    /// message has a time) and `details` with the facility, the format, the MSGID and the structured data
-    /// (`details.structureddata.<sd-id>.<param>`).
+    /// The message as a raw MozDef event for `isms_event::normalize`: [`SyslogMessage::into_fields`]
+    /// as JSON.
     pub fn to_event(&self, sender_host: Option<&str>) -> serde_json::Value {
+        self.clone().into_fields(sender_host).to_json()
+    }
+
+    /// The message's MozDef fields: `summary`, `hostname` (the message's, else `sender_host`),
+    /// `processname`, `processid` (a PROCID that is not a number is `details.procid` instead:
+    /// RFC 5424 allows any text there), `severity`, `utctimestamp` (when the message has a time), the
+    /// tag `syslog`, and `details` with the facility, the format, the MSGID and the structured data
+    /// (`details.structureddata.<sd-id>.<param>`). `EventFields::into_event` makes them the stored
+    /// event without a round trip through JSON.
+    pub fn into_fields(self, sender_host: Option<&str>) -> isms_event::EventFields {
         use serde_json::{Map, Value};
-        let mut event = Map::new();
-        event.insert("summary".into(), Value::String(self.message.clone()));
-        if let Some(host) = self.hostname.as_deref().or(sender_host) {
-            event.insert("hostname".into(), Value::String(host.to_owned()));
-        }
-        if let Some(program) = &self.app_name {
-            event.insert("processname".into(), Value::String(program.clone()));
-        }
-        if let Some(pid) = &self.proc_id {
-            let pid = pid
-                .parse::<i64>()
-                .map_or_else(|_| Value::String(pid.clone()), Value::from);
-            event.insert("processid".into(), pid);
-        }
-        event.insert(
-            "severity".into(),
-            Value::String(self.severity_name().into()),
-        );
-        if let Some(timestamp) = self.timestamp {
-            event.insert(
-                "utctimestamp".into(),
-                Value::String(isms_event::format_time(timestamp.as_microsecond())),
-            );
-        }
         let mut details = Map::new();
         details.insert(
             "facility".into(),
@@ -496,26 +480,42 @@ impl SyslogMessage {
         if self.invalid_utf8 {
             details.insert("invalidutf8".into(), Value::Bool(true));
         }
-        if let Some(msg_id) = &self.msg_id {
-            details.insert("msgid".into(), Value::String(msg_id.clone()));
+        let processid = match self.proc_id {
+            Some(pid) => match pid.parse::<i64>() {
+                Ok(number) => Some(number),
+                Err(_) => {
+                    details.insert("procid".into(), Value::String(pid));
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(msg_id) = self.msg_id {
+            details.insert("msgid".into(), Value::String(msg_id));
         }
         if !self.structured_data.is_empty() {
             let mut elements = Map::new();
-            for element in &self.structured_data {
+            for element in self.structured_data {
                 let params: Map<String, Value> = element
                     .params
-                    .iter()
-                    .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+                    .into_iter()
+                    .map(|(name, value)| (name, Value::String(value)))
                     .collect();
-                elements.insert(element.id.clone(), Value::Object(params));
+                elements.insert(element.id, Value::Object(params));
             }
             details.insert("structureddata".into(), Value::Object(elements));
         }
-        event.insert("details".into(), Value::Object(details));
-        event.insert(
-            "tags".into(),
-            Value::Array(vec![Value::String("syslog".into())]),
-        );
-        Value::Object(event)
+        isms_event::EventFields {
+            summary: Some(self.message),
+            hostname: self.hostname.or_else(|| sender_host.map(str::to_owned)),
+            processname: self.app_name,
+            processid,
+            severity: isms_event::Severity::from_number(u64::from(self.severity.min(7)))
+                .unwrap_or_default(),
+            category: None,
+            utctimestamp_micros: self.timestamp.map(|time| time.as_microsecond()),
+            tags: vec!["syslog".to_owned()],
+            details,
+        }
     }
 }

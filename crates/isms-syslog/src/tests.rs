@@ -280,3 +280,23 @@ fn bytes_that_are_not_utf8_are_replaced_and_the_message_flagged() {
     assert!(!clean.invalid_utf8);
     assert!(clean.to_event(None)["details"].get("invalidutf8").is_none());
 }
+
+#[test]
+fn a_procid_that_is_not_a_number_is_kept_as_a_detail_and_the_message_is_stored() {
+    // RFC 5424 allows any printable text as PROCID; MozDef's processid is a number.
+    let message = parse(
+        b"<14>1 2026-11-21T22:21:23Z vm worker worker-7 - - job done",
+        &at("2026-11-21T22:21:24Z"),
+    );
+    let event = message.to_event(None);
+    assert!(event.get("processid").is_none(), "{event}");
+    assert_eq!(event["details"]["procid"], "worker-7");
+    let origin = isms_event::Origin {
+        peer: None,
+        endpoint: "syslog:tcp:5514".into(),
+        key_name: None,
+    };
+    let stored = isms_event::normalize(event, &origin, Timestamp::now()).expect("stored");
+    assert_eq!(stored.document["details"]["procid"], "worker-7");
+    assert_eq!(stored.document["processname"], "worker");
+}
