@@ -66,11 +66,34 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let recorder = histogram_buckets(metrics_exporter_prometheus::PrometheusBuilder::new())
+                .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok().map(|_| handle)
         })
         .clone()
+}
+
+/// Histograms with fixed buckets rather than summaries: Prometheus can add buckets across servers and
+/// compute any quantile, and rendering them is cheap (summaries merged their sketches at every scrape,
+/// a million instructions each, a twentieth of a syslog load's CPU when scraped ten times a second).
+fn histogram_buckets(
+    builder: metrics_exporter_prometheus::PrometheusBuilder,
+) -> metrics_exporter_prometheus::PrometheusBuilder {
+    use metrics_exporter_prometheus::Matcher;
+    const SECONDS: &[f64] = &[
+        0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    const EVENTS: &[f64] = &[
+        1.0, 4.0, 16.0, 64.0, 256.0, 1_024.0, 4_096.0, 16_384.0, 65_536.0,
+    ];
+    builder
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(Matcher::Full("isms_store_commit_events".into()), EVENTS)
+        })
+        // It fails only for an empty list of buckets.
+        .expect("the bucket lists are constants, not empty")
 }
 
 /// Opens the embedded store in the configured data directory.

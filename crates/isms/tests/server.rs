@@ -2009,6 +2009,15 @@ fn status_and_metrics() {
             "{}",
             metrics.text
         );
+        // Durations and batch sizes are histograms with buckets (which Prometheus can add up across
+        // servers), not summaries.
+        for series in [
+            "isms_store_commit_seconds_bucket{le=\"+Inf\"}",
+            "isms_store_commit_events_bucket{le=\"+Inf\"}",
+        ] {
+            assert!(metrics.text.contains(series), "{series}: {}", metrics.text);
+        }
+        assert!(!metrics.text.contains("quantile="), "{}", metrics.text);
         // Without amqp.url the AMQP consumer is off: no banner line, no series.
         assert_eq!(server.amqp, None, "{:#?}", server.banner);
         assert_eq!(server.metric("isms_amqp_connected").await, None);
