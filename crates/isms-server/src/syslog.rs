@@ -1,13 +1,12 @@
 //! The syslog receivers: UDP datagrams, TCP streams and TLS streams (RFC 5425) into the store,
 //! through `isms_syslog`.
 //!
-//! Each receiver gathers what arrived together (the datagrams already waiting, or the frames of one
-//! read) into one batch of at most [`BATCH_MESSAGES`], parses and normalizes every message with its
-//! sender as the origin, and appends the batch: one commit for many messages. Syslog has no
-//! acknowledgment, so a TCP reader keeps at most one batch being stored while it reads and parses the
-//! next; when that one is ready it waits for the first (the sender waits, nothing queues up in memory
-//! beyond two batches per connection). Reading while storing is what lets one connection keep both a
-//! core parsing and the store's writers busy. A message over `syslog.max_message_bytes` is dropped, counted
+//! Each receiver gathers what arrived together into one batch, parses and normalizes every message
+//! with its sender as the origin, and appends the batch: one commit for many messages. A UDP batch is
+//! the datagrams already waiting (at most [`BATCH_MESSAGES`]). Syslog has no acknowledgment, so a TCP
+//! or TLS reader stores one batch at a time while it reads and parses the next, which holds whatever
+//! arrived meanwhile (at most [`STREAM_BATCH_MESSAGES`]); a full batch waits, and so does the sender
+//! (nothing queues up in memory). A message over `syslog.max_message_bytes` is dropped, counted
 //! (`isms_syslog_dropped_total`) and logged, and the stream goes on; a TCP stream whose octet count is
 //! not a number is closed, since nothing after it can be framed. Connections are bounded, in all and
 //! per sender address (so one host cannot take every slot); TLS
@@ -37,7 +36,7 @@ use tokio::net::{TcpListener, UdpSocket};
 
 use crate::log_budget::LogBudget;
 
-/// Most messages stored in one append.
+/// Most datagrams stored in one append.
 pub const BATCH_MESSAGES: usize = 512;
 
 /// Batches of UDP messages being stored at once. The receiver goes on reading while they commit, so
@@ -516,34 +515,44 @@ fn handshake_failed(peer: SocketAddr, receiver: &Receiver, reason: &str) {
     }
 }
 
-/// The one batch of a stream being stored while the next is read: a new batch waits for it, so a
-/// stream's batches are stored in order and at most one is in flight.
-#[derive(Default)]
-struct StoreInFlight(Option<tokio::task::JoinHandle<()>>);
+/// Most messages a TCP or TLS stream gathers into one batch while its previous batch is being stored.
+pub const STREAM_BATCH_MESSAGES: usize = 4096;
 
-impl StoreInFlight {
-    /// Waits for the batch in flight, then starts storing `events`.
-    async fn start(&mut self, receiver: &Arc<Receiver>, events: Vec<isms_event::Event>) {
-        self.finish().await;
-        if events.is_empty() {
-            return;
-        }
-        let receiver = receiver.clone();
-        self.0 = Some(tokio::spawn(async move { receiver.store(events).await }));
-    }
+/// Most bytes of messages (as received) in one such batch: with [`STREAM_BATCH_MESSAGES`], what
+/// bounds a connection's memory (two batches: one being stored, one gathering).
+const STREAM_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
-    /// Waits for the batch in flight, if any.
-    async fn finish(&mut self) {
-        if let Some(storing) = self.0.take()
-            && let Err(error) = storing.await
-        {
-            // `store` does not panic on a failed append (it counts and logs it); this is a bug.
-            tracing::error!(%error, "syslog batch store task failed");
-        }
+/// Stores one batch of a stream in a task of its own, so the stream is read on meanwhile.
+fn store_in_background(
+    receiver: &Arc<Receiver>,
+    events: Vec<isms_event::Event>,
+) -> tokio::task::JoinHandle<()> {
+    let receiver = receiver.clone();
+    tokio::spawn(async move { receiver.store(events).await })
+}
+
+/// Waits for a batch stored in the background.
+async fn stored(storing: tokio::task::JoinHandle<()>) {
+    if let Err(error) = storing.await {
+        // `store` counts and logs a failed append rather than panicking; this would be a bug.
+        tracing::error!(%error, "syslog batch store task failed");
     }
 }
 
+/// What a stream's reader waits for: more bytes, or the end of the batch being stored.
+enum StreamStep {
+    Read(std::io::Result<usize>),
+    Stored(Result<(), tokio::task::JoinError>),
+}
+
 /// Reads one TCP or TLS stream to its end, storing what it frames batch by batch.
+///
+/// One batch is stored at a time, in a task of its own, while the reader goes on reading and parsing
+/// the next; when the store is done, what gathered meanwhile is the next batch. So batches are stored
+/// in the stream's order, a quiet stream's message is stored at once, and a busy one's batches grow
+/// with the store's latency (one commit for more messages: fewer fsyncs, fewer index segments). A
+/// batch that reaches [`STREAM_BATCH_MESSAGES`] or [`STREAM_BATCH_BYTES`] waits for the store before
+/// more is read (the sender waits; nothing queues up in memory).
 async fn read_stream<S: AsyncRead + Unpin>(
     mut stream: S,
     peer: SocketAddr,
@@ -551,9 +560,33 @@ async fn read_stream<S: AsyncRead + Unpin>(
 ) {
     let mut decoder = FrameDecoder::new(receiver.max_message_bytes);
     let mut buffer = vec![0u8; 64 * 1024];
-    let mut in_flight = StoreInFlight::default();
+    let mut storing: Option<tokio::task::JoinHandle<()>> = None;
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0usize;
     loop {
-        let ended = match stream.read(&mut buffer).await {
+        let step = match &mut storing {
+            Some(handle) => tokio::select! {
+                biased;
+                result = handle => StreamStep::Stored(result),
+                read = stream.read(&mut buffer) => StreamStep::Read(read),
+            },
+            None => StreamStep::Read(stream.read(&mut buffer).await),
+        };
+        let read = match step {
+            StreamStep::Stored(result) => {
+                if let Err(error) = result {
+                    tracing::error!(%error, "syslog batch store task failed");
+                }
+                storing = None;
+                if !batch.is_empty() {
+                    storing = Some(store_in_background(&receiver, std::mem::take(&mut batch)));
+                    batch_bytes = 0;
+                }
+                continue;
+            }
+            StreamStep::Read(read) => read,
+        };
+        let ended = match read {
             Ok(0) => true,
             Ok(length) => {
                 decoder.push(&buffer[..length]);
@@ -565,7 +598,6 @@ async fn read_stream<S: AsyncRead + Unpin>(
             }
         };
         let arrival = receiver.arrival(peer, Timestamp::now());
-        let mut events = Vec::new();
         let mut framing_lost = false;
         loop {
             let frame = if ended {
@@ -575,7 +607,10 @@ async fn read_stream<S: AsyncRead + Unpin>(
             };
             match frame {
                 None => break,
-                Some(Ok(bytes)) => receiver.accept(&bytes, &arrival, &mut events),
+                Some(Ok(bytes)) => {
+                    batch_bytes += bytes.len();
+                    receiver.accept(&bytes, &arrival, &mut batch);
+                }
                 Some(Err(error @ FrameError::TooLong { .. })) => receiver.too_long(peer, &error),
                 Some(Err(error)) => {
                     metrics::counter!("isms_syslog_dropped_total", "reason" => "framing")
@@ -586,16 +621,24 @@ async fn read_stream<S: AsyncRead + Unpin>(
                     framing_lost = true;
                 }
             }
-            if events.len() >= BATCH_MESSAGES {
-                in_flight
-                    .start(&receiver, std::mem::take(&mut events))
-                    .await;
+            if batch.len() >= STREAM_BATCH_MESSAGES || batch_bytes >= STREAM_BATCH_BYTES {
+                if let Some(previous) = storing.take() {
+                    stored(previous).await;
+                }
+                storing = Some(store_in_background(&receiver, std::mem::take(&mut batch)));
+                batch_bytes = 0;
             }
         }
-        in_flight.start(&receiver, events).await;
         if ended || framing_lost {
-            in_flight.finish().await;
+            if let Some(previous) = storing.take() {
+                stored(previous).await;
+            }
+            receiver.store(batch).await;
             return;
+        }
+        if storing.is_none() && !batch.is_empty() {
+            storing = Some(store_in_background(&receiver, std::mem::take(&mut batch)));
+            batch_bytes = 0;
         }
     }
 }
