@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use isms_config::SyslogConfig;
 use isms_event::{Delivery, Origin};
-use isms_store::Store;
+use isms_store::{EventPreparer, PreparedEvent, Store};
 use isms_syslog::{FrameDecoder, FrameError, ParseContext, SyslogFormat};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -300,7 +300,13 @@ impl Receiver {
     }
 
     /// Parses and normalizes one message into `events`; counts what cannot be stored.
-    fn accept(&self, bytes: &[u8], arrival: &Arrival, events: &mut Vec<isms_event::Event>) {
+    fn accept(
+        &self,
+        bytes: &[u8],
+        arrival: &Arrival,
+        preparer: &mut EventPreparer,
+        events: &mut Vec<PreparedEvent>,
+    ) {
         let mut message = isms_syslog::parse(bytes, &arrival.context);
         if message.format == SyslogFormat::Rfc3164
             && !self.time_zones.by_source.is_empty()
@@ -319,7 +325,8 @@ impl Receiver {
         }
         let fields = message.into_fields(Some(&arrival.peer_host));
         match self.decoders.event_of(fields, &arrival.delivery) {
-            Ok(event) => events.push(event),
+            // Prepared for the store at once, and its document freed by the thread that built it.
+            Ok(event) => events.push(preparer.prepare(&event)),
             Err(error) => {
                 // Only an empty message has neither summary nor details; nothing to keep.
                 metrics::counter!("isms_syslog_dropped_total", "reason" => "invalid").increment(1);
@@ -335,12 +342,12 @@ impl Receiver {
         }
     }
 
-    async fn store(&self, events: Vec<isms_event::Event>) {
+    async fn store(&self, events: Vec<PreparedEvent>) {
         if events.is_empty() {
             return;
         }
         let count = events.len() as u64;
-        match self.store.append(events).await {
+        match self.store.append_prepared(events).await {
             Ok(()) => {
                 metrics::counter!("isms_syslog_messages_total", "endpoint" => self.endpoint.clone())
                     .increment(count);
@@ -412,13 +419,14 @@ async fn udp_loop(socket: UdpSocket, receiver: Arc<Receiver>) {
         tokio::spawn(async move {
             let received = Timestamp::now();
             let mut events = Vec::with_capacity(batch.datagrams.len());
+            let mut preparer = EventPreparer::default();
             let mut arrival: Option<Arrival> = None;
             for (range, peer) in batch.datagrams {
                 let current = match arrival.take() {
                     Some(same) if same.peer == peer => same,
                     _ => storing.arrival(peer, received),
                 };
-                storing.accept(&batch.bytes[range], &current, &mut events);
+                storing.accept(&batch.bytes[range], &current, &mut preparer, &mut events);
                 arrival = Some(current);
             }
             storing.store(events).await;
@@ -525,7 +533,7 @@ const STREAM_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Stores one batch of a stream in a task of its own, so the stream is read on meanwhile.
 fn store_in_background(
     receiver: &Arc<Receiver>,
-    events: Vec<isms_event::Event>,
+    events: Vec<PreparedEvent>,
 ) -> tokio::task::JoinHandle<()> {
     let receiver = receiver.clone();
     tokio::spawn(async move { receiver.store(events).await })
@@ -561,6 +569,7 @@ async fn read_stream<S: AsyncRead + Unpin>(
     let mut decoder = FrameDecoder::new(receiver.max_message_bytes);
     let mut buffer = vec![0u8; 64 * 1024];
     let mut storing: Option<tokio::task::JoinHandle<()>> = None;
+    let mut preparer = EventPreparer::default();
     let mut batch = Vec::new();
     let mut batch_bytes = 0usize;
     loop {
@@ -609,7 +618,7 @@ async fn read_stream<S: AsyncRead + Unpin>(
                 None => break,
                 Some(Ok(bytes)) => {
                     batch_bytes += bytes.len();
-                    receiver.accept(&bytes, &arrival, &mut batch);
+                    receiver.accept(&bytes, &arrival, &mut preparer, &mut batch);
                 }
                 Some(Err(error @ FrameError::TooLong { .. })) => receiver.too_long(peer, &error),
                 Some(Err(error)) => {

@@ -16,7 +16,10 @@ use isms_event::{Event, Origin, normalize};
 use isms_query::ir::{FieldPath, Predicate};
 use serde_json::{Value, json};
 
-use crate::{EventFilter, KeyRecord, RetentionPolicy, SearchRequest, SortOrder, Store, StoreError};
+use crate::{
+    EventFilter, EventPreparer, KeyRecord, RetentionPolicy, SearchRequest, SortOrder, Store,
+    StoreError,
+};
 
 /// A store for one check, with whatever keeps it alive (a temporary directory, a schema).
 pub struct StoreUnderTest {
@@ -44,7 +47,8 @@ macro_rules! store_conformance_suite {
                 retention_deletes_oldest_events_first,
                 concurrent_appends_are_all_committed,
                 invalid_cursor_is_refused,
-                sub_second_times_keep_their_exact_order_in_pages_and_bounds
+                sub_second_times_keep_their_exact_order_in_pages_and_bounds,
+                prepared_events_are_stored_and_found_like_appended_ones
             );
         }
     };
@@ -701,5 +705,45 @@ pub async fn sub_second_times_keep_their_exact_order_in_pages_and_bounds(store: 
                 "{sort:?} from {from_micros:?} to {to_micros:?}"
             );
         }
+    }
+}
+
+/// Events the caller prepared ([`EventPreparer`], as the syslog receivers do) are stored, indexed
+/// and found exactly like events given whole, in one store beside them.
+pub async fn prepared_events_are_stored_and_found_like_appended_ones(store: &dyn Store) {
+    let events = fixture();
+    let (whole, prepared) = events.split_at(4);
+    store.append(whole.to_vec()).await.expect("append");
+    let mut preparer = EventPreparer::default();
+    store
+        .append_prepared(
+            prepared
+                .iter()
+                .map(|event| preparer.prepare(event))
+                .collect(),
+        )
+        .await
+        .expect("append prepared");
+    assert_eq!(
+        store
+            .count(&EventFilter::everything())
+            .await
+            .expect("count"),
+        8
+    );
+    // Field values, words and presence, on both sides of the split.
+    assert_eq!(found(store, "details.username:joe").await, vec![0, 2, 7]);
+    assert_eq!(found(store, "hostname:fw1").await, vec![4, 5]);
+    assert_eq!(found(store, "percent").await, vec![6]);
+    assert_eq!(
+        found(store, "_exists_:details.nested.level.deep").await,
+        vec![7]
+    );
+    // And by id.
+    for (second, event) in events.iter().enumerate() {
+        assert_eq!(
+            found(store, &format!("id:{}", event.id)).await,
+            vec![second as i64]
+        );
     }
 }

@@ -34,10 +34,10 @@ use sqlx::sqlite::{
 use sqlx::{Arguments, AssertSqlSafe, ConnectOptions, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::terms::TermWriter;
 use crate::{
-    EventFilter, HistogramBucket, KeyRecord, RetentionOutcome, RetentionPolicy, SearchPage,
-    SearchRequest, SortOrder, Store, StoreError, StoreFuture, StoreHealth, TopValue,
+    EventFilter, EventPreparer, HistogramBucket, KeyRecord, PreparedEvent, RetentionOutcome,
+    RetentionPolicy, SearchPage, SearchRequest, SortOrder, Store, StoreError, StoreFuture,
+    StoreHealth, TopValue,
 };
 use sql::{CompiledPredicate, Driver, SqlFragment, SqlParam};
 
@@ -137,15 +137,6 @@ pub enum PlanChoice {
     ForceDriven = 2,
     /// Always walk the time index keeping rows in the candidate set, when there is one.
     ForceSemiJoin = 3,
-}
-
-/// An event ready for the writer: everything CPU-heavy already done by the caller's task.
-struct PreparedEvent {
-    id: [u8; 16],
-    utctimestamp: i64,
-    receivedtimestamp: i64,
-    document: Arc<str>,
-    terms: Arc<[u8]>,
 }
 
 struct AppendJob {
@@ -815,32 +806,8 @@ where
 }
 
 fn prepare(events: Vec<Event>) -> Vec<PreparedEvent> {
-    let mut term_writer = TermWriter::default();
-    events
-        .into_iter()
-        .map(|event| {
-            let id = uuid::Uuid::try_parse(&event.id)
-                .map(|uuid| *uuid.as_bytes())
-                .unwrap_or_else(|_| {
-                    // Normalization always makes UUIDs; anything else still gets a stable 16-byte key.
-                    let hash = blake3::hash(event.id.as_bytes());
-                    let mut bytes = [0u8; 16];
-                    bytes.copy_from_slice(&hash.as_bytes()[..16]);
-                    bytes
-                });
-            let terms = Arc::from(term_writer.terms_of(&event.document));
-            // What serde_json writes, faster (see `isms_event::object_text`): a tenth of ingestion's
-            // CPU went to escaping checks.
-            let document = isms_event::object_text(&event.document);
-            PreparedEvent {
-                id,
-                utctimestamp: event.utctimestamp_micros,
-                receivedtimestamp: event.receivedtimestamp_micros,
-                document: Arc::from(document),
-                terms,
-            }
-        })
-        .collect()
+    let mut preparer = EventPreparer::default();
+    events.iter().map(|event| preparer.prepare(event)).collect()
 }
 
 fn parse_document(seq: i64, text: &str) -> Result<Map<String, Value>, StoreError> {
@@ -887,6 +854,15 @@ impl Store for SqliteStore {
             } else {
                 prepare(events)
             };
+            self.append_prepared(prepared).await
+        })
+    }
+
+    fn append_prepared(&self, prepared: Vec<PreparedEvent>) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if prepared.is_empty() {
+                return Ok(());
+            }
             let (reply, answer) = oneshot::channel();
             self.writer
                 .send(AppendJob {
