@@ -246,6 +246,41 @@ pub fn tokenize(text: &str) -> Vec<String> {
 /// Calls `each` with every token [`tokenize`] makes of `text`, in order, built in `scratch` (so a
 /// caller that only looks at each token allocates nothing per word).
 pub fn for_each_token(text: &str, scratch: &mut String, mut each: impl FnMut(&str)) {
+    if text.is_ascii() {
+        // Nearly every summary: words are runs of ASCII letters and digits, handed over in place
+        // unless they hold a capital (then lowercased in `scratch`). The same tokens as below.
+        let bytes = text.as_bytes();
+        let mut index = 0;
+        loop {
+            while index < bytes.len() && !bytes[index].is_ascii_alphanumeric() {
+                index += 1;
+            }
+            let start = index;
+            let mut capital = false;
+            while index < bytes.len() && bytes[index].is_ascii_alphanumeric() {
+                capital |= bytes[index].is_ascii_uppercase();
+                index += 1;
+            }
+            if start == index {
+                return;
+            }
+            let word = &text[start..index];
+            if capital {
+                scratch.clear();
+                scratch.push_str(word);
+                scratch.make_ascii_lowercase();
+                each(scratch);
+                scratch.clear();
+            } else {
+                each(word);
+            }
+        }
+    }
+    tokens_by_character(text, scratch, each);
+}
+
+/// [`for_each_token`] one character at a time: the rule itself, for any text.
+fn tokens_by_character(text: &str, scratch: &mut String, mut each: impl FnMut(&str)) {
     scratch.clear();
     for character in text.chars() {
         if character.is_ascii_alphanumeric() {
@@ -298,4 +333,31 @@ pub fn is_numeric_text(text: &str) -> bool {
         at = end;
     }
     at == bytes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn collected(text: &str, tokens: fn(&str, &mut String, &mut dyn FnMut(&str))) -> Vec<String> {
+        let mut found = Vec::new();
+        tokens(text, &mut String::new(), &mut |token| {
+            found.push(token.to_owned())
+        });
+        found
+    }
+
+    proptest! {
+        /// The ASCII fast path makes exactly the tokens of the rule.
+        #[test]
+        fn ascii_words_are_the_tokens_of_the_character_rule(
+            text in "[ -~\\t\\n]{0,80}",
+        ) {
+            prop_assert_eq!(
+                collected(&text, |text, scratch, each| for_each_token(text, scratch, each)),
+                collected(&text, |text, scratch, each| tokens_by_character(text, scratch, each))
+            );
+        }
+    }
 }
