@@ -340,7 +340,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn collected(text: &str, tokens: fn(&str, &mut String, &mut dyn FnMut(&str))) -> Vec<String> {
+    /// A way of calling back with each token of a text.
+    type Tokenizer = fn(&str, &mut String, &mut dyn FnMut(&str));
+
+    fn collected(text: &str, tokens: Tokenizer) -> Vec<String> {
         let mut found = Vec::new();
         tokens(text, &mut String::new(), &mut |token| {
             found.push(token.to_owned())
