@@ -603,8 +603,13 @@ fn store_in_background(
 
 /// Waits for a batch stored in the background.
 async fn stored(storing: tokio::task::JoinHandle<()>) {
-    if let Err(error) = storing.await {
-        // `store` counts and logs a failed append rather than panicking; this would be a bug.
+    report_store_task(storing.await);
+}
+
+/// Logs a batch store task that did not finish: `store` counts and logs a failed append rather than
+/// panicking, so this would be a bug.
+fn report_store_task(outcome: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = outcome {
         tracing::error!(%error, "syslog batch store task failed");
     }
 }
@@ -644,10 +649,8 @@ async fn read_stream<S: AsyncRead + Unpin>(
             None => StreamStep::Read(stream.read(&mut buffer).await),
         };
         let read = match step {
-            StreamStep::Stored(result) => {
-                if let Err(error) = result {
-                    tracing::error!(%error, "syslog batch store task failed");
-                }
+            StreamStep::Stored(outcome) => {
+                report_store_task(outcome);
                 storing = None;
                 if !batch.is_empty() {
                     storing = Some(store_in_background(&receiver, std::mem::take(&mut batch)));
