@@ -5,8 +5,8 @@
 //! with its sender as the origin, and appends the batch: one commit for many messages. A UDP batch is
 //! the datagrams already waiting (at most [`BATCH_MESSAGES`]). Syslog has no acknowledgment, so a TCP
 //! or TLS reader stores one batch at a time while it reads and parses the next, which holds whatever
-//! arrived meanwhile (at most [`STREAM_BATCH_MESSAGES`]); a full batch waits, and so does the sender
-//! (nothing queues up in memory). A message over `syslog.max_message_bytes` is dropped, counted
+//! arrived meanwhile (at most [`STREAM_BATCH_MESSAGES`], less when many connections share the budget);
+//! a full batch waits, and so does the sender (nothing queues up in memory). A message over `syslog.max_message_bytes` is dropped, counted
 //! (`isms_syslog_dropped_total`) and logged, and the stream goes on; a TCP stream whose octet count is
 //! not a number is closed, since nothing after it can be framed. Connections are bounded, in all and
 //! per sender address (so one host cannot take every slot); TLS
@@ -560,13 +560,16 @@ async fn tcp_loop(
         };
         let receiver = receiver.clone();
         let tls = tls.clone();
+        let open_streams = connections.clone();
         tokio::spawn(async move {
             match tls {
-                None => read_stream(stream, peer, receiver.clone()).await,
+                None => read_stream(stream, peer, receiver.clone(), &open_streams).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(stream)) => read_stream(stream, peer, receiver.clone()).await,
+                        Ok(Ok(stream)) => {
+                            read_stream(stream, peer, receiver.clone(), &open_streams).await
+                        }
                         Ok(Err(error)) => handshake_failed(peer, &receiver, &error.to_string()),
                         Err(_) => handshake_failed(peer, &receiver, "timed out"),
                     }
@@ -585,12 +588,32 @@ fn handshake_failed(peer: SocketAddr, receiver: &Receiver, reason: &str) {
     }
 }
 
-/// Most messages a TCP or TLS stream gathers into one batch while its previous batch is being stored.
-pub const STREAM_BATCH_MESSAGES: usize = 4096;
+/// Most messages a TCP or TLS stream gathers into one batch while its previous batch is being stored
+/// (with few connections open; see [`stream_batch_limits`]).
+pub const STREAM_BATCH_MESSAGES: usize = 16_384;
 
-/// Most bytes of messages (as received) in one such batch: with [`STREAM_BATCH_MESSAGES`], what
-/// bounds a connection's memory (two batches: one being stored, one gathering).
+/// Most bytes of messages (as received) in one such batch.
 const STREAM_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// Messages and bytes all open streams may gather at once, shared out among them: what bounds the
+/// memory of the TCP and TLS receivers whatever the number of connections (each also has one batch
+/// being stored, no larger).
+const STREAM_BUDGET_MESSAGES: usize = 65_536;
+const STREAM_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+
+/// The smallest batch limits a stream gets, however many are open.
+const STREAM_BATCH_MIN_MESSAGES: usize = 64;
+const STREAM_BATCH_MIN_BYTES: usize = 64 * 1024;
+
+/// A stream's batch limits (messages, bytes) while `open` streams share the budget: a few busy
+/// connections (relays) get large batches, few commits for many messages; a thousand get small ones.
+fn stream_batch_limits(open: usize) -> (usize, usize) {
+    let open = open.max(1);
+    (
+        (STREAM_BUDGET_MESSAGES / open).clamp(STREAM_BATCH_MIN_MESSAGES, STREAM_BATCH_MESSAGES),
+        (STREAM_BUDGET_BYTES / open).clamp(STREAM_BATCH_MIN_BYTES, STREAM_BATCH_BYTES),
+    )
+}
 
 /// Stores one batch of a stream in a task of its own, so the stream is read on meanwhile.
 fn store_in_background(
@@ -626,12 +649,14 @@ enum StreamStep {
 /// the next; when the store is done, what gathered meanwhile is the next batch. So batches are stored
 /// in the stream's order, a quiet stream's message is stored at once, and a busy one's batches grow
 /// with the store's latency (one commit for more messages: fewer fsyncs, fewer index segments). A
-/// batch that reaches [`STREAM_BATCH_MESSAGES`] or [`STREAM_BATCH_BYTES`] waits for the store before
-/// more is read (the sender waits; nothing queues up in memory).
+/// batch that reaches its share of the budget ([`stream_batch_limits`]; `connection_slots` tells how
+/// many streams are open) waits for the store before more is read (the sender waits; nothing queues up
+/// in memory).
 async fn read_stream<S: AsyncRead + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     receiver: Arc<Receiver>,
+    connection_slots: &tokio::sync::Semaphore,
 ) {
     let mut decoder = FrameDecoder::new(receiver.max_message_bytes);
     let mut buffer = vec![0u8; 64 * 1024];
@@ -672,6 +697,8 @@ async fn read_stream<S: AsyncRead + Unpin>(
             }
         };
         let arrival = receiver.arrival(peer, Timestamp::now());
+        let (batch_messages, batch_byte_limit) =
+            stream_batch_limits(MAX_TCP_CONNECTIONS - connection_slots.available_permits());
         let mut framing_lost = false;
         loop {
             let frame = if ended {
@@ -695,7 +722,7 @@ async fn read_stream<S: AsyncRead + Unpin>(
                     framing_lost = true;
                 }
             }
-            if batch.len() >= STREAM_BATCH_MESSAGES || batch_bytes >= STREAM_BATCH_BYTES {
+            if batch.len() >= batch_messages || batch_bytes >= batch_byte_limit {
                 if let Some(previous) = storing.take() {
                     stored(previous).await;
                 }
@@ -713,6 +740,33 @@ async fn read_stream<S: AsyncRead + Unpin>(
         if storing.is_none() && !batch.is_empty() {
             storing = Some(store_in_background(&receiver, std::mem::take(&mut batch)));
             batch_bytes = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_share_the_batch_budget_within_the_bounds() {
+        assert_eq!(
+            stream_batch_limits(0),
+            (STREAM_BATCH_MESSAGES, STREAM_BATCH_BYTES)
+        );
+        assert_eq!(stream_batch_limits(4), (16_384, 4 * 1024 * 1024));
+        assert_eq!(stream_batch_limits(64), (1_024, 1024 * 1024));
+        assert_eq!(
+            stream_batch_limits(MAX_TCP_CONNECTIONS),
+            (STREAM_BATCH_MIN_MESSAGES, STREAM_BATCH_MIN_BYTES)
+        );
+        // All open streams together stay within the budget (or the minimum each).
+        for open in 1..=MAX_TCP_CONNECTIONS {
+            let (messages, bytes) = stream_batch_limits(open);
+            assert!(
+                messages * open <= STREAM_BUDGET_MESSAGES.max(STREAM_BATCH_MIN_MESSAGES * open)
+            );
+            assert!(bytes * open <= STREAM_BUDGET_BYTES.max(STREAM_BATCH_MIN_BYTES * open));
         }
     }
 }
