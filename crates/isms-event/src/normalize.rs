@@ -315,50 +315,49 @@ struct Checked {
 /// The normalized event: checked fields, plus the id, the origin and the receipt time. The one place
 /// that lays out a document, for [`normalize_delivered`] and [`EventFields::into_event`] alike.
 fn assemble(fields: Checked, delivery: &Delivery) -> Event {
-    let Checked {
-        category,
-        details,
-        hostname,
-        processid,
-        processname,
-        severity,
-        source,
-        summary,
-        tags,
-        timestamp_text,
-        utctimestamp_text,
-        event_micros,
-    } = fields;
+    let event_micros = fields.event_micros;
     let received_micros = delivery.received_micros;
     let id = crate::id::new_event_id(received_micros);
     let received_text = delivery.received_text.clone();
     let utctimestamp_text = if event_micros == received_micros {
         received_text.clone()
     } else {
-        utctimestamp_text.unwrap_or_else(|| format_time(event_micros))
+        fields
+            .utctimestamp_text
+            .unwrap_or_else(|| format_time(event_micros))
     };
     // Members in key order: the map is built in one go from them instead of searched per insert.
     let text = |key: &str, text: String| (key.to_owned(), Value::String(text));
     let mut members = Vec::with_capacity(14);
     members.push(text(
         "category",
-        category.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned()),
+        fields
+            .category
+            .unwrap_or_else(|| DEFAULT_CATEGORY.to_owned()),
     ));
-    members.push(("details".to_owned(), Value::Object(details)));
-    members.extend(hostname.map(|hostname| text("hostname", hostname)));
+    members.push(("details".to_owned(), Value::Object(fields.details)));
+    members.extend(fields.hostname.map(|hostname| text("hostname", hostname)));
     members.push(text("id", id.clone()));
     members.push(("origin".to_owned(), delivery.origin.clone()));
-    members.extend(processid.map(|processid| ("processid".to_owned(), processid)));
-    members.extend(processname.map(|processname| text("processname", processname)));
+    members.extend(
+        fields
+            .processid
+            .map(|processid| ("processid".to_owned(), processid)),
+    );
+    members.extend(
+        fields
+            .processname
+            .map(|processname| text("processname", processname)),
+    );
     members.push(text("receivedtimestamp", received_text));
-    members.push(text("severity", severity.name().to_owned()));
-    members.extend(source.map(|source| text("source", source)));
-    members.extend(summary.map(|summary| text("summary", summary)));
+    members.push(text("severity", fields.severity.name().to_owned()));
+    members.extend(fields.source.map(|source| text("source", source)));
+    members.extend(fields.summary.map(|summary| text("summary", summary)));
     members.push((
         "tags".to_owned(),
-        Value::Array(tags.into_iter().map(Value::String).collect()),
+        Value::Array(fields.tags.into_iter().map(Value::String).collect()),
     ));
-    members.push(text("timestamp", timestamp_text));
+    members.push(text("timestamp", fields.timestamp_text));
     members.push(text("utctimestamp", utctimestamp_text));
     debug_assert!(
         members.is_sorted_by(|a, b| a.0 < b.0),
