@@ -494,23 +494,20 @@ impl SqliteStore {
         };
         // Each bound also on the time index's key (implied by the bound: the key never decreases as
         // time grows), so a walk of the index starts and stops at the right second.
-        if let Some(from_micros) = filter.from_micros {
-            conditions
-                .sql
-                .push_str(&format!(" AND {TIME_BUCKET} >= ? AND e.utctimestamp >= ?"));
+        let mut bound = |bucket_comparison: &str, comparison: &str, micros: i64| {
+            conditions.sql.push_str(&format!(
+                " AND {TIME_BUCKET} {bucket_comparison} ? AND e.utctimestamp {comparison} ?"
+            ));
             conditions
                 .params
-                .push(SqlParam::Integer(time_bucket(from_micros)));
-            conditions.params.push(SqlParam::Integer(from_micros));
+                .push(SqlParam::Integer(time_bucket(micros)));
+            conditions.params.push(SqlParam::Integer(micros));
+        };
+        if let Some(from_micros) = filter.from_micros {
+            bound(">=", ">=", from_micros);
         }
         if let Some(to_micros) = filter.to_micros {
-            conditions
-                .sql
-                .push_str(&format!(" AND {TIME_BUCKET} <= ? AND e.utctimestamp < ?"));
-            conditions
-                .params
-                .push(SqlParam::Integer(time_bucket(to_micros)));
-            conditions.params.push(SqlParam::Integer(to_micros));
+            bound("<=", "<", to_micros);
         }
         if !skip_condition {
             conditions.sql.push_str(" AND ");
