@@ -225,6 +225,31 @@ pub async fn appended_events_are_counted_and_found_by_id(store: &dyn Store) {
     assert!(health.bytes > 0);
 }
 
+/// The events of every page of a search, page after page through the cursors.
+async fn every_page(
+    store: &dyn Store,
+    filter: &EventFilter,
+    limit: usize,
+    sort: SortOrder,
+) -> Vec<serde_json::Map<String, Value>> {
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let request = SearchRequest {
+            filter: filter.clone(),
+            limit,
+            cursor: cursor.clone(),
+            sort,
+        };
+        let page = store.search(&request).await.expect("search");
+        seen.extend(page.events);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return seen,
+        }
+    }
+}
+
 /// Paging with cursors visits every event exactly once, in event-time order both ways.
 pub async fn search_pages_cover_every_event_once_in_time_order(store: &dyn Store) {
     load_fixture(store).await;
@@ -232,22 +257,11 @@ pub async fn search_pages_cover_every_event_once_in_time_order(store: &dyn Store
         (SortOrder::Asc, (0..8).collect::<Vec<i64>>()),
         (SortOrder::Desc, (0..8).rev().collect()),
     ] {
-        let mut seen = Vec::new();
-        let mut cursor = None;
-        loop {
-            let request = SearchRequest {
-                filter: EventFilter::everything(),
-                limit: 3,
-                cursor: cursor.clone(),
-                sort,
-            };
-            let page = store.search(&request).await.expect("search");
-            seen.extend(page.events.iter().map(second_of));
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
+        let seen: Vec<i64> = every_page(store, &EventFilter::everything(), 3, sort)
+            .await
+            .iter()
+            .map(second_of)
+            .collect();
         assert_eq!(seen, expected, "{sort:?}");
     }
 }
@@ -684,22 +698,11 @@ pub async fn sub_second_times_keep_their_exact_order_in_pages_and_bounds(store: 
             if sort == SortOrder::Desc {
                 expected.reverse();
             }
-            let mut seen = Vec::new();
-            let mut cursor = None;
-            loop {
-                let request = SearchRequest {
-                    filter: filter.clone(),
-                    limit: 2,
-                    cursor: cursor.clone(),
-                    sort,
-                };
-                let page = store.search(&request).await.expect("search");
-                seen.extend(page.events.iter().map(arrival_of));
-                match page.next_cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
+            let seen: Vec<usize> = every_page(store, &filter, 2, sort)
+                .await
+                .iter()
+                .map(arrival_of)
+                .collect();
             assert_eq!(
                 seen, expected,
                 "{sort:?} from {from_micros:?} to {to_micros:?}"
