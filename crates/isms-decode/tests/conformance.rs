@@ -12,43 +12,16 @@
 //! (fail2ban not counting a line it expects a later line to count), the line is listed in an
 //! exclusion table with the reason, and reported as excluded.
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod common;
+
+use common::{data_root, report};
 use isms_decode::{AuditAssembler, Decoders, LineDecoder, parse_audit_record};
 use isms_syslog::ParseContext;
 use serde_json::{Map, Value};
-
-/// `../shared/data`: `ISMS_TEST_SHARED_DATA`, else `shared/data` beside an ancestor of this crate.
-/// `None` when absent (a failure when `CI` is set).
-fn data_root() -> Option<PathBuf> {
-    let found = match std::env::var_os("ISMS_TEST_SHARED_DATA") {
-        Some(path) => Some(PathBuf::from(path)),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .map(|ancestor| ancestor.join("shared/data"))
-            .find(|candidate| candidate.is_dir()),
-    };
-    match found {
-        Some(path) if path.is_dir() => Some(path),
-        other if std::env::var_os("CI").is_some() => {
-            panic!("the shared test data is missing ({other:?}) and CI is set")
-        }
-        other => {
-            report(&format!(
-                "skipping: the shared test data is missing ({other:?})"
-            ));
-            None
-        }
-    }
-}
-
-/// Writes to the process' stderr directly, past the test harness' capture.
-fn report(text: &str) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "{text}");
-}
 
 fn read_text(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));

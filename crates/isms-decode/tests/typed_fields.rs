@@ -7,32 +7,16 @@
 //! logs, Elastic's auth samples) and every syslog capture, on messages built to reach the corners
 //! (structured data keys with capitals and dots, repeated parameters, a PROCID that is not a number,
 //! invalid UTF-8, years far off), under user decoders that take both paths, and on random bytes.
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::data_root;
 use isms_decode::{Decoders, UserDecoderSpec};
 use isms_event::{Delivery, Origin, normalize_delivered};
 use isms_syslog::{ParseContext, SyslogMessage, parse};
 use proptest::prelude::*;
 use serde_json::Value;
-
-/// `../shared/data`: `ISMS_TEST_SHARED_DATA`, else `shared/data` beside an ancestor of this crate;
-/// `None` when absent (a failure when `CI` is set).
-fn data_root() -> Option<PathBuf> {
-    let found = match std::env::var_os("ISMS_TEST_SHARED_DATA") {
-        Some(path) => Some(PathBuf::from(path)),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .map(|ancestor| ancestor.join("shared/data"))
-            .find(|candidate| candidate.is_dir()),
-    };
-    match found {
-        Some(path) if path.is_dir() => Some(path),
-        other if std::env::var_os("CI").is_some() => {
-            panic!("the shared test data is missing ({other:?}) and CI is set")
-        }
-        _ => None,
-    }
-}
 
 /// Built-in decoders plus user decoders that exercise both paths: one only adds details (with an
 /// alias key, `srcip`, and a capture in capitals), one sets top-level fields and a summary.
@@ -133,7 +117,6 @@ fn files_under(directory: &Path, files: &mut Vec<PathBuf>) {
 #[test]
 fn real_log_lines_and_captures_make_the_same_event_both_ways() {
     let Some(root) = data_root() else {
-        eprintln!("skipping: the shared test data is missing");
         return;
     };
     let decoders = decoders();
