@@ -615,12 +615,16 @@ fn stream_batch_limits(open: usize) -> (usize, usize) {
     )
 }
 
-/// Stores one batch of a stream in a task of its own, so the stream is read on meanwhile.
+/// Stores the batch a stream gathered in a task of its own, so the stream is read on meanwhile, and
+/// starts the next batch empty.
 fn store_in_background(
     receiver: &Arc<Receiver>,
-    events: Vec<PreparedEvent>,
+    batch: &mut Vec<PreparedEvent>,
+    batch_bytes: &mut usize,
 ) -> tokio::task::JoinHandle<()> {
     let receiver = receiver.clone();
+    let events = std::mem::take(batch);
+    *batch_bytes = 0;
     tokio::spawn(async move { receiver.store(events).await })
 }
 
@@ -678,8 +682,7 @@ async fn read_stream<S: AsyncRead + Unpin>(
                 report_store_task(outcome);
                 storing = None;
                 if !batch.is_empty() {
-                    storing = Some(store_in_background(&receiver, std::mem::take(&mut batch)));
-                    batch_bytes = 0;
+                    storing = Some(store_in_background(&receiver, &mut batch, &mut batch_bytes));
                 }
                 continue;
             }
@@ -726,8 +729,7 @@ async fn read_stream<S: AsyncRead + Unpin>(
                 if let Some(previous) = storing.take() {
                     stored(previous).await;
                 }
-                storing = Some(store_in_background(&receiver, std::mem::take(&mut batch)));
-                batch_bytes = 0;
+                storing = Some(store_in_background(&receiver, &mut batch, &mut batch_bytes));
             }
         }
         if ended || framing_lost {
@@ -738,8 +740,7 @@ async fn read_stream<S: AsyncRead + Unpin>(
             return;
         }
         if storing.is_none() && !batch.is_empty() {
-            storing = Some(store_in_background(&receiver, std::mem::take(&mut batch)));
-            batch_bytes = 0;
+            storing = Some(store_in_background(&receiver, &mut batch, &mut batch_bytes));
         }
     }
 }
