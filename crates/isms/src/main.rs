@@ -160,31 +160,7 @@ enum ConfigAction {
 #[global_allocator]
 static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e`, mimalloc.h, the same in v2 and
-/// v3; libmimalloc-sys names only some options).
-const MIMALLOC_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// How long mimalloc keeps freed memory before handing it back to the system, in milliseconds.
-///
-/// With its default of one second, ingestion at full speed kept faulting fresh, zeroed pages back in
-/// (transparent huge pages: 2 MiB at a time) for its large per-batch allocations (term segment tables,
-/// batch buffers): 10–14% of the server's CPU while taking syslog over TCP. With ten seconds the server
-/// used 8–15% less CPU per message in alternating runs (BENCHMARKS.md, ninth session); the memory
-/// trimmer of `isms serve` still returns what a quiet server holds. `MIMALLOC_PURGE_DELAY` set in the
-/// environment wins.
-const MIMALLOC_PURGE_DELAY_MILLISECONDS: std::ffi::c_long = 10_000;
-
 fn main() -> ExitCode {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets one of mimalloc's option values and takes no pointers; not thread safe, and no
-        // other thread exists yet.
-        unsafe {
-            libmimalloc_sys::mi_option_set(
-                MIMALLOC_OPTION_PURGE_DELAY,
-                MIMALLOC_PURGE_DELAY_MILLISECONDS,
-            );
-        }
-    }
     // One TLS crypto provider for the whole process (ring: no C toolchain surprises).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
