@@ -478,9 +478,10 @@ struct SegmentScratch {
     order: Vec<(u128, u32)>,
 }
 
-/// Occurrences the segment writer's tables may keep room for between batches (about 16 bytes
-/// each, plus the others in proportion): a larger batch (a rebuild) gives its memory back.
-const RETAINED_SCRATCH_OCCURRENCES: usize = 1 << 21;
+/// Occurrences the segment writer's tables may keep room for between batches: with the other tables
+/// in proportion, at most 15–20 MB an idle server holds on to. A larger batch (a burst, a rebuild)
+/// gives its memory back as soon as it is written.
+const RETAINED_SCRATCH_OCCURRENCES: usize = 1 << 18;
 
 impl SegmentScratch {
     /// Empties every table, giving back the memory of an unusually large batch, and lends them out.
@@ -716,6 +717,8 @@ impl TermIndex {
             }
             writer.finish(through)
         });
+        // Emptied now, so a large batch's memory does not wait for the next one.
+        scratch.reset();
         if let Err(error) = written {
             // A retry covers a different range: this file would stay until the next open.
             remove_file(&temporary);
