@@ -193,10 +193,16 @@ impl LineDecoder {
             event.insert("processname".into(), Value::String(program_name.to_owned()));
         }
         if let Some(pid) = &pid {
-            let value = pid
-                .parse::<i64>()
-                .map_or_else(|_| Value::String(pid.clone()), Value::from);
-            event.insert("processid".into(), value);
+            match pid.parse::<i64>() {
+                Ok(number) => {
+                    event.insert("processid".into(), Value::from(number));
+                }
+                // RFC 5424 allows any text as PROCID; MozDef's processid is a number, and normalize
+                // refuses anything else. Kept where `SyslogMessage::into_fields` keeps it.
+                Err(_) => crate::with_details(&mut event, |details| {
+                    details.insert("procid".into(), Value::String(pid.clone()));
+                }),
+            }
         }
         if let Some(host) = &hostname {
             event.insert("hostname".into(), Value::String(host.clone()));
@@ -567,6 +573,24 @@ mod tests {
         assert_eq!(event["details"]["result"], "failure");
         assert_eq!(event["details"]["facility"], "user");
         assert_eq!(event["tags"], serde_json::json!(["syslog", "decoder:sshd"]));
+    }
+
+    #[test]
+    fn a_procid_that_is_not_a_number_is_a_detail_and_the_line_is_stored() {
+        let mut lines = decoder();
+        let event = one(
+            &mut lines,
+            "<14>1 2026-11-21T22:21:23Z vm worker worker-7 - - job done",
+        );
+        assert!(event.get("processid").is_none(), "{event}");
+        assert_eq!(event["details"]["procid"], "worker-7");
+        let origin = isms_event::Origin {
+            peer: None,
+            endpoint: "file:/var/log/syslog".into(),
+            key_name: None,
+        };
+        let stored = isms_event::normalize(event, &origin, Timestamp::now()).expect("stored");
+        assert_eq!(stored.document["details"]["procid"], "worker-7");
     }
 
     #[test]
