@@ -5,9 +5,10 @@
 //! with its sender as the origin, and appends the batch: one commit for many messages. A UDP batch is
 //! the datagrams already waiting (at most [`BATCH_MESSAGES`]). Syslog has no acknowledgment, so a TCP
 //! or TLS reader stores one batch at a time while it reads and parses the next, which holds whatever
-//! arrived meanwhile (at most [`STREAM_BATCH_MESSAGES`], less when many connections share the budget);
-//! a full batch waits, and so does the sender (nothing queues up in memory). A message over `syslog.max_message_bytes` is dropped, counted
-//! (`isms_syslog_dropped_total`) and logged, and the stream goes on; a TCP stream whose octet count is
+//! arrived meanwhile (at most [`STREAM_BATCH_MESSAGES`], less when many connections share the
+//! budget); a full batch waits, and so does the sender (nothing queues up in memory). A message over
+//! `syslog.max_message_bytes` is dropped, counted (`isms_syslog_dropped_total`) and logged, and the
+//! stream goes on; a TCP stream whose octet count is
 //! not a number is closed, since nothing after it can be framed. Connections are bounded, in all and
 //! per sender address (so one host cannot take every slot); TLS
 //! handshakes must finish within [`TLS_HANDSHAKE_TIMEOUT`], and failed ones are counted
@@ -681,9 +682,7 @@ async fn read_stream<S: AsyncRead + Unpin>(
             StreamStep::Stored(outcome) => {
                 report_store_task(outcome);
                 storing = None;
-                if !batch.is_empty() {
-                    storing = Some(store_in_background(&receiver, &mut batch, &mut batch_bytes));
-                }
+                store_when_idle(&mut storing, &receiver, &mut batch, &mut batch_bytes);
                 continue;
             }
             StreamStep::Read(read) => read,
@@ -739,9 +738,19 @@ async fn read_stream<S: AsyncRead + Unpin>(
             receiver.store(batch).await;
             return;
         }
-        if storing.is_none() && !batch.is_empty() {
-            storing = Some(store_in_background(&receiver, &mut batch, &mut batch_bytes));
-        }
+        store_when_idle(&mut storing, &receiver, &mut batch, &mut batch_bytes);
+    }
+}
+
+/// Starts storing what a stream gathered, if anything, when no batch of it is being stored.
+fn store_when_idle(
+    storing: &mut Option<tokio::task::JoinHandle<()>>,
+    receiver: &Arc<Receiver>,
+    batch: &mut Vec<PreparedEvent>,
+    batch_bytes: &mut usize,
+) {
+    if storing.is_none() && !batch.is_empty() {
+        *storing = Some(store_in_background(receiver, batch, batch_bytes));
     }
 }
 
