@@ -1,0 +1,159 @@
+//! What a rule produces: a detection, and the event it becomes.
+//!
+//! Every detection is also an event (category `alert`) so that it is stored, searched and shown like
+//! any other, and so that it re-enters detection: rules can build on other rules' output (seed 002's
+//! login → remote login → outside-domain login chain).
+use isms_event::{Event, Origin, Severity, format_time};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+/// Most related event ids a detection keeps; the rest are counted (seed 003: 50).
+pub const MAX_RELATED_EVENTS: usize = 50;
+
+/// Whether a detection opens or closes an entity's active state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectionState {
+    /// The rule fired.
+    Fired,
+    /// An active entity no longer satisfies its rule (its count fell back, or an absent key was
+    /// heard from again).
+    Cleared,
+}
+
+impl DetectionState {
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectionState::Fired => "fired",
+            DetectionState::Cleared => "cleared",
+        }
+    }
+}
+
+/// One detection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Detection {
+    /// The id of its event.
+    pub id: String,
+    /// For a cleared detection, the id of the detection it clears.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clears: Option<String>,
+    pub rule_id: String,
+    pub rule_title: String,
+    pub kind: &'static str,
+    pub severity: &'static str,
+    pub tags: Vec<String>,
+    pub state: DetectionState,
+    /// The group key, field by field (empty for rules without one).
+    pub group: Vec<(String, String)>,
+    /// Events counted: the window's count when it fired, plus events attached while active.
+    pub count: u64,
+    /// Ids of the events that made it, oldest first, at most [`MAX_RELATED_EVENTS`].
+    pub related_event_ids: Vec<String>,
+    /// Related events beyond those kept.
+    pub related_events_more: u64,
+    /// Event time of the first and last related event, microseconds (absence: the last event heard).
+    pub first_event_micros: Option<i64>,
+    pub last_event_micros: Option<i64>,
+    /// Event time at which it fired or cleared.
+    pub detected_micros: i64,
+    pub message: String,
+    /// How many detections led to this one (0: it came from events).
+    pub depth: u32,
+    /// The host of the event that made it fire, if it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+impl Detection {
+    /// The group key as `field=value` pairs, for messages and tables.
+    pub fn group_text(&self) -> String {
+        group_text(&self.group)
+    }
+
+    /// The detection as a MozDef event: category `alert`, the message as summary, the rule's
+    /// severity and tags, and in `details` the rule, group key (`details.group`, its dots made `_`
+    /// as normalization does with keys; a group field under `details.` is also copied to its own
+    /// place, so `details.username` of a detection is the user it is about), count, related events
+    /// and depth.
+    pub fn to_event(&self) -> Event {
+        let mut group = Map::new();
+        for (field, value) in &self.group {
+            group.insert(field.clone(), Value::String(value.clone()));
+        }
+        let mut details = json!({
+            "rule_id": self.rule_id,
+            "rule_title": self.rule_title,
+            "kind": self.kind,
+            "state": self.state.name(),
+            "group": group,
+            "count": self.count,
+            "related_event_ids": self.related_event_ids,
+            "related_events_more": self.related_events_more,
+            "depth": self.depth,
+        });
+        let details_map = details.as_object_mut().expect("an object");
+        // The group's values also where events keep them (details.username, details.sourceipaddress),
+        // so a rule on detections groups and matches by the same fields as a rule on events.
+        for (field, value) in &self.group {
+            if let Some(name) = field.strip_prefix("details.")
+                && !name.contains('.')
+                && !details_map.contains_key(name)
+            {
+                details_map.insert(name.to_owned(), Value::String(value.clone()));
+            }
+        }
+        if let Some(clears) = &self.clears {
+            details_map.insert("clears".to_owned(), Value::String(clears.clone()));
+        }
+        if let Some(first) = self.first_event_micros {
+            details_map.insert(
+                "first_event_time".to_owned(),
+                Value::String(format_time(first)),
+            );
+        }
+        if let Some(last) = self.last_event_micros {
+            details_map.insert(
+                "last_event_time".to_owned(),
+                Value::String(format_time(last)),
+            );
+        }
+        let mut raw = json!({
+            "utctimestamp": format_time(self.detected_micros),
+            "category": "alert",
+            "source": "isms-detect",
+            "processname": "isms-detect",
+            "severity": self.severity,
+            "summary": self.message,
+            "tags": self.tags,
+            "details": details,
+        });
+        if let Some(hostname) = &self.hostname {
+            raw["hostname"] = Value::String(hostname.clone());
+        }
+        let origin = Origin {
+            peer: None,
+            endpoint: "detect".to_owned(),
+            key_name: None,
+        };
+        let received = jiff::Timestamp::from_microsecond(self.detected_micros)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        isms_event::normalize(raw, &origin, received).expect(
+            "a detection is always a valid event: an object with a summary and known fields",
+        )
+    }
+
+    /// The severity as the event model's type.
+    pub fn severity(&self) -> Severity {
+        Severity::parse(&Value::String(self.severity.to_owned())).unwrap_or_default()
+    }
+}
+
+/// `field=value, field=value`.
+pub fn group_text(group: &[(String, String)]) -> String {
+    group
+        .iter()
+        .map(|(field, value)| format!("{field}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

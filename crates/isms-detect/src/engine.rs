@@ -1,0 +1,1352 @@
+//! The streaming engine: events in, detections out, windows on event time.
+//!
+//! # Time
+//!
+//! Windows are on event time (`utctimestamp`). The engine's *watermark* is the newest event time it
+//! has seen minus the allowed lateness: an event older than the watermark by more than a rule's
+//! interval cannot change any window still open and is counted as late instead
+//! (`isms_detect_late_events_total`). Timers (a threshold's count falling back, a silent key of an
+//! absence rule) run when the watermark passes them, in sweeps every eighth of the rule's interval,
+//! so in a replay they follow the data, not the wall clock. Absence also has a clock timer,
+//! [`Engine::tick`]: when nothing arrives at all the watermark stands still, and a silent key must
+//! still fire.
+//!
+//! # Entities
+//!
+//! State is keyed by rule and group key (the values of the rule's `group_by` fields, in order). A
+//! threshold entity keeps the times of its newest `threshold + 1` events, which is all a comparison
+//! with the threshold needs, so its memory does not grow with the rate. Each rule tracks at most
+//! `max_entities` keys; past that the least recently seen tenth is evicted and counted
+//! (`isms_detect_evictions_total`).
+//!
+//! # Chains
+//!
+//! Each detection becomes an event ([`Detection::to_event`]) that goes through every rule again, one
+//! level deeper. Past [`EngineOptions::max_chain_depth`] it is not fed back, and that is logged:
+//! a rule matching its own detections would otherwise loop.
+use std::collections::{HashMap, VecDeque};
+
+use isms_event::Event;
+use isms_query::FieldPath;
+use isms_query::ir::{for_each_scalar, render_scalar};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::detection::{Detection, DetectionState, MAX_RELATED_EVENTS};
+use crate::duration::format_duration;
+use crate::lists::Lists;
+use crate::parameters::{
+    AbsenceConfig, DistinctCountConfig, FirstSeenConfig, KindConfig, ListConfig, SequenceConfig,
+    ThresholdConfig,
+};
+use crate::rule::Rule;
+use crate::template::MessageValues;
+
+type Hasher = foldhash::fast::RandomState;
+type KeyMap<T> = HashMap<String, T, Hasher>;
+
+/// Separates the values of a group key inside the engine's map keys.
+const KEY_SEPARATOR: char = '\u{1f}';
+
+/// How the engine treats time and chains.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// How far behind the newest event an event may arrive and still count in its windows; timers
+    /// wait this long before they act.
+    pub allowed_lateness_micros: i64,
+    /// Most times a detection is fed back as an event (a detection of a detection of ...).
+    pub max_chain_depth: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            allowed_lateness_micros: 30_000_000,
+            max_chain_depth: 5,
+        }
+    }
+}
+
+/// What the engine has done so far.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EngineStatistics {
+    /// Events processed, detections fed back included.
+    pub events: u64,
+    pub detections: u64,
+    pub late_events: u64,
+    pub evictions: u64,
+    /// Detections not fed back because of the chain depth limit.
+    pub chain_stops: u64,
+}
+
+/// A rule's state at a glance, as seed 003 shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleColour {
+    /// No entity tracked.
+    Gray,
+    /// Entities tracked, none active.
+    Green,
+    /// At least one entity active (fired and not cleared).
+    Red,
+}
+
+/// One rule's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleStatus {
+    pub rule_id: String,
+    pub colour: RuleColour,
+    pub tracked: usize,
+    pub active: usize,
+    pub matched_events: u64,
+    pub detections: u64,
+}
+
+/// The open detection of an active entity.
+#[derive(Debug, Clone)]
+struct Active {
+    id: String,
+    count: u64,
+    related: Vec<String>,
+    more: u64,
+    first: i64,
+    last: i64,
+}
+
+impl Active {
+    fn attach(&mut self, time: i64, id: &str) {
+        self.count += 1;
+        if self.related.len() < MAX_RELATED_EVENTS {
+            self.related.push(id.to_owned());
+        } else {
+            self.more += 1;
+        }
+        self.first = self.first.min(time);
+        self.last = self.last.max(time);
+    }
+}
+
+#[derive(Debug, Default)]
+struct CountingEntity {
+    /// Threshold: the newest events, oldest first, at most threshold + 1. Distinct count: the newest
+    /// events for the related list, at most [`MAX_RELATED_EVENTS`].
+    events: VecDeque<(i64, String)>,
+    /// Distinct count: each value's newest time.
+    values: HashMap<String, i64, Hasher>,
+    active: Option<Active>,
+    touched: u64,
+}
+
+#[derive(Debug, Default)]
+struct SequenceEntity {
+    /// Per step, its matching events, oldest first.
+    steps: Vec<VecDeque<(i64, String)>>,
+    touched: u64,
+}
+
+#[derive(Debug)]
+struct AbsenceEntity {
+    last_event: i64,
+    last_received: i64,
+    /// The last event heard, for the related list.
+    last_event_id: Option<String>,
+    absent: Option<Active>,
+    touched: u64,
+}
+
+#[derive(Debug, Default)]
+struct FirstSeenState {
+    first_event: Option<i64>,
+    keys: KeyMap<KeyMap<i64>>,
+    touched: KeyMap<u64>,
+}
+
+#[derive(Debug)]
+enum State {
+    Stateless,
+    Counting(KeyMap<CountingEntity>),
+    Sequence(KeyMap<SequenceEntity>),
+    Absence(KeyMap<AbsenceEntity>),
+    FirstSeen(FirstSeenState),
+}
+
+impl State {
+    fn for_kind(kind: &KindConfig) -> State {
+        match kind {
+            KindConfig::Match | KindConfig::List(_) => State::Stateless,
+            KindConfig::Threshold(_) | KindConfig::DistinctCount(_) => {
+                State::Counting(KeyMap::default())
+            }
+            KindConfig::Sequence(_) => State::Sequence(KeyMap::default()),
+            KindConfig::Absence(_) => State::Absence(KeyMap::default()),
+            KindConfig::FirstSeen(_) => State::FirstSeen(FirstSeenState::default()),
+        }
+    }
+}
+
+struct RuleRuntime {
+    rule: Rule,
+    state: State,
+    next_sweep: i64,
+    matched: u64,
+    detections: u64,
+}
+
+/// A detection about to be emitted, before it has its event and id.
+struct Pending {
+    rule: usize,
+    state: DetectionState,
+    clears: Option<String>,
+    key: String,
+    count: u64,
+    related: Vec<String>,
+    more: u64,
+    first: Option<i64>,
+    last: Option<i64>,
+    detected: i64,
+    /// The event that made it, for the message's fields and the list to add to.
+    event: Option<Map<String, Value>>,
+    depth: u32,
+    /// Where the id of the emitted detection goes: the entity's active state.
+    activate: bool,
+}
+
+/// The streaming detection engine.
+pub struct Engine {
+    rules: Vec<RuleRuntime>,
+    lists: Lists,
+    options: EngineOptions,
+    newest_event: Option<i64>,
+    statistics: EngineStatistics,
+    clock: u64,
+}
+
+impl Engine {
+    pub fn new(rules: Vec<Rule>, lists: Lists, options: EngineOptions) -> Engine {
+        let mut engine = Engine {
+            rules: Vec::new(),
+            lists,
+            options,
+            newest_event: None,
+            statistics: EngineStatistics::default(),
+            clock: 0,
+        };
+        engine.set_rules(rules);
+        engine
+    }
+
+    /// Replaces the rules. A rule whose id, kind, match and parameters are unchanged keeps its
+    /// state (a new title or message does not forget who is active); any other starts afresh.
+    /// Disabled rules are dropped.
+    pub fn set_rules(&mut self, rules: Vec<Rule>) {
+        let mut previous: HashMap<String, RuleRuntime> = self
+            .rules
+            .drain(..)
+            .map(|runtime| (runtime.rule.id().to_owned(), runtime))
+            .collect();
+        for rule in rules {
+            if !rule.definition.enabled {
+                continue;
+            }
+            let kept = previous.remove(rule.id()).filter(|old| {
+                old.rule.definition.kind == rule.definition.kind
+                    && old.rule.definition.query == rule.definition.query
+                    && old.rule.definition.parameters == rule.definition.parameters
+            });
+            let runtime = match kept {
+                Some(old) => RuleRuntime { rule, ..old },
+                None => RuleRuntime {
+                    state: State::for_kind(&rule.kind),
+                    rule,
+                    next_sweep: i64::MIN,
+                    matched: 0,
+                    detections: 0,
+                },
+            };
+            self.rules.push(runtime);
+        }
+    }
+
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().map(|runtime| &runtime.rule)
+    }
+
+    pub fn lists(&self) -> &Lists {
+        &self.lists
+    }
+
+    pub fn lists_mut(&mut self) -> &mut Lists {
+        &mut self.lists
+    }
+
+    pub fn statistics(&self) -> &EngineStatistics {
+        &self.statistics
+    }
+
+    /// The newest event time minus the allowed lateness.
+    pub fn watermark(&self) -> Option<i64> {
+        self.newest_event
+            .map(|newest| newest.saturating_sub(self.options.allowed_lateness_micros))
+    }
+
+    /// Every rule's state.
+    pub fn statuses(&self) -> Vec<RuleStatus> {
+        self.rules
+            .iter()
+            .map(|runtime| {
+                let (tracked, active) = match &runtime.state {
+                    State::Stateless => (0, 0),
+                    State::Counting(entities) => (
+                        entities.len(),
+                        entities
+                            .values()
+                            .filter(|entity| entity.active.is_some())
+                            .count(),
+                    ),
+                    State::Sequence(entities) => (entities.len(), 0),
+                    State::Absence(entities) => (
+                        entities.len(),
+                        entities
+                            .values()
+                            .filter(|entity| entity.absent.is_some())
+                            .count(),
+                    ),
+                    State::FirstSeen(state) => (state.keys.len(), 0),
+                };
+                RuleStatus {
+                    rule_id: runtime.rule.id().to_owned(),
+                    colour: if tracked == 0 {
+                        RuleColour::Gray
+                    } else if active > 0 {
+                        RuleColour::Red
+                    } else {
+                        RuleColour::Green
+                    },
+                    tracked,
+                    active,
+                    matched_events: runtime.matched,
+                    detections: runtime.detections,
+                }
+            })
+            .collect()
+    }
+
+    /// Runs one event through every rule; returns the detections it caused, those of the chains it
+    /// started included, in the order they were made.
+    pub fn process(&mut self, event: &Event) -> Vec<Detection> {
+        let mut detections = Vec::new();
+        let time = event.utctimestamp_micros;
+        self.newest_event = Some(self.newest_event.map_or(time, |newest| newest.max(time)));
+        let mut queue: VecDeque<(Event, u32)> = VecDeque::new();
+        // Timers due by now come first: in event-time order they happened before this event.
+        if let Some(watermark) = self.watermark() {
+            self.sweep(watermark, None, &mut detections, &mut queue);
+            self.run_chains(&mut detections, &mut queue);
+        }
+        self.run_rules(event, 0, &mut detections, &mut queue);
+        self.run_chains(&mut detections, &mut queue);
+        detections
+    }
+
+    /// Runs the clock timers (absence) at processing time `now_micros`, and the event-time timers
+    /// at the watermark. A server calls this every second; a replay does not (it has no clock).
+    pub fn tick(&mut self, now_micros: i64) -> Vec<Detection> {
+        let mut detections = Vec::new();
+        let mut queue = VecDeque::new();
+        let watermark = self.watermark().unwrap_or(i64::MIN);
+        self.sweep(watermark, Some(now_micros), &mut detections, &mut queue);
+        self.run_chains(&mut detections, &mut queue);
+        detections
+    }
+
+    /// At the end of a replay: the timers of event time run up to the newest event (no later event
+    /// can come, so lateness no longer matters).
+    pub fn finish(&mut self) -> Vec<Detection> {
+        let mut detections = Vec::new();
+        let mut queue = VecDeque::new();
+        if let Some(newest) = self.newest_event {
+            for runtime in &mut self.rules {
+                runtime.next_sweep = i64::MIN;
+            }
+            self.sweep(newest, None, &mut detections, &mut queue);
+        }
+        self.run_chains(&mut detections, &mut queue);
+        detections
+    }
+
+    fn run_chains(&mut self, detections: &mut Vec<Detection>, queue: &mut VecDeque<(Event, u32)>) {
+        while let Some((event, depth)) = queue.pop_front() {
+            self.run_rules(&event, depth, detections, queue);
+        }
+    }
+
+    fn run_rules(
+        &mut self,
+        event: &Event,
+        depth: u32,
+        detections: &mut Vec<Detection>,
+        queue: &mut VecDeque<(Event, u32)>,
+    ) {
+        self.statistics.events += 1;
+        self.clock += 1;
+        let watermark = self.watermark().unwrap_or(i64::MIN);
+        let mut pending = Vec::new();
+        for index in 0..self.rules.len() {
+            let runtime = &mut self.rules[index];
+            if !runtime.rule.predicate.matches(&event.document) {
+                continue;
+            }
+            runtime.matched += 1;
+            let context = EventContext {
+                event,
+                depth,
+                watermark,
+                clock: self.clock,
+                rule: index,
+            };
+            let late = match &runtime.rule.kind {
+                KindConfig::Match => {
+                    pending.push(context.single(String::new()));
+                    false
+                }
+                KindConfig::List(config) => {
+                    if list_fires(config, &self.lists, &event.document) {
+                        pending.push(context.single(String::new()));
+                    }
+                    false
+                }
+                KindConfig::Threshold(config) => {
+                    let State::Counting(entities) = &mut runtime.state else {
+                        unreachable!("a threshold rule has counting state")
+                    };
+                    threshold_event(config, entities, &context, &mut pending)
+                }
+                KindConfig::DistinctCount(config) => {
+                    let State::Counting(entities) = &mut runtime.state else {
+                        unreachable!("a distinct count rule has counting state")
+                    };
+                    distinct_event(config, entities, &context, &mut pending)
+                }
+                KindConfig::Sequence(config) => {
+                    let State::Sequence(entities) = &mut runtime.state else {
+                        unreachable!("a sequence rule has sequence state")
+                    };
+                    sequence_event(config, entities, &context, &mut pending)
+                }
+                KindConfig::Absence(config) => {
+                    let State::Absence(entities) = &mut runtime.state else {
+                        unreachable!("an absence rule has absence state")
+                    };
+                    absence_event(config, entities, &context, &mut pending);
+                    false
+                }
+                KindConfig::FirstSeen(config) => {
+                    let State::FirstSeen(state) = &mut runtime.state else {
+                        unreachable!("a first seen rule has first seen state")
+                    };
+                    first_seen_event(config, state, &context, &mut pending)
+                }
+            };
+            if late {
+                self.statistics.late_events += 1;
+                metrics::counter!("isms_detect_late_events_total").increment(1);
+            }
+            let evicted = evict(&mut self.rules[index]);
+            if evicted > 0 {
+                self.statistics.evictions += evicted;
+                metrics::counter!("isms_detect_evictions_total", "rule" => self.rules[index].rule.id().to_owned())
+                    .increment(evicted);
+            }
+        }
+        for item in pending {
+            self.emit(item, detections, queue);
+        }
+    }
+
+    /// Runs the timers of every rule due at `watermark` (and, with `now`, the clock timers).
+    fn sweep(
+        &mut self,
+        watermark: i64,
+        now: Option<i64>,
+        detections: &mut Vec<Detection>,
+        queue: &mut VecDeque<(Event, u32)>,
+    ) {
+        let mut pending = Vec::new();
+        for index in 0..self.rules.len() {
+            let runtime = &mut self.rules[index];
+            if runtime.next_sweep > watermark && now.is_none() {
+                continue;
+            }
+            let period = match runtime.rule.kind.interval_micros() {
+                Some(interval) => (interval / 8).max(1_000_000),
+                None => i64::MAX,
+            };
+            runtime.next_sweep = watermark.saturating_add(period);
+            match (&runtime.rule.kind, &mut runtime.state) {
+                (KindConfig::Threshold(config), State::Counting(entities)) => {
+                    entities.retain(|key, entity| {
+                        let cutoff = watermark.saturating_sub(config.interval_micros);
+                        while entity
+                            .events
+                            .front()
+                            .is_some_and(|&(time, _)| time <= cutoff)
+                        {
+                            entity.events.pop_front();
+                        }
+                        let count = entity.events.len() as u64;
+                        let holds = count > 0 && config.compare.holds(count, config.threshold);
+                        if !holds && let Some(active) = entity.active.take() {
+                            pending.push(cleared(index, key, active, watermark, 0));
+                        }
+                        !entity.events.is_empty() || entity.active.is_some()
+                    });
+                }
+                (KindConfig::DistinctCount(config), State::Counting(entities)) => {
+                    entities.retain(|key, entity| {
+                        let cutoff = watermark.saturating_sub(config.interval_micros);
+                        entity.values.retain(|_, &mut time| time > cutoff);
+                        while entity
+                            .events
+                            .front()
+                            .is_some_and(|&(time, _)| time <= cutoff)
+                        {
+                            entity.events.pop_front();
+                        }
+                        let count = entity.values.len() as u64;
+                        let holds = count > 0 && config.compare.holds(count, config.threshold);
+                        if !holds && let Some(active) = entity.active.take() {
+                            pending.push(cleared(index, key, active, watermark, 0));
+                        }
+                        !entity.values.is_empty() || entity.active.is_some()
+                    });
+                }
+                (KindConfig::Sequence(config), State::Sequence(entities)) => {
+                    let cutoff = watermark.saturating_sub(config.interval_micros);
+                    entities.retain(|_, entity| {
+                        for step in &mut entity.steps {
+                            while step.front().is_some_and(|&(time, _)| time <= cutoff) {
+                                step.pop_front();
+                            }
+                        }
+                        entity.steps.iter().any(|step| !step.is_empty())
+                    });
+                }
+                (KindConfig::Absence(config), State::Absence(entities)) => {
+                    if let Some(list) = &config.expected_list
+                        && config.group_by.len() == 1
+                        && let Some(expected) = self.lists.get(list)
+                    {
+                        for entry in expected.entries() {
+                            if !entities.contains_key(&entry)
+                                && entities.len() < config.max_entities as usize
+                            {
+                                // Expected from now on: silent for the interval from here fires.
+                                entities.insert(
+                                    entry,
+                                    AbsenceEntity {
+                                        last_event: watermark,
+                                        last_received: now.unwrap_or(i64::MIN),
+                                        last_event_id: None,
+                                        absent: None,
+                                        touched: 0,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    for (key, entity) in entities.iter_mut() {
+                        if entity.absent.is_some() {
+                            continue;
+                        }
+                        let silent_in_event_time =
+                            watermark.saturating_sub(entity.last_event) > config.interval_micros;
+                        let silent_on_the_clock = now.is_some_and(|now| {
+                            entity.last_received != i64::MIN
+                                && now.saturating_sub(entity.last_received) > config.interval_micros
+                        });
+                        if silent_in_event_time || silent_on_the_clock {
+                            let detected = if silent_in_event_time {
+                                entity.last_event.saturating_add(config.interval_micros)
+                            } else {
+                                watermark.max(entity.last_event)
+                            };
+                            entity.absent = Some(Active {
+                                id: String::new(),
+                                count: 0,
+                                related: entity.last_event_id.iter().cloned().collect(),
+                                more: 0,
+                                first: entity.last_event,
+                                last: entity.last_event,
+                            });
+                            pending.push(Pending {
+                                rule: index,
+                                state: DetectionState::Fired,
+                                clears: None,
+                                key: key.clone(),
+                                count: 0,
+                                related: entity.last_event_id.iter().cloned().collect(),
+                                more: 0,
+                                first: Some(entity.last_event),
+                                last: Some(entity.last_event),
+                                detected,
+                                event: None,
+                                depth: 0,
+                                activate: true,
+                            });
+                        }
+                    }
+                }
+                (KindConfig::FirstSeen(config), State::FirstSeen(state)) => {
+                    let cutoff = watermark.saturating_sub(config.look_back_micros);
+                    state.keys.retain(|key, values| {
+                        values.retain(|_, &mut time| time > cutoff);
+                        let keep = !values.is_empty();
+                        if !keep {
+                            state.touched.remove(key);
+                        }
+                        keep
+                    });
+                }
+                _ => {}
+            }
+        }
+        for item in pending {
+            self.emit(item, detections, queue);
+        }
+    }
+
+    /// Gives a pending detection its message, event and id; records it as the entity's active
+    /// detection where it opens one; adds to a list if the rule says so; queues it for the chains.
+    fn emit(
+        &mut self,
+        item: Pending,
+        detections: &mut Vec<Detection>,
+        queue: &mut VecDeque<(Event, u32)>,
+    ) {
+        let runtime = &mut self.rules[item.rule];
+        runtime.detections += 1;
+        let rule = &runtime.rule;
+        let group: Vec<(String, String)> = if item.key.is_empty() && rule.kind.group_by().is_empty()
+        {
+            Vec::new()
+        } else {
+            rule.kind
+                .group_by()
+                .iter()
+                .map(FieldPath::dotted)
+                .zip(item.key.split(KEY_SEPARATOR).map(str::to_owned))
+                .collect()
+        };
+        let group_text = crate::detection::group_text(&group);
+        let interval = rule.kind.interval_text();
+        let message = rule.template.render(
+            item.event.as_ref(),
+            &MessageValues {
+                count: item.count,
+                threshold: rule.kind.threshold(),
+                interval: interval.as_deref(),
+                group: &group_text,
+                rule_title: &rule.definition.title,
+                rule_id: rule.id(),
+                severity: rule.severity.name(),
+                state: item.state.name(),
+            },
+        );
+        let hostname = item
+            .event
+            .as_ref()
+            .and_then(|event| event.get("hostname"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut detection = Detection {
+            id: String::new(),
+            clears: item.clears,
+            rule_id: rule.id().to_owned(),
+            rule_title: rule.definition.title.clone(),
+            kind: rule.kind.kind_name(),
+            severity: rule.severity.name(),
+            tags: rule.definition.tags.clone(),
+            state: item.state,
+            group,
+            count: item.count,
+            related_event_ids: item.related,
+            related_events_more: item.more,
+            first_event_micros: item.first,
+            last_event_micros: item.last,
+            detected_micros: item.detected,
+            message,
+            depth: item.depth,
+            hostname,
+        };
+        let event = detection.to_event();
+        detection.id = event.id.clone();
+        if item.activate {
+            set_active_id(&mut runtime.state, &item.key, &detection.id);
+        }
+        if item.state == DetectionState::Fired
+            && let Some((list, field)) = &rule.add_to_list
+        {
+            let value = item
+                .event
+                .as_ref()
+                .and_then(|document| first_scalar(document, field))
+                .or_else(|| {
+                    detection
+                        .group
+                        .iter()
+                        .find(|(name, _)| *name == field.dotted())
+                        .map(|(_, value)| value.clone())
+                });
+            if let Some(value) = value {
+                let list = list.clone();
+                if self.lists.add(&list, &value) {
+                    tracing::info!(rule = %detection.rule_id, list = %list, value = %value, "detection added a value to a list");
+                }
+            }
+        }
+        self.statistics.detections += 1;
+        metrics::counter!("isms_detect_detections_total", "rule" => detection.rule_id.clone())
+            .increment(1);
+        let depth = item.depth + 1;
+        if depth > self.options.max_chain_depth {
+            self.statistics.chain_stops += 1;
+            tracing::warn!(
+                rule = %detection.rule_id,
+                depth = item.depth,
+                limit = self.options.max_chain_depth,
+                "detection not fed back to the rules: chain depth limit reached (a rule may match its own detections)"
+            );
+        } else {
+            queue.push_back((event, depth));
+        }
+        detections.push(detection);
+    }
+}
+
+impl KindConfig {
+    fn interval_micros(&self) -> Option<i64> {
+        match self {
+            KindConfig::Threshold(config) => Some(config.interval_micros),
+            KindConfig::DistinctCount(config) => Some(config.interval_micros),
+            KindConfig::Sequence(config) => Some(config.interval_micros),
+            KindConfig::Absence(config) => Some(config.interval_micros),
+            KindConfig::FirstSeen(config) => Some(config.look_back_micros),
+            KindConfig::Match | KindConfig::List(_) => None,
+        }
+    }
+
+    fn threshold(&self) -> Option<u64> {
+        match self {
+            KindConfig::Threshold(config) => Some(config.threshold),
+            KindConfig::DistinctCount(config) => Some(config.threshold),
+            _ => None,
+        }
+    }
+}
+
+fn set_active_id(state: &mut State, key: &str, id: &str) {
+    match state {
+        State::Counting(entities) => {
+            if let Some(active) = entities
+                .get_mut(key)
+                .and_then(|entity| entity.active.as_mut())
+            {
+                active.id = id.to_owned();
+            }
+        }
+        State::Absence(entities) => {
+            if let Some(absent) = entities
+                .get_mut(key)
+                .and_then(|entity| entity.absent.as_mut())
+            {
+                absent.id = id.to_owned();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What every kind needs to know about the event at hand.
+struct EventContext<'a> {
+    event: &'a Event,
+    depth: u32,
+    watermark: i64,
+    clock: u64,
+    rule: usize,
+}
+
+impl EventContext<'_> {
+    fn time(&self) -> i64 {
+        self.event.utctimestamp_micros
+    }
+
+    /// A detection made by this one event alone (match, list, first seen).
+    fn single(&self, key: String) -> Pending {
+        Pending {
+            rule: self.rule,
+            state: DetectionState::Fired,
+            clears: None,
+            key,
+            count: 1,
+            related: vec![self.event.id.clone()],
+            more: 0,
+            first: Some(self.time()),
+            last: Some(self.time()),
+            detected: self.time(),
+            event: Some(self.event.document.clone()),
+            depth: self.depth,
+            activate: false,
+        }
+    }
+
+    fn is_late(&self, interval: i64) -> bool {
+        self.time() <= self.watermark.saturating_sub(interval)
+    }
+}
+
+fn cleared(rule: usize, key: &str, active: Active, detected: i64, depth: u32) -> Pending {
+    Pending {
+        rule,
+        state: DetectionState::Cleared,
+        clears: Some(active.id),
+        key: key.to_owned(),
+        count: active.count,
+        related: active.related,
+        more: active.more,
+        first: Some(active.first),
+        last: Some(active.last),
+        detected,
+        event: None,
+        depth,
+        activate: false,
+    }
+}
+
+/// The first scalar of `path` as text.
+fn first_scalar(document: &Map<String, Value>, path: &FieldPath) -> Option<String> {
+    let mut found = None;
+    for_each_scalar(document, path, |value| {
+        if found.is_none() {
+            found = render_scalar(value).map(|text| text.into_owned());
+        }
+    });
+    found
+}
+
+/// The group key of `document`: each field's first scalar, joined; `None` if one is missing.
+fn group_key(document: &Map<String, Value>, fields: &[FieldPath]) -> Option<String> {
+    let mut key = String::new();
+    for (index, field) in fields.iter().enumerate() {
+        let value = first_scalar(document, field)?;
+        if index > 0 {
+            key.push(KEY_SEPARATOR);
+        }
+        key.extend(
+            value
+                .chars()
+                .map(|c| if c == KEY_SEPARATOR { ' ' } else { c }),
+        );
+    }
+    Some(key)
+}
+
+fn list_fires(config: &ListConfig, lists: &Lists, document: &Map<String, Value>) -> bool {
+    let mut any_value = false;
+    let mut in_list = false;
+    for_each_scalar(document, &config.field, |value| {
+        if let Some(text) = render_scalar(value) {
+            any_value = true;
+            in_list |= lists.contains(&config.list, &text);
+        }
+    });
+    any_value && (in_list != config.negate)
+}
+
+/// Whether the event passes the threshold kind's own filters (user pattern, source addresses).
+fn threshold_filters_pass(config: &ThresholdConfig, document: &Map<String, Value>) -> bool {
+    if let Some(pattern) = &config.user_pattern
+        && !pattern.matches(document)
+    {
+        return false;
+    }
+    if !config.source_addresses.is_empty() {
+        let path = FieldPath::parse_dotted("details.sourceipaddress");
+        let Some(address) =
+            first_scalar(document, &path).and_then(|text| text.parse::<std::net::IpAddr>().ok())
+        else {
+            return false;
+        };
+        if !config
+            .source_addresses
+            .iter()
+            .any(|network| network.contains(address))
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// Counts one event for a threshold rule; returns whether it was late.
+fn threshold_event(
+    config: &ThresholdConfig,
+    entities: &mut KeyMap<CountingEntity>,
+    context: &EventContext<'_>,
+    pending: &mut Vec<Pending>,
+) -> bool {
+    let document = &context.event.document;
+    if !threshold_filters_pass(config, document) {
+        return false;
+    }
+    let Some(key) = group_key(document, &config.group_by) else {
+        return false;
+    };
+    if context.is_late(config.interval_micros) {
+        return true;
+    }
+    let time = context.time();
+    let entity = entities.entry(key.clone()).or_default();
+    entity.touched = context.clock;
+    // Kept in time order; a late event (within the lateness) goes to its place.
+    let position = entity.events.partition_point(|&(known, _)| known <= time);
+    entity
+        .events
+        .insert(position, (time, context.event.id.clone()));
+    let keep = (config.threshold as usize).saturating_add(1);
+    while entity.events.len() > keep {
+        entity.events.pop_front();
+    }
+    let reference = entity.events.back().map_or(time, |&(newest, _)| newest);
+    let cutoff = reference.saturating_sub(config.interval_micros);
+    let count = entity
+        .events
+        .iter()
+        .filter(|&&(known, _)| known > cutoff)
+        .count() as u64;
+    let holds = config.compare.holds(count, config.threshold);
+    match (&mut entity.active, holds) {
+        (Some(active), true) => active.attach(time, &context.event.id),
+        (Some(_), false) => {
+            let active = entity.active.take().expect("checked above");
+            pending.push(cleared(context.rule, &key, active, time, context.depth));
+        }
+        (None, true) => {
+            let in_window: Vec<&(i64, String)> = entity
+                .events
+                .iter()
+                .filter(|&&(known, _)| known > cutoff)
+                .collect();
+            let related: Vec<String> = in_window
+                .iter()
+                .take(MAX_RELATED_EVENTS)
+                .map(|(_, id)| id.clone())
+                .collect();
+            let first = in_window.first().map_or(time, |&&(known, _)| known);
+            entity.active = Some(Active {
+                id: String::new(),
+                count,
+                related: related.clone(),
+                more: count.saturating_sub(related.len() as u64),
+                first,
+                last: reference,
+            });
+            pending.push(Pending {
+                rule: context.rule,
+                state: DetectionState::Fired,
+                clears: None,
+                key,
+                count,
+                more: count.saturating_sub(related.len() as u64),
+                related,
+                first: Some(first),
+                last: Some(reference),
+                detected: time,
+                event: Some(document.clone()),
+                depth: context.depth,
+                activate: true,
+            });
+        }
+        (None, false) => {}
+    }
+    false
+}
+
+/// Counts one event's value for a distinct count rule; returns whether it was late.
+fn distinct_event(
+    config: &DistinctCountConfig,
+    entities: &mut KeyMap<CountingEntity>,
+    context: &EventContext<'_>,
+    pending: &mut Vec<Pending>,
+) -> bool {
+    let document = &context.event.document;
+    let Some(key) = group_key(document, &config.group_by) else {
+        return false;
+    };
+    let Some(value) = first_scalar(document, &config.field) else {
+        return false;
+    };
+    if context.is_late(config.interval_micros) {
+        return true;
+    }
+    let time = context.time();
+    let entity = entities.entry(key.clone()).or_default();
+    entity.touched = context.clock;
+    let newest = entity.values.entry(value).or_insert(time);
+    *newest = (*newest).max(time);
+    // Only the threshold + 1 most recent values matter for the comparison.
+    let keep = (config.threshold as usize).saturating_add(1);
+    if entity.values.len() > keep
+        && let Some(oldest) = entity
+            .values
+            .iter()
+            .min_by_key(|&(_, &time)| time)
+            .map(|(value, _)| value.clone())
+    {
+        entity.values.remove(&oldest);
+    }
+    let position = entity.events.partition_point(|&(known, _)| known <= time);
+    entity
+        .events
+        .insert(position, (time, context.event.id.clone()));
+    if entity.events.len() > MAX_RELATED_EVENTS {
+        entity.events.pop_front();
+    }
+    let reference = entity.values.values().copied().max().unwrap_or(time);
+    let cutoff = reference.saturating_sub(config.interval_micros);
+    let count = entity
+        .values
+        .values()
+        .filter(|&&seen| seen > cutoff)
+        .count() as u64;
+    let holds = config.compare.holds(count, config.threshold);
+    match (&mut entity.active, holds) {
+        (Some(active), true) => active.attach(time, &context.event.id),
+        (Some(_), false) => {
+            let active = entity.active.take().expect("checked above");
+            pending.push(cleared(context.rule, &key, active, time, context.depth));
+        }
+        (None, true) => {
+            let related: Vec<String> = entity
+                .events
+                .iter()
+                .filter(|&&(known, _)| known > cutoff)
+                .map(|(_, id)| id.clone())
+                .collect();
+            let first = entity
+                .events
+                .iter()
+                .find(|&&(known, _)| known > cutoff)
+                .map_or(time, |&(known, _)| known);
+            entity.active = Some(Active {
+                id: String::new(),
+                count,
+                related: related.clone(),
+                more: 0,
+                first,
+                last: reference,
+            });
+            pending.push(Pending {
+                rule: context.rule,
+                state: DetectionState::Fired,
+                clears: None,
+                key,
+                count,
+                related,
+                more: 0,
+                first: Some(first),
+                last: Some(reference),
+                detected: time,
+                event: Some(document.clone()),
+                depth: context.depth,
+                activate: true,
+            });
+        }
+        (None, false) => {}
+    }
+    false
+}
+
+/// Records one event against the steps it matches; fires when the sequence completes. Returns
+/// whether it was late.
+fn sequence_event(
+    config: &SequenceConfig,
+    entities: &mut KeyMap<SequenceEntity>,
+    context: &EventContext<'_>,
+    pending: &mut Vec<Pending>,
+) -> bool {
+    let document = &context.event.document;
+    let matched: Vec<usize> = config
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, step)| step.predicate.matches(document))
+        .map(|(index, _)| index)
+        .collect();
+    if matched.is_empty() {
+        return false;
+    }
+    let Some(key) = group_key(document, &config.group_by) else {
+        return false;
+    };
+    if context.is_late(config.interval_micros) {
+        return true;
+    }
+    let time = context.time();
+    let entity = entities.entry(key.clone()).or_default();
+    entity.touched = context.clock;
+    if entity.steps.len() != config.steps.len() {
+        entity.steps = vec![VecDeque::new(); config.steps.len()];
+    }
+    let cutoff = time.saturating_sub(config.interval_micros);
+    for &index in &matched {
+        let events = &mut entity.steps[index];
+        let position = events.partition_point(|&(known, _)| known <= time);
+        events.insert(position, (time, context.event.id.clone()));
+        let keep = (config.steps[index].count as usize)
+            .saturating_mul(2)
+            .max(16);
+        while events.len() > keep || events.front().is_some_and(|&(known, _)| known < cutoff) {
+            events.pop_front();
+        }
+    }
+    let chain = if config.ordered {
+        // Only an event of the last step can complete an ordered sequence.
+        if !matched.contains(&(config.steps.len() - 1)) {
+            return false;
+        }
+        ordered_chain(config, entity, time)
+    } else {
+        unordered_chain(config, entity, time)
+    };
+    if let Some(chain) = chain {
+        let first = chain.first().map_or(time, |(known, _)| *known);
+        let count = chain.len() as u64;
+        let related: Vec<String> = chain
+            .iter()
+            .take(MAX_RELATED_EVENTS)
+            .map(|(_, id)| id.clone())
+            .collect();
+        // A completed sequence starts over: the same events do not complete it again.
+        entity.steps.iter_mut().for_each(VecDeque::clear);
+        pending.push(Pending {
+            rule: context.rule,
+            state: DetectionState::Fired,
+            clears: None,
+            key,
+            count,
+            more: count.saturating_sub(related.len() as u64),
+            related,
+            first: Some(first),
+            last: Some(time),
+            detected: time,
+            event: Some(document.clone()),
+            depth: context.depth,
+            activate: false,
+        });
+    }
+    false
+}
+
+/// The most recent chain completing an ordered sequence at `time`: walking back from the last step,
+/// each step takes its newest `count` events not after the earliest event of the step after it, and
+/// the whole chain fits in the interval. Events in time order, oldest first.
+fn ordered_chain(
+    config: &SequenceConfig,
+    entity: &SequenceEntity,
+    time: i64,
+) -> Option<Vec<(i64, String)>> {
+    let mut bound = time;
+    let mut chain: Vec<(i64, String)> = Vec::new();
+    for (index, step) in config.steps.iter().enumerate().rev() {
+        let mut taken = 0;
+        let mut earliest = bound;
+        for (known, id) in entity.steps[index].iter().rev() {
+            if *known > bound || chain.iter().any(|(_, used)| used == id) {
+                continue;
+            }
+            chain.push((*known, id.clone()));
+            earliest = *known;
+            taken += 1;
+            if taken == step.count {
+                break;
+            }
+        }
+        if taken < step.count {
+            return None;
+        }
+        bound = earliest;
+    }
+    if time.saturating_sub(bound) > config.interval_micros {
+        return None;
+    }
+    chain.sort_by_key(|(known, _)| *known);
+    Some(chain)
+}
+
+/// The events completing an unordered sequence at `time`: every step has its count within the
+/// interval.
+fn unordered_chain(
+    config: &SequenceConfig,
+    entity: &SequenceEntity,
+    time: i64,
+) -> Option<Vec<(i64, String)>> {
+    let cutoff = time.saturating_sub(config.interval_micros);
+    let mut chain: Vec<(i64, String)> = Vec::new();
+    for (index, step) in config.steps.iter().enumerate() {
+        let recent: Vec<&(i64, String)> = entity.steps[index]
+            .iter()
+            .rev()
+            .filter(|(known, id)| {
+                *known >= cutoff && *known <= time && !chain.iter().any(|(_, used)| used == id)
+            })
+            .take(step.count as usize)
+            .collect();
+        if (recent.len() as u64) < step.count {
+            return None;
+        }
+        chain.extend(recent.into_iter().cloned());
+    }
+    chain.sort_by_key(|(known, _)| *known);
+    Some(chain)
+}
+
+/// Notes that a key was heard from; clears its absence if it was absent.
+fn absence_event(
+    config: &AbsenceConfig,
+    entities: &mut KeyMap<AbsenceEntity>,
+    context: &EventContext<'_>,
+    pending: &mut Vec<Pending>,
+) {
+    let document = &context.event.document;
+    let Some(key) = group_key(document, &config.group_by) else {
+        return;
+    };
+    let time = context.time();
+    let entity = entities
+        .entry(key.clone())
+        .or_insert_with(|| AbsenceEntity {
+            last_event: time,
+            last_received: context.event.receivedtimestamp_micros,
+            last_event_id: None,
+            absent: None,
+            touched: 0,
+        });
+    entity.touched = context.clock;
+    entity.last_event = entity.last_event.max(time);
+    entity.last_received = entity
+        .last_received
+        .max(context.event.receivedtimestamp_micros);
+    entity.last_event_id = Some(context.event.id.clone());
+    if let Some(mut absent) = entity.absent.take() {
+        absent.attach(time, &context.event.id);
+        let mut item = cleared(context.rule, &key, absent, time, context.depth);
+        item.event = Some(document.clone());
+        pending.push(item);
+    }
+}
+
+/// Learns one event's values; fires when they are new for the key. Returns whether it was late.
+fn first_seen_event(
+    config: &FirstSeenConfig,
+    state: &mut FirstSeenState,
+    context: &EventContext<'_>,
+    pending: &mut Vec<Pending>,
+) -> bool {
+    let document = &context.event.document;
+    let Some(key) = group_key(document, &config.group_by) else {
+        return false;
+    };
+    let Some(value) = group_key(document, &config.fields) else {
+        return false;
+    };
+    if context.is_late(config.look_back_micros) {
+        return true;
+    }
+    let time = context.time();
+    let first_event = *state.first_event.get_or_insert(time);
+    state.touched.insert(key.clone(), context.clock);
+    let values = state.keys.entry(key.clone()).or_default();
+    let new = match values.get(&value) {
+        Some(&seen) => time.saturating_sub(seen) > config.look_back_micros,
+        None => true,
+    };
+    let newest = values.entry(value).or_insert(time);
+    *newest = (*newest).max(time);
+    if new && time.saturating_sub(first_event) >= config.learning_micros {
+        pending.push(context.single(key));
+    }
+    false
+}
+
+/// Evicts the least recently seen tenth of a rule's keys when it tracks more than its maximum;
+/// returns how many went.
+fn evict(runtime: &mut RuleRuntime) -> u64 {
+    let most = match &runtime.rule.kind {
+        KindConfig::Threshold(config) => config.max_entities,
+        KindConfig::DistinctCount(config) => config.max_entities,
+        KindConfig::Sequence(config) => config.max_entities,
+        KindConfig::Absence(config) => config.max_entities,
+        KindConfig::FirstSeen(config) => config.max_entities,
+        KindConfig::Match | KindConfig::List(_) => return 0,
+    } as usize;
+    fn cut<T>(entities: &mut KeyMap<T>, most: usize, touched: impl Fn(&T) -> u64) -> u64 {
+        if entities.len() <= most {
+            return 0;
+        }
+        let target = most - most / 10;
+        let excess = entities.len() - target;
+        let mut ages: Vec<u64> = entities.values().map(&touched).collect();
+        let (_, &mut cutoff, _) = ages.select_nth_unstable(excess - 1);
+        let before = entities.len();
+        let mut removed = 0;
+        entities.retain(|_, entity| {
+            if removed < excess && touched(entity) <= cutoff {
+                removed += 1;
+                false
+            } else {
+                true
+            }
+        });
+        (before - entities.len()) as u64
+    }
+    match &mut runtime.state {
+        State::Counting(entities) => cut(entities, most, |entity| entity.touched),
+        State::Sequence(entities) => cut(entities, most, |entity| entity.touched),
+        State::Absence(entities) => cut(entities, most, |entity| entity.touched),
+        State::FirstSeen(state) => {
+            if state.keys.len() <= most {
+                return 0;
+            }
+            let touched = &state.touched;
+            let removed = {
+                let mut ages: KeyMap<u64> = KeyMap::default();
+                for key in state.keys.keys() {
+                    ages.insert(key.clone(), touched.get(key).copied().unwrap_or(0));
+                }
+                let target = most - most / 10;
+                let excess = state.keys.len() - target;
+                let mut values: Vec<u64> = ages.values().copied().collect();
+                let (_, &mut cutoff, _) = values.select_nth_unstable(excess - 1);
+                let mut removed = 0;
+                state.keys.retain(|key, _| {
+                    if removed < excess && ages.get(key).copied().unwrap_or(0) <= cutoff {
+                        removed += 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+                removed
+            };
+            let keys = &state.keys;
+            state.touched.retain(|key, _| keys.contains_key(key));
+            removed as u64
+        }
+        State::Stateless => 0,
+    }
+}
+
+/// Interval text for callers that show a rule.
+pub fn rule_interval_text(rule: &Rule) -> Option<String> {
+    rule.kind.interval_micros().map(format_duration)
+}

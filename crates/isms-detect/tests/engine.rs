@@ -1,0 +1,582 @@
+//! The engine on real log lines: sshd, su, useradd and syslog MARK lines as the decoders make them,
+//! through every kind, chains, lists, bounds and lateness.
+use std::sync::Arc;
+
+use isms_decode::{Decoders, LineDecoder};
+use isms_detect::{
+    Detection, DetectionState, Engine, EngineOptions, Lists, Rule, RuleColour, parse_rules,
+};
+use isms_event::{Event, Origin};
+
+/// Decodes syslog lines (RFC 3164, read as of June 2026 in UTC) into events, in order.
+fn events(lines: &[&str]) -> Vec<Event> {
+    let received = "2026-06-02T00:00:00Z".parse().unwrap();
+    let mut decoder = LineDecoder::new(
+        Arc::new(Decoders::builtin()),
+        isms_syslog::ParseContext {
+            received,
+            time_zone: jiff::tz::TimeZone::UTC,
+        },
+    );
+    let mut raw = Vec::new();
+    for line in lines {
+        raw.extend(decoder.push_line(line));
+    }
+    raw.extend(decoder.finish());
+    let origin = Origin {
+        peer: None,
+        endpoint: "test".to_owned(),
+        key_name: None,
+    };
+    raw.into_iter()
+        .map(|value| isms_event::normalize(value, &origin, received).unwrap())
+        .collect()
+}
+
+fn rules(yaml: &str) -> Vec<Rule> {
+    let (rules, errors) = parse_rules(yaml, "test.yml");
+    assert!(errors.is_empty(), "{errors:?}");
+    rules
+}
+
+fn engine(yaml: &str) -> Engine {
+    Engine::new(
+        rules(yaml),
+        Lists::default(),
+        EngineOptions {
+            allowed_lateness_micros: 0,
+            max_chain_depth: 5,
+        },
+    )
+}
+
+fn run(engine: &mut Engine, events: &[Event]) -> Vec<Detection> {
+    let mut detections = Vec::new();
+    for event in events {
+        detections.extend(engine.process(event));
+    }
+    detections
+}
+
+fn failed(time: &str, user: &str, source: &str) -> String {
+    format!(
+        "Jun  1 {time} web1 sshd[1234]: Failed password for {user} from {source} port 40022 ssh2"
+    )
+}
+
+fn accepted(time: &str, user: &str, source: &str) -> String {
+    format!(
+        "Jun  1 {time} web1 sshd[1234]: Accepted password for {user} from {source} port 40023 ssh2"
+    )
+}
+
+const FAILURES_PER_USER: &str = "
+id: failures-per-user
+title: Repeated login failures for one user
+kind: threshold
+severity: WARNING
+match: 'category:authentication AND details.result:failure'
+parameters: {group_by: [details.username], interval: 5m, threshold: 5}
+message: '{count} failed logins for {details.username} within {interval}'
+";
+
+#[test]
+fn a_threshold_fires_once_attaches_further_events_and_clears_when_the_window_empties() {
+    let mut engine = engine(FAILURES_PER_USER);
+    assert_eq!(engine.statuses()[0].colour, RuleColour::Gray);
+    let mut lines: Vec<String> = (0..4)
+        .map(|second| failed(&format!("10:00:0{second}"), "root", "203.0.113.5"))
+        .collect();
+    let first_four = events(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(run(&mut engine, &first_four).is_empty());
+    assert_eq!(engine.statuses()[0].colour, RuleColour::Green);
+
+    lines = vec![
+        failed("10:00:05", "root", "203.0.113.5"),
+        failed("10:00:06", "root", "198.51.100.9"),
+        // Another user does not add to root's count.
+        failed("10:00:07", "alice", "203.0.113.5"),
+    ];
+    let more = events(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let fired = run(&mut engine, &more);
+    assert_eq!(fired.len(), 1, "{fired:#?}");
+    let detection = &fired[0];
+    assert_eq!(detection.state, DetectionState::Fired);
+    assert_eq!(detection.rule_id, "failures-per-user");
+    assert_eq!(
+        detection.group,
+        vec![("details.username".to_owned(), "root".to_owned())]
+    );
+    assert_eq!(detection.count, 5);
+    assert_eq!(detection.related_event_ids.len(), 5);
+    assert_eq!(detection.related_event_ids[0], first_four[0].id);
+    assert_eq!(detection.message, "5 failed logins for root within 5m");
+    assert_eq!(detection.severity, "WARNING");
+    assert_eq!(engine.statuses()[0].colour, RuleColour::Red);
+    assert_eq!(engine.statuses()[0].active, 1);
+
+    // Well past the window: root's events have all left it, so it clears with the attached one.
+    let later = events(&[
+        &accepted("10:06:00", "alice", "10.0.0.1"),
+        &failed("10:20:00", "carol", "10.0.0.2"),
+    ]);
+    let cleared = run(&mut engine, &later);
+    assert_eq!(cleared.len(), 1, "{cleared:#?}");
+    assert_eq!(cleared[0].state, DetectionState::Cleared);
+    assert_eq!(cleared[0].clears.as_deref(), Some(detection.id.as_str()));
+    assert_eq!(cleared[0].count, 6, "five that fired it and one attached");
+    assert_eq!(cleared[0].related_event_ids.len(), 6);
+    assert_eq!(engine.statuses()[0].active, 0);
+}
+
+#[test]
+fn a_threshold_fires_again_only_after_it_cleared() {
+    let mut engine = engine(FAILURES_PER_USER);
+    let lines: Vec<String> = (0..30)
+        .map(|second| failed(&format!("10:00:{second:02}"), "root", "203.0.113.5"))
+        .chain((0..5).map(|second| failed(&format!("10:30:{second:02}"), "root", "203.0.113.5")))
+        .collect();
+    let detections = run(
+        &mut engine,
+        &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    let states: Vec<(DetectionState, u64)> = detections
+        .iter()
+        .map(|detection| (detection.state, detection.count))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (DetectionState::Fired, 5),
+            (DetectionState::Cleared, 30),
+            (DetectionState::Fired, 5)
+        ]
+    );
+}
+
+#[test]
+fn more_than_five_failures_from_one_source_uses_gt_and_the_source_filter() {
+    let mut engine = engine(
+        "
+id: failures-per-source
+title: Login failures from one source
+kind: threshold
+match: 'category:authentication AND details.result:failure'
+parameters:
+  group_by: [details.sourceipaddress]
+  compare: gt
+  threshold: 5
+  source_addresses: [203.0.113.0/24]
+",
+    );
+    let users = ["root", "admin", "oracle", "test", "guest", "ubuntu", "pi"];
+    let mut lines: Vec<String> = users
+        .iter()
+        .enumerate()
+        .map(|(second, user)| failed(&format!("11:00:{second:02}"), user, "203.0.113.77"))
+        .collect();
+    // Outside the networks watched: never counted.
+    lines.extend(
+        (0..10).map(|second| failed(&format!("11:00:{:02}", 10 + second), "root", "192.0.2.1")),
+    );
+    let detections = run(
+        &mut engine,
+        &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert_eq!(detections[0].count, 6, "fires at the sixth: more than five");
+    assert_eq!(
+        detections[0].group,
+        vec![(
+            "details.sourceipaddress".to_owned(),
+            "203.0.113.77".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn a_distinct_count_catches_one_source_trying_many_user_names() {
+    let mut engine = engine(
+        "
+id: many-users-one-source
+title: One source tries many user names
+kind: distinct_count
+match: 'category:authentication AND details.result:failure'
+parameters: {group_by: [details.sourceipaddress], field: details.username, threshold: 4, interval: 10m}
+",
+    );
+    let lines = [
+        failed("12:00:00", "root", "203.0.113.9"),
+        failed("12:00:01", "root", "203.0.113.9"),
+        failed("12:00:02", "admin", "203.0.113.9"),
+        failed("12:00:03", "admin", "203.0.113.9"),
+        failed("12:00:04", "oracle", "203.0.113.9"),
+        failed("12:00:05", "root", "198.51.100.1"),
+        failed("12:00:06", "git", "203.0.113.9"),
+    ];
+    let detections = run(
+        &mut engine,
+        &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert_eq!(detections[0].count, 4);
+    assert_eq!(
+        detections[0].related_event_ids.len(),
+        6,
+        "every event of the source in the window"
+    );
+}
+
+const FAILURES_THEN_SUCCESS: &str = "
+id: failures-then-success
+title: Failures then a success from one source
+kind: sequence
+match: 'category:authentication'
+parameters:
+  group_by: [details.sourceipaddress]
+  interval: 10m
+  steps:
+    - {match: 'details.result:failure', count: 3}
+    - {match: 'details.result:success'}
+";
+
+#[test]
+fn a_sequence_needs_its_steps_in_order_within_the_interval() {
+    let mut engine = engine(FAILURES_THEN_SUCCESS);
+    let lines = [
+        // A success first does not count as the end of a later chain.
+        accepted("13:00:00", "alice", "203.0.113.20"),
+        failed("13:00:01", "alice", "203.0.113.20"),
+        failed("13:00:02", "alice", "203.0.113.20"),
+        // Only two failures so far: not yet.
+        accepted("13:00:03", "alice", "203.0.113.20"),
+        failed("13:00:04", "bob", "203.0.113.20"),
+        accepted("13:00:05", "bob", "203.0.113.20"),
+    ];
+    let detections = run(
+        &mut engine,
+        &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert_eq!(detections[0].count, 4, "three failures and the success");
+    assert!(
+        detections[0].message.contains("203.0.113.20"),
+        "{}",
+        detections[0].message
+    );
+
+    // Failures more than the interval before the success do not complete it.
+    let mut engine = self::engine(FAILURES_THEN_SUCCESS);
+    let lines = [
+        failed("14:00:00", "alice", "203.0.113.21"),
+        failed("14:00:01", "alice", "203.0.113.21"),
+        failed("14:00:02", "alice", "203.0.113.21"),
+        accepted("14:10:03", "alice", "203.0.113.21"),
+    ];
+    assert!(
+        run(
+            &mut engine,
+            &events(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn an_unordered_sequence_takes_its_steps_in_any_order() {
+    let mut engine = engine(
+        "
+id: su-and-useradd
+title: A switch to root and a new user on one host
+kind: sequence
+parameters:
+  group_by: [hostname]
+  ordered: false
+  steps:
+    - {match: 'category:account AND details.action:useradd'}
+    - {match: 'processname:su AND details.username:root'}
+",
+    );
+    let lines = [
+        "Jun  1 15:00:00 db1 useradd[9]: new user: name=eve, UID=0, GID=0, home=/root, shell=/bin/bash",
+        "Jun  1 15:00:30 db1 su[99]: pam_unix(su:session): session opened for user root by alice(uid=1000)",
+    ];
+    let detections = run(&mut engine, &events(&lines));
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert_eq!(
+        detections[0].group,
+        vec![("hostname".to_owned(), "db1".to_owned())]
+    );
+}
+
+#[test]
+fn absence_fires_for_a_host_that_stops_marking_and_clears_when_it_returns() {
+    let mut engine = engine(
+        "
+id: syslog-mark-missing
+title: Syslog MARK missing
+kind: absence
+severity: ERROR
+match: 'MARK'
+parameters: {group_by: [hostname], interval: 20m}
+",
+    );
+    let mark = |time: &str, host: &str| format!("Jun  1 {time} {host} -- MARK --");
+    let lines = [
+        mark("10:00:00", "web1"),
+        mark("10:00:00", "web2"),
+        mark("10:20:00", "web1"),
+        mark("10:40:00", "web1"),
+        mark("10:45:00", "web2"),
+    ];
+    let detections = run(
+        &mut engine,
+        &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    let seen: Vec<(DetectionState, String, String)> = detections
+        .iter()
+        .map(|detection| {
+            (
+                detection.state,
+                detection.group[0].1.clone(),
+                isms_event::format_time(detection.detected_micros),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                DetectionState::Fired,
+                "web2".to_owned(),
+                "2026-06-01T10:20:00.000000+00:00".to_owned()
+            ),
+            (
+                DetectionState::Cleared,
+                "web2".to_owned(),
+                "2026-06-01T10:45:00.000000+00:00".to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn absence_also_fires_on_the_clock_when_nothing_arrives_at_all() {
+    let mut engine = engine(
+        "
+id: host-silent
+title: Host stopped sending
+kind: absence
+parameters: {group_by: [hostname], interval: 1m}
+",
+    );
+    let only = events(&[&failed("10:00:00", "root", "10.0.0.1")]);
+    assert!(run(&mut engine, &only).is_empty());
+    let received = only[0].receivedtimestamp_micros;
+    assert!(engine.tick(received + 30_000_000).is_empty());
+    let detections = engine.tick(received + 61_000_000);
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert_eq!(
+        detections[0].group,
+        vec![("hostname".to_owned(), "web1".to_owned())]
+    );
+    assert!(
+        engine.tick(received + 120_000_000).is_empty(),
+        "fires once while silent"
+    );
+}
+
+#[test]
+fn first_seen_fires_for_a_new_source_address_of_a_user_and_remembers_it() {
+    let mut engine = engine(
+        "
+id: new-source-for-user
+title: Login from a new address for a user
+kind: first_seen
+match: 'category:authentication AND details.result:success'
+parameters: {group_by: [details.username], fields: [details.sourceipaddress], learning: 1h}
+",
+    );
+    let lines = [
+        accepted("08:00:00", "alice", "10.0.0.5"),
+        // Still learning: an hour after the first event.
+        accepted("08:30:00", "alice", "10.0.0.6"),
+        accepted("09:30:00", "alice", "10.0.0.5"),
+        accepted("09:31:00", "alice", "203.0.113.50"),
+        accepted("09:32:00", "alice", "203.0.113.50"),
+        accepted("09:33:00", "bob", "10.0.0.5"),
+    ];
+    let detections = run(
+        &mut engine,
+        &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    let seen: Vec<String> = detections
+        .iter()
+        .map(|detection| detection.message.clone())
+        .collect();
+    assert_eq!(detections.len(), 2, "{seen:?}");
+    assert!(
+        seen[0].contains("203.0.113.50") && seen[0].contains("alice"),
+        "{seen:?}"
+    );
+    assert!(seen[1].contains("bob"), "{seen:?}");
+}
+
+#[test]
+fn a_rule_adds_the_scanner_to_the_blocklist_and_a_later_login_from_it_fires() {
+    let mut engine = engine(
+        "
+id: invalid-users-blocklist
+title: Invalid users probed
+kind: threshold
+match: 'details.invaliduser:true'
+parameters: {group_by: [details.sourceipaddress], threshold: 3, interval: 1m}
+add_to_list: {list: blocklist, field: details.sourceipaddress}
+---
+id: login-from-blocklisted
+title: Login from a blocklisted address
+kind: list
+severity: CRITICAL
+match: 'category:authentication AND details.result:success'
+parameters: {field: details.sourceipaddress, list: blocklist}
+",
+    );
+    let invalid = |time: &str, user: &str| {
+        format!("Jun  1 {time} web1 sshd[7]: Invalid user {user} from 198.51.100.66 port 5000")
+    };
+    let lines = [
+        accepted("16:00:00", "alice", "198.51.100.66"),
+        invalid("16:00:01", "a"),
+        invalid("16:00:02", "b"),
+        invalid("16:00:03", "c"),
+        accepted("16:05:00", "alice", "198.51.100.66"),
+    ];
+    let detections = run(
+        &mut engine,
+        &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    let rules: Vec<(&str, DetectionState)> = detections
+        .iter()
+        .map(|detection| (detection.rule_id.as_str(), detection.state))
+        .collect();
+    // The probe's own count clears once its minute has passed, before the login is looked up.
+    assert_eq!(
+        rules,
+        vec![
+            ("invalid-users-blocklist", DetectionState::Fired),
+            ("invalid-users-blocklist", DetectionState::Cleared),
+            ("login-from-blocklisted", DetectionState::Fired)
+        ],
+        "{detections:#?}"
+    );
+    assert!(engine.lists().contains("blocklist", "198.51.100.66"));
+    assert_eq!(detections[2].severity, "CRITICAL");
+}
+
+#[test]
+fn detections_chain_into_rules_on_detections_and_loops_stop_at_the_depth_limit() {
+    let mut engine = engine(&format!(
+        "{FAILURES_PER_USER}
+---
+id: brute-force-on-root
+title: Brute force against root
+kind: match
+match: 'category:alert AND details.rule_id:failures-per-user AND details.username:root'
+---
+id: everything
+title: Every alert
+kind: match
+match: 'category:alert'
+"
+    ));
+    let lines: Vec<String> = (0..5)
+        .map(|second| failed(&format!("10:00:0{second}"), "root", "203.0.113.5"))
+        .collect();
+    let detections = run(
+        &mut engine,
+        &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    let chain: Vec<(&str, u32)> = detections
+        .iter()
+        .map(|detection| (detection.rule_id.as_str(), detection.depth))
+        .collect();
+    // failures-per-user (0) -> brute-force-on-root (1) and everything (1) -> everything on each
+    // (2) ... until depth 5, where the loop of "everything" stops.
+    assert_eq!(chain[0], ("failures-per-user", 0));
+    assert!(chain.contains(&("brute-force-on-root", 1)), "{chain:?}");
+    assert!(chain.iter().all(|&(_, depth)| depth <= 5), "{chain:?}");
+    assert!(engine.statistics().chain_stops > 0);
+    let root = detections
+        .iter()
+        .find(|detection| detection.rule_id == "brute-force-on-root")
+        .unwrap();
+    assert_eq!(root.related_event_ids, vec![detections[0].id.clone()]);
+}
+
+#[test]
+fn tracked_entities_are_bounded_and_evictions_counted() {
+    let mut engine = engine(
+        "
+id: bounded
+title: Bounded
+kind: threshold
+match: 'category:authentication'
+parameters: {group_by: [details.username], threshold: 100, max_entities: 10}
+",
+    );
+    let lines: Vec<String> = (0..25)
+        .map(|index| {
+            failed(
+                &format!("10:00:{index:02}"),
+                &format!("user{index}"),
+                "10.0.0.1",
+            )
+        })
+        .collect();
+    run(
+        &mut engine,
+        &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    let status = &engine.statuses()[0];
+    assert!(status.tracked <= 10, "{status:?}");
+    assert!(engine.statistics().evictions >= 15);
+}
+
+#[test]
+fn events_older_than_the_window_are_counted_as_late_and_ignored() {
+    let mut engine = engine(FAILURES_PER_USER);
+    let lines = [
+        failed("10:10:00", "root", "10.0.0.1"),
+        failed("10:00:00", "root", "10.0.0.1"),
+        failed("10:09:00", "root", "10.0.0.1"),
+    ];
+    run(
+        &mut engine,
+        &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    assert_eq!(engine.statistics().late_events, 1);
+}
+
+#[test]
+fn a_changed_message_keeps_the_state_and_a_changed_parameter_resets_it() {
+    let mut engine = engine(FAILURES_PER_USER);
+    let lines: Vec<String> = (0..5)
+        .map(|second| failed(&format!("10:00:0{second}"), "root", "203.0.113.5"))
+        .collect();
+    assert_eq!(
+        run(
+            &mut engine,
+            &events(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+        )
+        .len(),
+        1
+    );
+    engine.set_rules(rules(
+        &FAILURES_PER_USER.replace("failed logins", "failures"),
+    ));
+    assert_eq!(engine.statuses()[0].active, 1);
+    engine.set_rules(rules(
+        &FAILURES_PER_USER.replace("threshold: 5", "threshold: 6"),
+    ));
+    assert_eq!(engine.statuses()[0].colour, RuleColour::Gray);
+}
