@@ -486,6 +486,7 @@ impl Engine {
                 (KindConfig::Threshold(config), State::Counting(entities)) => {
                     entities.retain(|key, entity| {
                         let cutoff = watermark.saturating_sub(config.interval_micros);
+                        let times: Vec<i64> = entity.events.iter().map(|&(time, _)| time).collect();
                         while entity
                             .events
                             .front()
@@ -496,7 +497,14 @@ impl Engine {
                         let count = entity.events.len() as u64;
                         let holds = count > 0 && config.compare.holds(count, config.threshold);
                         if !holds && let Some(active) = entity.active.take() {
-                            pending.push(cleared(index, key, active, watermark, 0));
+                            let at = fell_back_at(
+                                &times,
+                                config.interval_micros,
+                                config.compare,
+                                config.threshold,
+                                watermark,
+                            );
+                            pending.push(cleared(index, key, active, at, 0));
                         }
                         !entity.events.is_empty() || entity.active.is_some()
                     });
@@ -504,6 +512,8 @@ impl Engine {
                 (KindConfig::DistinctCount(config), State::Counting(entities)) => {
                     entities.retain(|key, entity| {
                         let cutoff = watermark.saturating_sub(config.interval_micros);
+                        let mut times: Vec<i64> = entity.values.values().copied().collect();
+                        times.sort_unstable();
                         entity.values.retain(|_, &mut time| time > cutoff);
                         while entity
                             .events
@@ -515,7 +525,14 @@ impl Engine {
                         let count = entity.values.len() as u64;
                         let holds = count > 0 && config.compare.holds(count, config.threshold);
                         if !holds && let Some(active) = entity.active.take() {
-                            pending.push(cleared(index, key, active, watermark, 0));
+                            let at = fell_back_at(
+                                &times,
+                                config.interval_micros,
+                                config.compare,
+                                config.threshold,
+                                watermark,
+                            );
+                            pending.push(cleared(index, key, active, at, 0));
                         }
                         !entity.values.is_empty() || entity.active.is_some()
                     });
@@ -639,8 +656,14 @@ impl Engine {
         };
         let group_text = crate::detection::group_text(&group);
         let interval = rule.kind.interval_text();
-        let message = rule.template.render(
-            item.event.as_ref(),
+        // Without an event (a count that fell back, a silent key), the group key's values still fill
+        // their placeholders.
+        let group_document = match &item.event {
+            Some(_) => None,
+            None => Some(group_document(&group)),
+        };
+        let mut message = rule.template.render(
+            item.event.as_ref().or(group_document.as_ref()),
             &MessageValues {
                 count: item.count,
                 threshold: rule.kind.threshold(),
@@ -652,6 +675,9 @@ impl Engine {
                 state: item.state.name(),
             },
         );
+        if item.state == DetectionState::Cleared && !rule.template.mentions_state() {
+            message.insert_str(0, "cleared: ");
+        }
         let hostname = item
             .event
             .as_ref()
@@ -742,6 +768,51 @@ impl KindConfig {
             _ => None,
         }
     }
+}
+
+/// The event time at which a window's count stopped satisfying the comparison, from the times it
+/// held (oldest first): each leaves the window `interval` after it happened. At most `watermark`.
+fn fell_back_at(
+    times: &[i64],
+    interval: i64,
+    compare: crate::parameters::Comparison,
+    threshold: u64,
+    watermark: i64,
+) -> i64 {
+    for (index, &time) in times.iter().enumerate() {
+        let leaves = time.saturating_add(interval);
+        if leaves > watermark {
+            break;
+        }
+        let remaining = (times.len() - index - 1) as u64;
+        if remaining == 0 || !compare.holds(remaining, threshold) {
+            return leaves;
+        }
+    }
+    watermark
+}
+
+/// A document holding the group key's values at their fields' places.
+fn group_document(group: &[(String, String)]) -> Map<String, Value> {
+    let mut document = Map::new();
+    for (field, value) in group {
+        let mut segments: Vec<&str> = field.split('.').collect();
+        let Some(last) = segments.pop() else {
+            continue;
+        };
+        let mut current = &mut document;
+        for segment in segments {
+            let entry = current
+                .entry(segment.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            current = entry.as_object_mut().expect("made an object above");
+        }
+        current.insert(last.to_owned(), Value::String(value.clone()));
+    }
+    document
 }
 
 fn set_active_id(state: &mut State, key: &str, id: &str) {

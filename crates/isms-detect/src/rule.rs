@@ -201,6 +201,9 @@ fn line_of_key(text: &str, key: &str, from_line: usize) -> Option<usize> {
             trimmed
                 .strip_prefix(key)
                 .is_some_and(|rest| rest.trim_start().starts_with(':'))
+                // In a flow map: `parameters: {threshold: -1}`.
+                || line.contains(&format!("{{{key}:"))
+                || line.contains(&format!(", {key}:"))
         })
         .map(|(index, _)| index + 1)
 }

@@ -109,6 +109,12 @@ impl Template {
         Ok(Template { pieces })
     }
 
+    /// Whether the template writes the detection's state itself (else a cleared detection's message
+    /// is prefixed with `cleared: `).
+    pub fn mentions_state(&self) -> bool {
+        self.pieces.contains(&Piece::State)
+    }
+
     /// The message for `event` (the event that made the rule fire, if any).
     pub fn render(&self, event: Option<&Map<String, Value>>, values: &MessageValues<'_>) -> String {
         let mut text = String::new();

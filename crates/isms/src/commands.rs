@@ -383,13 +383,13 @@ fn truncate(text: &str, width: usize) -> String {
 }
 
 /// One item read from a file, or why it could not be read.
-enum FileItem {
+pub(crate) enum FileItem {
     Event(Value),
     Unreadable { place: String, reason: String },
 }
 
 /// Splits a file into items: one JSON object, an array of them, JSON lines, or concatenated values.
-fn read_items(path: &Path) -> anyhow::Result<Vec<FileItem>> {
+pub(crate) fn read_items(path: &Path) -> anyhow::Result<Vec<FileItem>> {
     let mut bytes = Vec::new();
     if path == Path::new("-") {
         std::io::stdin()
@@ -450,7 +450,7 @@ pub enum SendFormat {
 
 /// The line decoder of `isms decode` and `isms send --format syslog`: built-in decoders plus the
 /// file's, times without a zone in `time_zone`, a year inferred from `received`.
-fn line_decoder(
+pub(crate) fn line_decoder(
     decoders_file: Option<&Path>,
     time_zone: &str,
     received: jiff::Timestamp,
@@ -474,7 +474,7 @@ fn line_decoder(
 
 /// When a file was last written: the receipt time of its lines, so that times without a year get
 /// the year they were written in.
-fn written_at(path: &Path) -> jiff::Timestamp {
+pub(crate) fn written_at(path: &Path) -> jiff::Timestamp {
     std::fs::metadata(path)
         .and_then(|metadata| metadata.modified())
         .ok()
@@ -482,7 +482,7 @@ fn written_at(path: &Path) -> jiff::Timestamp {
         .unwrap_or_else(jiff::Timestamp::now)
 }
 
-fn open_input(path: &Path) -> anyhow::Result<Box<dyn std::io::BufRead>> {
+pub(crate) fn open_input(path: &Path) -> anyhow::Result<Box<dyn std::io::BufRead>> {
     if path == Path::new("-") {
         return Ok(Box::new(std::io::BufReader::new(std::io::stdin())));
     }
@@ -498,7 +498,7 @@ fn open_input(path: &Path) -> anyhow::Result<Box<dyn std::io::BufRead>> {
 const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// Reads the lines of `input` (bounded, lossy UTF-8), calling `each` with the line number and text.
-fn for_each_line(
+pub(crate) fn for_each_line(
     mut input: impl std::io::BufRead,
     mut each: impl FnMut(usize, Result<&str, String>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -644,7 +644,7 @@ fn print_rejections(rejections: &[(String, String)]) {
 }
 
 /// A progress bar on a terminal (hidden otherwise).
-fn progress_bar(length: u64, template: &str, message: String) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(length: u64, template: &str, message: String) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }

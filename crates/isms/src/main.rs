@@ -4,10 +4,12 @@
 //! - `search`, `send`: talk to a running server over its HTTP API, with a key.
 //! - `key`: manage keys directly in a data directory (works before any key exists).
 //! - `decode`: show what the decoders make of log lines (like wazuh-logtest), without a server.
+//! - `replay`: run detection rules over log files offline and print what fires.
 //! - `config check`: validate a configuration file and the `ISMS_...` environment.
 //! - `version`.
 mod client;
 mod commands;
+mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +108,12 @@ enum Command {
         #[arg(long)]
         pretty: bool,
     },
+    /// Run detection rules over log files offline, in event-time order, and print what fires (exit
+    /// status 0 when a rule fired, 1 when none did, 2 on an error).
+    Replay {
+        #[command(flatten)]
+        options: replay::ReplayOptions,
+    },
     /// Manage API keys in a data directory.
     Key {
         #[command(subcommand)]
@@ -185,6 +193,15 @@ fn main() -> ExitCode {
             program,
             pretty,
         } => commands::decode(&files, decoders.as_deref(), &time_zone, program, pretty),
+        Command::Replay { options } => {
+            return match replay::replay(options) {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         command => run_async(command),
     };
     match result {
@@ -220,7 +237,10 @@ fn run_async(command: Command) -> anyhow::Result<()> {
                 KeyAction::List { json } => commands::key_list(&config, json).await,
                 KeyAction::Revoke { key } => commands::key_revoke(&config, &key).await,
             },
-            Command::Version | Command::Config { .. } | Command::Decode { .. } => {
+            Command::Version
+            | Command::Config { .. }
+            | Command::Decode { .. }
+            | Command::Replay { .. } => {
                 unreachable!("handled without a runtime")
             }
         }

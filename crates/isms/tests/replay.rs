@@ -1,0 +1,243 @@
+//! `isms replay` from outside: rules from a directory (good and bad side by side), log files of
+//! several formats out of order, the table and JSON output, and the exit status.
+// Shared with `server.rs`; this file uses only part of it.
+#[allow(dead_code)]
+mod harness;
+
+use harness::run_isms;
+use serde_json::Value;
+
+const RULES: &str = "
+id: failures-per-user
+title: Repeated login failures for one user
+kind: threshold
+severity: WARNING
+match: 'category:authentication AND details.result:failure'
+parameters: {group_by: [details.username], interval: 5m, threshold: 5}
+message: '{count} failed logins for {details.username} within {interval}'
+---
+id: negative-threshold
+title: A threshold of -1
+kind: threshold
+parameters:
+  threshold: -1
+";
+
+const MORE_RULES: &str = "
+id: login-from-blocklisted
+title: Login from a blocklisted address
+kind: list
+severity: CRITICAL
+match: 'category:authentication AND details.result:success'
+parameters: {field: details.sourceipaddress, list: blocklist}
+---
+id: not-yaml
+title: [unclosed
+";
+
+fn failed(time: &str, user: &str) -> String {
+    format!(
+        "Jun  1 {time} web1 sshd[1234]: Failed password for {user} from 203.0.113.5 port 40022 ssh2\n"
+    )
+}
+
+#[test]
+fn replay_runs_rules_over_files_in_event_time_order_and_lists_the_rules_it_could_not_load() {
+    let directory = tempfile::tempdir().unwrap();
+    let rules = directory.path().join("rules");
+    std::fs::create_dir_all(rules.join("more")).unwrap();
+    std::fs::write(rules.join("ssh.yml"), RULES).unwrap();
+    std::fs::write(rules.join("more/lists.yaml"), MORE_RULES).unwrap();
+    let lists = directory.path().join("lists");
+    std::fs::create_dir(&lists).unwrap();
+    std::fs::write(
+        lists.join("blocklist.txt"),
+        "# known bad\n198.51.100.0/24\n",
+    )
+    .unwrap();
+
+    // Root's failures are split over two files given newest first, so only event-time order puts
+    // five of them within five minutes; a MozDef JSON array and JSON lines ride along.
+    let newer = directory.path().join("auth.log");
+    std::fs::write(
+        &newer,
+        format!(
+            "{}{}",
+            failed("10:03:00", "root"),
+            failed("10:04:00", "root")
+        ),
+    )
+    .unwrap();
+    let older = directory.path().join("auth.log.1");
+    std::fs::write(
+        &older,
+        format!(
+            "{}{}{}{}",
+            failed("10:00:00", "root"),
+            failed("10:01:00", "root"),
+            failed("10:02:00", "root"),
+            failed("09:00:00", "alice")
+        ),
+    )
+    .unwrap();
+    let mozdef = directory.path().join("events.json");
+    std::fs::write(
+        &mozdef,
+        r#"[
+  {"summary": "Accepted publickey for bob", "category": "authentication", "utctimestamp": "2026-06-01T11:00:00Z",
+   "hostname": "web2", "details": {"result": "success", "username": "bob", "sourceipaddress": "198.51.100.7"}}
+]"#,
+    )
+    .unwrap();
+    let ndjson = directory.path().join("events.ndjson");
+    std::fs::write(
+        &ndjson,
+        "{\"summary\": \"Accepted password for carol\", \"category\": \"authentication\", \"utctimestamp\": \"2026-06-01T11:30:00Z\", \"details\": {\"result\": \"success\", \"username\": \"carol\", \"sourceipaddress\": \"192.0.2.1\"}}\n",
+    )
+    .unwrap();
+
+    let output = run_isms(
+        &[
+            "replay".as_ref(),
+            "--rules".as_ref(),
+            rules.as_os_str(),
+            "--lists".as_ref(),
+            lists.as_os_str(),
+            "--json".as_ref(),
+            newer.as_os_str(),
+            older.as_os_str(),
+            mozdef.as_os_str(),
+            ndjson.as_os_str(),
+        ],
+        &[],
+    );
+    output.assert_success("isms replay");
+    let detections: Vec<Value> = output
+        .stdout_text()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect();
+    let summary: Vec<(String, String)> = detections
+        .iter()
+        .map(|detection| {
+            (
+                detection["rule_id"].as_str().unwrap().to_owned(),
+                detection["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("failures-per-user".to_owned(), "fired".to_owned()),
+            ("failures-per-user".to_owned(), "cleared".to_owned()),
+            ("login-from-blocklisted".to_owned(), "fired".to_owned()),
+        ],
+        "{detections:#?}"
+    );
+    assert_eq!(
+        detections[0]["message"],
+        "5 failed logins for root within 5m"
+    );
+    assert_eq!(detections[0]["count"], 5);
+    assert_eq!(
+        detections[0]["related_event_ids"].as_array().unwrap().len(),
+        5
+    );
+    assert_eq!(detections[2]["severity"], "CRITICAL");
+    assert_eq!(detections[2]["hostname"], "web2");
+
+    let stderr = &output.stderr;
+    assert!(
+        stderr.contains("rules: 2 loaded from 2 files, 2 not loaded"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "ssh.yml:14: rule `negative-threshold`: parameter `threshold` must be a whole number"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("lists.yaml:") && stderr.contains("invalid YAML"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("replayed 8 events"), "{stderr}");
+}
+
+#[test]
+fn replay_prints_a_table_and_exits_1_when_nothing_fired_and_2_on_errors() {
+    let directory = tempfile::tempdir().unwrap();
+    let rules = directory.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("ssh.yml"), RULES).unwrap();
+    let log = directory.path().join("auth.log");
+    let five: String = (0..5)
+        .map(|minute| failed(&format!("10:0{minute}:00"), "root\u{1b}[31m"))
+        .collect();
+    std::fs::write(&log, &five).unwrap();
+
+    let output = run_isms(
+        &[
+            "replay".as_ref(),
+            "--rules".as_ref(),
+            rules.as_os_str(),
+            log.as_os_str(),
+        ],
+        &[],
+    );
+    output.assert_success("isms replay (table)");
+    let table = output.stdout_text();
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("TIME") && header.contains("RULE") && header.ends_with("MESSAGE"),
+        "{table}"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains("fired") && row.contains("failures-per-user"),
+        "{table}"
+    );
+    // Text from events is shown with its control characters made visible.
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    assert!(row.contains("root\\u{1b}[31m"), "{table}");
+
+    std::fs::write(&log, failed("10:00:00", "root")).unwrap();
+    let output = run_isms(
+        &[
+            "replay".as_ref(),
+            "--rules".as_ref(),
+            rules.as_os_str(),
+            log.as_os_str(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "nothing fired: {}",
+        output.stderr
+    );
+
+    let output = run_isms(&["replay".as_ref(), log.as_os_str()], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stderr.contains("no rules"), "{}", output.stderr);
+
+    let missing = directory.path().join("missing");
+    let output = run_isms(
+        &[
+            "replay".as_ref(),
+            "--rules".as_ref(),
+            missing.as_os_str(),
+            log.as_os_str(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        output.stderr.contains("cannot read the rules directory"),
+        "{}",
+        output.stderr
+    );
+}
