@@ -48,7 +48,8 @@ macro_rules! store_conformance_suite {
                 concurrent_appends_are_all_committed,
                 invalid_cursor_is_refused,
                 sub_second_times_keep_their_exact_order_in_pages_and_bounds,
-                prepared_events_are_stored_and_found_like_appended_ones
+                prepared_events_are_stored_and_found_like_appended_ones,
+                committed_events_are_followed_in_commit_order_from_any_seq
             );
         }
     };
@@ -749,4 +750,59 @@ pub async fn prepared_events_are_stored_and_found_like_appended_ones(store: &dyn
             vec![second as i64]
         );
     }
+}
+
+/// What detection relies on: `events_after` hands every committed event once, in commit order, from
+/// any seq on, and `committed_seq` moves with each commit.
+pub async fn committed_events_are_followed_in_commit_order_from_any_seq(store: &dyn Store) {
+    let committed = store.committed_seq();
+    let start = *committed.borrow();
+    assert!(
+        store
+            .events_after(start, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    for batch in 0..3 {
+        let events: Vec<Event> = (0..4)
+            .map(|index| {
+                // Event times out of order: the order followed is the commit's, not the time's.
+                event_at(
+                    100 - batch * 10 - index,
+                    json!({"summary": format!("batch {batch} event {index}")}),
+                )
+            })
+            .collect();
+        store.append(events).await.expect("append");
+    }
+    let latest = *store.committed_seq().borrow();
+    assert!(
+        latest >= start + 12,
+        "committed_seq moved from {start} to {latest}"
+    );
+    let mut seen = Vec::new();
+    let mut after = start;
+    loop {
+        let page = store.events_after(after, 5).await.expect("read");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5);
+        for stored in page {
+            assert!(stored.seq > after, "seqs increase");
+            after = stored.seq;
+            seen.push(
+                stored.document["summary"]
+                    .as_str()
+                    .expect("summary")
+                    .to_owned(),
+            );
+        }
+    }
+    let expected: Vec<String> = (0..3)
+        .flat_map(|batch| (0..4).map(move |index| format!("batch {batch} event {index}")))
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(after, latest);
 }

@@ -237,6 +237,15 @@ impl EventPreparer {
     }
 }
 
+/// A stored event with its sequence number, as [`Store::events_after`] reads it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Position in the store: increasing in commit order, never reused.
+    pub seq: i64,
+    /// The event as stored.
+    pub document: serde_json::Map<String, serde_json::Value>,
+}
+
 /// The storage interface every backend implements.
 pub trait Store: Send + Sync + 'static {
     /// Commits the events durably; returns only once they are committed.
@@ -277,4 +286,11 @@ pub trait Store: Send + Sync + 'static {
     fn key_by_id<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>>;
     /// Revokes the live key with this id or name; returns how many were revoked (0 or 1).
     fn revoke_key<'a>(&'a self, id_or_name: &'a str, at_micros: i64) -> StoreFuture<'a, u64>;
+    /// Up to `limit` stored events with a seq above `after_seq`, in seq (commit) order: how the
+    /// detection engine follows the store, so that every committed event is seen once, across
+    /// restarts too.
+    fn events_after(&self, after_seq: i64, limit: usize) -> StoreFuture<'_, Vec<StoredEvent>>;
+    /// The highest seq committed so far, updated after every commit (0 for an empty store), to
+    /// wake whoever follows the store.
+    fn committed_seq(&self) -> tokio::sync::watch::Receiver<i64>;
 }

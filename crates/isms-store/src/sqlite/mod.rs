@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     EventFilter, EventPreparer, HistogramBucket, KeyRecord, PreparedEvent, RetentionOutcome,
     RetentionPolicy, SearchPage, SearchRequest, SortOrder, Store, StoreError, StoreFuture,
-    StoreHealth, TopValue,
+    StoreHealth, StoredEvent, TopValue,
 };
 use sql::{CompiledPredicate, Driver, SqlFragment, SqlParam};
 
@@ -147,6 +147,7 @@ struct AppendJob {
 /// The SQLite store.
 pub struct SqliteStore {
     reads: SqlitePool,
+    committed: tokio::sync::watch::Receiver<i64>,
     writer: mpsc::Sender<AppendJob>,
     path: PathBuf,
     index_path: PathBuf,
@@ -300,6 +301,7 @@ impl SqliteStore {
             .connect_with(connect_options)
             .await
             .map_err(|error| open_error(&options.path, error))?;
+        let (committed_sender, committed) = tokio::sync::watch::channel(last_stored_seq);
         let (index_sender, index_receiver) = mpsc::channel(16);
         tokio::spawn(index::index_writer_loop(
             index_connection,
@@ -311,11 +313,13 @@ impl SqliteStore {
             writer_connection,
             receiver,
             index_sender,
+            committed_sender,
             options.writer_max_batch_events.max(1),
             next_seq,
         ));
         Ok(SqliteStore {
             reads,
+            committed,
             writer: sender,
             path: options.path,
             index_path,
@@ -698,6 +702,7 @@ async fn writer_loop(
     mut connection: SqliteConnection,
     mut receiver: mpsc::Receiver<AppendJob>,
     index_sender: mpsc::Sender<index::IndexJob>,
+    committed: tokio::sync::watch::Sender<i64>,
     max_batch_events: usize,
     mut next_seq: i64,
 ) {
@@ -729,6 +734,7 @@ async fn writer_loop(
             }
             replies.push(job.reply);
         }
+        committed.send_replace(next_seq - 1);
         if let Err(unsent) = index_sender.send(index::IndexJob { rows, replies }).await {
             // Only when the store is shutting down; the events are stored and indexed at next open.
             for reply in unsent.0.replies {
@@ -1070,6 +1076,31 @@ impl Store for SqliteStore {
             }
             Ok(None)
         })
+    }
+
+    fn events_after(&self, after_seq: i64, limit: usize) -> StoreFuture<'_, Vec<StoredEvent>> {
+        Box::pin(async move {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows =
+                sqlx::query("SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_all(&self.reads)
+                    .await?;
+            rows.iter()
+                .map(|row| {
+                    let seq: i64 = row.try_get(0)?;
+                    Ok(StoredEvent {
+                        seq,
+                        document: parse_document(seq, row.try_get(1)?)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn committed_seq(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.committed.clone()
     }
 
     fn health(&self) -> StoreFuture<'_, StoreHealth> {
