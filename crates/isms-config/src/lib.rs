@@ -37,6 +37,7 @@ pub struct Config {
     pub files: FilesConfig,
     pub decoders: DecodersConfig,
     pub amqp: AmqpConfig,
+    pub detect: DetectConfig,
     pub log: LogConfig,
 }
 
@@ -200,6 +201,39 @@ pub struct AmqpConfig {
     pub dead_letter_queue: String,
 }
 
+/// The detection engine: where its rules and lists come from, and how it treats time.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Whether stored events go through the rules at all.
+    pub enabled: Switch,
+    /// A directory of YAML rule files, watched; empty for `<data_dir>/rules`.
+    pub rules_dir: String,
+    /// Whether the rule pack built into the binary runs too.
+    pub builtin_rules: Switch,
+    /// A directory of list files (`NAME.txt`), watched; empty for `<data_dir>/lists`.
+    pub lists_dir: String,
+    /// How late (in event time) an event may come and still count in its windows.
+    pub allowed_lateness_seconds: u64,
+    /// Most times a detection is fed back to the rules as an event.
+    pub max_chain_depth: u32,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    #[default]
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Switch::On
+    }
+}
+
 /// Logging output.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -254,7 +288,21 @@ impl Default for Config {
             files: FilesConfig::default(),
             decoders: DecodersConfig::default(),
             amqp: AmqpConfig::default(),
+            detect: DetectConfig::default(),
             log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            enabled: Switch::On,
+            rules_dir: String::new(),
+            builtin_rules: Switch::On,
+            lists_dir: String::new(),
+            allowed_lateness_seconds: 30,
+            max_chain_depth: 5,
         }
     }
 }
@@ -654,6 +702,48 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         description: "Durable queue that receives, unchanged, each message that cannot be stored, with its reason in the header `x-isms-reason`.",
     },
     ConfigKey {
+        key: "detect.enabled",
+        env: "ISMS_DETECT_ENABLED",
+        kind: ValueKind::Enum(&["on", "off"]),
+        default: "on",
+        description: "Whether stored events go through the detection rules.",
+    },
+    ConfigKey {
+        key: "detect.rules_dir",
+        env: "ISMS_DETECT_RULES_DIR",
+        kind: ValueKind::Path,
+        default: "",
+        description: "Directory of YAML rule files (searched recursively, watched: a change applies without a restart); empty for `<data_dir>/rules`, created at start.",
+    },
+    ConfigKey {
+        key: "detect.builtin_rules",
+        env: "ISMS_DETECT_BUILTIN_RULES",
+        kind: ValueKind::Enum(&["on", "off"]),
+        default: "on",
+        description: "Whether the rule pack built into the binary runs (`isms replay --builtin` shows what it raises).",
+    },
+    ConfigKey {
+        key: "detect.lists_dir",
+        env: "ISMS_DETECT_LISTS_DIR",
+        kind: ValueKind::Path,
+        default: "",
+        description: "Directory of list files (`NAME.txt`, one address, network or name per line), watched; empty for `<data_dir>/lists`, created at start.",
+    },
+    ConfigKey {
+        key: "detect.allowed_lateness_seconds",
+        env: "ISMS_DETECT_ALLOWED_LATENESS_SECONDS",
+        kind: ValueKind::U64,
+        default: "30",
+        description: "How far (in event time) behind the newest event an event may arrive and still count in its windows (0 to 86400); timers wait this long.",
+    },
+    ConfigKey {
+        key: "detect.max_chain_depth",
+        env: "ISMS_DETECT_MAX_CHAIN_DEPTH",
+        kind: ValueKind::U32,
+        default: "5",
+        description: "Most times a detection is fed back to the rules as an event (0 to 32); deeper ones are logged and stored but not fed back.",
+    },
+    ConfigKey {
         key: "log.level",
         env: "ISMS_LOG_LEVEL",
         kind: ValueKind::String,
@@ -943,6 +1033,21 @@ impl Config {
                     "{} is outside 10 to 60000",
                     self.files.poll_interval_milliseconds
                 ),
+            );
+        }
+        if self.detect.allowed_lateness_seconds > 86_400 {
+            return invalid(
+                "detect.allowed_lateness_seconds",
+                format!(
+                    "{} is more than a day (86400)",
+                    self.detect.allowed_lateness_seconds
+                ),
+            );
+        }
+        if self.detect.max_chain_depth > 32 {
+            return invalid(
+                "detect.max_chain_depth",
+                format!("{} is more than 32", self.detect.max_chain_depth),
             );
         }
         if !(80..=MAX_SYSLOG_MESSAGE_BYTES).contains(&self.files.max_line_bytes) {
@@ -1518,7 +1623,7 @@ format = "json"
         assert_eq!((line, column), (2, 1), "{message}");
         assert!(message.contains("at the top level"), "{message}");
         assert!(
-            message.contains("data_dir, http, store, syslog, files, decoders, amqp, log"),
+            message.contains("data_dir, http, store, syslog, files, decoders, amqp, detect, log"),
             "{message}"
         );
 

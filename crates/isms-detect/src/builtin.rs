@@ -2,7 +2,21 @@
 use crate::rule::{LoadedRules, add_unique, parse_rules};
 
 /// The built-in rule files, by name.
-pub const BUILTIN_RULE_FILES: &[(&str, &str)] = &[];
+pub const BUILTIN_RULE_FILES: &[(&str, &str)] = &[
+    (
+        "authentication.yml",
+        include_str!("../rules/builtin/authentication.yml"),
+    ),
+    (
+        "privilege.yml",
+        include_str!("../rules/builtin/privilege.yml"),
+    ),
+    (
+        "accounts.yml",
+        include_str!("../rules/builtin/accounts.yml"),
+    ),
+    ("syslog.yml", include_str!("../rules/builtin/syslog.yml")),
+];
 
 /// Every built-in rule. They are tested to compile, so errors here are bugs.
 pub fn builtin_rules() -> LoadedRules {

@@ -63,6 +63,9 @@ pub struct Detection {
     /// The host of the event that made it fire, if it had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// The detection as an event ([`Detection::to_event`]), made once: its id is the detection's.
+    #[serde(skip)]
+    pub event: Option<Event>,
 }
 
 impl Detection {

@@ -29,7 +29,7 @@ use std::collections::{HashMap, VecDeque};
 use isms_event::Event;
 use isms_query::FieldPath;
 use isms_query::ir::{for_each_scalar, render_scalar};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::detection::{Detection, DetectionState, MAX_RELATED_EVENTS};
@@ -102,8 +102,51 @@ pub struct RuleStatus {
     pub detections: u64,
 }
 
+/// What a rule's state depends on: a state saved under another kind, match or parameters is not
+/// taken up.
+fn fingerprint(rule: &Rule) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        rule.definition.kind,
+        rule.definition.query,
+        Value::Object(rule.definition.parameters.clone())
+    )
+}
+
+#[derive(Serialize)]
+struct SnapshotView<'a> {
+    newest_event: Option<i64>,
+    clock: u64,
+    rules: Vec<RuleSnapshotView<'a>>,
+}
+
+#[derive(Serialize)]
+struct RuleSnapshotView<'a> {
+    id: &'a str,
+    fingerprint: String,
+    state: &'a State,
+    matched: u64,
+    detections: u64,
+}
+
+#[derive(Deserialize)]
+struct SnapshotOwned {
+    newest_event: Option<i64>,
+    clock: u64,
+    rules: Vec<RuleSnapshotOwned>,
+}
+
+#[derive(Deserialize)]
+struct RuleSnapshotOwned {
+    id: String,
+    fingerprint: String,
+    state: State,
+    matched: u64,
+    detections: u64,
+}
+
 /// The open detection of an active entity.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Active {
     id: String,
     count: u64,
@@ -111,6 +154,9 @@ struct Active {
     more: u64,
     first: i64,
     last: i64,
+    /// The event that made it fire, for the fields of the cleared detection's message.
+    #[serde(default)]
+    document: Option<Map<String, Value>>,
 }
 
 impl Active {
@@ -126,7 +172,7 @@ impl Active {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct CountingEntity {
     /// Threshold: the newest events, oldest first, at most threshold + 1. Distinct count: the newest
     /// events for the related list, at most [`MAX_RELATED_EVENTS`].
@@ -137,14 +183,14 @@ struct CountingEntity {
     touched: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct SequenceEntity {
     /// Per step, its matching events, oldest first.
     steps: Vec<VecDeque<(i64, String)>>,
     touched: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct AbsenceEntity {
     last_event: i64,
     last_received: i64,
@@ -154,14 +200,14 @@ struct AbsenceEntity {
     touched: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct FirstSeenState {
     first_event: Option<i64>,
     keys: KeyMap<KeyMap<i64>>,
     touched: KeyMap<u64>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 enum State {
     Stateless,
     Counting(KeyMap<CountingEntity>),
@@ -219,6 +265,8 @@ pub struct Engine {
     newest_event: Option<i64>,
     statistics: EngineStatistics,
     clock: u64,
+    /// Values rules added to lists since [`Engine::take_list_additions`] was last called.
+    list_additions: Vec<(String, String)>,
 }
 
 impl Engine {
@@ -230,6 +278,7 @@ impl Engine {
             newest_event: None,
             statistics: EngineStatistics::default(),
             clock: 0,
+            list_additions: Vec::new(),
         };
         engine.set_rules(rules);
         engine
@@ -279,6 +328,17 @@ impl Engine {
         &mut self.lists
     }
 
+    /// The values rules added to lists since the last call (a server writes them to the lists'
+    /// files, so they last).
+    pub fn take_list_additions(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.list_additions)
+    }
+
+    /// Replaces the lists (a server reloading its lists directory).
+    pub fn set_lists(&mut self, lists: Lists) {
+        self.lists = lists;
+    }
+
     pub fn statistics(&self) -> &EngineStatistics {
         &self.statistics
     }
@@ -287,6 +347,55 @@ impl Engine {
     pub fn watermark(&self) -> Option<i64> {
         self.newest_event
             .map(|newest| newest.saturating_sub(self.options.allowed_lateness_micros))
+    }
+
+    /// Writes the engine's state (every rule's windows, active entities, first-seen history, and
+    /// the newest event time) as JSON, so that [`Engine::restore`] can take it up after a restart.
+    pub fn write_snapshot(&self, writer: impl std::io::Write) -> Result<(), serde_json::Error> {
+        let view = SnapshotView {
+            newest_event: self.newest_event,
+            clock: self.clock,
+            rules: self
+                .rules
+                .iter()
+                .map(|runtime| RuleSnapshotView {
+                    id: runtime.rule.id(),
+                    fingerprint: fingerprint(&runtime.rule),
+                    state: &runtime.state,
+                    matched: runtime.matched,
+                    detections: runtime.detections,
+                })
+                .collect(),
+        };
+        serde_json::to_writer(writer, &view)
+    }
+
+    /// Takes up a state written by [`Engine::write_snapshot`]: each rule whose id, kind, match and
+    /// parameters are unchanged gets its state back; the others start afresh. Returns how many
+    /// rules got their state back.
+    pub fn restore(&mut self, reader: impl std::io::Read) -> Result<usize, serde_json::Error> {
+        let snapshot: SnapshotOwned = serde_json::from_reader(reader)?;
+        self.newest_event = match (self.newest_event, snapshot.newest_event) {
+            (Some(current), Some(saved)) => Some(current.max(saved)),
+            (current, saved) => current.or(saved),
+        };
+        self.clock = self.clock.max(snapshot.clock);
+        let mut restored = 0;
+        for saved in snapshot.rules {
+            if let Some(runtime) = self
+                .rules
+                .iter_mut()
+                .find(|runtime| runtime.rule.id() == saved.id)
+                && fingerprint(&runtime.rule) == saved.fingerprint
+            {
+                runtime.state = saved.state;
+                runtime.matched = saved.matched;
+                runtime.detections = saved.detections;
+                runtime.next_sweep = i64::MIN;
+                restored += 1;
+            }
+        }
+        Ok(restored)
     }
 
     /// Every rule's state.
@@ -553,6 +662,8 @@ impl Engine {
                         && config.group_by.len() == 1
                         && let Some(expected) = self.lists.get(list)
                     {
+                        // Keys of a rule with an expected list are kept as the list keeps its
+                        // entries (lower case, canonical addresses), so `WEB1` is `web1`.
                         for entry in expected.entries() {
                             if !entities.contains_key(&entry)
                                 && entities.len() < config.max_entities as usize
@@ -594,6 +705,7 @@ impl Engine {
                                 more: 0,
                                 first: entity.last_event,
                                 last: entity.last_event,
+                                document: None,
                             });
                             pending.push(Pending {
                                 rule: index,
@@ -703,9 +815,11 @@ impl Engine {
             message,
             depth: item.depth,
             hostname,
+            event: None,
         };
         let event = detection.to_event();
         detection.id = event.id.clone();
+        detection.event = Some(event.clone());
         if item.activate {
             set_active_id(&mut runtime.state, &item.key, &detection.id);
         }
@@ -727,6 +841,7 @@ impl Engine {
                 let list = list.clone();
                 if self.lists.add(&list, &value) {
                     tracing::info!(rule = %detection.rule_id, list = %list, value = %value, "detection added a value to a list");
+                    self.list_additions.push((list, value));
                 }
             }
         }
@@ -887,7 +1002,7 @@ fn cleared(rule: usize, key: &str, active: Active, detected: i64, depth: u32) ->
         first: Some(active.first),
         last: Some(active.last),
         detected,
-        event: None,
+        event: active.document,
         depth,
         activate: false,
     }
@@ -1020,6 +1135,7 @@ fn threshold_event(
                 more: count.saturating_sub(related.len() as u64),
                 first,
                 last: reference,
+                document: Some(document.clone()),
             });
             pending.push(Pending {
                 rule: context.rule,
@@ -1115,6 +1231,7 @@ fn distinct_event(
                 more: 0,
                 first,
                 last: reference,
+                document: Some(document.clone()),
             });
             pending.push(Pending {
                 rule: context.rule,
@@ -1289,9 +1406,12 @@ fn absence_event(
     pending: &mut Vec<Pending>,
 ) {
     let document = &context.event.document;
-    let Some(key) = group_key(document, &config.group_by) else {
+    let Some(mut key) = group_key(document, &config.group_by) else {
         return;
     };
+    if config.expected_list.is_some() {
+        key = crate::lists::normalized_entry(&key);
+    }
     let time = context.time();
     let entity = entities
         .entry(key.clone())

@@ -17,6 +17,15 @@ pub const MAX_LIST_ENTRIES: usize = 1_000_000;
 /// Largest list file read.
 pub const MAX_LIST_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// An entry as lists keep it: an address in its canonical form, anything else in lower case.
+pub fn normalized_entry(entry: &str) -> String {
+    let entry = entry.trim();
+    match entry.parse::<IpAddr>() {
+        Ok(address) => address.to_canonical().to_string(),
+        Err(_) => entry.to_ascii_lowercase(),
+    }
+}
+
 /// One named list.
 #[derive(Debug, Clone, Default)]
 pub struct NamedList {

@@ -1,7 +1,8 @@
 //! Alert message templates: text with `{placeholders}`, filled when a rule fires.
 //!
 //! A placeholder is either an event field (`{details.username}`, taken from the event that made the
-//! rule fire) or one of the detection's own values: `{count}`, `{threshold}`, `{interval}`, `{group}`
+//! rule fire; `{details.byuser|details.username}` writes the first of several that is present) or
+//! one of the detection's own values: `{count}`, `{threshold}`, `{interval}`, `{group}`
 //! (the group key as `field=value` pairs), `{rule}` (the rule's title), `{rule_id}`, `{severity}`,
 //! `{state}` (fired or cleared). `{{` and `}}` write a brace. A template is checked when the rule is
 //! loaded, so a typo is an error with the rule's file and not a silent blank at 3 a.m.
@@ -20,7 +21,8 @@ const MAX_FIELD_TEXT: usize = 512;
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
     Text(String),
-    Field(FieldPath),
+    /// Fields tried in turn (`{details.byuser|details.username}`); the first present is written.
+    Field(Vec<FieldPath>),
     Count,
     Threshold,
     Interval,
@@ -121,10 +123,12 @@ impl Template {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(literal) => text.push_str(literal),
-                Piece::Field(path) => {
-                    let found = event
-                        .and_then(|document| value_at(document, path))
-                        .and_then(first_scalar);
+                Piece::Field(paths) => {
+                    let found = paths.iter().find_map(|path| {
+                        event
+                            .and_then(|document| value_at(document, path))
+                            .and_then(first_scalar)
+                    });
                     match found {
                         Some(value) => push_cut(&mut text, &value),
                         None => text.push('-'),
@@ -184,19 +188,23 @@ fn placeholder(name: &str) -> Result<Piece, String> {
         "severity" => Piece::Severity,
         "state" => Piece::State,
         "" => return Err("it is empty".to_owned()),
-        field => {
-            let valid = field.split('.').all(|segment| {
-                !segment.is_empty()
-                    && segment
-                        .chars()
-                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-            });
-            if !valid {
-                return Err(format!(
-                    "`{field}` is neither an event field (dotted words such as details.username) nor one of count, threshold, interval, group, rule, rule_id, severity, state"
-                ));
+        fields => {
+            let mut paths = Vec::new();
+            for field in fields.split('|').map(str::trim) {
+                let valid = field.split('.').all(|segment| {
+                    !segment.is_empty()
+                        && segment
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                });
+                if !valid {
+                    return Err(format!(
+                        "`{field}` is neither an event field (dotted words such as details.username; several separated by | are tried in turn) nor one of count, threshold, interval, group, rule, rule_id, severity, state"
+                    ));
+                }
+                paths.push(FieldPath::parse_dotted(field));
             }
-            Piece::Field(FieldPath::parse_dotted(field))
+            Piece::Field(paths)
         }
     })
 }
@@ -274,13 +282,13 @@ mod tests {
     #[test]
     fn placeholders_take_event_fields_and_detection_values() {
         let template =
-            Template::parse("{count} failures for {details.username} from {details.sourceipaddress} in {interval} ({{x}}) {hostname}")
+            Template::parse("{count} failures for {details.username} from {details.sourceipaddress} in {interval} ({{x}}) {hostname} {details.byuser|details.username}")
                 .unwrap();
         let event =
             serde_json::json!({"details": {"username": "root", "sourceipaddress": "10.0.0.9"}});
         assert_eq!(
             template.render(event.as_object(), &values()),
-            "7 failures for root from 10.0.0.9 in 5m ({x}) -"
+            "7 failures for root from 10.0.0.9 in 5m ({x}) - root"
         );
     }
 

@@ -8,6 +8,7 @@
 
 pub mod amqp;
 pub mod auth;
+pub mod detect;
 pub mod error;
 pub mod files;
 pub mod ingest;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// When the server started.
     pub started: Instant,
+    /// The detection engine, unless `detect.enabled` is off.
+    pub detect: Option<Arc<detect::DetectService>>,
 }
 
 /// The process-wide Prometheus recorder (installed once, even when tests start several servers).
@@ -173,12 +176,16 @@ pub async fn start(
     store: Arc<dyn Store>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<RunningServer> {
+    let detect = detect::start_detection(config, store.clone())
+        .await
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
     let state = Arc::new(AppState {
         keys: KeyVerifier::new(store.clone()),
         store: store.clone(),
         limits: IngestLimits::from_config(config),
         metrics: metrics_handle(),
         started: Instant::now(),
+        detect: detect.clone(),
     });
     let app = routes::router(state)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -207,12 +214,21 @@ pub async fn start(
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
     spawn_retention(config, store);
     let task = tokio::spawn(async move {
-        axum::serve(
+        let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        if let Some(detect) = detect {
+            // Where detection stands, so that a restart goes on from here.
+            match tokio::task::spawn_blocking(move || detect.save_state()).await {
+                Ok(Ok(())) => tracing::info!("detection state saved"),
+                Ok(Err(error)) => tracing::error!(%error, "detection state not saved"),
+                Err(error) => tracing::error!(%error, "detection state not saved"),
+            }
+        }
+        served
     });
     Ok(RunningServer {
         local_address,

@@ -373,6 +373,99 @@ pub async fn search(server: &ServerFlags, options: SearchOptions) -> anyhow::Res
     Ok(())
 }
 
+#[derive(Debug, clap::Args)]
+pub struct DetectionsOptions {
+    /// Only this rule's detections (its id).
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// Only `fired` or `cleared` detections.
+    #[arg(long, value_parser = ["fired", "cleared"])]
+    pub state: Option<String>,
+    /// A further query on the detection events (e.g. `details.username:root`).
+    #[arg(long, default_value = "")]
+    pub query: String,
+    /// Start of the time range: now, -15m, now-2h, 2024-05-01T00:00:00Z ...
+    #[arg(long, allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// End of the time range (exclusive).
+    #[arg(long, allow_hyphen_values = true)]
+    pub to: Option<String>,
+    /// At most this many detections.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Print JSON lines (one detection per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `isms detections`: what the server's rules raised, newest first.
+pub async fn detections(server: &ServerFlags, options: DetectionsOptions) -> anyhow::Result<()> {
+    let client = ApiClient::new(server)?;
+    let mut parameters = vec![
+        ("q", options.query.clone()),
+        ("limit", options.limit.clamp(1, 10_000).to_string()),
+    ];
+    for (name, value) in [
+        ("rule", &options.rule),
+        ("state", &options.state),
+        ("from", &options.from),
+        ("to", &options.to),
+    ] {
+        if let Some(value) = value {
+            parameters.push((name, value.clone()));
+        }
+    }
+    let answer = client.get_json("/api/detections", &parameters).await?;
+    let detections = answer["detections"].as_array().cloned().unwrap_or_default();
+    let mut output = std::io::stdout().lock();
+    if options.json {
+        for detection in &detections {
+            writeln!(output, "{detection}")?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        output,
+        "{:<26}  {:<7}  {:<8}  {:<32}  {:>6}  {:<32}  MESSAGE",
+        "TIME (UTC)", "STATE", "SEVERITY", "RULE", "COUNT", "GROUP"
+    )?;
+    for detection in &detections {
+        let text = |field: &str| {
+            terminal_safe(detection.get(field).and_then(Value::as_str).unwrap_or("-"))
+        };
+        let time = text("time");
+        let group = detection
+            .get("group")
+            .and_then(Value::as_object)
+            .map(|group| {
+                group
+                    .iter()
+                    .map(|(field, value)| format!("{field}={}", value.as_str().unwrap_or("-")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        writeln!(
+            output,
+            "{:<26}  {:<7}  {:<8}  {:<32}  {:>6}  {:<32}  {}",
+            time.get(..26).unwrap_or(&time),
+            text("state"),
+            text("severity"),
+            truncate(&text("rule_id"), 32),
+            detection.get("count").and_then(Value::as_u64).unwrap_or(0),
+            truncate(&terminal_safe(&group), 32),
+            truncate(&text("message"), 200)
+        )?;
+    }
+    if answer["next_cursor"].is_string() {
+        writeln!(
+            output,
+            "(more detections match; raise --limit or narrow the filters)"
+        )?;
+    }
+    Ok(())
+}
+
 fn truncate(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_string();

@@ -5,6 +5,7 @@
 //! - `key`: manage keys directly in a data directory (works before any key exists).
 //! - `decode`: show what the decoders make of log lines (like wazuh-logtest), without a server.
 //! - `replay`: run detection rules over log files offline and print what fires.
+//! - `detections`: what a running server's rules raised.
 //! - `config check`: validate a configuration file and the `ISMS_...` environment.
 //! - `version`.
 mod client;
@@ -107,6 +108,13 @@ enum Command {
         /// Indented JSON, for reading.
         #[arg(long)]
         pretty: bool,
+    },
+    /// List what the server's detection rules raised, newest first.
+    Detections {
+        #[command(flatten)]
+        options: commands::DetectionsOptions,
+        #[command(flatten)]
+        server: ServerFlags,
     },
     /// Run detection rules over log files offline, in event-time order, and print what fires (exit
     /// status 0 when a rule fired, 1 when none did, 2 on an error).
@@ -224,6 +232,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
         match command {
             Command::Serve { config, listen } => commands::serve(&config, listen).await,
             Command::Search { options, server } => commands::search(&server, options).await,
+            Command::Detections { options, server } => commands::detections(&server, options).await,
             Command::Send {
                 files,
                 format,

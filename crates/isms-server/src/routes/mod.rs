@@ -3,6 +3,7 @@
 //! `/status` and `/metrics` are open (health checks and Prometheus scrapers); everything that reads or
 //! writes events needs a key, presented as `Authorization: Bearer KEY` or, for clients that cannot set
 //! headers (the PyPI mozdef-client), as `?key=KEY`.
+mod detections;
 mod ingest;
 mod search;
 mod status;
@@ -36,6 +37,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/events/histogram", get(search::histogram))
         .route("/api/events/top", get(search::top_values))
         .route("/api/events/{id}", get(search::get_event))
+        .route("/api/detections", get(detections::list_detections))
+        .route("/api/rules", get(detections::list_rules))
+        .route("/api/rules/kinds", get(detections::list_kinds))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/status", get(status::status))

@@ -394,6 +394,9 @@ impl ServerProcess {
                 "ISMS_SYSLOG_TCP_LISTEN".to_string(),
                 "127.0.0.1:0".to_string(),
             ),
+            // Detections are events too: tests of other parts count events without them
+            // (tests/detect.rs turns detection on).
+            ("ISMS_DETECT_ENABLED".to_string(), "off".to_string()),
         ];
         for (name, value) in extra_env {
             env.retain(|(existing, _)| existing != name);
@@ -625,6 +628,35 @@ impl ServerProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the server with SIGTERM (a graceful shutdown) and waits for it to exit.
+    #[allow(dead_code)]
+    pub fn stop_gracefully(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let deadline = std::time::Instant::now() + START_TIMEOUT;
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => return,
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        panic!("the server did not stop within {START_TIMEOUT:?} of SIGTERM");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the server again after [`ServerProcess::stop_gracefully`] or a kill.
+    #[allow(dead_code)]
+    pub fn start_again(&mut self) {
+        self.launch();
     }
 
     /// Kills the server (if running) and starts it again on the same data directory and environment.

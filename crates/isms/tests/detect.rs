@@ -1,0 +1,227 @@
+//! Detection in a running server: rules from its rules directory (reloaded while it runs), events
+//! from HTTP, detections stored and listed by `/api/detections` and `isms detections`, rule states
+//! by `/api/rules`, and window state that survives a kill -9 and a graceful restart.
+// Shared with `server.rs`; this file uses only part of it.
+#[allow(dead_code)]
+mod harness;
+
+use std::time::Duration;
+
+use harness::{ServerProcess, run_test};
+use serde_json::{Value, json};
+
+const THRESHOLD_RULE: &str = "
+id: failures-per-user
+title: Repeated login failures for one user
+kind: threshold
+severity: WARNING
+match: 'category:authentication AND details.result:failure'
+parameters: {group_by: [details.username], interval: 10m, threshold: 5}
+message: '{count} failed logins for {details.username} within {interval}'
+";
+
+fn failure(user: &str, seconds_ago: i64) -> Value {
+    let time = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(seconds_ago);
+    json!({
+        "summary": format!("Failed password for {user} from 203.0.113.5"),
+        "category": "authentication",
+        "utctimestamp": time.to_string(),
+        "hostname": "web1",
+        "details": {"result": "failure", "username": user, "sourceipaddress": "203.0.113.5"}
+    })
+}
+
+/// Polls `/api/detections` with `query` until `expected` detections are there (at most 20 s).
+async fn wait_for_detections(
+    server: &ServerProcess,
+    query: &[(&str, &str)],
+    expected: usize,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = server.get_json("/api/detections", query).await;
+        let detections = answer["detections"].as_array().cloned().unwrap_or_default();
+        if detections.len() >= expected {
+            return detections;
+        }
+        if std::time::Instant::now() > deadline {
+            server.fail(format!(
+                "waited 20 s for {expected} detections ({query:?}); have {detections:#?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn a_running_server_detects_from_its_rules_and_keeps_window_state_across_restarts() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("ssh.yml"), THRESHOLD_RULE).unwrap();
+    std::fs::write(
+        rules.path().join("broken.yml"),
+        "id: broken\ntitle: t\nkind: sometimes\n",
+    )
+    .unwrap();
+    let rules_dir = rules.path().to_str().unwrap().to_owned();
+    let mut server = ServerProcess::start(&[
+        ("ISMS_DETECT_ENABLED", "on"),
+        ("ISMS_DETECT_BUILTIN_RULES", "off"),
+        ("ISMS_DETECT_RULES_DIR", &rules_dir),
+        ("ISMS_DETECT_ALLOWED_LATENESS_SECONDS", "0"),
+    ]);
+    run_test(Duration::from_secs(120), async {
+        let listed = server.get_json("/api/rules", &[]).await;
+        assert_eq!(listed["rules"].as_array().unwrap().len(), 1, "{listed:#}");
+        assert_eq!(listed["rules"][0]["status"]["colour"], "gray");
+        let not_loaded = listed["not_loaded"].as_array().unwrap();
+        assert_eq!(not_loaded.len(), 1, "{listed:#}");
+        assert!(
+            not_loaded[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("unknown kind `sometimes`")
+        );
+        let kinds = server.get_json("/api/rules/kinds", &[]).await;
+        let threshold = kinds["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|kind| kind["name"] == "threshold")
+            .expect("the threshold kind is published");
+        assert!(
+            threshold["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|parameter| {
+                    parameter["name"] == "threshold"
+                        && parameter["type"] == "count"
+                        && parameter["default"].is_null()
+                })
+        );
+
+        // Three failures, then a kill -9: the engine must not forget them.
+        let three: Vec<Value> = (0..3).map(|index| failure("root", 60 - index)).collect();
+        server
+            .post_events_ok(serde_json::to_vec(&three).unwrap())
+            .await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let listed = server.get_json("/api/rules", &[]).await;
+            if listed["rules"][0]["status"]["matched_events"] == 3 {
+                assert_eq!(listed["rules"][0]["status"]["colour"], "green");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the three events were not seen: {listed:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    server.restart();
+    run_test(Duration::from_secs(120), async {
+        let two: Vec<Value> = (0..2).map(|index| failure("root", 50 - index)).collect();
+        server
+            .post_events_ok(serde_json::to_vec(&two).unwrap())
+            .await;
+        let detections = wait_for_detections(&server, &[("rule", "failures-per-user")], 1).await;
+        assert_eq!(detections.len(), 1, "{detections:#?}");
+        let detection = &detections[0];
+        assert_eq!(detection["state"], "fired");
+        assert_eq!(detection["count"], 5, "three before the kill and two after");
+        assert_eq!(detection["message"], "5 failed logins for root within 10m");
+        assert_eq!(detection["severity"], "WARNING");
+        assert_eq!(detection["group"]["details_username"], "root");
+        assert_eq!(detection["related_event_ids"].as_array().unwrap().len(), 5);
+        // The detection is an event too, found by id and by search.
+        let stored = server
+            .get_json(
+                &format!("/api/events/{}", detection["id"].as_str().unwrap()),
+                &[],
+            )
+            .await;
+        assert_eq!(stored["category"], "alert");
+        assert_eq!(stored["details"]["username"], "root");
+        let listed = server.get_json("/api/rules", &[]).await;
+        assert_eq!(listed["rules"][0]["status"]["colour"], "red");
+
+        let output =
+            server.run_client_command(&["detections", "--json", "--rule", "failures-per-user"]);
+        output.assert_success("isms detections");
+        let lines: Vec<Value> = output
+            .stdout_text()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["id"], detection["id"]);
+        let table = server.run_client_command(&["detections"]);
+        table.assert_success("isms detections (table)");
+        assert!(
+            table.stdout_text().contains("failures-per-user"),
+            "{}",
+            table.stdout_text()
+        );
+    });
+
+    // A rule file added while the server runs applies without a restart.
+    std::fs::write(
+        rules.path().join("eve.yml"),
+        "id: eve-appears\ntitle: Eve appears\nkind: match\nseverity: CRITICAL\nmatch: 'details.username:eve'\n",
+    )
+    .unwrap();
+    run_test(Duration::from_secs(120), async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let listed = server.get_json("/api/rules", &[]).await;
+            if listed["rules"].as_array().unwrap().len() == 2 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new rule was not loaded: {listed:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        server
+            .post_events_ok(serde_json::to_vec(&failure("eve", 1)).unwrap())
+            .await;
+        let detections = wait_for_detections(&server, &[("rule", "eve-appears")], 1).await;
+        assert_eq!(detections[0]["severity"], "CRITICAL");
+    });
+
+    // A graceful stop saves where detection stands; the active entity is still active after it.
+    server.stop_gracefully();
+    server.start_again();
+    run_test(Duration::from_secs(60), async {
+        let listed = server.get_json("/api/rules", &[]).await;
+        let threshold = listed["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|rule| rule["definition"]["id"] == "failures-per-user")
+            .unwrap()
+            .clone();
+        assert_eq!(threshold["status"]["active"], 1, "{listed:#}");
+        // Another failure attaches to the open detection instead of firing again.
+        server
+            .post_events_ok(serde_json::to_vec(&failure("root", 1)).unwrap())
+            .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let fired = server
+            .get_json(
+                "/api/detections",
+                &[("rule", "failures-per-user"), ("state", "fired")],
+            )
+            .await;
+        assert_eq!(
+            fired["detections"].as_array().unwrap().len(),
+            1,
+            "{fired:#}"
+        );
+        let bad_state = server.get("/api/detections", &[("state", "open")]).await;
+        assert_eq!(bad_state.status, 400);
+    });
+}
