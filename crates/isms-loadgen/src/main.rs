@@ -12,6 +12,9 @@
 //! - `syslog`: syslog messages over UDP or TCP, and how fast they are stored: by isms (watched through
 //!   its HTTP API) or by another daemon writing to a file (see `syslog.rs`; `scripts/bench-syslog`
 //!   compares isms with rsyslog).
+//! - `detect`: detection throughput (in process on one thread, and through `isms replay`) over
+//!   generated sshd lines and rules, and memory per tracked entity (see `detect.rs`).
+mod detect;
 mod syslog;
 
 use std::net::ToSocketAddrs;
@@ -100,6 +103,8 @@ enum Mode {
     },
     /// Send syslog messages over UDP or TCP; report messages per second sent and stored, and the loss.
     Syslog(syslog::SyslogArgs),
+    /// Detection throughput over generated sshd lines and rules, and memory per tracked entity.
+    Detect(detect::DetectArgs),
 }
 
 #[global_allocator]
@@ -136,6 +141,7 @@ fn main() -> anyhow::Result<()> {
             } => search(&data, &queries, runs, limit).await,
             Mode::DecodeCpu { events } => decode_cpu(events),
             Mode::Syslog(args) => syslog::run(args).await,
+            Mode::Detect(args) => tokio::task::block_in_place(|| detect::run(args)),
         }
     })
 }
