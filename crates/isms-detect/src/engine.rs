@@ -102,6 +102,112 @@ pub struct RuleStatus {
     pub detections: u64,
 }
 
+/// Which rules an event can match at all, so that an event meets only the rules that could match
+/// it rather than all of them (500 rules, each a predicate of a few tests, cost 50 µs an event).
+///
+/// A rule whose match is an AND (or a single test) holding an equality test on a field (`hostname:
+/// web7`) can only match events holding that value there. Each such rule is filed under one of its
+/// equalities, the one the fewest rules share (a host or a user name rather than
+/// `category:authentication`); an event looks up its own values of the filed fields. The rest are
+/// tried on every event. The full match still decides: the filing only skips rules that cannot
+/// match, so answers are the same.
+#[derive(Debug, Default)]
+struct Dispatch {
+    /// Rules tried on every event.
+    always: Vec<usize>,
+    /// Per field, per value (ASCII lowercase, as equality compares), the rules filed under it.
+    by_field: Vec<(FieldPath, HashMap<String, Vec<usize>, Hasher>)>,
+}
+
+impl Dispatch {
+    fn build(rules: &[RuleRuntime]) -> Dispatch {
+        let required: Vec<Vec<(FieldPath, String)>> = rules
+            .iter()
+            .map(
+                |runtime| match isms_query::parse(&runtime.rule.definition.query) {
+                    Ok(predicate) => {
+                        let mut found = Vec::new();
+                        required_equalities(&predicate, &mut found);
+                        found
+                    }
+                    Err(_) => Vec::new(),
+                },
+            )
+            .collect();
+        let mut shared: HashMap<(FieldPath, String), usize, Hasher> = HashMap::default();
+        for equalities in &required {
+            for equality in equalities {
+                *shared.entry(equality.clone()).or_default() += 1;
+            }
+        }
+        let mut dispatch = Dispatch::default();
+        for (index, equalities) in required.into_iter().enumerate() {
+            let Some((field, value)) = equalities
+                .into_iter()
+                .min_by_key(|equality| shared.get(equality).copied().unwrap_or(0))
+            else {
+                dispatch.always.push(index);
+                continue;
+            };
+            let position = match dispatch
+                .by_field
+                .iter()
+                .position(|(known, _)| *known == field)
+            {
+                Some(position) => position,
+                None => {
+                    dispatch.by_field.push((field, HashMap::default()));
+                    dispatch.by_field.len() - 1
+                }
+            };
+            dispatch.by_field[position]
+                .1
+                .entry(value)
+                .or_default()
+                .push(index);
+        }
+        dispatch
+    }
+
+    /// The rules `document` can match, in rule order.
+    fn candidates(&self, document: &Map<String, Value>) -> Vec<usize> {
+        let mut candidates = self.always.clone();
+        let mut lowered = String::new();
+        for (field, by_value) in &self.by_field {
+            for_each_scalar(document, field, |value| {
+                if let Some(text) = render_scalar(value) {
+                    lowered.clear();
+                    lowered.push_str(&text);
+                    lowered.make_ascii_lowercase();
+                    if let Some(rules) = by_value.get(lowered.as_str()) {
+                        candidates.extend_from_slice(rules);
+                    }
+                }
+            });
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
+    }
+}
+
+/// The equality tests every match of `predicate` must pass: its own if it is one, those of an AND's
+/// children. (Time fields compare instants, not text, and are left out.)
+fn required_equalities(predicate: &isms_query::Predicate, found: &mut Vec<(FieldPath, String)>) {
+    match predicate {
+        isms_query::Predicate::Field {
+            field,
+            test: isms_query::FieldTest::Equals(value),
+        } if !field.is_time_field() => found.push((field.clone(), value.to_ascii_lowercase())),
+        isms_query::Predicate::And(children) => {
+            for child in children {
+                required_equalities(child, found);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// What a rule's state depends on: a state saved under another kind, match or parameters is not
 /// taken up.
 fn fingerprint(rule: &Rule) -> String {
@@ -267,6 +373,10 @@ pub struct Engine {
     clock: u64,
     /// Values rules added to lists since [`Engine::take_list_additions`] was last called.
     list_additions: Vec<(String, String)>,
+    /// Which rules an event can match at all.
+    dispatch: Dispatch,
+    /// The earliest watermark at which some rule's timers are due.
+    next_sweep: i64,
 }
 
 impl Engine {
@@ -279,6 +389,8 @@ impl Engine {
             statistics: EngineStatistics::default(),
             clock: 0,
             list_additions: Vec::new(),
+            dispatch: Dispatch::default(),
+            next_sweep: i64::MIN,
         };
         engine.set_rules(rules);
         engine
@@ -314,6 +426,8 @@ impl Engine {
             };
             self.rules.push(runtime);
         }
+        self.dispatch = Dispatch::build(&self.rules);
+        self.next_sweep = i64::MIN;
     }
 
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
@@ -380,6 +494,7 @@ impl Engine {
             (current, saved) => current.or(saved),
         };
         self.clock = self.clock.max(snapshot.clock);
+        self.next_sweep = i64::MIN;
         let mut restored = 0;
         for saved in snapshot.rules {
             if let Some(runtime) = self
@@ -448,7 +563,10 @@ impl Engine {
         self.newest_event = Some(self.newest_event.map_or(time, |newest| newest.max(time)));
         let mut queue: VecDeque<(Event, u32)> = VecDeque::new();
         // Timers due by now come first: in event-time order they happened before this event.
-        if let Some(watermark) = self.watermark() {
+        if let Some(watermark) = self
+            .watermark()
+            .filter(|&watermark| watermark >= self.next_sweep)
+        {
             self.sweep(watermark, None, &mut detections, &mut queue);
             self.run_chains(&mut detections, &mut queue);
         }
@@ -500,7 +618,8 @@ impl Engine {
         self.clock += 1;
         let watermark = self.watermark().unwrap_or(i64::MIN);
         let mut pending = Vec::new();
-        for index in 0..self.rules.len() {
+        let candidates = self.dispatch.candidates(&event.document);
+        for index in candidates {
             let runtime = &mut self.rules[index];
             if !runtime.rule.predicate.matches(&event.document) {
                 continue;
@@ -739,6 +858,12 @@ impl Engine {
                 _ => {}
             }
         }
+        self.next_sweep = self
+            .rules
+            .iter()
+            .map(|runtime| runtime.next_sweep)
+            .min()
+            .unwrap_or(i64::MAX);
         for item in pending {
             self.emit(item, detections, queue);
         }

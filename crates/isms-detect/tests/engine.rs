@@ -661,3 +661,95 @@ fn a_cleared_detection_names_what_the_firing_event_named() {
     );
     assert_eq!(detections[1].hostname.as_deref(), Some("web1"));
 }
+
+mod dispatch {
+    //! The engine skips rules an event cannot match (by the equalities their match requires): it
+    //! must fire exactly the rules whose match the event satisfies, whatever the case of values,
+    //! arrays, ORs and NOTs.
+    use std::collections::BTreeSet;
+
+    use isms_detect::{Engine, EngineOptions, Lists, parse_rules};
+    use isms_event::{Event, Origin};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const FIELDS: [&str; 3] = ["hostname", "details.username", "category"];
+    const VALUES: [&str; 4] = ["web1", "Root", "authentication", "bob"];
+
+    fn atom() -> impl Strategy<Value = String> {
+        (0..FIELDS.len(), 0..VALUES.len(), any::<bool>()).prop_map(|(field, value, upper)| {
+            let value = if upper {
+                VALUES[value].to_uppercase()
+            } else {
+                VALUES[value].to_owned()
+            };
+            format!("{}:{value}", FIELDS[field])
+        })
+    }
+
+    fn clause() -> impl Strategy<Value = String> {
+        prop_oneof![
+            atom(),
+            atom().prop_map(|atom| format!("NOT {atom}")),
+            (atom(), atom()).prop_map(|(left, right)| format!("({left} OR {right})")),
+        ]
+    }
+
+    fn query() -> impl Strategy<Value = String> {
+        proptest::collection::vec(clause(), 1..4).prop_map(|clauses| clauses.join(" AND "))
+    }
+
+    fn event() -> impl Strategy<Value = serde_json::Value> {
+        (0..VALUES.len(), 0..VALUES.len(), 0..VALUES.len(), any::<bool>(), any::<bool>()).prop_map(
+            |(host, user, category, upper, array)| {
+                let host = if upper { VALUES[host].to_uppercase() } else { VALUES[host].to_owned() };
+                let user = if array {
+                    json!(["nobody", VALUES[user]])
+                } else {
+                    json!(VALUES[user])
+                };
+                json!({"summary": "x", "hostname": host, "category": VALUES[category], "details": {"username": user}})
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn only_rules_whose_match_holds_fire_and_all_of_them_do(
+            queries in proptest::collection::vec(query(), 1..12),
+            raw_events in proptest::collection::vec(event(), 1..20),
+        ) {
+            let yaml: Vec<String> = queries
+                .iter()
+                .enumerate()
+                .map(|(index, query)| format!("id: rule-{index}\ntitle: t\nkind: match\nmatch: '{query}'\n"))
+                .collect();
+            let (rules, errors) = parse_rules(&yaml.join("---\n"), "generated.yml");
+            prop_assert!(errors.is_empty(), "{:?}", errors);
+            let origin = Origin { peer: None, endpoint: "test".to_owned(), key_name: None };
+            let received = "2026-06-01T00:00:00Z".parse().unwrap();
+            let events: Vec<Event> = raw_events
+                .into_iter()
+                .map(|raw| isms_event::normalize(raw, &origin, received).unwrap())
+                .collect();
+            let mut expected = BTreeSet::new();
+            for event in &events {
+                for rule in &rules {
+                    if rule.predicate.matches(&event.document) {
+                        expected.insert((event.id.clone(), rule.id().to_owned()));
+                    }
+                }
+            }
+            let mut engine = Engine::new(rules, Lists::default(), EngineOptions { allowed_lateness_micros: 0, max_chain_depth: 0 });
+            let mut fired = BTreeSet::new();
+            for event in &events {
+                for detection in engine.process(event) {
+                    if detection.depth == 0 {
+                        fired.insert((detection.related_event_ids[0].clone(), detection.rule_id.clone()));
+                    }
+                }
+            }
+            prop_assert_eq!(fired, expected);
+        }
+    }
+}
