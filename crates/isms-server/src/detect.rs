@@ -13,16 +13,23 @@
 //! may be stored twice; none is lost). At the very first start it begins with what is stored next,
 //! not with the whole history.
 //!
-//! Rules come from the built-in pack, the rules directory and lists from the lists directory; both
-//! directories are looked at every [`RELOAD_INTERVAL`] and reloaded when a file changed (rules whose
-//! kind, match and parameters did not change keep their state). Values that rules add to lists are
-//! appended to the list's file, so they last and show where operators keep their lists.
+//! Rules come from the built-in pack, the rules directory and `<data_dir>/rules-api/` (rules made
+//! through the API, one YAML file each); lists from the lists directory. The directories are looked
+//! at every [`RELOAD_INTERVAL`] and reloaded when a file changed (rules whose kind, match and
+//! parameters did not change keep their state). Parameters and `enabled` changed at run time through
+//! the API (seed 002's modifiable detectors) are kept in `<data_dir>/rule-overrides.json` and laid
+//! over any rule, built-in ones too, at every load. Values that rules add to lists are appended to the
+//! list's file, so they last and show where operators keep their lists.
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use isms_config::Config;
-use isms_detect::{Detection, Engine, EngineOptions, Lists, LoadedRules, RuleError};
+use std::collections::BTreeMap;
+
+use isms_detect::{
+    Detection, Engine, EngineOptions, Lists, LoadedRules, Rule, RuleDefinition, RuleError,
+};
 use isms_event::Event;
 use isms_store::{Store, StoredEvent};
 use serde_json::{Map, Value};
@@ -40,6 +47,10 @@ const READ_BATCH: usize = 2048;
 pub struct DetectService {
     engine: Mutex<Engine>,
     rules_dir: PathBuf,
+    api_rules_dir: PathBuf,
+    overrides_path: PathBuf,
+    /// One change of rules or lists at a time (API calls and reloads).
+    changing: Mutex<()>,
     lists_dir: PathBuf,
     builtin: bool,
     state_path: PathBuf,
@@ -47,6 +58,8 @@ pub struct DetectService {
     processed_seq: Mutex<i64>,
     /// What the last load of the rules could not use.
     rule_errors: Mutex<Vec<RuleError>>,
+    /// Every rule of the last load, disabled ones too (the engine runs the enabled ones).
+    all_rules: Mutex<Vec<Rule>>,
     rules_fingerprint: Mutex<Vec<(PathBuf, SystemTime, u64)>>,
     lists_fingerprint: Mutex<Vec<(PathBuf, SystemTime, u64)>>,
 }
@@ -72,16 +85,35 @@ impl DetectService {
         } else {
             LoadedRules::default()
         };
-        match isms_detect::load_directory(&self.rules_dir) {
-            Ok(from_directory) => {
-                loaded.files += from_directory.files;
-                loaded.errors.extend(from_directory.errors);
-                for rule in from_directory.rules {
-                    isms_detect::rule::add_unique(&mut loaded, rule);
+        for directory in [&self.rules_dir, &self.api_rules_dir] {
+            match isms_detect::load_directory(directory) {
+                Ok(from_directory) => {
+                    loaded.files += from_directory.files;
+                    loaded.errors.extend(from_directory.errors);
+                    for rule in from_directory.rules {
+                        isms_detect::rule::add_unique(&mut loaded, rule);
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(directory = %directory.display(), %error, "rules directory not readable");
                 }
             }
-            Err(error) => {
-                tracing::error!(directory = %self.rules_dir.display(), %error, "rules directory not readable");
+        }
+        let overrides = self.overrides();
+        if !overrides.is_empty() {
+            let rules = std::mem::take(&mut loaded.rules);
+            for rule in rules {
+                match overrides.get(rule.id()) {
+                    None => loaded.rules.push(rule),
+                    Some(change) => match apply_override(&rule, change) {
+                        Ok(changed) => loaded.rules.push(changed),
+                        Err(error) => {
+                            // The file changed under the override: the rule as written still runs.
+                            loaded.errors.push(error);
+                            loaded.rules.push(rule);
+                        }
+                    },
+                }
             }
         }
         let mut lists = Lists::default();
@@ -110,9 +142,221 @@ impl DetectService {
         }
     }
 
+    /// The run-time changes of rules (parameters, enabled), by rule id.
+    fn overrides(&self) -> BTreeMap<String, RuleOverride> {
+        match std::fs::read(&self.overrides_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+                tracing::error!(path = %self.overrides_path.display(), %error, "rule overrides not readable; ignored");
+                BTreeMap::new()
+            }),
+            Err(_) => BTreeMap::new(),
+        }
+    }
+
+    /// Reloads everything now (at start, after an API change).
+    fn reload_now(&self) {
+        let rules_now = self.rules_fingerprint_now();
+        let lists_now = directory_fingerprint(&self.lists_dir);
+        let (loaded, lists) = self.load();
+        self.install(loaded, Some(lists));
+        *self.rules_fingerprint.lock().expect("not poisoned") = rules_now;
+        *self.lists_fingerprint.lock().expect("not poisoned") = lists_now;
+    }
+
+    /// Hands loaded rules (and lists, when given) to the engine and the API.
+    fn install(&self, loaded: LoadedRules, lists: Option<Lists>) {
+        Self::report_load(&loaded);
+        *self.rule_errors.lock().expect("not poisoned") = loaded.errors;
+        *self.all_rules.lock().expect("not poisoned") = loaded.rules.clone();
+        let mut engine = self.engine.lock().expect("not poisoned");
+        engine.set_rules(loaded.rules);
+        if let Some(lists) = lists {
+            engine.set_lists(lists);
+        }
+    }
+
+    /// Every loaded rule, disabled ones too.
+    pub fn all_rules(&self) -> Vec<Rule> {
+        self.all_rules.lock().expect("not poisoned").clone()
+    }
+
+    fn rules_fingerprint_now(&self) -> Vec<(PathBuf, SystemTime, u64)> {
+        let mut fingerprint = directory_fingerprint(&self.rules_dir);
+        fingerprint.extend(directory_fingerprint(&self.api_rules_dir));
+        fingerprint.extend(file_fingerprint(&self.overrides_path));
+        fingerprint
+    }
+
+    /// Where a rule comes from, if it is loaded: `built-in:...`, a file of the rules directory, or
+    /// the API's directory.
+    fn rule_source(&self, id: &str) -> Option<String> {
+        self.all_rules
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .find(|rule| rule.id() == id)
+            .map(|rule| rule.source.clone())
+    }
+
+    /// Creates a rule (or, with `replace`, replaces one made through the API). The rule is checked
+    /// first; the answer names what is wrong.
+    pub fn put_rule(
+        &self,
+        definition: RuleDefinition,
+        replace: bool,
+    ) -> Result<(), RuleChangeError> {
+        let _changing = self.changing.lock().expect("not poisoned");
+        let path = self.api_rules_dir.join(format!("{}.yml", definition.id));
+        let rule = Rule::compile(definition.clone(), &path.display().to_string())
+            .map_err(RuleChangeError::Invalid)?;
+        match self.rule_source(rule.id()) {
+            Some(source) if Path::new(&source) != path => {
+                return Err(RuleChangeError::Conflict(format!(
+                    "rule `{}` is defined in {source}; change it there, or its parameters through PATCH",
+                    rule.id()
+                )));
+            }
+            Some(_) if !replace => {
+                return Err(RuleChangeError::Conflict(format!(
+                    "rule `{}` exists; PUT /api/rules/{} replaces it",
+                    rule.id(),
+                    rule.id()
+                )));
+            }
+            None if replace => return Err(RuleChangeError::NotFound(rule.id().to_owned())),
+            _ => {}
+        }
+        // JSON is YAML too: the rule loader reads it like any rule file.
+        let text = serde_json::to_string_pretty(&definition)
+            .map_err(|error| RuleChangeError::Io(error.to_string()))?;
+        write_atomically(&path, text.as_bytes())
+            .map_err(|error| RuleChangeError::Io(error.to_string()))?;
+        drop(_changing);
+        self.reload_now();
+        Ok(())
+    }
+
+    /// Deletes a rule made through the API.
+    pub fn delete_rule(&self, id: &str) -> Result<(), RuleChangeError> {
+        let _changing = self.changing.lock().expect("not poisoned");
+        let path = self.api_rules_dir.join(format!("{id}.yml"));
+        match self.rule_source(id) {
+            None => return Err(RuleChangeError::NotFound(id.to_owned())),
+            Some(source) if Path::new(&source) != path => {
+                return Err(RuleChangeError::Conflict(format!(
+                    "rule `{id}` is defined in {source}, not through the API; remove it there, or disable it through PATCH"
+                )));
+            }
+            Some(_) => {}
+        }
+        std::fs::remove_file(&path).map_err(|error| RuleChangeError::Io(error.to_string()))?;
+        let mut overrides = self.overrides();
+        if overrides.remove(id).is_some() {
+            self.write_overrides(&overrides)?;
+        }
+        drop(_changing);
+        self.reload_now();
+        Ok(())
+    }
+
+    /// Changes a rule's parameters (a null value puts the default back) or `enabled` at run time.
+    /// Checked against the kind's parameter list before anything is saved.
+    pub fn change_rule(&self, id: &str, change: RuleOverride) -> Result<(), RuleChangeError> {
+        let _changing = self.changing.lock().expect("not poisoned");
+        let rule = self
+            .all_rules
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .find(|rule| rule.id() == id)
+            .cloned()
+            .ok_or_else(|| RuleChangeError::NotFound(id.to_owned()))?;
+        let mut overrides = self.overrides();
+        let mut merged = overrides.get(id).cloned().unwrap_or_default();
+        for (name, value) in change.parameters {
+            merged.parameters.insert(name, value);
+        }
+        if change.enabled.is_some() {
+            merged.enabled = change.enabled;
+        }
+        // The loaded rule has the earlier changes laid over it already; laying them all over it again
+        // gives what the next load will make of it.
+        apply_override(&rule, &merged).map_err(RuleChangeError::Invalid)?;
+        overrides.insert(id.to_owned(), merged);
+        self.write_overrides(&overrides)?;
+        drop(_changing);
+        self.reload_now();
+        Ok(())
+    }
+
+    fn write_overrides(
+        &self,
+        overrides: &BTreeMap<String, RuleOverride>,
+    ) -> Result<(), RuleChangeError> {
+        let text = serde_json::to_vec_pretty(overrides)
+            .map_err(|error| RuleChangeError::Io(error.to_string()))?;
+        write_atomically(&self.overrides_path, &text)
+            .map_err(|error| RuleChangeError::Io(error.to_string()))
+    }
+
+    /// Adds entries to a list (its file is created if need be); returns how many were new.
+    pub fn add_to_list(&self, list: &str, entries: &[String]) -> Result<usize, RuleChangeError> {
+        let _changing = self.changing.lock().expect("not poisoned");
+        check_list_name(list)?;
+        let mut added = 0;
+        for entry in entries {
+            check_list_entry(entry)?;
+            let new = self.with_engine(|engine| !engine.lists().contains(list, entry));
+            if new {
+                append_to_list_file(&self.lists_dir, list, entry);
+                added += 1;
+            }
+        }
+        drop(_changing);
+        self.reload_now();
+        Ok(added)
+    }
+
+    /// Removes entries from a list (its file is rewritten without them); returns how many went.
+    pub fn remove_from_list(
+        &self,
+        list: &str,
+        entries: &[String],
+    ) -> Result<usize, RuleChangeError> {
+        let _changing = self.changing.lock().expect("not poisoned");
+        check_list_name(list)?;
+        let path = self.lists_dir.join(format!("{list}.txt"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|_| RuleChangeError::NotFound(format!("list {list}")))?;
+        let removing: Vec<String> = entries
+            .iter()
+            .map(|entry| isms_detect::lists::normalized_entry(entry))
+            .collect();
+        let mut removed = 0;
+        let kept: String = text
+            .lines()
+            .filter(|line| {
+                let entry = line.split('#').next().unwrap_or("").trim();
+                let drop = !entry.is_empty()
+                    && removing.contains(&isms_detect::lists::normalized_entry(entry));
+                if drop {
+                    removed += 1;
+                }
+                !drop
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        write_atomically(&path, kept.as_bytes())
+            .map_err(|error| RuleChangeError::Io(error.to_string()))?;
+        drop(_changing);
+        self.reload_now();
+        Ok(removed)
+    }
+
     /// Reloads rules and lists if a file of their directories changed since the last look.
     fn reload_if_changed(&self) {
-        let rules_now = directory_fingerprint(&self.rules_dir);
+        let _changing = self.changing.lock().expect("not poisoned");
+        let rules_now = self.rules_fingerprint_now();
         let lists_now = directory_fingerprint(&self.lists_dir);
         let rules_changed = *self.rules_fingerprint.lock().expect("not poisoned") != rules_now;
         let lists_changed = *self.lists_fingerprint.lock().expect("not poisoned") != lists_now;
@@ -120,15 +364,13 @@ impl DetectService {
             return;
         }
         let (loaded, lists) = self.load();
-        let mut engine = self.engine.lock().expect("not poisoned");
-        if rules_changed {
-            Self::report_load(&loaded);
-            *self.rule_errors.lock().expect("not poisoned") = loaded.errors;
-            engine.set_rules(loaded.rules);
-        }
         if lists_changed {
             tracing::info!(lists = lists.names().count(), "detection lists reloaded");
-            engine.set_lists(lists);
+        }
+        if rules_changed {
+            self.install(loaded, lists_changed.then_some(lists));
+        } else {
+            self.engine.lock().expect("not poisoned").set_lists(lists);
         }
         *self.rules_fingerprint.lock().expect("not poisoned") = rules_now;
         *self.lists_fingerprint.lock().expect("not poisoned") = lists_now;
@@ -229,6 +471,7 @@ pub async fn start_detection(
     };
     let rules_dir = directory(&config.detect.rules_dir, "rules")?;
     let lists_dir = directory(&config.detect.lists_dir, "lists")?;
+    let api_rules_dir = directory("", "rules-api")?;
     let service = Arc::new(DetectService {
         engine: Mutex::new(Engine::new(
             Vec::new(),
@@ -239,23 +482,20 @@ pub async fn start_detection(
                 max_chain_depth: config.detect.max_chain_depth,
             },
         )),
-        rules_fingerprint: Mutex::new(directory_fingerprint(&rules_dir)),
+        rules_fingerprint: Mutex::new(Vec::new()),
         lists_fingerprint: Mutex::new(directory_fingerprint(&lists_dir)),
+        overrides_path: config.data_dir.join("rule-overrides.json"),
+        changing: Mutex::new(()),
+        api_rules_dir,
         rules_dir,
         lists_dir,
         builtin: config.detect.builtin_rules.is_on(),
         state_path: config.data_dir.join("detect-state.json"),
         processed_seq: Mutex::new(0),
         rule_errors: Mutex::new(Vec::new()),
+        all_rules: Mutex::new(Vec::new()),
     });
-    let (loaded, lists) = service.load();
-    DetectService::report_load(&loaded);
-    {
-        let mut engine = service.engine.lock().expect("not poisoned");
-        engine.set_rules(loaded.rules);
-        engine.set_lists(lists);
-    }
-    *service.rule_errors.lock().expect("not poisoned") = loaded.errors;
+    service.reload_now();
     let start = match service.restore_state() {
         Some(processed) => processed,
         // First start: what is stored from now on.
@@ -473,4 +713,101 @@ fn directory_fingerprint(directory: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
     walk(directory, &mut files, 0);
     files.sort();
     files
+}
+
+/// A rule's run-time changes: parameters laid over its own (null puts the kind's default back), and
+/// whether it runs.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleOverride {
+    /// Parameters by name.
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    /// `false` to stop the rule, `true` to run it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// Why a change of rules or lists was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleChangeError {
+    /// The rule (or parameters) do not check.
+    #[error("{0}")]
+    Invalid(RuleError),
+    /// The rule belongs to a file, or already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// No such rule or list.
+    #[error("no such rule or list: {0}")]
+    NotFound(String),
+    /// A name or entry that cannot be kept.
+    #[error("{0}")]
+    BadInput(String),
+    /// The change could not be written.
+    #[error("the change could not be saved: {0}")]
+    Io(String),
+}
+
+/// `rule` with `change` laid over it, compiled again.
+fn apply_override(rule: &Rule, change: &RuleOverride) -> Result<Rule, RuleError> {
+    let mut definition = rule.definition.clone();
+    for (name, value) in &change.parameters {
+        if value.is_null() {
+            definition.parameters.remove(name);
+        } else {
+            definition.parameters.insert(name.clone(), value.clone());
+        }
+    }
+    if let Some(enabled) = change.enabled {
+        definition.enabled = enabled;
+    }
+    Rule::compile(definition, &rule.source).map_err(|mut error| {
+        error.reason = format!("run-time change: {}", error.reason);
+        error
+    })
+}
+
+fn check_list_name(list: &str) -> Result<(), RuleChangeError> {
+    if list.is_empty()
+        || list.len() > 128
+        || list.starts_with('.')
+        || !list
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(RuleChangeError::BadInput(format!(
+            "list name `{list}` must be 1 to 128 letters, digits, - _ or . (not starting with .)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_list_entry(entry: &str) -> Result<(), RuleChangeError> {
+    if entry.trim().is_empty() || entry.len() > 1024 || entry.contains(['\n', '\r', '#']) {
+        return Err(RuleChangeError::BadInput(format!(
+            "list entry {entry:?} must be 1 to 1024 characters on one line, without #"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes a file through a temporary one, fsynced, then renamed over it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&temporary)?;
+        use std::io::Write;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)
+}
+
+fn file_fingerprint(path: &Path) -> Option<(PathBuf, SystemTime, u64)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((
+        path.to_path_buf(),
+        metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        metadata.len(),
+    ))
 }

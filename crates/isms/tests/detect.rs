@@ -225,3 +225,229 @@ fn a_running_server_detects_from_its_rules_and_keeps_window_state_across_restart
         assert_eq!(bad_state.status, 400);
     });
 }
+
+/// A request with the server's key, its status and JSON answer.
+async fn call(
+    server: &ServerProcess,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .request(method, format!("{}{path}", server.base))
+        .bearer_auth(&server.key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn rules_and_lists_are_made_changed_and_removed_through_the_api() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("ssh.yml"), THRESHOLD_RULE).unwrap();
+    let rules_dir = rules.path().to_str().unwrap().to_owned();
+    let mut server = ServerProcess::start(&[
+        ("ISMS_DETECT_ENABLED", "on"),
+        ("ISMS_DETECT_RULES_DIR", &rules_dir),
+        ("ISMS_DETECT_ALLOWED_LATENESS_SECONDS", "0"),
+    ]);
+    run_test(Duration::from_secs(120), async {
+        use reqwest::Method;
+        // Suggest, then create a list rule through the API.
+        let (status, suggestion) = call(
+            &server,
+            Method::POST,
+            "/api/rules/suggest-message",
+            Some(json!({"title": "Login from a watched address", "kind": "list", "parameters": {"field": "details.sourceipaddress", "list": "watched"}})),
+        )
+        .await;
+        assert_eq!(status, 200, "{suggestion}");
+        let message = suggestion["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.starts_with("Login from a watched address")
+                && message.contains("{details.sourceipaddress}"),
+            "{message}"
+        );
+        let rule = json!({
+            "id": "watched-login",
+            "title": "Login from a watched address",
+            "kind": "list",
+            "severity": "ERROR",
+            "match": "category:authentication",
+            "parameters": {"field": "details.sourceipaddress", "list": "watched"},
+            "message": message,
+        });
+        let (status, created) = call(&server, Method::POST, "/api/rules", Some(rule.clone())).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["definition"]["id"], "watched-login");
+        assert!(created["source"].as_str().unwrap().contains("rules-api"));
+        let (status, again) = call(&server, Method::POST, "/api/rules", Some(rule.clone())).await;
+        assert_eq!(status, 409, "{again}");
+
+        // Lists through the API; the rule fires for a listed address only.
+        let (status, added) = call(
+            &server,
+            Method::POST,
+            "/api/lists/watched",
+            Some(json!({"entries": ["198.51.100.0/24", "203.0.113.9"]})),
+        )
+        .await;
+        assert_eq!((status, added["added"].as_u64()), (200, Some(2)), "{added}");
+        let (status, bad) = call(
+            &server,
+            Method::POST,
+            "/api/lists/..%2Fetc",
+            Some(json!({"entries": ["x"]})),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}");
+        let (_, listed) = call(&server, Method::GET, "/api/lists/watched", None).await;
+        assert_eq!(listed["entries"].as_array().unwrap().len(), 2, "{listed}");
+        let mut login = failure("alice", 1);
+        login["details"]["sourceipaddress"] = json!("198.51.100.77");
+        server
+            .post_events_ok(serde_json::to_vec(&login).unwrap())
+            .await;
+        let detections = wait_for_detections(&server, &[("rule", "watched-login")], 1).await;
+        assert_eq!(detections[0]["severity"], "ERROR");
+        assert!(
+            detections[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("198.51.100.77"),
+            "{:#}",
+            detections[0]
+        );
+        let (status, removed) = call(
+            &server,
+            Method::DELETE,
+            "/api/lists/watched",
+            Some(json!({"entries": ["198.51.100.0/24"]})),
+        )
+        .await;
+        assert_eq!(
+            (status, removed["removed"].as_u64()),
+            (200, Some(1)),
+            "{removed}"
+        );
+        server
+            .post_events_ok(serde_json::to_vec(&login).unwrap())
+            .await;
+        let mut listed_login = failure("alice", 1);
+        listed_login["details"]["sourceipaddress"] = json!("203.0.113.9");
+        server
+            .post_events_ok(serde_json::to_vec(&listed_login).unwrap())
+            .await;
+        let detections = wait_for_detections(&server, &[("rule", "watched-login")], 2).await;
+        assert_eq!(
+            detections.len(),
+            2,
+            "the address taken off the list no longer fires: {detections:#?}"
+        );
+        assert!(
+            detections[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("203.0.113.9")
+        );
+
+        // Parameters changed at run time: refused with the reason when wrong, applied when right,
+        // for a rule of the rules directory too.
+        let (status, refused) = call(
+            &server,
+            Method::PATCH,
+            "/api/rules/failures-per-user",
+            Some(json!({"parameters": {"threshold": -1}})),
+        )
+        .await;
+        assert_eq!(status, 400, "{refused}");
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap()
+                .contains("parameter `threshold` must be a whole number"),
+            "{refused}"
+        );
+        let (status, unknown) = call(
+            &server,
+            Method::PATCH,
+            "/api/rules/failures-per-user",
+            Some(json!({"parameters": {"treshold": 2}})),
+        )
+        .await;
+        assert_eq!(status, 400, "{unknown}");
+        let (status, changed) = call(
+            &server,
+            Method::PATCH,
+            "/api/rules/failures-per-user",
+            Some(json!({"parameters": {"threshold": 2}})),
+        )
+        .await;
+        assert_eq!(status, 200, "{changed}");
+        assert_eq!(changed["definition"]["parameters"]["threshold"], 2);
+        let two: Vec<Value> = (0..2).map(|index| failure("bob", 10 - index)).collect();
+        server
+            .post_events_ok(serde_json::to_vec(&two).unwrap())
+            .await;
+        let detections = wait_for_detections(&server, &[("rule", "failures-per-user")], 1).await;
+        assert_eq!(detections[0]["count"], 2);
+        // A file rule is not replaced or deleted through the API.
+        let mut replacement = rule.clone();
+        replacement["id"] = json!("failures-per-user");
+        let (status, _) = call(
+            &server,
+            Method::PUT,
+            "/api/rules/failures-per-user",
+            Some(replacement),
+        )
+        .await;
+        assert_eq!(status, 409);
+        let (status, _) = call(
+            &server,
+            Method::DELETE,
+            "/api/rules/failures-per-user",
+            None,
+        )
+        .await;
+        assert_eq!(status, 409);
+        // Disabled: listed without a state, not run.
+        let (status, disabled) = call(
+            &server,
+            Method::PATCH,
+            "/api/rules/watched-login",
+            Some(json!({"enabled": false})),
+        )
+        .await;
+        assert_eq!(status, 200, "{disabled}");
+        assert!(disabled["status"].is_null(), "{disabled}");
+        assert_eq!(disabled["definition"]["enabled"], false);
+    });
+    // Changes last across a restart.
+    server.restart();
+    run_test(Duration::from_secs(60), async {
+        use reqwest::Method;
+        let (_, rule) = call(&server, Method::GET, "/api/rules/failures-per-user", None).await;
+        assert_eq!(rule["definition"]["parameters"]["threshold"], 2, "{rule}");
+        let (_, rule) = call(&server, Method::GET, "/api/rules/watched-login", None).await;
+        assert_eq!(rule["definition"]["enabled"], false, "{rule}");
+        let (status, _) = call(&server, Method::DELETE, "/api/rules/watched-login", None).await;
+        assert_eq!(status, 204);
+        let (status, _) = call(&server, Method::GET, "/api/rules/watched-login", None).await;
+        assert_eq!(status, 404);
+        let (_, listed) = call(&server, Method::GET, "/api/rules", None).await;
+        assert!(
+            listed["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|rule| rule["definition"]["id"] == "isms-auth-failures-per-user"),
+            "the built-in pack runs by default"
+        );
+    });
+}

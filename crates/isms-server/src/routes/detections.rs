@@ -1,6 +1,10 @@
-//! The detection API: `GET /api/detections` (what the rules raised, newest first), `GET /api/rules`
-//! (every rule with its state, gray / green / red, and those that could not be loaded) and
-//! `GET /api/rules/kinds` (each kind's parameters, as seed 002's detectors published theirs).
+//! The detection API: `GET /api/detections` (what the rules raised, newest first); rules:
+//! `GET /api/rules` (every rule with its state, gray / green / red, and those that could not be
+//! loaded), `GET|PUT|PATCH|DELETE /api/rules/{id}`, `POST /api/rules` (a rule made through the
+//! API, stored as a file of `<data_dir>/rules-api/`), `PATCH` (parameters and `enabled` changed at
+//! run time, any rule), `GET /api/rules/kinds` (each kind's parameters, as seed 002's detectors
+//! published theirs), `POST /api/rules/suggest-message` (seed 003's Suggest button); lists:
+//! `GET /api/lists`, `GET|POST|DELETE /api/lists/{name}`.
 //!
 //! Detections are stored as events (category `alert`, source `isms-detect`), so this is a search
 //! with the detection's own filters (rule, state) composed in the predicate IR, never by pasting
@@ -8,7 +12,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use isms_query::{FieldPath, FieldTest, Predicate};
 use isms_store::{EventFilter, SearchRequest, SortOrder};
@@ -153,26 +157,234 @@ pub(crate) async fn list_rules(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<Value>, ApiError> {
     let service = detection_service(&state)?;
-    let (rules, statistics) = service.with_engine(|engine| {
-        let statuses = engine.statuses();
-        let rules: Vec<Value> = engine
-            .rules()
-            .zip(statuses)
-            .map(|(rule, status)| {
-                json!({
-                    "definition": rule.definition,
-                    "source": rule.source,
-                    "status": status,
-                })
-            })
-            .collect();
-        (rules, engine.statistics().clone())
-    });
+    let rules: Vec<Value> = service
+        .all_rules()
+        .iter()
+        .map(|rule| rule_view(service, rule))
+        .collect();
+    let statistics = service.with_engine(|engine| engine.statistics().clone());
     Ok(Json(json!({
         "rules": rules,
         "not_loaded": service.rule_errors(),
         "statistics": statistics,
     })))
+}
+
+/// A rule as the API shows it: its definition (run-time changes included), where it comes from,
+/// and its state (none while disabled).
+fn rule_view(service: &crate::detect::DetectService, rule: &isms_detect::Rule) -> Value {
+    let status = service.with_engine(|engine| {
+        engine
+            .statuses()
+            .into_iter()
+            .find(|status| status.rule_id == rule.id())
+    });
+    json!({
+        "definition": rule.definition,
+        "source": rule.source,
+        "message": rule.definition.message.clone().unwrap_or_else(|| {
+            isms_detect::template::suggest_message(&rule.definition.title, &rule.kind)
+        }),
+        "status": status,
+    })
+}
+
+fn change_error(error: crate::detect::RuleChangeError) -> ApiError {
+    use crate::detect::RuleChangeError;
+    let code = match &error {
+        RuleChangeError::Invalid(_) | RuleChangeError::BadInput(_) => StatusCode::BAD_REQUEST,
+        RuleChangeError::Conflict(_) => StatusCode::CONFLICT,
+        RuleChangeError::NotFound(_) => StatusCode::NOT_FOUND,
+        RuleChangeError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(code, error.to_string())
+}
+
+/// Reads a JSON body into `T`, saying what is wrong with it.
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: &axum::body::Bytes,
+    what: &str,
+) -> Result<T, ApiError> {
+    if body.len() > MAX_RULE_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{what}: {} bytes, more than {MAX_RULE_BODY_BYTES}",
+                body.len()
+            ),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|error| ApiError::bad_request(format!("{what}: {error}")))
+}
+
+/// Largest body of a rule or list call.
+const MAX_RULE_BODY_BYTES: usize = 1024 * 1024;
+
+fn one_rule(service: &crate::detect::DetectService, id: &str) -> Result<Value, ApiError> {
+    service
+        .all_rules()
+        .iter()
+        .find(|rule| rule.id() == id)
+        .map(|rule| rule_view(service, rule))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no such rule: {id}")))
+}
+
+pub(crate) async fn get_rule(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let service = detection_service(&state)?;
+    Ok(Json(one_rule(service, &id)?))
+}
+
+/// `POST /api/rules`: a new rule, stored and running at once.
+pub(crate) async fn create_rule(
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let service = detection_service(&state)?.clone();
+    let definition: isms_detect::RuleDefinition = json_body(&body, "rule")?;
+    let id = definition.id.clone();
+    let putting = service.clone();
+    tokio::task::spawn_blocking(move || putting.put_rule(definition, false))
+        .await
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+        .map_err(change_error)?;
+    Ok((StatusCode::CREATED, Json(one_rule(&service, &id)?)))
+}
+
+/// `PUT /api/rules/{id}`: replaces a rule made through the API.
+pub(crate) async fn replace_rule(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let service = detection_service(&state)?.clone();
+    let definition: isms_detect::RuleDefinition = json_body(&body, "rule")?;
+    if definition.id != id {
+        return Err(ApiError::bad_request(format!(
+            "the rule's id `{}` is not the id in the path `{id}`",
+            definition.id
+        )));
+    }
+    let putting = service.clone();
+    tokio::task::spawn_blocking(move || putting.put_rule(definition, true))
+        .await
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+        .map_err(change_error)?;
+    Ok(Json(one_rule(&service, &id)?))
+}
+
+/// `PATCH /api/rules/{id}`: `{"parameters": {...}, "enabled": bool}`, for any rule (seed 002's
+/// modifiable detectors); checked against the kind's parameters first.
+pub(crate) async fn change_rule(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let service = detection_service(&state)?.clone();
+    let change: crate::detect::RuleOverride = json_body(&body, "change")?;
+    let changing = service.clone();
+    let changed_id = id.clone();
+    tokio::task::spawn_blocking(move || changing.change_rule(&changed_id, change))
+        .await
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+        .map_err(change_error)?;
+    Ok(Json(one_rule(&service, &id)?))
+}
+
+/// `DELETE /api/rules/{id}`: removes a rule made through the API.
+pub(crate) async fn delete_rule(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let service = detection_service(&state)?.clone();
+    tokio::task::spawn_blocking(move || service.delete_rule(&id))
+        .await
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+        .map_err(change_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/rules/suggest-message`: a default message for a rule (title, kind, parameters), as
+/// seed 003's Suggest button.
+pub(crate) async fn suggest_message(body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    #[derive(Deserialize)]
+    struct Draft {
+        title: String,
+        kind: String,
+        #[serde(default)]
+        parameters: Map<String, Value>,
+    }
+    let draft: Draft = json_body(&body, "rule")?;
+    let kind = isms_detect::KindConfig::from_parameters(&draft.kind, &draft.parameters)
+        .map_err(ApiError::bad_request)?;
+    Ok(Json(json!({
+        "message": isms_detect::template::suggest_message(&draft.title, &kind)
+    })))
+}
+
+/// `GET /api/lists`: every list with its size.
+pub(crate) async fn list_lists(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<Value>, ApiError> {
+    let service = detection_service(&state)?;
+    let lists = service.with_engine(|engine| {
+        engine
+            .lists()
+            .names()
+            .map(|name| json!({"name": name, "entries": engine.lists().get(name).map_or(0, |list| list.len())}))
+            .collect::<Vec<_>>()
+    });
+    Ok(Json(json!({"lists": lists})))
+}
+
+/// `GET /api/lists/{name}`: a list's entries.
+pub(crate) async fn get_list(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let service = detection_service(&state)?;
+    let entries = service
+        .with_engine(|engine| engine.lists().get(&name).map(|list| list.entries()))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no such list: {name}")))?;
+    Ok(Json(json!({"name": name, "entries": entries})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListEntries {
+    entries: Vec<String>,
+}
+
+/// `POST /api/lists/{name}` `{"entries": [...]}`: adds entries (the list is made if need be).
+pub(crate) async fn add_to_list(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let service = detection_service(&state)?.clone();
+    let ListEntries { entries } = json_body(&body, "entries")?;
+    let added = tokio::task::spawn_blocking(move || service.add_to_list(&name, &entries))
+        .await
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+        .map_err(change_error)?;
+    Ok(Json(json!({"added": added})))
+}
+
+/// `DELETE /api/lists/{name}` `{"entries": [...]}`: removes entries.
+pub(crate) async fn remove_from_list(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let service = detection_service(&state)?.clone();
+    let ListEntries { entries } = json_body(&body, "entries")?;
+    let removed = tokio::task::spawn_blocking(move || service.remove_from_list(&name, &entries))
+        .await
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+        .map_err(change_error)?;
+    Ok(Json(json!({"removed": removed})))
 }
 
 pub(crate) async fn list_kinds() -> Json<Value> {

@@ -38,8 +38,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/events/top", get(search::top_values))
         .route("/api/events/{id}", get(search::get_event))
         .route("/api/detections", get(detections::list_detections))
-        .route("/api/rules", get(detections::list_rules))
+        .route(
+            "/api/rules",
+            get(detections::list_rules).post(detections::create_rule),
+        )
         .route("/api/rules/kinds", get(detections::list_kinds))
+        .route(
+            "/api/rules/suggest-message",
+            post(detections::suggest_message),
+        )
+        .route(
+            "/api/rules/{id}",
+            get(detections::get_rule)
+                .put(detections::replace_rule)
+                .patch(detections::change_rule)
+                .delete(detections::delete_rule),
+        )
+        .route("/api/lists", get(detections::list_lists))
+        .route(
+            "/api/lists/{name}",
+            get(detections::get_list)
+                .post(detections::add_to_list)
+                .delete(detections::remove_from_list),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/status", get(status::status))
