@@ -116,8 +116,11 @@ struct Dispatch {
     /// Rules tried on every event.
     always: Vec<usize>,
     /// Per field, per value (ASCII lowercase, as equality compares), the rules filed under it.
-    by_field: Vec<(FieldPath, HashMap<String, Vec<usize>, Hasher>)>,
+    by_field: Vec<(FieldPath, RulesByValue)>,
 }
+
+/// The rules filed under each value of one field.
+type RulesByValue = HashMap<String, Vec<usize>, Hasher>;
 
 impl Dispatch {
     fn build(rules: &[RuleRuntime]) -> Dispatch {
