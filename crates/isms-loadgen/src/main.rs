@@ -62,6 +62,10 @@ enum Mode {
         /// (an hour of logs arriving out of order); a few seconds models live senders.
         #[arg(long, default_value_t = 3600)]
         time_spread_seconds: u64,
+        /// Events per second over all requests (0: flat out). With detection on, the server's
+        /// receipt-to-engine delay is reported from its /metrics at the end.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
     /// POST one event per request for a number of seconds; report requests per second.
     HttpSingle {
@@ -125,7 +129,19 @@ fn main() -> anyhow::Result<()> {
                 batch,
                 concurrency,
                 time_spread_seconds,
-            } => http_ingest(&url, &key, events, batch, concurrency, time_spread_seconds).await,
+                rate,
+            } => {
+                http_ingest(
+                    &url,
+                    &key,
+                    events,
+                    batch,
+                    concurrency,
+                    time_spread_seconds,
+                    rate,
+                )
+                .await
+            }
             Mode::HttpSingle {
                 url,
                 key,
@@ -282,6 +298,7 @@ async fn http_ingest(
     batch: usize,
     concurrency: usize,
     time_spread_seconds: u64,
+    rate: u64,
 ) -> anyhow::Result<()> {
     ensure_loopback(url)?;
     let time_spread_micros = (time_spread_seconds.max(1) * 1_000_000) as i64;
@@ -338,6 +355,11 @@ async fn http_ingest(
                 if index >= batches {
                     return Ok::<_, anyhow::Error>(());
                 }
+                if rate > 0 {
+                    let due = started
+                        + Duration::from_secs_f64((index * batch as u64) as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let body = prepared[(index % prepared.len() as u64) as usize].stamped();
                 let accepted = post_events(&client, &endpoint, &key, body).await?;
                 sent.fetch_add(accepted, Ordering::Relaxed);
@@ -354,7 +376,47 @@ async fn http_ingest(
         "http-ingest: {accepted} events accepted in {elapsed:.2} s = {:.0} events/s (batch {batch}, concurrency {concurrency}, ~{average_event_bytes:.0} bytes/event, times spread over {time_spread_seconds} s)",
         accepted as f64 / elapsed
     );
+    // Detection's delay, from each event's receipt to the engine, if the server runs detection.
+    let metrics = client
+        .get(format!("{}/metrics", url.trim_end_matches('/')))
+        .send()
+        .await?
+        .text()
+        .await?;
+    if let Some(quantiles) = histogram_quantiles(&metrics, "isms_detect_lag_seconds", &[0.5, 0.99, 0.999]) {
+        println!("http-ingest: receipt to detection engine: {quantiles}");
+    }
     Ok(())
+}
+
+/// Quantiles of a Prometheus histogram, as the upper bound of the bucket each falls in.
+fn histogram_quantiles(metrics: &str, name: &str, quantiles: &[f64]) -> Option<String> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&prefix)?;
+            let (bound, count) = rest.split_once("\"}")?;
+            let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|left, right| left.0.total_cmp(&right.0));
+    let total = buckets.last()?.1;
+    if total == 0.0 {
+        return None;
+    }
+    let parts: Vec<String> = quantiles
+        .iter()
+        .map(|quantile| {
+            let bound = buckets
+                .iter()
+                .find(|(_, count)| *count >= quantile * total)
+                .map_or(f64::INFINITY, |(bound, _)| *bound);
+            format!("p{} <= {} ms", quantile * 100.0, bound * 1000.0)
+        })
+        .collect();
+    Some(format!("{} ({total} events)", parts.join(", ")))
 }
 
 /// A request body and, for each event in it, where its utctimestamp text starts and how far before the
