@@ -14,7 +14,10 @@
 //!   compares isms with rsyslog).
 //! - `detect`: detection throughput (in process on one thread, and through `isms replay`) over
 //!   generated sshd lines and rules, and memory per tracked entity (see `detect.rs`).
+//! - `detect-peers`: isms replay against `sec` and `fail2ban-regex` on the same lines with equivalent
+//!   rules: the offenders each finds and the time each takes (see `peers.rs`).
 mod detect;
+mod peers;
 mod syslog;
 
 use std::net::ToSocketAddrs;
@@ -109,6 +112,8 @@ enum Mode {
     Syslog(syslog::SyslogArgs),
     /// Detection throughput over generated sshd lines and rules, and memory per tracked entity.
     Detect(detect::DetectArgs),
+    /// isms replay against sec and fail2ban-regex on the same sshd lines and equivalent rules.
+    DetectPeers(peers::PeersArgs),
 }
 
 #[global_allocator]
@@ -158,6 +163,7 @@ fn main() -> anyhow::Result<()> {
             Mode::DecodeCpu { events } => decode_cpu(events),
             Mode::Syslog(args) => syslog::run(args).await,
             Mode::Detect(args) => tokio::task::block_in_place(|| detect::run(args)),
+            Mode::DetectPeers(args) => tokio::task::block_in_place(|| peers::run(args)),
         }
     })
 }
@@ -383,7 +389,9 @@ async fn http_ingest(
         .await?
         .text()
         .await?;
-    if let Some(quantiles) = histogram_quantiles(&metrics, "isms_detect_lag_seconds", &[0.5, 0.99, 0.999]) {
+    if let Some(quantiles) =
+        histogram_quantiles(&metrics, "isms_detect_lag_seconds", &[0.5, 0.99, 0.999])
+    {
         println!("http-ingest: receipt to detection engine: {quantiles}");
     }
     Ok(())
@@ -397,7 +405,11 @@ fn histogram_quantiles(metrics: &str, name: &str, quantiles: &[f64]) -> Option<S
         .filter_map(|line| {
             let rest = line.strip_prefix(&prefix)?;
             let (bound, count) = rest.split_once("\"}")?;
-            let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
             Some((bound, count.trim().parse().ok()?))
         })
         .collect();
