@@ -3,8 +3,10 @@
 //! How users test rules before they deploy them and how they look back at what happened (forensics):
 //! the same engine as `isms serve`, the same decoders as `isms decode`, so what a replay shows is
 //! what the server would have raised. Files are syslog text, JSON lines (MozDef events or records
-//! such as Suricata's), or MozDef JSON (an object or an array). Their events are sorted by event
-//! time (files of one host rotated into several, or several hosts' logs, interleave), then run.
+//! such as Suricata's), or MozDef JSON (an object or an array). Their events are put in event-time
+//! order as they are read (files of one host rotated into several, or several hosts' logs,
+//! interleave): each file through a bounded reordering heap, the files merged by their next event's
+//! time, so a replay of gigabytes holds a bounded number of events, not the files.
 //!
 //! Exit status, like grep: 0 when a rule fired, 1 when none did, 2 on an error.
 use std::io::Write;
@@ -18,8 +20,7 @@ use isms_event::{Event, Origin};
 use serde_json::Value;
 
 use crate::commands::{
-    FileItem, for_each_line, line_decoder, open_input, progress_bar, read_items, terminal_safe,
-    written_at,
+    FileItem, line_decoder, open_input, progress_bar, read_items, terminal_safe, written_at,
 };
 
 #[derive(Debug, clap::Args)]
@@ -65,18 +66,12 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
             eprintln!("list not loaded: {problem}");
         }
     }
-    let started = Instant::now();
-    let (mut events, unreadable) = read_events(&options)?;
-    let read_seconds = started.elapsed().as_secs_f64();
-    // Stable: events of one time keep the order of the input.
-    events.sort_by_key(|event| event.utctimestamp_micros);
-
     let rule_count = loaded.rules.len();
     let mut engine = Engine::new(
         loaded.rules,
         lists,
         EngineOptions {
-            // Sorted: nothing arrives late.
+            // Merged in event-time order: nothing arrives late (beyond the reordering bound).
             allowed_lateness_micros: 0,
             max_chain_depth: options.max_chain_depth,
         },
@@ -84,12 +79,8 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printer = Printer::new(options.json);
-    let bar = progress_bar(
-        events.len() as u64,
-        "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta})",
-        "replaying".to_owned(),
-    );
-    let detect_started = Instant::now();
+    let bar = progress_bar(0, "{msg} {pos} events ({per_sec})", "replaying".to_owned());
+    let started = Instant::now();
     let mut fired = 0u64;
     let mut cleared = 0u64;
     let mut print = |detections: Vec<Detection>, out: &mut dyn Write| -> anyhow::Result<()> {
@@ -102,22 +93,32 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
         }
         Ok(())
     };
-    for (index, event) in events.iter().enumerate() {
-        print(engine.process(event), &mut out)?;
-        if index % 4096 == 0 {
-            bar.set_position(index as u64);
+    let mut merged = MergedEvents::open(&options)?;
+    let mut count = 0u64;
+    while let Some(event) = merged.next_event()? {
+        print(engine.process(&event), &mut out)?;
+        count += 1;
+        if count.is_multiple_of(4096) {
+            bar.set_position(count);
         }
     }
     print(engine.finish(), &mut out)?;
     bar.finish_and_clear();
     out.flush()?;
-    let detect_seconds = detect_started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     let statistics = engine.statistics();
     eprintln!(
-        "replayed {} events ({} lines or records not readable) through {rule_count} rules: {fired} fired, {cleared} cleared; read in {read_seconds:.2} s, detection in {detect_seconds:.2} s ({:.0} events/s){}{}",
-        events.len(),
-        unreadable,
-        events.len() as f64 / detect_seconds.max(1e-9),
+        "replayed {count} events ({} lines or records not readable{}) through {rule_count} rules: {fired} fired, {cleared} cleared in {seconds:.2} s ({:.0} events/s){}{}",
+        merged.unreadable,
+        if merged.out_of_order > 0 {
+            format!(
+                "; {} came more than {} events after later ones in their file and were taken late",
+                merged.out_of_order, merged.reorder_bound
+            )
+        } else {
+            String::new()
+        },
+        count as f64 / seconds.max(1e-9),
         if statistics.chain_stops > 0 {
             format!(
                 "; {} detections not fed back (chain depth limit)",
@@ -184,20 +185,143 @@ fn load_rules(options: &ReplayOptions) -> anyhow::Result<LoadedRules> {
     Ok(loaded)
 }
 
-/// Reads every file into normalized events; returns them (in input order) and how many lines or
-/// records could not be read (each reported on stderr, the first 20 of them in full).
-fn read_events(options: &ReplayOptions) -> anyhow::Result<(Vec<Event>, u64)> {
-    let mut events = Vec::new();
-    let mut unreadable = 0u64;
-    let mut report = |place: String, reason: String| {
-        unreadable += 1;
-        if unreadable <= 20 {
-            eprintln!("{place}: {reason}");
-        } else if unreadable == 21 {
-            eprintln!("(further unreadable lines are only counted)");
+/// Most events held to put the files' events in time order, over all files.
+const REORDER_EVENTS: usize = 262_144;
+
+/// The events of every file, merged in event-time order, without holding the files: each file's
+/// events pass through a bounded reordering heap (lines a little out of order are put right) and the
+/// files are merged by their next event's time.
+struct MergedEvents {
+    files: Vec<SortedFile>,
+    heads: Vec<Option<Timed>>,
+    /// Lines or records that could not be read.
+    unreadable: u64,
+    /// Events that came later in their file than the reordering bound allows for their time.
+    out_of_order: u64,
+    reorder_bound: usize,
+}
+
+/// An event with its time and its place in its file (ties keep the file's order).
+struct Timed {
+    time: i64,
+    sequence: u64,
+    event: Event,
+}
+
+impl PartialEq for Timed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.sequence) == (other.time, other.sequence)
+    }
+}
+impl Eq for Timed {}
+impl PartialOrd for Timed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time, self.sequence).cmp(&(other.time, other.sequence))
+    }
+}
+
+struct SortedFile {
+    reader: FileEvents,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Timed>>,
+    sequence: u64,
+    /// The newest time given out so far.
+    given: i64,
+}
+
+impl MergedEvents {
+    fn open(options: &ReplayOptions) -> anyhow::Result<MergedEvents> {
+        let mut files = Vec::new();
+        for path in &options.files {
+            files.push(SortedFile {
+                reader: FileEvents::open(path, options)?,
+                heap: std::collections::BinaryHeap::new(),
+                sequence: 0,
+                given: i64::MIN,
+            });
         }
-    };
-    for path in &options.files {
+        let reorder_bound = (REORDER_EVENTS / files.len().max(1)).max(1024);
+        let heads = files.iter().map(|_| None).collect();
+        Ok(MergedEvents {
+            files,
+            heads,
+            unreadable: 0,
+            out_of_order: 0,
+            reorder_bound,
+        })
+    }
+
+    /// The next event in time order over all files.
+    fn next_event(&mut self) -> anyhow::Result<Option<Event>> {
+        for index in 0..self.files.len() {
+            if self.heads[index].is_none() {
+                self.heads[index] = self.next_of_file(index)?;
+            }
+        }
+        let earliest = self
+            .heads
+            .iter()
+            .enumerate()
+            .filter_map(|(index, head)| head.as_ref().map(|head| (head.time, index)))
+            .min();
+        Ok(earliest.and_then(|(_, index)| self.heads[index].take().map(|timed| timed.event)))
+    }
+
+    fn next_of_file(&mut self, index: usize) -> anyhow::Result<Option<Timed>> {
+        let bound = self.reorder_bound;
+        let file = &mut self.files[index];
+        while file.heap.len() < bound {
+            match file.reader.next_event(&mut self.unreadable)? {
+                Some(event) => {
+                    file.sequence += 1;
+                    file.heap.push(std::cmp::Reverse(Timed {
+                        time: event.utctimestamp_micros,
+                        sequence: file.sequence,
+                        event,
+                    }));
+                }
+                None => break,
+            }
+        }
+        let next = file.heap.pop().map(|std::cmp::Reverse(timed)| timed);
+        if let Some(timed) = &next {
+            if timed.time < file.given {
+                self.out_of_order += 1;
+            }
+            file.given = file.given.max(timed.time);
+        }
+        Ok(next)
+    }
+}
+
+/// The events of one file in the order it gives them.
+struct FileEvents {
+    path: PathBuf,
+    delivery: isms_event::Delivery,
+    source: FileSource,
+    /// Raw events decoded and not yet normalized, with where they came from.
+    pending: std::collections::VecDeque<(Value, String)>,
+    finished: bool,
+}
+
+enum FileSource {
+    /// Log lines (syslog text, JSON lines, audit records).
+    Lines {
+        input: Box<dyn std::io::BufRead>,
+        decoder: Box<isms_decode::LineDecoder>,
+        number: usize,
+        buffer: Vec<u8>,
+    },
+    /// One JSON document (an array of events, or objects spread over lines), read whole.
+    Items(std::collections::VecDeque<FileItem>),
+}
+
+impl FileEvents {
+    fn open(path: &Path, options: &ReplayOptions) -> anyhow::Result<FileEvents> {
         let received = if path == Path::new("-") {
             jiff::Timestamp::now()
         } else {
@@ -208,49 +332,127 @@ fn read_events(options: &ReplayOptions) -> anyhow::Result<(Vec<Event>, u64)> {
             endpoint: format!("replay:{}", path.display()),
             key_name: None,
         };
-        let delivery = isms_event::Delivery::new(&origin, received);
-        let mut keep =
-            |raw: Value, place: &dyn Fn() -> String, report: &mut dyn FnMut(String, String)| {
-                match isms_event::normalize_delivered(raw, &delivery) {
-                    Ok(event) => events.push(event),
-                    Err(error) => report(place(), error.to_string()),
-                }
-            };
-        if is_json_document(path)? {
-            for (index, item) in read_items(path)?.into_iter().enumerate() {
-                match item {
-                    FileItem::Event(raw) => keep(
-                        raw,
-                        &|| format!("{}: item {}", path.display(), index + 1),
-                        &mut report,
-                    ),
-                    FileItem::Unreadable { place, reason } => report(place, reason),
-                }
+        let source = if is_json_document(path)? {
+            FileSource::Items(read_items(path)?.into())
+        } else {
+            FileSource::Lines {
+                input: open_input(path)?,
+                decoder: Box::new(line_decoder(
+                    options.decoders.as_deref(),
+                    &options.time_zone,
+                    received,
+                    options.program.clone(),
+                )?),
+                number: 0,
+                buffer: Vec::new(),
             }
-            continue;
-        }
-        let mut decoder = line_decoder(
-            options.decoders.as_deref(),
-            &options.time_zone,
-            received,
-            options.program.clone(),
-        )?;
-        for_each_line(open_input(path)?, |number, line| {
-            match line {
-                Ok(line) => {
-                    for raw in decoder.push_line(line) {
-                        keep(raw, &|| format!("{}:{number}", path.display()), &mut report);
+        };
+        Ok(FileEvents {
+            path: path.to_path_buf(),
+            delivery: isms_event::Delivery::new(&origin, received),
+            source,
+            pending: std::collections::VecDeque::new(),
+            finished: false,
+        })
+    }
+
+    /// The next event, reporting (and counting in `unreadable`) what cannot be read on the way.
+    fn next_event(&mut self, unreadable: &mut u64) -> anyhow::Result<Option<Event>> {
+        loop {
+            if let Some((raw, place)) = self.pending.pop_front() {
+                match isms_event::normalize_delivered(raw, &self.delivery) {
+                    Ok(event) => return Ok(Some(event)),
+                    Err(error) => report(unreadable, place, error.to_string()),
+                }
+                continue;
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            match &mut self.source {
+                FileSource::Items(items) => match items.pop_front() {
+                    Some(FileItem::Event(raw)) => {
+                        let place = format!("{}: item", self.path.display());
+                        self.pending.push_back((raw, place));
                     }
-                }
-                Err(reason) => report(format!("{}:{number}", path.display()), reason),
+                    Some(FileItem::Unreadable { place, reason }) => {
+                        report(unreadable, place, reason)
+                    }
+                    None => self.finished = true,
+                },
+                FileSource::Lines {
+                    input,
+                    decoder,
+                    number,
+                    buffer,
+                } => match read_bounded_line(input, buffer)? {
+                    None => {
+                        let place = format!("{}: end", self.path.display());
+                        self.pending
+                            .extend(decoder.finish().into_iter().map(|raw| (raw, place.clone())));
+                        self.finished = true;
+                    }
+                    Some(line) => {
+                        *number += 1;
+                        let place = format!("{}:{number}", self.path.display());
+                        match line {
+                            Ok(text) => self.pending.extend(
+                                decoder
+                                    .push_line(&text)
+                                    .into_iter()
+                                    .map(|raw| (raw, place.clone())),
+                            ),
+                            Err(reason) => report(unreadable, place, reason),
+                        }
+                    }
+                },
             }
-            Ok(())
-        })?;
-        for raw in decoder.finish() {
-            keep(raw, &|| format!("{}: end", path.display()), &mut report);
         }
     }
-    Ok((events, unreadable))
+}
+
+/// Reports a line or record that cannot be read: the first 20 in full, then only counted.
+fn report(unreadable: &mut u64, place: String, reason: String) {
+    *unreadable += 1;
+    if *unreadable <= 20 {
+        eprintln!("{place}: {reason}");
+    } else if *unreadable == 21 {
+        eprintln!("(further unreadable lines are only counted)");
+    }
+}
+
+/// Longest line read; longer ones are reported and skipped.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// The next line (lossy UTF-8), `Err` for one too long (skipped), `None` at the end.
+fn read_bounded_line(
+    input: &mut Box<dyn std::io::BufRead>,
+    buffer: &mut Vec<u8>,
+) -> anyhow::Result<Option<Result<String, String>>> {
+    use std::io::{BufRead, Read};
+    buffer.clear();
+    let read = (&mut **input)
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', buffer)?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if buffer.len() > MAX_LINE_BYTES && buffer.last() != Some(&b'\n') {
+        let mut rest = Vec::new();
+        loop {
+            rest.clear();
+            let skipped = (&mut **input)
+                .take(64 * 1024)
+                .read_until(b'\n', &mut rest)?;
+            if skipped == 0 || rest.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        return Ok(Some(Err(format!(
+            "line longer than {MAX_LINE_BYTES} bytes"
+        ))));
+    }
+    Ok(Some(Ok(String::from_utf8_lossy(buffer).into_owned())))
 }
 
 /// Whether a file is one JSON document (an array of events, or an object spread over lines) rather

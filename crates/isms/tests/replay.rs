@@ -241,3 +241,53 @@ fn replay_prints_a_table_and_exits_1_when_nothing_fired_and_2_on_errors() {
         output.stderr
     );
 }
+
+#[test]
+fn lines_out_of_order_in_a_file_are_put_in_event_time_order() {
+    let directory = tempfile::tempdir().unwrap();
+    let rules = directory.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("sequence.yml"),
+        "id: failures-then-success
+title: Failures then a success
+kind: sequence
+match: 'category:authentication'
+parameters:
+  group_by: [details.sourceipaddress]
+  steps:
+    - {match: 'details.result:failure', count: 2}
+    - {match: 'details.result:success'}
+",
+    )
+    .unwrap();
+    // The success is written first but happened last (a relay that delivers late, a merged log).
+    let log = directory.path().join("auth.log");
+    std::fs::write(
+        &log,
+        format!(
+            "Jun  1 10:00:09 web1 sshd[7]: Accepted password for root from 203.0.113.5 port 40023 ssh2\n{}{}",
+            failed("10:00:01", "root"),
+            failed("10:00:02", "root")
+        ),
+    )
+    .unwrap();
+    let output = run_isms(
+        &[
+            "replay".as_ref(),
+            "--json".as_ref(),
+            "--rules".as_ref(),
+            rules.as_os_str(),
+            log.as_os_str(),
+        ],
+        &[],
+    );
+    output.assert_success("isms replay");
+    let detections: Vec<Value> = output
+        .stdout_text()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(detections.len(), 1, "{detections:#?}\n{}", output.stderr);
+    assert_eq!(detections[0]["count"], 3);
+}
