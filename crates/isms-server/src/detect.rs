@@ -62,6 +62,9 @@ pub struct DetectService {
     all_rules: Mutex<Vec<Rule>>,
     rules_fingerprint: Mutex<Vec<(PathBuf, SystemTime, u64)>>,
     lists_fingerprint: Mutex<Vec<(PathBuf, SystemTime, u64)>>,
+    /// Asks the detection loop to finish, store, save and stop; it answers on `stopped`.
+    stop: tokio::sync::Notify,
+    stopped: tokio::sync::Notify,
 }
 
 /// Why detection could not start.
@@ -386,8 +389,24 @@ impl DetectService {
         self.rule_errors.lock().expect("not poisoned").clone()
     }
 
+    /// Stops detection at shutdown: what is committed is processed, its detections stored and the
+    /// state saved (waits at most `limit`).
+    pub async fn stop(&self, limit: Duration) {
+        self.stop.notify_one();
+        if tokio::time::timeout(limit, self.stopped.notified())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                ?limit,
+                "detection did not stop in time; its state may be older than its last detections"
+            );
+        }
+    }
+
     /// Saves the engine's state and the seq processed through (temporary file, fsync, rename).
-    pub fn save_state(&self) -> std::io::Result<()> {
+    fn save_state(&self) -> std::io::Result<()> {
+        let engine = self.engine.lock().expect("not poisoned");
         let processed = *self.processed_seq.lock().expect("not poisoned");
         let temporary = self.state_path.with_extension("json.tmp");
         {
@@ -395,9 +414,7 @@ impl DetectService {
             let mut writer = std::io::BufWriter::new(file);
             use std::io::Write;
             write!(writer, "{{\"processed_seq\":{processed},\"engine\":")?;
-            self.engine
-                .lock()
-                .expect("not poisoned")
+            engine
                 .write_snapshot(&mut writer)
                 .map_err(std::io::Error::other)?;
             writer.write_all(b"}")?;
@@ -494,6 +511,8 @@ pub async fn start_detection(
         processed_seq: Mutex::new(0),
         rule_errors: Mutex::new(Vec::new()),
         all_rules: Mutex::new(Vec::new()),
+        stop: tokio::sync::Notify::new(),
+        stopped: tokio::sync::Notify::new(),
     });
     service.reload_now();
     let start = match service.restore_state() {
@@ -526,13 +545,16 @@ async fn follow_store(service: Arc<DetectService>, store: Arc<dyn Store>) {
     // Detections not stored yet (the store failed): tried again before anything else.
     let mut unstored: Vec<Detection> = Vec::new();
     loop {
+        let mut stopping = false;
         tokio::select! {
             changed = committed.changed() => {
                 if changed.is_err() {
                     tracing::debug!("store closed; detection stops");
+                    service.stopped.notify_one();
                     return;
                 }
             }
+            _ = service.stop.notified() => stopping = true,
             _ = clock.tick() => {
                 let now = jiff::Timestamp::now().as_microsecond();
                 let detections = service.engine.lock().expect("not poisoned").tick(now);
@@ -544,20 +566,11 @@ async fn follow_store(service: Arc<DetectService>, store: Arc<dyn Store>) {
                         tracing::error!(%error, "detection reload failed");
                     }
                 }
-                if last_snapshot.elapsed() >= SNAPSHOT_INTERVAL {
-                    last_snapshot = tokio::time::Instant::now();
-                    let saving = service.clone();
-                    match tokio::task::spawn_blocking(move || saving.save_state()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(error)) => tracing::error!(%error, "detection state not saved"),
-                        Err(error) => tracing::error!(%error, "detection state not saved"),
-                    }
-                }
             }
         }
         loop {
             if !unstored.is_empty() {
-                store_detections(&service, store.as_ref(), &mut unstored).await;
+                store_detections(store.as_ref(), &mut unstored).await;
                 if !unstored.is_empty() {
                     // The store refuses: wait for the next wake-up rather than spin.
                     break;
@@ -571,12 +584,31 @@ async fn follow_store(service: Arc<DetectService>, store: Arc<dyn Store>) {
                     break;
                 }
             };
-            let Some(last) = batch.last().map(|stored| stored.seq) else {
+            if batch.is_empty() {
                 break;
-            };
-            let detections = process_batch(&service, batch);
-            *service.processed_seq.lock().expect("not poisoned") = last;
-            unstored.extend(detections);
+            }
+            unstored.extend(process_batch(&service, batch));
+        }
+        // Saved only here, with every detection of the events processed so far stored: the state
+        // and the seq then agree, and what a restart reads again has raised nothing yet.
+        if (stopping || last_snapshot.elapsed() >= SNAPSHOT_INTERVAL) && unstored.is_empty() {
+            last_snapshot = tokio::time::Instant::now();
+            let saving = service.clone();
+            match tokio::task::spawn_blocking(move || saving.save_state()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "detection state not saved"),
+                Err(error) => tracing::error!(%error, "detection state not saved"),
+            }
+        }
+        if stopping {
+            if !unstored.is_empty() {
+                tracing::error!(
+                    detections = unstored.len(),
+                    "detections not stored at shutdown (the store refused them); the state was not saved, so their events are read again at the next start"
+                );
+            }
+            service.stopped.notify_one();
+            return;
         }
     }
 }
@@ -587,6 +619,7 @@ fn process_batch(service: &DetectService, batch: Vec<StoredEvent>) -> Vec<Detect
     let now = jiff::Timestamp::now().as_microsecond();
     let mut detections = Vec::new();
     let mut engine = service.engine.lock().expect("not poisoned");
+    let last = batch.last().map(|stored| stored.seq);
     for stored in batch {
         if is_detection(&stored.document) {
             continue;
@@ -598,6 +631,9 @@ fn process_batch(service: &DetectService, batch: Vec<StoredEvent>) -> Vec<Detect
         metrics::histogram!("isms_detect_lag_seconds").record(lag);
         detections.extend(engine.process(&event));
     }
+    if let Some(last) = last {
+        *service.processed_seq.lock().expect("not poisoned") = last;
+    }
     let additions = engine.take_list_additions();
     drop(engine);
     for (list, value) in additions {
@@ -607,11 +643,7 @@ fn process_batch(service: &DetectService, batch: Vec<StoredEvent>) -> Vec<Detect
 }
 
 /// Stores detections as events; keeps those the store refused in `unstored`.
-async fn store_detections(
-    service: &DetectService,
-    store: &dyn Store,
-    unstored: &mut Vec<Detection>,
-) {
+async fn store_detections(store: &dyn Store, unstored: &mut Vec<Detection>) {
     let events: Vec<Event> = unstored
         .iter()
         .filter_map(|detection| detection.event.clone())
@@ -626,7 +658,6 @@ async fn store_detections(
             tracing::error!(%error, detections = count, "detections not stored yet; will try again");
         }
     }
-    let _ = service;
 }
 
 fn is_detection(document: &Map<String, Value>) -> bool {

@@ -222,11 +222,8 @@ pub async fn start(
         .await;
         if let Some(detect) = detect {
             // Where detection stands, so that a restart goes on from here.
-            match tokio::task::spawn_blocking(move || detect.save_state()).await {
-                Ok(Ok(())) => tracing::info!("detection state saved"),
-                Ok(Err(error)) => tracing::error!(%error, "detection state not saved"),
-                Err(error) => tracing::error!(%error, "detection state not saved"),
-            }
+            detect.stop(Duration::from_secs(30)).await;
+            tracing::info!("detection stopped");
         }
         served
     });
