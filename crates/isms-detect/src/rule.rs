@@ -376,6 +376,53 @@ pub fn add_unique(loaded: &mut LoadedRules, rule: Rule) {
     }
 }
 
+/// Rules that build on another rule's detections (`details.rule_id:X` required by their match) when
+/// no loaded rule has id X: they can never fire. Each is reported (the rule still loads: the rule it
+/// names may come later, through the API or another file).
+pub fn chain_problems(rules: &[Rule]) -> Vec<RuleError> {
+    let known: std::collections::HashSet<String> = rules
+        .iter()
+        .map(|rule| rule.id().to_ascii_lowercase())
+        .collect();
+    let mut problems = Vec::new();
+    for rule in rules {
+        let Ok(predicate) = isms_query::parse(&rule.definition.query) else {
+            continue;
+        };
+        let mut named = Vec::new();
+        rule_ids_required(&predicate, &mut named);
+        for id in named {
+            if !known.contains(&id.to_ascii_lowercase()) {
+                problems.push(RuleError {
+                    origin: rule.source.clone(),
+                    line: None,
+                    rule_id: Some(rule.id().to_owned()),
+                    reason: format!(
+                        "match builds on the detections of rule `{id}`, which is not loaded: this rule cannot fire until it is"
+                    ),
+                });
+            }
+        }
+    }
+    problems
+}
+
+/// The rule ids a predicate requires through `details.rule_id` equalities (in an AND, or alone).
+fn rule_ids_required(predicate: &isms_query::Predicate, found: &mut Vec<String>) {
+    match predicate {
+        isms_query::Predicate::Field {
+            field,
+            test: isms_query::FieldTest::Equals(value),
+        } if field.dotted() == "details.rule_id" => found.push(value.clone()),
+        isms_query::Predicate::And(children) => {
+            for child in children {
+                rule_ids_required(child, found);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn read_rule_file(path: &Path) -> Result<String, String> {
     let metadata = std::fs::metadata(path).map_err(|error| format!("cannot read: {error}"))?;
     if metadata.len() > MAX_RULE_FILE_BYTES {
@@ -487,6 +534,26 @@ tags: [attack.t1110]
             errors[0]
         );
         assert_eq!(errors[0].line, Some(4));
+    }
+
+    #[test]
+    fn a_regex_over_the_size_limit_and_a_chain_on_a_missing_rule_are_reported() {
+        let text = format!(
+            "id: huge-regex\ntitle: t\nkind: match\nmatch: 'summary:/(a{{1,1000}}){{1,1000}}/'\n---\n{GOOD}---\nid: on-missing\ntitle: t\nkind: match\nmatch: 'category:alert AND details.rule_id:no-such-rule'\n---\nid: on-known\ntitle: t\nkind: match\nmatch: 'category:alert AND details.rule_id:ssh-failures-per-user'\n"
+        );
+        let (rules, errors) = parse_rules(&text, "rules/x.yml");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].rule_id.as_deref(), Some("huge-regex"));
+        assert!(
+            errors[0].reason.contains("regular expression"),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(errors[0].line, Some(4), "{}", errors[0]);
+        let problems = chain_problems(&rules);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].rule_id.as_deref(), Some("on-missing"));
+        assert!(problems[0].reason.contains("`no-such-rule`"));
     }
 
     #[test]

@@ -143,6 +143,9 @@ impl DetectService {
         for error in &loaded.errors {
             tracing::warn!(%error, "detection rule not loaded");
         }
+        for problem in isms_detect::rule::chain_problems(&loaded.rules) {
+            tracing::warn!(%problem, "detection rule cannot fire");
+        }
     }
 
     /// The run-time changes of rules (parameters, enabled), by rule id.

@@ -179,6 +179,9 @@ fn load_rules(options: &ReplayOptions) -> anyhow::Result<LoadedRules> {
     for error in &loaded.errors {
         eprintln!("  not loaded: {error}");
     }
+    for problem in isms_detect::rule::chain_problems(&loaded.rules) {
+        eprintln!("  warning: {problem}");
+    }
     if loaded.rules.len() == disabled {
         anyhow::bail!("no rule to run");
     }

@@ -35,6 +35,13 @@ id: not-yaml
 title: [unclosed
 ";
 
+const CHAINED_RULE: &str = "
+id: on-a-missing-rule
+title: Builds on a rule that is not there
+kind: match
+match: 'category:alert AND details.rule_id:port-scan'
+";
+
 fn failed(time: &str, user: &str) -> String {
     format!(
         "Jun  1 {time} web1 sshd[1234]: Failed password for {user} from 203.0.113.5 port 40022 ssh2\n"
@@ -48,6 +55,7 @@ fn replay_runs_rules_over_files_in_event_time_order_and_lists_the_rules_it_could
     std::fs::create_dir_all(rules.join("more")).unwrap();
     std::fs::write(rules.join("ssh.yml"), RULES).unwrap();
     std::fs::write(rules.join("more/lists.yaml"), MORE_RULES).unwrap();
+    std::fs::write(rules.join("more/chained.yml"), CHAINED_RULE).unwrap();
     let lists = directory.path().join("lists");
     std::fs::create_dir(&lists).unwrap();
     std::fs::write(
@@ -149,7 +157,12 @@ fn replay_runs_rules_over_files_in_event_time_order_and_lists_the_rules_it_could
 
     let stderr = &output.stderr;
     assert!(
-        stderr.contains("rules: 2 loaded from 2 files, 2 not loaded"),
+        stderr.contains("rules: 3 loaded from 3 files, 2 not loaded"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains("rule `on-a-missing-rule`: match builds on the detections of rule `port-scan`, which is not loaded"),
         "{stderr}"
     );
     assert!(

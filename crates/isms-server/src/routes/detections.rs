@@ -163,9 +163,15 @@ pub(crate) async fn list_rules(
         .map(|rule| rule_view(service, rule))
         .collect();
     let statistics = service.with_engine(|engine| engine.statistics().clone());
+    let enabled: Vec<isms_detect::Rule> = service
+        .all_rules()
+        .into_iter()
+        .filter(|rule| rule.definition.enabled)
+        .collect();
     Ok(Json(json!({
         "rules": rules,
         "not_loaded": service.rule_errors(),
+        "warnings": isms_detect::rule::chain_problems(&enabled),
         "statistics": statistics,
     })))
 }
