@@ -717,6 +717,8 @@ fn adding_a_user_to_an_administrators_group_fires_once_per_addition() {
         Jun  1 10:31:00 web2 useradd[6302]: new user: name=ops, UID=1005, GID=1005, home=/home/ops, shell=/bin/bash, from=/dev/pts/1
         Jun  1 10:31:00 web2 useradd[6302]: add 'ops' to group 'wheel'
         Jun  1 10:31:00 web2 useradd[6302]: add 'ops' to shadow group 'wheel'
+        Jun  1 10:32:00 web3 gpasswd[6310]: user eve added by root to group wheel
+        Jun  1 10:32:00 web3 gpasswd[6310]: user eve added by root to shadow group wheel
     ";
     let detections = run(&mut engine, attack);
     assert_eq!(
@@ -724,6 +726,7 @@ fn adding_a_user_to_an_administrators_group_fires_once_per_addition() {
         vec![
             "user sam added to group sudo on web1 (usermod)",
             "user ops added to group wheel on web2 (useradd)",
+            "user eve added to group wheel on web3 (gpasswd)",
         ]
     );
     assert_eq!(detections[0].severity, "WARNING");

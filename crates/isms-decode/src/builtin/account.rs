@@ -102,15 +102,25 @@ fn lifecycle(program: &str, text: &str) -> Option<Decoded> {
         return Some(decoded);
     }
     if let Some((user, rest)) = quoted_after(text, "user ")
-        && let Some(rest) = rest.strip_prefix(" added by ")
+        .or_else(|| text.strip_prefix("user ")?.split_once(' '))
+        .filter(|(user, _)| !user.is_empty())
+        && let Some(rest) = rest.trim_start().strip_prefix("added by ")
     {
-        // gpasswd: `user 'U' added by root to group 'G'`
+        // gpasswd: `user 'U' added by root to group 'G'`, and as shadow-utils writes it, unquoted:
+        // `user U added by root to group G` (and `... to shadow group G` for /etc/gshadow).
         let mut decoded = event("add_to_group");
         decoded.text("username", user);
         if let Some((by, rest)) = rest.split_once(' ') {
             decoded.text("byuser", by);
-            if let Some((group, _)) = quoted_after(rest, "to group ") {
-                decoded.text("group", group);
+            let group = rest
+                .strip_prefix("to group ")
+                .or_else(|| rest.strip_prefix("to shadow group "));
+            if let Some(group) = group {
+                let group = match scan::quoted(group) {
+                    Some((quoted, _)) => quoted,
+                    None => group.split_whitespace().next().unwrap_or(""),
+                };
+                decoded.text_unless_empty("group", group);
             }
         }
         return Some(decoded);
@@ -183,6 +193,17 @@ mod tests {
         assert_eq!(decoded.details["action"], "userdel");
         let decoded = decode("usermod", "add 'sam' to group 'wheel'").unwrap();
         assert_eq!(decoded.details["group"], "wheel");
+        for line in [
+            "user 'sam' added by root to group 'wheel'",
+            "user sam added by root to group wheel",
+            "user sam added by root to shadow group wheel",
+        ] {
+            let decoded = decode("gpasswd", line).unwrap();
+            assert_eq!(decoded.details["action"], "add_to_group", "{line}");
+            assert_eq!(decoded.details["username"], "sam", "{line}");
+            assert_eq!(decoded.details["byuser"], "root", "{line}");
+            assert_eq!(decoded.details["group"], "wheel", "{line}");
+        }
         let decoded = decode("chage", "changed password expiry for tom").unwrap();
         assert_eq!(decoded.details["action"], "chage");
         let decoded = decode(

@@ -49,7 +49,8 @@ fn family(program: &str) -> Family {
         "sudo" => Family::Sudo,
         "su" => Family::Su,
         "useradd" | "userdel" | "usermod" | "groupadd" | "groupdel" | "groupmod" | "gpasswd"
-        | "passwd" | "chpasswd" | "chage" | "chfn" | "chsh" | "newusers" => Family::Account,
+        | "passwd" | "chpasswd" | "chage" | "chfn" | "chsh" | "newusers" | "adduser"
+        | "addgroup" | "deluser" | "delgroup" => Family::Account,
         "cron" | "CRON" | "crond" | "CROND" => Family::Cron,
         "vsftpd" => Family::Vsftpd,
         "proftpd" => Family::Proftpd,
