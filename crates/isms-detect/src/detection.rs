@@ -141,9 +141,24 @@ impl Detection {
         };
         let received = jiff::Timestamp::from_microsecond(self.detected_micros)
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        isms_event::normalize(raw, &origin, received).expect(
-            "a detection is always a valid event: an object with a summary and known fields",
-        )
+        match isms_event::normalize(raw, &origin, received) {
+            Ok(event) => event,
+            Err(error) => {
+                // Not expected (the fields are the engine's own), but a detection is never dropped
+                // for it: the rule, group and count are kept in a plain event.
+                tracing::error!(rule = %self.rule_id, %error, "detection event not normalizable; stored in a reduced form");
+                let reduced = json!({
+                    "utctimestamp": format_time(self.detected_micros),
+                    "category": "alert",
+                    "source": "isms-detect",
+                    "severity": self.severity,
+                    "summary": format!("{}: {}", self.rule_title, self.group_text()),
+                    "details": {"rule_id": self.rule_id, "state": self.state.name(), "count": self.count},
+                });
+                isms_event::normalize(reduced, &origin, received)
+                    .expect("the reduced detection event holds only plain text and numbers")
+            }
+        }
     }
 
     /// The severity as the event model's type.

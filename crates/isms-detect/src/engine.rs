@@ -923,7 +923,14 @@ impl Engine {
             .as_ref()
             .and_then(|event| event.get("hostname"))
             .and_then(Value::as_str)
-            .map(str::to_owned);
+            .map(str::to_owned)
+            // A silent host has no event, but its group key names it.
+            .or_else(|| {
+                group
+                    .iter()
+                    .find(|(field, _)| field == "hostname")
+                    .map(|(_, value)| value.clone())
+            });
         let mut detection = Detection {
             id: String::new(),
             clears: item.clears,

@@ -333,6 +333,11 @@ parameters: {group_by: [hostname], interval: 20m}
         &mut engine,
         &events(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
     );
+    assert_eq!(
+        detections[0].hostname.as_deref(),
+        Some("web2"),
+        "the silent host is the detection's host"
+    );
     let seen: Vec<(DetectionState, String, String)> = detections
         .iter()
         .map(|detection| {
