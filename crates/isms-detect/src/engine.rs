@@ -21,8 +21,8 @@
 //!
 //! # Chains
 //!
-//! Each detection becomes an event ([`Detection::to_event`]) that goes through every rule again, one
-//! level deeper. Past [`EngineOptions::max_chain_depth`] it is not fed back, and that is logged:
+//! Each detection becomes an event ([`Detection::to_event`]) that goes through every other rule, one
+//! level deeper (never through the rule that made it). Past [`EngineOptions::max_chain_depth`] it is not fed back, and that is logged:
 //! a rule matching its own detections would otherwise loop.
 use std::collections::{HashMap, VecDeque};
 
@@ -622,8 +622,22 @@ impl Engine {
         let watermark = self.watermark().unwrap_or(i64::MIN);
         let mut pending = Vec::new();
         let candidates = self.dispatch.candidates(&event.document);
+        // A detection fed back goes to the other rules: a rule never sees its own detections (an
+        // absence rule on `MARK` would take its own "no MARK" alert for a sign of life).
+        let own_rule = if depth > 0 {
+            event
+                .document
+                .get("details")
+                .and_then(|details| details.get("rule_id"))
+                .and_then(Value::as_str)
+        } else {
+            None
+        };
         for index in candidates {
             let runtime = &mut self.rules[index];
+            if own_rule == Some(runtime.rule.id()) {
+                continue;
+            }
             if !runtime.rule.predicate.matches(&event.document) {
                 continue;
             }

@@ -488,8 +488,13 @@ title: Brute force against root
 kind: match
 match: 'category:alert AND details.rule_id:failures-per-user AND details.username:root'
 ---
-id: everything
+id: every-alert
 title: Every alert
+kind: match
+match: 'category:alert'
+---
+id: every-alert-again
+title: Every alert, again
 kind: match
 match: 'category:alert'
 "
@@ -505,12 +510,24 @@ match: 'category:alert'
         .iter()
         .map(|detection| (detection.rule_id.as_str(), detection.depth))
         .collect();
-    // failures-per-user (0) -> brute-force-on-root (1) and everything (1) -> everything on each
-    // (2) ... until depth 5, where the loop of "everything" stops.
+    // failures-per-user (0) -> brute-force-on-root and the two every-alert rules (1) -> each
+    // every-alert rule on the other's detections and on brute-force-on-root's (2) ... a loop between
+    // the two that stops at depth 5. No rule sees its own detections.
     assert_eq!(chain[0], ("failures-per-user", 0));
     assert!(chain.contains(&("brute-force-on-root", 1)), "{chain:?}");
+    assert!(chain.contains(&("every-alert", 5)), "{chain:?}");
     assert!(chain.iter().all(|&(_, depth)| depth <= 5), "{chain:?}");
     assert!(engine.statistics().chain_stops > 0);
+    for detection in &detections {
+        if let Some(parent) = detections.iter().find(|parent| {
+            detection.depth > 0 && detection.related_event_ids == vec![parent.id.clone()]
+        }) {
+            assert_ne!(
+                parent.rule_id, detection.rule_id,
+                "a rule fed its own detection: {chain:?}"
+            );
+        }
+    }
     let root = detections
         .iter()
         .find(|detection| detection.rule_id == "brute-force-on-root")
