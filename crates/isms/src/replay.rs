@@ -512,14 +512,14 @@ impl Printer {
         if !self.header_written {
             writeln!(
                 out,
-                "{:<20} {:<8} {:<9} {:<32} {:>6}  {:<40} MESSAGE",
+                "{:<20} {:<8} {:<9} {:<38} {:>6}  {:<40} MESSAGE",
                 "TIME", "STATE", "SEVERITY", "RULE", "COUNT", "GROUP"
             )?;
             self.header_written = true;
         }
         writeln!(
             out,
-            "{:<20} {:<8} {:<9} {:<32} {:>6}  {:<40} {}",
+            "{:<20} {:<8} {:<9} {:<38} {:>6}  {:<40} {}",
             table_time(detection.detected_micros),
             detection.state.name(),
             detection.severity,
