@@ -288,7 +288,8 @@ struct CountingEntity {
     events: VecDeque<(i64, String)>,
     /// Distinct count: each value's newest time.
     values: HashMap<String, i64, Hasher>,
-    active: Option<Active>,
+    /// Boxed: most tracked entities are not active, and an inline one costs every entity its size.
+    active: Option<Box<Active>>,
     touched: u64,
 }
 
@@ -305,7 +306,7 @@ struct AbsenceEntity {
     last_received: i64,
     /// The last event heard, for the related list.
     last_event_id: Option<String>,
-    absent: Option<Active>,
+    absent: Option<Box<Active>>,
     touched: u64,
 }
 
@@ -749,7 +750,7 @@ impl Engine {
                                 config.threshold,
                                 watermark,
                             );
-                            pending.push(cleared(index, key, active, at, 0));
+                            pending.push(cleared(index, key, *active, at, 0));
                         }
                         !entity.events.is_empty() || entity.active.is_some()
                     });
@@ -777,7 +778,7 @@ impl Engine {
                                 config.threshold,
                                 watermark,
                             );
-                            pending.push(cleared(index, key, active, at, 0));
+                            pending.push(cleared(index, key, *active, at, 0));
                         }
                         !entity.values.is_empty() || entity.active.is_some()
                     });
@@ -834,7 +835,7 @@ impl Engine {
                             } else {
                                 watermark.max(entity.last_event)
                             };
-                            entity.absent = Some(Active {
+                            entity.absent = Some(Box::new(Active {
                                 id: String::new(),
                                 count: 0,
                                 related: entity.last_event_id.iter().cloned().collect(),
@@ -842,7 +843,7 @@ impl Engine {
                                 first: entity.last_event,
                                 last: entity.last_event,
                                 document: None,
-                            });
+                            }));
                             pending.push(Pending {
                                 rule: index,
                                 state: DetectionState::Fired,
@@ -1263,7 +1264,7 @@ fn threshold_event(
         (Some(active), true) => active.attach(time, &context.event.id),
         (Some(_), false) => {
             let active = entity.active.take().expect("checked above");
-            pending.push(cleared(context.rule, &key, active, time, context.depth));
+            pending.push(cleared(context.rule, &key, *active, time, context.depth));
         }
         (None, true) => {
             let in_window: Vec<&(i64, String)> = entity
@@ -1277,7 +1278,7 @@ fn threshold_event(
                 .map(|(_, id)| id.clone())
                 .collect();
             let first = in_window.first().map_or(time, |&&(known, _)| known);
-            entity.active = Some(Active {
+            entity.active = Some(Box::new(Active {
                 id: String::new(),
                 count,
                 related: related.clone(),
@@ -1285,7 +1286,7 @@ fn threshold_event(
                 first,
                 last: reference,
                 document: Some(document.clone()),
-            });
+            }));
             pending.push(Pending {
                 rule: context.rule,
                 state: DetectionState::Fired,
@@ -1359,7 +1360,7 @@ fn distinct_event(
         (Some(active), true) => active.attach(time, &context.event.id),
         (Some(_), false) => {
             let active = entity.active.take().expect("checked above");
-            pending.push(cleared(context.rule, &key, active, time, context.depth));
+            pending.push(cleared(context.rule, &key, *active, time, context.depth));
         }
         (None, true) => {
             let related: Vec<String> = entity
@@ -1373,7 +1374,7 @@ fn distinct_event(
                 .iter()
                 .find(|&&(known, _)| known > cutoff)
                 .map_or(time, |&(known, _)| known);
-            entity.active = Some(Active {
+            entity.active = Some(Box::new(Active {
                 id: String::new(),
                 count,
                 related: related.clone(),
@@ -1381,7 +1382,7 @@ fn distinct_event(
                 first,
                 last: reference,
                 document: Some(document.clone()),
-            });
+            }));
             pending.push(Pending {
                 rule: context.rule,
                 state: DetectionState::Fired,
@@ -1579,7 +1580,7 @@ fn absence_event(
     entity.last_event_id = Some(context.event.id.clone());
     if let Some(mut absent) = entity.absent.take() {
         absent.attach(time, &context.event.id);
-        let mut item = cleared(context.rule, &key, absent, time, context.depth);
+        let mut item = cleared(context.rule, &key, *absent, time, context.depth);
         item.event = Some(document.clone());
         pending.push(item);
     }
