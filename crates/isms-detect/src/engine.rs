@@ -732,7 +732,11 @@ impl Engine {
                 (KindConfig::Threshold(config), State::Counting(entities)) => {
                     entities.retain(|key, entity| {
                         let cutoff = watermark.saturating_sub(config.interval_micros);
-                        let times: Vec<i64> = entity.events.iter().map(|&(time, _)| time).collect();
+                        // Only an active entity needs its times, to date its clearing.
+                        let times: Vec<i64> = match &entity.active {
+                            Some(_) => entity.events.iter().map(|&(time, _)| time).collect(),
+                            None => Vec::new(),
+                        };
                         while entity
                             .events
                             .front()
@@ -758,7 +762,10 @@ impl Engine {
                 (KindConfig::DistinctCount(config), State::Counting(entities)) => {
                     entities.retain(|key, entity| {
                         let cutoff = watermark.saturating_sub(config.interval_micros);
-                        let mut times: Vec<i64> = entity.values.values().copied().collect();
+                        let mut times: Vec<i64> = match &entity.active {
+                            Some(_) => entity.values.values().copied().collect(),
+                            None => Vec::new(),
+                        };
                         times.sort_unstable();
                         entity.values.retain(|_, &mut time| time > cutoff);
                         while entity
