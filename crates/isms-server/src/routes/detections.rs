@@ -157,10 +157,11 @@ pub(crate) async fn list_rules(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<Value>, ApiError> {
     let service = detection_service(&state)?;
+    let statuses = statuses_by_rule(service);
     let rules: Vec<Value> = service
         .all_rules()
         .iter()
-        .map(|rule| rule_view(service, rule))
+        .map(|rule| rule_view(&statuses, rule))
         .collect();
     let statistics = service.with_engine(|engine| engine.statistics().clone());
     let enabled: Vec<isms_detect::Rule> = service
@@ -176,15 +177,26 @@ pub(crate) async fn list_rules(
     })))
 }
 
-/// A rule as the API shows it: its definition (run-time changes included), where it comes from,
-/// and its state (none while disabled).
-fn rule_view(service: &crate::detect::DetectService, rule: &isms_detect::Rule) -> Value {
-    let status = service.with_engine(|engine| {
+/// Every running rule's state, by id (one pass over the engine's state).
+fn statuses_by_rule(
+    service: &crate::detect::DetectService,
+) -> std::collections::HashMap<String, isms_detect::RuleStatus> {
+    service.with_engine(|engine| {
         engine
             .statuses()
             .into_iter()
-            .find(|status| status.rule_id == rule.id())
-    });
+            .map(|status| (status.rule_id.clone(), status))
+            .collect()
+    })
+}
+
+/// A rule as the API shows it: its definition (run-time changes included), where it comes from,
+/// and its state (none while disabled).
+fn rule_view(
+    statuses: &std::collections::HashMap<String, isms_detect::RuleStatus>,
+    rule: &isms_detect::Rule,
+) -> Value {
+    let status = statuses.get(rule.id());
     json!({
         "definition": rule.definition,
         "source": rule.source,
@@ -227,11 +239,12 @@ fn json_body<T: serde::de::DeserializeOwned>(
 const MAX_RULE_BODY_BYTES: usize = 1024 * 1024;
 
 fn one_rule(service: &crate::detect::DetectService, id: &str) -> Result<Value, ApiError> {
+    let statuses = statuses_by_rule(service);
     service
         .all_rules()
         .iter()
         .find(|rule| rule.id() == id)
-        .map(|rule| rule_view(service, rule))
+        .map(|rule| rule_view(&statuses, rule))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no such rule: {id}")))
 }
 
