@@ -145,6 +145,10 @@ impl Dispatch {
         }
         let mut dispatch = Dispatch::default();
         for (index, equalities) in required.into_iter().enumerate() {
+            if matches!(rules[index].rule.kind, KindConfig::Scheduled(_)) {
+                // Not run per event at all.
+                continue;
+            }
             let Some((field, value)) = equalities
                 .into_iter()
                 .min_by_key(|equality| shared.get(equality).copied().unwrap_or(0))
@@ -329,7 +333,7 @@ enum State {
 impl State {
     fn for_kind(kind: &KindConfig) -> State {
         match kind {
-            KindConfig::Match | KindConfig::List(_) => State::Stateless,
+            KindConfig::Match | KindConfig::List(_) | KindConfig::Scheduled(_) => State::Stateless,
             KindConfig::Threshold(_) | KindConfig::DistinctCount(_) => {
                 State::Counting(KeyMap::default())
             }
@@ -517,6 +521,69 @@ impl Engine {
         Ok(restored)
     }
 
+    /// The scheduled rules: id, query and schedule, for whoever runs them over a store.
+    pub fn scheduled_rules(&self) -> Vec<(String, String, crate::parameters::ScheduledConfig)> {
+        self.rules
+            .iter()
+            .filter_map(|runtime| match &runtime.rule.kind {
+                KindConfig::Scheduled(config) => Some((
+                    runtime.rule.id().to_owned(),
+                    runtime.rule.definition.query.clone(),
+                    config.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What one run of a scheduled rule counted: `counts` holds the group value (empty without
+    /// group_by) and its count; each that satisfies the rule's comparison becomes a detection at
+    /// `detected_micros`, fed to the other rules like any other. Unknown rules give nothing.
+    pub fn scheduled_result(
+        &mut self,
+        rule_id: &str,
+        counts: &[(String, u64)],
+        detected_micros: i64,
+    ) -> Vec<Detection> {
+        let Some(index) = self
+            .rules
+            .iter()
+            .position(|runtime| runtime.rule.id() == rule_id)
+        else {
+            return Vec::new();
+        };
+        let KindConfig::Scheduled(config) = &self.rules[index].rule.kind else {
+            return Vec::new();
+        };
+        let pending: Vec<Pending> = counts
+            .iter()
+            .filter(|(_, count)| config.compare.holds(*count, config.threshold))
+            .map(|(key, count)| Pending {
+                rule: index,
+                state: DetectionState::Fired,
+                clears: None,
+                key: key.replace(KEY_SEPARATOR, " "),
+                count: *count,
+                related: Vec::new(),
+                more: 0,
+                first: None,
+                last: None,
+                detected: detected_micros,
+                event: None,
+                depth: 0,
+                activate: false,
+            })
+            .collect();
+        self.rules[index].matched += counts.iter().map(|(_, count)| count).sum::<u64>();
+        let mut detections = Vec::new();
+        let mut queue = VecDeque::new();
+        for item in pending {
+            self.emit(item, &mut detections, &mut queue);
+        }
+        self.run_chains(&mut detections, &mut queue);
+        detections
+    }
+
     /// Every rule's state.
     pub fn statuses(&self) -> Vec<RuleStatus> {
         self.rules
@@ -655,6 +722,9 @@ impl Engine {
                     pending.push(context.single(String::new()));
                     false
                 }
+                // Searched on its schedule by the server (`Engine::scheduled_result`), never
+                // per event: the dispatch leaves it out.
+                KindConfig::Scheduled(_) => false,
                 KindConfig::List(config) => {
                     if list_fires(config, &self.lists, &event.document) {
                         pending.push(context.single(String::new()));
@@ -1029,7 +1099,8 @@ impl KindConfig {
             KindConfig::Sequence(config) => Some(config.interval_micros),
             KindConfig::Absence(config) => Some(config.interval_micros),
             KindConfig::FirstSeen(config) => Some(config.look_back_micros),
-            KindConfig::Match | KindConfig::List(_) => None,
+            // Runs on its schedule, not on event time.
+            KindConfig::Match | KindConfig::List(_) | KindConfig::Scheduled(_) => None,
         }
     }
 
@@ -1037,6 +1108,7 @@ impl KindConfig {
         match self {
             KindConfig::Threshold(config) => Some(config.threshold),
             KindConfig::DistinctCount(config) => Some(config.threshold),
+            KindConfig::Scheduled(config) => Some(config.threshold),
             _ => None,
         }
     }
@@ -1635,7 +1707,7 @@ fn evict(runtime: &mut RuleRuntime) -> u64 {
         KindConfig::Sequence(config) => config.max_entities,
         KindConfig::Absence(config) => config.max_entities,
         KindConfig::FirstSeen(config) => config.max_entities,
-        KindConfig::Match | KindConfig::List(_) => return 0,
+        KindConfig::Match | KindConfig::List(_) | KindConfig::Scheduled(_) => return 0,
     } as usize;
     fn cut<T>(entities: &mut KeyMap<T>, most: usize, touched: impl Fn(&T) -> u64) -> u64 {
         if entities.len() <= most {

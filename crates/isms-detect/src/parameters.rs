@@ -251,6 +251,41 @@ pub const KINDS: &[KindSpec] = &[
         ],
     },
     KindSpec {
+        name: "scheduled",
+        description: "Runs the rule's match as a search over the stored events on a schedule (MozDef's \
+                      alerts): the events of the look-back, counted (per value of group_by when \
+                      given) and compared with the threshold; each count that satisfies it is a \
+                      detection. Runs in isms serve (a replay has no store to search).",
+        parameters: &[
+            ParameterSpec {
+                name: "schedule",
+                value_type: ParameterType::Text,
+                description: "A cron expression in UTC: five fields (minute hour day month weekday), \
+                              or six with seconds first; `*/5 * * * *` is every five minutes.",
+                default: None,
+            },
+            ParameterSpec {
+                name: "look_back",
+                value_type: ParameterType::Duration,
+                description: "The time range each run searches, ending at the run.",
+                default: Some("\"1h\""),
+            },
+            ParameterSpec {
+                name: "group_by",
+                value_type: ParameterType::Fields,
+                description: "At most one field: counts per value of it (the 1,000 most frequent).",
+                default: Some("[]"),
+            },
+            COMPARE,
+            ParameterSpec {
+                name: "threshold",
+                value_type: ParameterType::Count,
+                description: "The number the count is compared with.",
+                default: Some("1"),
+            },
+        ],
+    },
+    KindSpec {
         name: "list",
         description: "Fires when a field's value is in a named list (addresses with CIDR, user \
                       names, hashes), or, with negate, when it is not.",
@@ -432,6 +467,29 @@ pub struct ListConfig {
     pub negate: bool,
 }
 
+#[derive(Debug, Clone)]
+pub struct ScheduledConfig {
+    pub schedule: String,
+    pub cron: croner::Cron,
+    pub look_back_micros: i64,
+    pub group_by: Vec<FieldPath>,
+    pub compare: Comparison,
+    pub threshold: u64,
+}
+
+impl ScheduledConfig {
+    /// The first run strictly after `after` (microseconds since the epoch), if the schedule has one.
+    pub fn next_run_after(&self, after: i64) -> Option<i64> {
+        let start = jiff::Timestamp::from_microsecond(after)
+            .ok()?
+            .to_zoned(jiff::tz::TimeZone::UTC);
+        self.cron
+            .find_next_occurrence(&start, false)
+            .ok()
+            .map(|next| next.timestamp().as_microsecond())
+    }
+}
+
 /// A kind with its parameters checked and typed.
 #[derive(Debug, Clone)]
 pub enum KindConfig {
@@ -442,6 +500,7 @@ pub enum KindConfig {
     Absence(AbsenceConfig),
     FirstSeen(FirstSeenConfig),
     List(ListConfig),
+    Scheduled(ScheduledConfig),
 }
 
 /// Reads the parameters of one kind, defaults filled in; every refusal names the parameter.
@@ -787,6 +846,34 @@ impl KindConfig {
                     max_entities: max_entities(&read)?,
                 })
             }
+            "scheduled" => {
+                let schedule = read.text("schedule")?;
+                let cron: croner::Cron = schedule.parse().map_err(|error| {
+                    format!("parameter `schedule`: `{schedule}` is not a cron expression: {error}")
+                })?;
+                let group_by = read.fields("group_by")?;
+                if group_by.len() > 1 {
+                    return Err(
+                        "parameter `group_by` of a scheduled rule takes at most one field"
+                            .to_owned(),
+                    );
+                }
+                let config = ScheduledConfig {
+                    schedule: schedule.clone(),
+                    cron,
+                    look_back_micros: read.positive_duration("look_back")?,
+                    group_by,
+                    compare: read.comparison("compare")?,
+                    threshold: read.count("threshold", MAX_THRESHOLD)?,
+                };
+                let now = jiff::Timestamp::now().as_microsecond();
+                if config.next_run_after(now).is_none() {
+                    return Err(format!(
+                        "parameter `schedule`: `{schedule}` never fires (no such date from now on)"
+                    ));
+                }
+                KindConfig::Scheduled(config)
+            }
             "list" => KindConfig::List(ListConfig {
                 field: read.field("field")?,
                 list: read.text("list")?,
@@ -806,6 +893,7 @@ impl KindConfig {
             KindConfig::Absence(_) => "absence",
             KindConfig::FirstSeen(_) => "first_seen",
             KindConfig::List(_) => "list",
+            KindConfig::Scheduled(_) => "scheduled",
         }
     }
 
@@ -813,6 +901,7 @@ impl KindConfig {
     pub fn group_by(&self) -> &[FieldPath] {
         match self {
             KindConfig::Match | KindConfig::List(_) => &[],
+            KindConfig::Scheduled(config) => &config.group_by,
             KindConfig::Threshold(config) => &config.group_by,
             KindConfig::DistinctCount(config) => &config.group_by,
             KindConfig::Sequence(config) => &config.group_by,
@@ -829,6 +918,7 @@ impl KindConfig {
             KindConfig::Sequence(config) => Some(format_duration(config.interval_micros)),
             KindConfig::Absence(config) => Some(format_duration(config.interval_micros)),
             KindConfig::FirstSeen(config) => Some(format_duration(config.look_back_micros)),
+            KindConfig::Scheduled(config) => Some(format_duration(config.look_back_micros)),
             KindConfig::Match | KindConfig::List(_) => None,
         }
     }
@@ -943,6 +1033,17 @@ mod tests {
         );
         assert!(refuse("frequency", "{}").contains("unknown kind `frequency`"));
         assert!(refuse("match", r#"{"threshold": 1}"#).contains("takes none"));
+        assert!(
+            refuse("scheduled", r#"{"schedule": "every day"}"#).contains("not a cron expression")
+        );
+        assert!(refuse("scheduled", r#"{"schedule": "0 0 30 2 *"}"#).contains("never fires"));
+        assert!(
+            refuse(
+                "scheduled",
+                r#"{"schedule": "*/5 * * * *", "group_by": ["a", "b"]}"#
+            )
+            .contains("at most one field")
+        );
     }
 
     #[test]

@@ -257,6 +257,7 @@ pub fn suggest_message(title: &str, kind: &KindConfig) -> String {
             if config.negate { "not in" } else { "in" },
             config.list
         )),
+        KindConfig::Scheduled(_) => message.push_str(": {count} events within {interval}"),
         KindConfig::Match => {}
     }
     message

@@ -775,3 +775,61 @@ mod dispatch {
         }
     }
 }
+
+#[test]
+fn a_scheduled_rule_turns_each_count_that_satisfies_it_into_a_detection() {
+    let mut engine = engine(
+        "
+id: noisy-sources
+title: Sources with many failures in the last hour
+kind: scheduled
+match: 'details.result:failure'
+parameters: {schedule: '*/5 * * * *', look_back: 1h, group_by: [details.sourceipaddress], threshold: 5}
+message: '{count} failures from {details.sourceipaddress} in the last {interval}'
+",
+    );
+    // Not run per event.
+    let lines: Vec<String> = (0..9)
+        .map(|second| failed(&format!("10:00:0{second}"), "root", "10.0.0.1"))
+        .collect();
+    assert!(
+        run(
+            &mut engine,
+            &events(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+        )
+        .is_empty()
+    );
+    let scheduled = engine.scheduled_rules();
+    assert_eq!(scheduled.len(), 1);
+    let (id, query, config) = &scheduled[0];
+    assert_eq!(
+        (id.as_str(), query.as_str()),
+        ("noisy-sources", "details.result:failure")
+    );
+    let now = 1_780_000_000_000_000;
+    let next = config.next_run_after(now).unwrap();
+    assert!(
+        next > now && next - now <= 300_000_000 && next % 300_000_000 == 0,
+        "{next}"
+    );
+    let detections = engine.scheduled_result(
+        "noisy-sources",
+        &[("10.0.0.1".to_owned(), 7), ("10.0.0.2".to_owned(), 2)],
+        now,
+    );
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert_eq!(
+        detections[0].group,
+        vec![("details.sourceipaddress".to_owned(), "10.0.0.1".to_owned())]
+    );
+    assert_eq!(detections[0].count, 7);
+    assert_eq!(
+        detections[0].message,
+        "7 failures from 10.0.0.1 in the last 1h"
+    );
+    assert!(
+        engine
+            .scheduled_result("no-such-rule", &[("x".to_owned(), 9)], now)
+            .is_empty()
+    );
+}

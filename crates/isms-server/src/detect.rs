@@ -62,6 +62,8 @@ pub struct DetectService {
     all_rules: Mutex<Vec<Rule>>,
     rules_fingerprint: Mutex<Vec<(PathBuf, SystemTime, u64)>>,
     lists_fingerprint: Mutex<Vec<(PathBuf, SystemTime, u64)>>,
+    /// When each scheduled rule runs next (microseconds), by rule id.
+    next_runs: Mutex<BTreeMap<String, i64>>,
     /// Asks the detection loop to finish, store, save and stop; it answers on `stopped`.
     stop: tokio::sync::Notify,
     stopped: tokio::sync::Notify,
@@ -514,6 +516,7 @@ pub async fn start_detection(
         processed_seq: Mutex::new(0),
         rule_errors: Mutex::new(Vec::new()),
         all_rules: Mutex::new(Vec::new()),
+        next_runs: Mutex::new(BTreeMap::new()),
         stop: tokio::sync::Notify::new(),
         stopped: tokio::sync::Notify::new(),
     });
@@ -562,6 +565,7 @@ async fn follow_store(service: Arc<DetectService>, store: Arc<dyn Store>) {
                 let now = jiff::Timestamp::now().as_microsecond();
                 let detections = service.engine.lock().expect("not poisoned").tick(now);
                 unstored.extend(detections);
+                unstored.extend(run_scheduled(&service, store.as_ref(), now).await);
                 if last_reload.elapsed() >= RELOAD_INTERVAL {
                     last_reload = tokio::time::Instant::now();
                     let reloading = service.clone();
@@ -614,6 +618,77 @@ async fn follow_store(service: Arc<DetectService>, store: Arc<dyn Store>) {
             return;
         }
     }
+}
+
+/// Runs the scheduled rules that are due at `now`: each searches the store over its look-back
+/// (leaving out its own detections), counts (per value of its group_by field), and the engine turns
+/// the counts that satisfy it into detections.
+async fn run_scheduled(service: &DetectService, store: &dyn Store, now: i64) -> Vec<Detection> {
+    let scheduled = service.with_engine(|engine| engine.scheduled_rules());
+    let mut due = Vec::new();
+    {
+        let mut next_runs = service.next_runs.lock().expect("not poisoned");
+        next_runs.retain(|id, _| scheduled.iter().any(|(known, _, _)| known == id));
+        for (id, query, config) in scheduled {
+            let Some(next) = config
+                .next_run_after(now - 1_000_000)
+                .map(|first| *next_runs.entry(id.clone()).or_insert(first))
+            else {
+                continue;
+            };
+            if next <= now {
+                if let Some(following) = config.next_run_after(now) {
+                    next_runs.insert(id.clone(), following);
+                }
+                due.push((id, query, config));
+            }
+        }
+    }
+    let mut detections = Vec::new();
+    for (id, query, config) in due {
+        let Ok(predicate) = isms_query::parse(&query) else {
+            continue;
+        };
+        let own_detections = isms_query::Predicate::Field {
+            field: isms_query::FieldPath::parse_dotted("details.rule_id"),
+            test: isms_query::FieldTest::Equals(id.clone()),
+        };
+        let filter = isms_store::EventFilter {
+            predicate: isms_query::Predicate::And(vec![
+                predicate,
+                isms_query::Predicate::Not(Box::new(own_detections)),
+            ]),
+            from_micros: Some(now - config.look_back_micros),
+            to_micros: Some(now),
+        };
+        let counts: Result<Vec<(String, u64)>, _> = match config.group_by.first() {
+            Some(field) => store.top_values(&filter, field, 1000).await.map(|values| {
+                values
+                    .into_iter()
+                    .map(|top| (top.value, top.count))
+                    .collect()
+            }),
+            None => store
+                .count(&filter)
+                .await
+                .map(|count| vec![(String::new(), count)]),
+        };
+        match counts {
+            Ok(counts) => {
+                metrics::counter!("isms_detect_scheduled_runs_total", "rule" => id.clone())
+                    .increment(1);
+                detections.extend(
+                    service
+                        .engine
+                        .lock()
+                        .expect("not poisoned")
+                        .scheduled_result(&id, &counts, now),
+                );
+            }
+            Err(error) => tracing::error!(rule = %id, %error, "scheduled rule's search failed"),
+        }
+    }
+    detections
 }
 
 /// Runs stored events through the engine (the detections' own events are skipped: the engine fed

@@ -182,6 +182,16 @@ fn load_rules(options: &ReplayOptions) -> anyhow::Result<LoadedRules> {
     for problem in isms_detect::rule::chain_problems(&loaded.rules) {
         eprintln!("  warning: {problem}");
     }
+    let scheduled = loaded
+        .rules
+        .iter()
+        .filter(|rule| matches!(rule.kind, isms_detect::KindConfig::Scheduled(_)))
+        .count();
+    if scheduled > 0 {
+        eprintln!(
+            "  note: {scheduled} scheduled rules are not run: they search the store of isms serve on their schedule"
+        );
+    }
     if loaded.rules.len() == disabled {
         anyhow::bail!("no rule to run");
     }

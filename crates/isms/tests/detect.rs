@@ -451,3 +451,56 @@ fn rules_and_lists_are_made_changed_and_removed_through_the_api() {
         );
     });
 }
+
+#[test]
+fn a_scheduled_rule_searches_the_store_on_its_schedule() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("scheduled.yml"),
+        "id: noisy-sources
+title: Sources with failures in the last hour
+kind: scheduled
+match: 'category:authentication AND details.result:failure'
+parameters: {schedule: '* * * * * *', look_back: 1h, group_by: [details.sourceipaddress], threshold: 3}
+message: '{count} failures from {details.sourceipaddress} in the last {interval}'
+",
+    )
+    .unwrap();
+    let rules_dir = rules.path().to_str().unwrap().to_owned();
+    let server = ServerProcess::start(&[
+        ("ISMS_DETECT_ENABLED", "on"),
+        ("ISMS_DETECT_BUILTIN_RULES", "off"),
+        ("ISMS_DETECT_RULES_DIR", &rules_dir),
+    ]);
+    run_test(Duration::from_secs(60), async {
+        let mut events: Vec<Value> = (0..3).map(|index| failure("root", 30 - index)).collect();
+        let mut other = failure("alice", 5);
+        other["details"]["sourceipaddress"] = json!("198.51.100.3");
+        events.push(other);
+        server
+            .post_events_ok(serde_json::to_vec(&events).unwrap())
+            .await;
+        let detections = wait_for_detections(&server, &[("rule", "noisy-sources")], 1).await;
+        let detection = &detections[0];
+        assert_eq!(detection["count"], 3, "{detection:#}");
+        assert_eq!(detection["group"]["details_sourceipaddress"], "203.0.113.5");
+        assert_eq!(
+            detection["message"],
+            "3 failures from 203.0.113.5 in the last 1h"
+        );
+        // The address with one failure never reaches the threshold.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let all = server
+            .get_json("/api/detections", &[("rule", "noisy-sources")])
+            .await;
+        assert!(
+            all["detections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|detection| detection["group"]["details_sourceipaddress"] == "203.0.113.5"),
+            "{all:#}"
+        );
+    });
+}
