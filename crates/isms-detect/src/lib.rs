@@ -9,7 +9,8 @@
 //!
 //! The kinds are in [`parameters::KINDS`], each with its published parameter list: match,
 //! threshold (per-entity fire once, attach, clear, as seed 003's Global User Alerts), distinct
-//! count, sequence, absence, first seen and list (seed 002's detectors). The matching itself is
+//! count, sequence, absence, first seen and list (seed 002's detectors), and scheduled (a search over
+//! the store on a cron schedule, MozDef's alerts; the server runs the search, the engine judges it). The matching itself is
 //! `isms_query`'s matcher, the same code that answers a search, so a rule and a search agree on what
 //! an event matches.
 pub mod builtin;
