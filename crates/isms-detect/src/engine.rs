@@ -1339,31 +1339,72 @@ fn threshold_event(
         .filter(|&&(known, _)| known > cutoff)
         .count() as u64;
     let holds = config.compare.holds(count, config.threshold);
-    match (&mut entity.active, holds) {
-        (Some(active), true) => active.attach(time, &context.event.id),
-        (Some(_), false) => {
+    let opening = (entity.active.is_none() && holds).then(|| {
+        let in_window: Vec<&(i64, String)> = entity
+            .events
+            .iter()
+            .filter(|&&(known, _)| known > cutoff)
+            .collect();
+        Opening::of(&in_window, count, time, reference)
+    });
+    judge(entity, holds, opening, context, key, pending);
+    false
+}
+
+/// What a counting entity's detection opens with when it fires.
+struct Opening {
+    count: u64,
+    related: Vec<String>,
+    more: u64,
+    first: i64,
+    last: i64,
+}
+
+impl Opening {
+    /// From the window's events (oldest first): the first [`MAX_RELATED_EVENTS`] are related, the
+    /// rest of `count` counted.
+    fn of(in_window: &[&(i64, String)], count: u64, time: i64, last: i64) -> Opening {
+        let related: Vec<String> = in_window
+            .iter()
+            .take(MAX_RELATED_EVENTS)
+            .map(|(_, id)| id.clone())
+            .collect();
+        Opening {
+            count,
+            more: count.saturating_sub(related.len() as u64),
+            first: in_window.first().map_or(time, |&&(known, _)| known),
+            related,
+            last,
+        }
+    }
+}
+
+/// The one step of every counting kind after an event: an active entity that still holds takes
+/// the event in; one that no longer holds clears; one that starts to hold fires with `opening`.
+fn judge(
+    entity: &mut CountingEntity,
+    holds: bool,
+    opening: Option<Opening>,
+    context: &EventContext<'_>,
+    key: String,
+    pending: &mut Vec<Pending>,
+) {
+    let time = context.time();
+    match (&mut entity.active, holds, opening) {
+        (Some(active), true, _) => active.attach(time, &context.event.id),
+        (Some(_), false, _) => {
             let active = entity.active.take().expect("checked above");
             pending.push(cleared(context.rule, &key, *active, time, context.depth));
         }
-        (None, true) => {
-            let in_window: Vec<&(i64, String)> = entity
-                .events
-                .iter()
-                .filter(|&&(known, _)| known > cutoff)
-                .collect();
-            let related: Vec<String> = in_window
-                .iter()
-                .take(MAX_RELATED_EVENTS)
-                .map(|(_, id)| id.clone())
-                .collect();
-            let first = in_window.first().map_or(time, |&&(known, _)| known);
+        (None, true, Some(opening)) => {
+            let document = &context.event.document;
             entity.active = Some(Box::new(Active {
                 id: String::new(),
-                count,
-                related: related.clone(),
-                more: count.saturating_sub(related.len() as u64),
-                first,
-                last: reference,
+                count: opening.count,
+                related: opening.related.clone(),
+                more: opening.more,
+                first: opening.first,
+                last: opening.last,
                 document: Some(document.clone()),
             }));
             pending.push(Pending {
@@ -1371,20 +1412,19 @@ fn threshold_event(
                 state: DetectionState::Fired,
                 clears: None,
                 key,
-                count,
-                more: count.saturating_sub(related.len() as u64),
-                related,
-                first: Some(first),
-                last: Some(reference),
+                count: opening.count,
+                related: opening.related,
+                more: opening.more,
+                first: Some(opening.first),
+                last: Some(opening.last),
                 detected: time,
                 event: Some(document.clone()),
                 depth: context.depth,
                 activate: true,
             });
         }
-        (None, false) => {}
+        _ => {}
     }
-    false
 }
 
 /// Counts one event's value for a distinct count rule; returns whether it was late.
@@ -1435,51 +1475,19 @@ fn distinct_event(
         .filter(|&&seen| seen > cutoff)
         .count() as u64;
     let holds = config.compare.holds(count, config.threshold);
-    match (&mut entity.active, holds) {
-        (Some(active), true) => active.attach(time, &context.event.id),
-        (Some(_), false) => {
-            let active = entity.active.take().expect("checked above");
-            pending.push(cleared(context.rule, &key, *active, time, context.depth));
+    let opening = (entity.active.is_none() && holds).then(|| {
+        // Every event of the key in the window (several may carry one value), oldest first.
+        let in_window: Vec<&(i64, String)> = entity
+            .events
+            .iter()
+            .filter(|&&(known, _)| known > cutoff)
+            .collect();
+        Opening {
+            more: 0,
+            ..Opening::of(&in_window, count, time, reference)
         }
-        (None, true) => {
-            let related: Vec<String> = entity
-                .events
-                .iter()
-                .filter(|&&(known, _)| known > cutoff)
-                .map(|(_, id)| id.clone())
-                .collect();
-            let first = entity
-                .events
-                .iter()
-                .find(|&&(known, _)| known > cutoff)
-                .map_or(time, |&(known, _)| known);
-            entity.active = Some(Box::new(Active {
-                id: String::new(),
-                count,
-                related: related.clone(),
-                more: 0,
-                first,
-                last: reference,
-                document: Some(document.clone()),
-            }));
-            pending.push(Pending {
-                rule: context.rule,
-                state: DetectionState::Fired,
-                clears: None,
-                key,
-                count,
-                related,
-                more: 0,
-                first: Some(first),
-                last: Some(reference),
-                detected: time,
-                event: Some(document.clone()),
-                depth: context.depth,
-                activate: true,
-            });
-        }
-        (None, false) => {}
-    }
+    });
+    judge(entity, holds, opening, context, key, pending);
     false
 }
 

@@ -207,6 +207,17 @@ fn rule_view(
     })
 }
 
+/// Runs a change of rules or lists (file writes and a reload) off the async threads; its refusal
+/// becomes the matching HTTP error.
+async fn run_change<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::detect::RuleChangeError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+        .map_err(change_error)
+}
+
 fn change_error(error: crate::detect::RuleChangeError) -> ApiError {
     use crate::detect::RuleChangeError;
     let code = match &error {
@@ -265,10 +276,7 @@ pub(crate) async fn create_rule(
     let definition: isms_detect::RuleDefinition = json_body(&body, "rule")?;
     let id = definition.id.clone();
     let putting = service.clone();
-    tokio::task::spawn_blocking(move || putting.put_rule(definition, false))
-        .await
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
-        .map_err(change_error)?;
+    run_change(move || putting.put_rule(definition, false)).await?;
     Ok((StatusCode::CREATED, Json(one_rule(&service, &id)?)))
 }
 
@@ -287,10 +295,7 @@ pub(crate) async fn replace_rule(
         )));
     }
     let putting = service.clone();
-    tokio::task::spawn_blocking(move || putting.put_rule(definition, true))
-        .await
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
-        .map_err(change_error)?;
+    run_change(move || putting.put_rule(definition, true)).await?;
     Ok(Json(one_rule(&service, &id)?))
 }
 
@@ -305,10 +310,7 @@ pub(crate) async fn change_rule(
     let change: crate::detect::RuleOverride = json_body(&body, "change")?;
     let changing = service.clone();
     let changed_id = id.clone();
-    tokio::task::spawn_blocking(move || changing.change_rule(&changed_id, change))
-        .await
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
-        .map_err(change_error)?;
+    run_change(move || changing.change_rule(&changed_id, change)).await?;
     Ok(Json(one_rule(&service, &id)?))
 }
 
@@ -318,10 +320,7 @@ pub(crate) async fn delete_rule(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let service = detection_service(&state)?.clone();
-    tokio::task::spawn_blocking(move || service.delete_rule(&id))
-        .await
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
-        .map_err(change_error)?;
+    run_change(move || service.delete_rule(&id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -384,10 +383,7 @@ pub(crate) async fn add_to_list(
 ) -> Result<Json<Value>, ApiError> {
     let service = detection_service(&state)?.clone();
     let ListEntries { entries } = json_body(&body, "entries")?;
-    let added = tokio::task::spawn_blocking(move || service.add_to_list(&name, &entries))
-        .await
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
-        .map_err(change_error)?;
+    let added = run_change(move || service.add_to_list(&name, &entries)).await?;
     Ok(Json(json!({"added": added})))
 }
 
@@ -399,10 +395,7 @@ pub(crate) async fn remove_from_list(
 ) -> Result<Json<Value>, ApiError> {
     let service = detection_service(&state)?.clone();
     let ListEntries { entries } = json_body(&body, "entries")?;
-    let removed = tokio::task::spawn_blocking(move || service.remove_from_list(&name, &entries))
-        .await
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
-        .map_err(change_error)?;
+    let removed = run_change(move || service.remove_from_list(&name, &entries)).await?;
     Ok(Json(json!({"removed": removed})))
 }
 
