@@ -799,67 +799,22 @@ impl Engine {
             };
             runtime.next_sweep = watermark.saturating_add(period);
             match (&runtime.rule.kind, &mut runtime.state) {
-                (KindConfig::Threshold(config), State::Counting(entities)) => {
-                    entities.retain(|key, entity| {
-                        let cutoff = watermark.saturating_sub(config.interval_micros);
-                        // Only an active entity needs its times, to date its clearing.
-                        let times: Vec<i64> = match &entity.active {
-                            Some(_) => entity.events.iter().map(|&(time, _)| time).collect(),
-                            None => Vec::new(),
-                        };
-                        while entity
-                            .events
-                            .front()
-                            .is_some_and(|&(time, _)| time <= cutoff)
-                        {
-                            entity.events.pop_front();
-                        }
-                        let count = entity.events.len() as u64;
-                        let holds = count > 0 && config.compare.holds(count, config.threshold);
-                        if !holds && let Some(active) = entity.active.take() {
-                            let at = fell_back_at(
-                                &times,
-                                config.interval_micros,
-                                config.compare,
-                                config.threshold,
-                                watermark,
-                            );
-                            pending.push(cleared(index, key, *active, at, 0));
-                        }
-                        !entity.events.is_empty() || entity.active.is_some()
-                    });
-                }
-                (KindConfig::DistinctCount(config), State::Counting(entities)) => {
-                    entities.retain(|key, entity| {
-                        let cutoff = watermark.saturating_sub(config.interval_micros);
-                        let mut times: Vec<i64> = match &entity.active {
-                            Some(_) => entity.values.values().copied().collect(),
-                            None => Vec::new(),
-                        };
-                        times.sort_unstable();
-                        entity.values.retain(|_, &mut time| time > cutoff);
-                        while entity
-                            .events
-                            .front()
-                            .is_some_and(|&(time, _)| time <= cutoff)
-                        {
-                            entity.events.pop_front();
-                        }
-                        let count = entity.values.len() as u64;
-                        let holds = count > 0 && config.compare.holds(count, config.threshold);
-                        if !holds && let Some(active) = entity.active.take() {
-                            let at = fell_back_at(
-                                &times,
-                                config.interval_micros,
-                                config.compare,
-                                config.threshold,
-                                watermark,
-                            );
-                            pending.push(cleared(index, key, *active, at, 0));
-                        }
-                        !entity.values.is_empty() || entity.active.is_some()
-                    });
-                }
+                (KindConfig::Threshold(config), State::Counting(entities)) => sweep_counting(
+                    entities,
+                    (config.interval_micros, config.compare, config.threshold),
+                    false,
+                    watermark,
+                    index,
+                    &mut pending,
+                ),
+                (KindConfig::DistinctCount(config), State::Counting(entities)) => sweep_counting(
+                    entities,
+                    (config.interval_micros, config.compare, config.threshold),
+                    true,
+                    watermark,
+                    index,
+                    &mut pending,
+                ),
                 (KindConfig::Sequence(config), State::Sequence(entities)) => {
                     let cutoff = watermark.saturating_sub(config.interval_micros);
                     entities.retain(|_, entity| {
@@ -1112,6 +1067,48 @@ impl KindConfig {
             _ => None,
         }
     }
+}
+
+/// A sweep of a threshold (`distinct` false: events are counted) or distinct count rule (values
+/// are): what left the window goes, an active entity that no longer holds clears (dated when it
+/// stopped holding), an entity with nothing left is forgotten.
+fn sweep_counting(
+    entities: &mut KeyMap<CountingEntity>,
+    (interval, compare, threshold): (i64, crate::parameters::Comparison, u64),
+    distinct: bool,
+    watermark: i64,
+    rule: usize,
+    pending: &mut Vec<Pending>,
+) {
+    let cutoff = watermark.saturating_sub(interval);
+    entities.retain(|key, entity| {
+        // Only an active entity needs its times, to date its clearing.
+        let mut times: Vec<i64> = match (&entity.active, distinct) {
+            (None, _) => Vec::new(),
+            (Some(_), false) => entity.events.iter().map(|&(time, _)| time).collect(),
+            (Some(_), true) => entity.values.values().copied().collect(),
+        };
+        times.sort_unstable();
+        entity.values.retain(|_, &mut time| time > cutoff);
+        while entity
+            .events
+            .front()
+            .is_some_and(|&(time, _)| time <= cutoff)
+        {
+            entity.events.pop_front();
+        }
+        let count = if distinct {
+            entity.values.len()
+        } else {
+            entity.events.len()
+        } as u64;
+        let holds = count > 0 && compare.holds(count, threshold);
+        if !holds && let Some(active) = entity.active.take() {
+            let at = fell_back_at(&times, interval, compare, threshold, watermark);
+            pending.push(cleared(rule, key, *active, at, 0));
+        }
+        count > 0 || entity.active.is_some()
+    });
 }
 
 /// The event time at which a window's count stopped satisfying the comparison, from the times it
