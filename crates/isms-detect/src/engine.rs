@@ -176,9 +176,10 @@ impl Dispatch {
         dispatch
     }
 
-    /// The rules `document` can match, in rule order.
-    fn candidates(&self, document: &Map<String, Value>) -> Vec<usize> {
-        let mut candidates = self.always.clone();
+    /// The rules `document` can match, in rule order, into `candidates` (reused between events).
+    fn candidates(&self, document: &Map<String, Value>, candidates: &mut Vec<usize>) {
+        candidates.clear();
+        candidates.extend_from_slice(&self.always);
         let mut lowered = String::new();
         for (field, by_value) in &self.by_field {
             for_each_scalar(document, field, |value| {
@@ -194,7 +195,6 @@ impl Dispatch {
         }
         candidates.sort_unstable();
         candidates.dedup();
-        candidates
     }
 }
 
@@ -383,6 +383,8 @@ pub struct Engine {
     list_additions: Vec<(String, String)>,
     /// Which rules an event can match at all.
     dispatch: Dispatch,
+    /// The rules the event at hand can match (kept to spare an allocation per event).
+    candidates: Vec<usize>,
     /// The earliest watermark at which some rule's timers are due.
     next_sweep: i64,
 }
@@ -398,6 +400,7 @@ impl Engine {
             clock: 0,
             list_additions: Vec::new(),
             dispatch: Dispatch::default(),
+            candidates: Vec::new(),
             next_sweep: i64::MIN,
         };
         engine.set_rules(rules);
@@ -689,7 +692,8 @@ impl Engine {
         self.clock += 1;
         let watermark = self.watermark().unwrap_or(i64::MIN);
         let mut pending = Vec::new();
-        let candidates = self.dispatch.candidates(&event.document);
+        let mut candidates = std::mem::take(&mut self.candidates);
+        self.dispatch.candidates(&event.document, &mut candidates);
         // A detection fed back goes to the other rules: a rule never sees its own detections (an
         // absence rule on `MARK` would take its own "no MARK" alert for a sign of life).
         let own_rule = if depth > 0 {
@@ -701,7 +705,7 @@ impl Engine {
         } else {
             None
         };
-        for index in candidates {
+        for &index in &candidates {
             let runtime = &mut self.rules[index];
             if own_rule == Some(runtime.rule.id()) {
                 continue;
@@ -774,6 +778,7 @@ impl Engine {
                     .increment(evicted);
             }
         }
+        self.candidates = candidates;
         for item in pending {
             self.emit(item, detections, queue);
         }
