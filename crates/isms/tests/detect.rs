@@ -287,6 +287,14 @@ fn rules_and_lists_are_made_changed_and_removed_through_the_api() {
         assert_eq!(status, 201, "{created}");
         assert_eq!(created["definition"]["id"], "watched-login");
         assert!(created["source"].as_str().unwrap().contains("rules-api"));
+        // A body over the limit is refused before it is read.
+        let request = format!(
+            "POST /api/rules HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{{",
+            server.key,
+            2 * 1024 * 1024
+        );
+        let answer = harness::raw_exchange(server.address, request.as_bytes()).expect("exchange");
+        assert_eq!(answer.status, 413, "{:?}", answer.json());
         let (status, again) = call(&server, Method::POST, "/api/rules", Some(rule.clone())).await;
         assert_eq!(status, 409, "{again}");
 

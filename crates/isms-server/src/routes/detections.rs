@@ -12,7 +12,9 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use isms_query::{FieldPath, FieldTest, Predicate};
 use isms_store::{EventFilter, SearchRequest, SortOrder};
@@ -21,7 +23,8 @@ use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::time_bounds::parse_time_bound;
+use crate::routes::ingest::read_body_bounded;
+use crate::routes::search::{number_parameter, time_range};
 
 /// Parameters of `GET /api/detections`.
 #[derive(Debug, Default, Deserialize)]
@@ -69,35 +72,13 @@ pub(crate) async fn list_detections(
                 .map_err(|error| ApiError::bad_request(format!("query q: {error}")))?,
         );
     }
-    let now = jiff::Timestamp::now().as_microsecond();
-    let bound = |name: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
-        match value
-            .as_deref()
-            .map(str::trim)
-            .filter(|text| !text.is_empty())
-        {
-            None => Ok(None),
-            Some(text) => parse_time_bound(text, now)
-                .map(Some)
-                .map_err(|error| ApiError::bad_request(format!("parameter {name}: {error}"))),
-        }
-    };
-    let limit = match parameters.limit.as_deref() {
-        None | Some("") => 100,
-        Some(text) => match text.parse::<usize>() {
-            Ok(number) if (1..=10_000).contains(&number) => number,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "parameter limit: expected a whole number from 1 to 10000, found {text:?}"
-                )));
-            }
-        },
-    };
+    let (from_micros, to_micros) = time_range(&parameters.from, &parameters.to)?;
+    let limit = number_parameter("limit", &parameters.limit, 100, 10_000)?;
     let request = SearchRequest {
         filter: EventFilter {
             predicate: Predicate::And(parts),
-            from_micros: bound("from", &parameters.from)?,
-            to_micros: bound("to", &parameters.to)?,
+            from_micros,
+            to_micros,
         },
         limit,
         cursor: parameters
@@ -229,25 +210,25 @@ fn change_error(error: crate::detect::RuleChangeError) -> ApiError {
     ApiError::new(code, error.to_string())
 }
 
-/// Reads a JSON body into `T`, saying what is wrong with it.
-fn json_body<T: serde::de::DeserializeOwned>(
-    body: &axum::body::Bytes,
+/// Reads a JSON body into `T` (bounded while it is read), saying what is wrong with it.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
     what: &str,
 ) -> Result<T, ApiError> {
-    if body.len() > MAX_RULE_BODY_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{what}: {} bytes, more than {MAX_RULE_BODY_BYTES}",
-                body.len()
-            ),
-        ));
-    }
-    serde_json::from_slice(body).map_err(|error| ApiError::bad_request(format!("{what}: {error}")))
+    let bytes = read_body_bounded(
+        headers,
+        body,
+        MAX_RULE_BODY_BYTES,
+        "the limit of a rule or list call",
+    )
+    .await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|error| ApiError::bad_request(format!("{what}: {error}")))
 }
 
 /// Largest body of a rule or list call.
-const MAX_RULE_BODY_BYTES: usize = 1024 * 1024;
+const MAX_RULE_BODY_BYTES: u64 = 1024 * 1024;
 
 fn one_rule(service: &crate::detect::DetectService, id: &str) -> Result<Value, ApiError> {
     let statuses = statuses_by_rule(service);
@@ -270,10 +251,11 @@ pub(crate) async fn get_rule(
 /// `POST /api/rules`: a new rule, stored and running at once.
 pub(crate) async fn create_rule(
     State(state): State<Arc<AppState>>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let service = detection_service(&state)?.clone();
-    let definition: isms_detect::RuleDefinition = json_body(&body, "rule")?;
+    let definition: isms_detect::RuleDefinition = json_body(&headers, body, "rule").await?;
     let id = definition.id.clone();
     let putting = service.clone();
     run_change(move || putting.put_rule(definition, false)).await?;
@@ -284,10 +266,11 @@ pub(crate) async fn create_rule(
 pub(crate) async fn replace_rule(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let service = detection_service(&state)?.clone();
-    let definition: isms_detect::RuleDefinition = json_body(&body, "rule")?;
+    let definition: isms_detect::RuleDefinition = json_body(&headers, body, "rule").await?;
     if definition.id != id {
         return Err(ApiError::bad_request(format!(
             "the rule's id `{}` is not the id in the path `{id}`",
@@ -304,10 +287,11 @@ pub(crate) async fn replace_rule(
 pub(crate) async fn change_rule(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let service = detection_service(&state)?.clone();
-    let change: crate::detect::RuleOverride = json_body(&body, "change")?;
+    let change: crate::detect::RuleOverride = json_body(&headers, body, "change").await?;
     let changing = service.clone();
     let changed_id = id.clone();
     run_change(move || changing.change_rule(&changed_id, change)).await?;
@@ -326,7 +310,10 @@ pub(crate) async fn delete_rule(
 
 /// `POST /api/rules/suggest-message`: a default message for a rule (title, kind, parameters), as
 /// seed 003's Suggest button.
-pub(crate) async fn suggest_message(body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn suggest_message(
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
     #[derive(Deserialize)]
     struct Draft {
         title: String,
@@ -334,7 +321,7 @@ pub(crate) async fn suggest_message(body: axum::body::Bytes) -> Result<Json<Valu
         #[serde(default)]
         parameters: Map<String, Value>,
     }
-    let draft: Draft = json_body(&body, "rule")?;
+    let draft: Draft = json_body(&headers, body, "rule").await?;
     let kind = isms_detect::KindConfig::from_parameters(&draft.kind, &draft.parameters)
         .map_err(ApiError::bad_request)?;
     Ok(Json(json!({
@@ -379,24 +366,43 @@ struct ListEntries {
 pub(crate) async fn add_to_list(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let service = detection_service(&state)?.clone();
-    let ListEntries { entries } = json_body(&body, "entries")?;
-    let added = run_change(move || service.add_to_list(&name, &entries)).await?;
-    Ok(Json(json!({"added": added})))
+    change_list(&state, name, &headers, body, true).await
 }
 
 /// `DELETE /api/lists/{name}` `{"entries": [...]}`: removes entries.
 pub(crate) async fn remove_from_list(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let service = detection_service(&state)?.clone();
-    let ListEntries { entries } = json_body(&body, "entries")?;
-    let removed = run_change(move || service.remove_from_list(&name, &entries)).await?;
-    Ok(Json(json!({"removed": removed})))
+    change_list(&state, name, &headers, body, false).await
+}
+
+/// Adds (`adding`) or removes a list's entries; answers how many changed.
+async fn change_list(
+    state: &AppState,
+    name: String,
+    headers: &HeaderMap,
+    body: Body,
+    adding: bool,
+) -> Result<Json<Value>, ApiError> {
+    let service = detection_service(state)?.clone();
+    let ListEntries { entries } = json_body(headers, body, "entries").await?;
+    let changed = run_change(move || {
+        if adding {
+            service.add_to_list(&name, &entries)
+        } else {
+            service.remove_from_list(&name, &entries)
+        }
+    })
+    .await?;
+    Ok(Json(
+        json!({ if adding { "added" } else { "removed" }: changed }),
+    ))
 }
 
 pub(crate) async fn list_kinds() -> Json<Value> {

@@ -25,16 +25,18 @@ use crate::ingest::body::{BodyFormat, ContentEncoding, DecodedItem, decode_body}
 /// Rejected items listed in one answer; the count covers all of them.
 const MAX_LISTED_REJECTIONS: usize = 100;
 
-/// Reads a request body, refusing it as soon as it passes `limit` bytes.
+/// Reads a request body, refusing it as soon as it passes `limit` bytes (`limit_name` says which
+/// limit in the answer).
 pub(crate) async fn read_body_bounded(
     headers: &HeaderMap,
     body: Body,
     limit: u64,
+    limit_name: &str,
 ) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body exceeds max_body_bytes ({limit} bytes)"),
+            format!("request body exceeds {limit_name} ({limit} bytes)"),
         )
     };
     if let Some(length) = headers
@@ -102,7 +104,13 @@ async fn ingest(
             error.to_string(),
         )
     })?;
-    let raw = read_body_bounded(&headers, body, state.limits.max_body_bytes).await?;
+    let raw = read_body_bounded(
+        &headers,
+        body,
+        state.limits.max_body_bytes,
+        "max_body_bytes",
+    )
+    .await?;
     let limits = state.limits.body.clone();
     let origin = Origin {
         peer: Some(peer.to_string()),

@@ -35,6 +35,19 @@ fn filter_of(parameters: &SearchParameters) -> Result<EventFilter, ApiError> {
     let query = parameters.q.as_deref().unwrap_or("");
     let predicate = isms_query::parse(query)
         .map_err(|error| ApiError::bad_request(format!("query q: {error}")))?;
+    let (from_micros, to_micros) = time_range(&parameters.from, &parameters.to)?;
+    Ok(EventFilter {
+        predicate,
+        from_micros,
+        to_micros,
+    })
+}
+
+/// The `from` and `to` parameters of a search (`now`, `-15m`, RFC 3339, ...) as microseconds.
+pub(crate) fn time_range(
+    from: &Option<String>,
+    to: &Option<String>,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
     let now = jiff::Timestamp::now().as_microsecond();
     let bound = |name: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
         match value
@@ -48,14 +61,10 @@ fn filter_of(parameters: &SearchParameters) -> Result<EventFilter, ApiError> {
                 .map_err(|error| ApiError::bad_request(format!("parameter {name}: {error}"))),
         }
     };
-    Ok(EventFilter {
-        predicate,
-        from_micros: bound("from", &parameters.from)?,
-        to_micros: bound("to", &parameters.to)?,
-    })
+    Ok((bound("from", from)?, bound("to", to)?))
 }
 
-fn number_parameter(
+pub(crate) fn number_parameter(
     name: &str,
     value: &Option<String>,
     default: usize,
