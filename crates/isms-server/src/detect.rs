@@ -311,18 +311,33 @@ impl DetectService {
     pub fn add_to_list(&self, list: &str, entries: &[String]) -> Result<usize, RuleChangeError> {
         let _changing = self.changing.lock().expect("not poisoned");
         check_list_name(list)?;
-        let mut added = 0;
         for entry in entries {
             check_list_entry(entry)?;
-            let new = self.with_engine(|engine| !engine.lists().contains(list, entry));
-            if new {
-                append_to_list_file(&self.lists_dir, list, entry);
-                added += 1;
-            }
         }
-        drop(_changing);
-        self.reload_now();
-        Ok(added)
+        // The new ones only, once each.
+        let mut seen = std::collections::HashSet::new();
+        let new: Vec<&str> = self.with_engine(|engine| {
+            entries
+                .iter()
+                .map(String::as_str)
+                .filter(|entry| !engine.lists().contains(list, entry))
+                .filter(|entry| seen.insert(isms_detect::lists::normalized_entry(entry)))
+                .collect()
+        });
+        append_to_list_file(&self.lists_dir, list, &new)?;
+        self.reload_lists_now();
+        Ok(new.len())
+    }
+
+    /// Reads the lists directory again (after a change of a list).
+    fn reload_lists_now(&self) {
+        let lists_now = directory_fingerprint(&self.lists_dir);
+        let mut lists = Lists::default();
+        if let Err(error) = lists.load_directory(&self.lists_dir) {
+            tracing::error!(directory = %self.lists_dir.display(), %error, "lists directory not readable");
+        }
+        self.engine.lock().expect("not poisoned").set_lists(lists);
+        *self.lists_fingerprint.lock().expect("not poisoned") = lists_now;
     }
 
     /// Removes entries from a list (its file is rewritten without them); returns how many went.
@@ -357,7 +372,7 @@ impl DetectService {
         write_atomically(&path, kept.as_bytes())
             .map_err(|error| RuleChangeError::Io(error.to_string()))?;
         drop(_changing);
-        self.reload_now();
+        self.reload_lists_now();
         Ok(removed)
     }
 
@@ -714,8 +729,15 @@ fn process_batch(service: &DetectService, batch: Vec<StoredEvent>) -> Vec<Detect
     }
     let additions = engine.take_list_additions();
     drop(engine);
-    for (list, value) in additions {
-        append_to_list_file(&service.lists_dir, &list, &value);
+    let mut by_list: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (list, value) in &additions {
+        by_list.entry(list).or_default().push(value);
+    }
+    for (list, values) in by_list {
+        if let Err(error) = append_to_list_file(&service.lists_dir, list, &values) {
+            // The values stay in the engine's lists until the next reload.
+            tracing::warn!(%list, %error, "values a rule added to a list not written");
+        }
     }
     detections
 }
@@ -766,31 +788,30 @@ fn event_of(stored: StoredEvent) -> Option<Event> {
     })
 }
 
-/// Appends a value a rule added to a list to the list's file (created if need be).
-fn append_to_list_file(directory: &Path, list: &str, value: &str) {
-    // A list name from a rule file: keep it a plain file name.
-    if list.is_empty()
-        || !list
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        || list.starts_with('.')
-    {
-        tracing::warn!(%list, "list name is not a plain file name; the value is kept in memory only");
-        return;
+/// Appends values to a list's file (created if need be), in one write.
+fn append_to_list_file(
+    directory: &Path,
+    list: &str,
+    values: &[&str],
+) -> Result<(), RuleChangeError> {
+    check_list_name(list)?;
+    if values.is_empty() {
+        return Ok(());
     }
     let path = directory.join(format!("{list}.txt"));
-    let line = format!("{}\n", value.replace(['\n', '\r', '#'], " "));
-    let result = std::fs::OpenOptions::new()
+    let text: String = values
+        .iter()
+        .map(|value| format!("{}\n", value.replace(['\n', '\r', '#'], " ")))
+        .collect();
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .and_then(|mut file| {
             use std::io::Write;
-            file.write_all(line.as_bytes())
-        });
-    if let Err(error) = result {
-        tracing::error!(path = %path.display(), %error, "list value not written");
-    }
+            file.write_all(text.as_bytes())
+        })
+        .map_err(|error| RuleChangeError::Io(format!("{}: {error}", path.display())))
 }
 
 /// The files of a directory (recursively) with their modification times and sizes, to see whether
