@@ -474,21 +474,25 @@ fn is_json_document(path: &Path) -> anyhow::Result<bool> {
     if path == Path::new("-") {
         return Ok(false);
     }
-    use std::io::BufRead;
     let mut input = open_input(path)?;
-    let mut first = String::new();
+    let mut buffer = Vec::new();
+    // Lines are read bounded: a document on one long line is a document, not a line too long.
     loop {
-        first.clear();
-        if input.read_line(&mut first)? == 0 {
-            return Ok(false);
-        }
-        if !first.trim().is_empty() {
-            break;
+        match read_bounded_line(&mut input, &mut buffer)? {
+            None => return Ok(false),
+            Some(Err(_)) => {
+                let first = buffer.iter().find(|byte| !byte.is_ascii_whitespace());
+                return Ok(matches!(first, Some(b'[' | b'{')));
+            }
+            Some(Ok(line)) if line.trim().is_empty() => continue,
+            Some(Ok(line)) => {
+                let trimmed = line.trim();
+                return Ok(trimmed.starts_with('[')
+                    || (trimmed.starts_with('{')
+                        && serde_json::from_str::<Value>(trimmed).is_err()));
+            }
         }
     }
-    let trimmed = first.trim();
-    Ok(trimmed.starts_with('[')
-        || (trimmed.starts_with('{') && serde_json::from_str::<Value>(trimmed).is_err()))
 }
 
 /// An event time to the second, for the table: `2026-02-25T14:34:11Z`.
