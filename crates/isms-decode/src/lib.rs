@@ -98,7 +98,7 @@ use serde_json::{Map, Value};
 
 pub use audit::{AuditAssembler, AuditRecord, parse_audit_record, syscall_name};
 pub use decoded::Decoded;
-pub use line::LineDecoder;
+pub use line::{LineDecoder, LineEvent};
 pub use user::{USER_PATTERN_MAX_BYTES, USER_PATTERN_SIZE_LIMIT, UserDecoderSpec};
 
 use user::UserDecoder;
@@ -232,7 +232,7 @@ impl Decoders {
     /// the summary or sets other top-level fields (a user decoder's static fields) goes through JSON.
     pub fn event_of(
         &self,
-        mut fields: EventFields,
+        fields: EventFields,
         delivery: &Delivery,
     ) -> Result<Event, NormalizeError> {
         let decoded = match &fields.summary {
@@ -241,21 +241,7 @@ impl Decoders {
             }
             None => None,
         };
-        match decoded {
-            None => fields.into_event(delivery),
-            Some(decoded) if decoded.summary.is_none() && decoded.fields.is_empty() => {
-                merge_into_fields(&mut fields, decoded);
-                fields.into_event(delivery)
-            }
-            Some(decoded) => {
-                let mut raw = match fields.to_json() {
-                    Value::Object(map) => map,
-                    _ => Map::new(),
-                };
-                merge_into_event(&mut raw, decoded);
-                normalize_delivered(Value::Object(raw), delivery)
-            }
-        }
+        event_of_decoded(fields, decoded, delivery)
     }
 
     /// A whole raw MozDef event from a Suricata EVE record (it has `event_type` and `timestamp`) or
@@ -263,6 +249,31 @@ impl Decoders {
     /// `None` for any other object.
     pub fn decode_json(&self, object: &Map<String, Value>) -> Option<Value> {
         json::decode(object)
+    }
+}
+
+/// The normalized event of typed fields and their decoder's result (not merged yet): the same as
+/// merging them into [`EventFields::to_json`] and `normalize_delivered`. Only a result that replaces
+/// the summary or sets other top-level fields (a user decoder's static fields) goes through JSON.
+pub(crate) fn event_of_decoded(
+    mut fields: EventFields,
+    decoded: Option<Decoded>,
+    delivery: &Delivery,
+) -> Result<Event, NormalizeError> {
+    match decoded {
+        None => fields.into_event(delivery),
+        Some(decoded) if decoded.summary.is_none() && decoded.fields.is_empty() => {
+            merge_into_fields(&mut fields, decoded);
+            fields.into_event(delivery)
+        }
+        Some(decoded) => {
+            let mut raw = match fields.to_json() {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            };
+            merge_into_event(&mut raw, decoded);
+            normalize_delivered(Value::Object(raw), delivery)
+        }
     }
 }
 

@@ -22,6 +22,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use isms_event::{Delivery, Event, EventFields, NormalizeError, normalize_delivered};
 use isms_syslog::ParseContext;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -89,6 +90,15 @@ impl LineDecoder {
     /// audit record whose event is not complete yet; several when an audit record completes
     /// older events.
     pub fn push_line(&mut self, line: &str) -> Vec<Value> {
+        self.push_line_typed(line)
+            .into_iter()
+            .map(LineEvent::into_raw)
+            .collect()
+    }
+
+    /// [`LineDecoder::push_line`] with a text line's event kept as typed fields, for a caller that
+    /// stores or detects on events ([`LineEvent::into_event`]) rather than printing JSON.
+    pub fn push_line_typed(&mut self, line: &str) -> Vec<LineEvent> {
         let line = line.trim_end_matches(['\n', '\r', '\0']);
         let trimmed = line.trim_start();
         if trimmed.is_empty() {
@@ -97,18 +107,18 @@ impl LineDecoder {
         if trimmed.starts_with('{')
             && let Ok(Value::Object(object)) = serde_json::from_str::<Value>(trimmed)
         {
-            return vec![self.json_event(object)];
+            return vec![LineEvent::Raw(self.json_event(object))];
         }
         if line.contains("audit(")
             && let Some(record) = parse_audit_record(line)
         {
-            return self.audit.push_record(record);
+            return raw_events(self.audit.push_record(record));
         }
         let (event, time) = self.text_event(line);
         if self.audit.open_events() > 0
             && let Some(time) = time
         {
-            let mut events = self.audit.expire(time);
+            let mut events = raw_events(self.audit.expire(time));
             events.push(event);
             return events;
         }
@@ -141,93 +151,164 @@ impl LineDecoder {
         Value::Object(object)
     }
 
-    /// The event of a text line, and the line's time when it had one.
-    fn text_event(&mut self, line: &str) -> (Value, Option<Timestamp>) {
+    /// The typed fields of a text line with what its decoder found, and the line's time when it
+    /// had one.
+    fn text_event(&mut self, line: &str) -> (LineEvent, Option<Timestamp>) {
         let message = isms_syslog::parse(line.as_bytes(), &self.context);
         let mut program = message.app_name.clone();
         let mut pid = message.proc_id.clone();
         let mut hostname = message.hostname.clone();
         let mut time = message.timestamp;
-        let mut text: &str = &message.message;
-        // `[sshd] User ...`: the bracketed program was taken for a host name.
-        if program.is_none()
-            && let Some(name) = hostname
-                .as_deref()
-                .and_then(|host| host.strip_prefix('['))
-                .and_then(|host| host.strip_suffix(']'))
-                .filter(|name| is_program_name(name))
-        {
-            program = Some(name.to_owned());
-            hostname = None;
-        }
-        if program.is_none() {
-            let header = read_loose_header(text, &self.context);
-            if header.program.is_some() || header.time.is_some() {
-                time = time.or(header.time);
-                hostname = hostname.or(header.host.map(str::to_owned));
-                program = header.program.map(str::to_owned);
-                pid = pid.or(header.pid.map(str::to_owned));
-                text = header.message;
+        let text_place = {
+            let mut text: &str = &message.message;
+            // `[sshd] User ...`: the bracketed program was taken for a host name.
+            if program.is_none()
+                && let Some(name) = hostname
+                    .as_deref()
+                    .and_then(|host| host.strip_prefix('['))
+                    .and_then(|host| host.strip_suffix(']'))
+                    .filter(|name| is_program_name(name))
+            {
+                program = Some(name.to_owned());
+                hostname = None;
             }
-        }
-        if program
-            .as_deref()
-            .is_some_and(|name| LOG_LEVEL_WORDS.contains(&name))
-            && let (Some(tag), rest) = read_tag(text)
-        {
-            program = Some(tag.program.to_owned());
-            pid = tag.pid.map(str::to_owned).or(pid);
-            text = rest;
-        }
+            if program.is_none() {
+                let header = read_loose_header(text, &self.context);
+                if header.program.is_some() || header.time.is_some() {
+                    time = time.or(header.time);
+                    hostname = hostname.or(header.host.map(str::to_owned));
+                    program = header.program.map(str::to_owned);
+                    pid = pid.or(header.pid.map(str::to_owned));
+                    text = header.message;
+                }
+            }
+            if program
+                .as_deref()
+                .is_some_and(|name| LOG_LEVEL_WORDS.contains(&name))
+                && let (Some(tag), rest) = read_tag(text)
+            {
+                program = Some(tag.program.to_owned());
+                pid = tag.pid.map(str::to_owned).or(pid);
+                text = rest;
+            }
+            // Where the text lies in the message (usually a part of it; copied when it is not).
+            let message_start = message.message.as_ptr() as usize;
+            let start = (text.as_ptr() as usize).wrapping_sub(message_start);
+            if start <= message.message.len() && start + text.len() <= message.message.len() {
+                Ok(start..start + text.len())
+            } else {
+                Err(text.to_owned())
+            }
+        };
         let program_name = program
             .as_deref()
             .or(self.default_program.as_deref())
-            .unwrap_or("");
-        let decoded = self.decoders.decode_message(program_name, text);
-        let mut event = match message.to_event(self.sender_host.as_deref()) {
-            Value::Object(map) => map,
-            _ => Map::new(),
+            .unwrap_or("")
+            .to_owned();
+        let text = match &text_place {
+            Ok(range) => &message.message[range.clone()],
+            Err(text) => text.as_str(),
         };
-        event.insert("summary".into(), Value::String(text.to_owned()));
+        let decoded = self.decoders.decode_message(&program_name, text);
+        let mut fields = message.into_fields(self.sender_host.as_deref());
+        match text_place {
+            Ok(range) => {
+                if let Some(summary) = &mut fields.summary {
+                    summary.truncate(range.end);
+                    summary.drain(..range.start);
+                }
+            }
+            Err(text) => fields.summary = Some(text),
+        }
         if !program_name.is_empty() {
-            event.insert("processname".into(), Value::String(program_name.to_owned()));
+            fields.processname = Some(program_name.clone());
         }
         if let Some(pid) = &pid {
             match pid.parse::<i64>() {
-                Ok(number) => {
-                    event.insert("processid".into(), Value::from(number));
-                }
+                Ok(number) => fields.processid = Some(number),
                 // RFC 5424 allows any text as PROCID; MozDef's processid is a number, and normalize
                 // refuses anything else. Kept where `SyslogMessage::into_fields` keeps it.
-                Err(_) => crate::with_details(&mut event, |details| {
-                    details.insert("procid".into(), Value::String(pid.clone()));
-                }),
+                Err(_) => {
+                    fields
+                        .details
+                        .insert("procid".into(), Value::String(pid.clone()));
+                }
             }
         }
         if let Some(host) = &hostname {
-            event.insert("hostname".into(), Value::String(host.clone()));
+            fields.hostname = Some(host.clone());
         }
         if let Some(time) = time {
-            event.insert(
-                "utctimestamp".into(),
-                Value::String(isms_event::format_time(time.as_microsecond())),
-            );
+            fields.utctimestamp_micros = Some(time.as_microsecond());
         }
-        if let Some(mut decoded) = decoded {
-            if correlates(program_name)
+        let decoded = decoded.map(|mut decoded| {
+            if correlates(&program_name)
                 && let Some(pid) = &pid
             {
                 let key = (
                     hostname.clone().unwrap_or_default(),
-                    program_name.to_owned(),
+                    program_name,
                     pid.clone(),
                 );
                 self.connections.correlate(key, &mut decoded);
             }
-            merge_into_event(&mut event, decoded);
-        }
-        (Value::Object(event), time)
+            decoded
+        });
+        (LineEvent::Text { fields, decoded }, time)
     }
+}
+
+/// What a line (or an audit record completing its event) became: a raw MozDef event (JSON lines,
+/// audit events), or the typed fields of a text line with what its decoder found. Typed fields
+/// become the stored event without a round trip through JSON ([`LineEvent::into_event`]); both
+/// forms give the same event (`tests/typed_fields.rs`).
+#[derive(Debug, Clone)]
+// Nearly every line is `Text`: boxing it would cost every line an allocation to save the rare raw
+// event some bytes.
+#[allow(clippy::large_enum_variant)]
+pub enum LineEvent {
+    /// A raw event, for `normalize`.
+    Raw(Value),
+    /// A text line's fields and its decoder's result.
+    Text {
+        /// The line's MozDef fields.
+        fields: EventFields,
+        /// What the decoder for its program found, not merged yet.
+        decoded: Option<Decoded>,
+    },
+}
+
+impl LineEvent {
+    /// The raw MozDef event (for `isms decode`, `isms send`, anything that works on JSON).
+    pub fn into_raw(self) -> Value {
+        match self {
+            LineEvent::Raw(raw) => raw,
+            LineEvent::Text { fields, decoded } => {
+                let mut event = match fields.to_json() {
+                    Value::Object(map) => map,
+                    _ => Map::new(),
+                };
+                if let Some(decoded) = decoded {
+                    merge_into_event(&mut event, decoded);
+                }
+                Value::Object(event)
+            }
+        }
+    }
+
+    /// The normalized event: the same as `normalize_delivered` of [`LineEvent::into_raw`].
+    pub fn into_event(self, delivery: &Delivery) -> Result<Event, NormalizeError> {
+        match self {
+            LineEvent::Raw(raw) => normalize_delivered(raw, delivery),
+            LineEvent::Text { fields, decoded } => {
+                crate::event_of_decoded(fields, decoded, delivery)
+            }
+        }
+    }
+}
+
+fn raw_events(events: Vec<Value>) -> Vec<LineEvent> {
+    events.into_iter().map(LineEvent::Raw).collect()
 }
 
 /// Programs that log one connection per process, whose lines may be joined by pid.
@@ -604,6 +685,11 @@ mod tests {
         assert_eq!(event["hostname"], "ftp1");
         assert_eq!(event["utctimestamp"], "2013-11-16T21:59:30.121000+00:00");
         assert_eq!(event["details"]["sourceipaddress"], "198.51.100.9");
+        // The summary is the text after the header the line decoder read, not the whole line.
+        assert_eq!(
+            event["summary"],
+            "ftp1 (client[198.51.100.9]): USER amy (Login failed): Incorrect password"
+        );
         let event = one(
             &mut lines,
             "Fri Jan 19 12:20:33 2007 [pid 27202] [anonymous] FAIL LOGIN: Client \"198.51.100.10\"",

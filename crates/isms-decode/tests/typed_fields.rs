@@ -7,12 +7,18 @@
 //! logs, Elastic's auth samples) and every syslog capture, on messages built to reach the corners
 //! (structured data keys with capitals and dots, repeated parameters, a PROCID that is not a number,
 //! invalid UTF-8, years far off), under user decoders that take both paths, and on random bytes.
+//!
+//! The same for files: `LineDecoder::push_line_typed` and `LineEvent::into_event` (replay, file
+//! tailing) against `LineDecoder::push_line` and `normalize_delivered` (`isms decode`), whole files
+//! through one decoder each so that the loose headers and the sshd connection memory are covered.
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use common::data_root;
-use isms_decode::{Decoders, UserDecoderSpec};
+use std::sync::Arc;
+
+use isms_decode::{Decoders, LineDecoder, UserDecoderSpec};
 use isms_event::{Delivery, Origin, normalize_delivered};
 use isms_syslog::{ParseContext, SyslogMessage, parse};
 use proptest::prelude::*;
@@ -72,6 +78,54 @@ fn assert_paths_agree(decoders: &Decoders, delivery: &Delivery, message: &Syslog
         decoders.apply(event);
     }
     let general = normalize_delivered(raw, delivery);
+    assert_events_agree(fast, general, &message);
+}
+
+/// Two line decoders, one per path, over the same lines; panics with the line on any difference.
+struct LinePaths {
+    typed: LineDecoder,
+    general: LineDecoder,
+    delivery: Delivery,
+}
+
+impl LinePaths {
+    fn new(decoders: &Decoders) -> LinePaths {
+        let decoders = Arc::new(decoders.clone());
+        let line_decoder = || {
+            LineDecoder::new(decoders.clone(), context())
+                .with_sender_host("sender.example")
+                .with_default_program("vsftpd")
+        };
+        LinePaths {
+            typed: line_decoder(),
+            general: line_decoder(),
+            delivery: delivery(),
+        }
+    }
+
+    fn push(&mut self, line: &str) {
+        let typed = self.typed.push_line_typed(line);
+        let general = self.general.push_line(line);
+        assert_eq!(
+            typed.len(),
+            general.len(),
+            "event counts differ for {line:?}"
+        );
+        for (typed, general) in typed.into_iter().zip(general) {
+            assert_events_agree(
+                typed.into_event(&self.delivery),
+                normalize_delivered(general, &self.delivery),
+                &line,
+            );
+        }
+    }
+}
+
+fn assert_events_agree(
+    fast: Result<isms_event::Event, isms_event::NormalizeError>,
+    general: Result<isms_event::Event, isms_event::NormalizeError>,
+    message: &dyn std::fmt::Debug,
+) {
     match (fast, general) {
         (Ok(mut fast), Ok(mut general)) => {
             // The id is new each time; everything else must be equal.
@@ -129,8 +183,10 @@ fn real_log_lines_and_captures_make_the_same_event_both_ways() {
     let mut lines = 0;
     for file in &files {
         let bytes = std::fs::read(file).expect("read a log");
+        let mut line_paths = LinePaths::new(&decoders);
         for line in bytes.split(|byte| *byte == b'\n') {
             assert_paths_agree(&decoders, &delivery, &parse(line, &context));
+            line_paths.push(&String::from_utf8_lossy(line));
             lines += 1;
         }
     }
@@ -180,8 +236,27 @@ fn corner_cases_make_the_same_event_both_ways() {
         b"no header at all, just text",
         b"Dec  1 07:59:59 web1 sshd[1]: Invalid user oracle from 192.0.2.4 port 22",
     ];
+    let mut lines = LinePaths::new(&decoders);
     for message in messages {
         assert_paths_agree(&decoders, &delivery, &parse(message, &context));
+        lines.push(&String::from_utf8_lossy(message));
+    }
+    // Loose headers of log files, and sshd lines joined by process.
+    for line in [
+        "2013-11-16 21:59:30,121 fail2ban.actions: WARNING [ssh] Ban 192.0.2.1",
+        "Fri Jan 19 12:20:33 2007 [pid 27202] [anonymous] FAIL LOGIN: Client \"198.51.100.10\"",
+        "@400000004c3b2a4b1e5d6a9c sshd[77]: Failed password for root from 192.0.2.8 port 22 ssh2",
+        "Jan  1 00:00:00 host dovecot: Info: imap-login: Aborted login (auth failed, 1 attempts): user=<bob>, method=PLAIN, rip=192.0.2.9, lip=10.0.0.1",
+        "Jan  1 00:00:00 host proftpd[12] host (192.0.2.10[192.0.2.10]): USER bob: no such user found from 192.0.2.10",
+        "[sshd] Accepted password for carol from 192.0.2.11 port 22 ssh2",
+        "Dec  1 07:59:59 web1 sshd[9]: Disconnecting: Too many authentication failures [preauth]",
+        "Dec  1 07:59:59 web1 sshd[9]: Failed password for dave from 192.0.2.12 port 22 ssh2",
+        "Dec  1 07:59:59 web1 sshd[9]: Disconnecting: Too many authentication failures [preauth]",
+        "{\"summary\": \"a JSON line\", \"details\": {\"x\": 1}}",
+        "type=SYSCALL msg=audit(1700000000.000:10): arch=c000003e syscall=59 success=yes exit=0 comm=\"ls\"",
+        "type=EOE msg=audit(1700000000.000:10):",
+    ] {
+        lines.push(line);
     }
 }
 
@@ -199,5 +274,6 @@ proptest! {
         let mut bytes = prefix.as_bytes().to_vec();
         bytes.extend(body);
         assert_paths_agree(&decoders(), &delivery(), &parse(&bytes, &context()));
+        LinePaths::new(&decoders()).push(&String::from_utf8_lossy(&bytes));
     }
 }

@@ -575,7 +575,7 @@ pub(crate) fn written_at(path: &Path) -> jiff::Timestamp {
         .unwrap_or_else(jiff::Timestamp::now)
 }
 
-pub(crate) fn open_input(path: &Path) -> anyhow::Result<Box<dyn std::io::BufRead>> {
+pub(crate) fn open_input(path: &Path) -> anyhow::Result<Box<dyn std::io::BufRead + Send>> {
     if path == Path::new("-") {
         return Ok(Box::new(std::io::BufReader::new(std::io::stdin())));
     }

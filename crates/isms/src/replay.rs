@@ -95,8 +95,9 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     };
     let mut merged = MergedEvents::open(&options)?;
     let mut count = 0u64;
-    while let Some(event) = merged.next_event()? {
+    while let Some((file, event)) = merged.next_event()? {
         print(engine.process(&event), &mut out)?;
+        merged.give_back(file, event);
         count += 1;
         if count.is_multiple_of(4096) {
             bar.set_position(count);
@@ -109,11 +110,12 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     let statistics = engine.statistics();
     eprintln!(
         "replayed {count} events ({} lines or records not readable{}) through {rule_count} rules: {fired} fired, {cleared} cleared in {seconds:.2} s ({:.0} events/s){}{}",
-        merged.unreadable,
-        if merged.out_of_order > 0 {
+        merged.unreadable(),
+        if merged.out_of_order() > 0 {
             format!(
                 "; {} came more than {} events after later ones in their file and were taken late",
-                merged.out_of_order, merged.reorder_bound
+                merged.out_of_order(),
+                merged.reorder_bound
             )
         } else {
             String::new()
@@ -201,17 +203,64 @@ fn load_rules(options: &ReplayOptions) -> anyhow::Result<LoadedRules> {
 /// Most events held to put the files' events in time order, over all files.
 const REORDER_EVENTS: usize = 262_144;
 
-/// The events of every file, merged in event-time order, without holding the files: each file's
-/// events pass through a bounded reordering heap (lines a little out of order are put right) and the
-/// files are merged by their next event's time.
-struct MergedEvents {
-    files: Vec<SortedFile>,
-    heads: Vec<Option<Timed>>,
+/// Events sent from a file's reading thread at a time.
+const BATCH_EVENTS: usize = 1024;
+
+/// Batches a file's reading thread may have ready before it waits for the merge.
+const BATCHES_AHEAD: usize = 8;
+
+/// What is reported from every file's reading thread.
+#[derive(Default)]
+struct ReadCounts {
     /// Lines or records that could not be read.
-    unreadable: u64,
+    unreadable: std::sync::atomic::AtomicU64,
     /// Events that came later in their file than the reordering bound allows for their time.
-    out_of_order: u64,
+    out_of_order: std::sync::atomic::AtomicU64,
+}
+
+/// The events of every file, merged in event-time order, without holding the files. Each file is
+/// read, decoded, normalized and put in order on its own thread (lines a little out of order are
+/// put right by a bounded reordering heap), so reading runs beside detection on another core;
+/// the batches it sends are merged here by their next event's time.
+struct MergedEvents {
+    files: Vec<FileStream>,
+    counts: std::sync::Arc<ReadCounts>,
     reorder_bound: usize,
+}
+
+/// One file's sorted events as they arrive from its thread.
+struct FileStream {
+    receiver: std::sync::mpsc::Receiver<Result<Vec<Event>, String>>,
+    batch: std::collections::VecDeque<Event>,
+    /// Events detection is done with, to be dropped by the thread that made them (the allocator
+    /// frees memory fastest on the thread that allocated it: a tenth of the detection thread's
+    /// time went to freeing the reading thread's events).
+    spent: Vec<Event>,
+    give_back: std::sync::mpsc::Sender<Vec<Event>>,
+    /// The thread has sent everything.
+    ended: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FileStream {
+    /// The file's next event, waiting for its thread when the batch at hand is used up.
+    fn head(&mut self) -> anyhow::Result<Option<&Event>> {
+        while self.batch.is_empty() && !self.ended {
+            match self.receiver.recv() {
+                Ok(Ok(batch)) => self.batch = batch.into(),
+                Ok(Err(error)) => anyhow::bail!(error),
+                Err(_) => {
+                    self.ended = true;
+                    if let Some(thread) = self.thread.take()
+                        && thread.join().is_err()
+                    {
+                        anyhow::bail!("a file's reading thread failed");
+                    }
+                }
+            }
+        }
+        Ok(self.batch.front())
+    }
 }
 
 /// An event with its time and its place in its file (ties keep the file's order).
@@ -238,77 +287,150 @@ impl Ord for Timed {
     }
 }
 
-struct SortedFile {
-    reader: FileEvents,
-    heap: std::collections::BinaryHeap<std::cmp::Reverse<Timed>>,
-    sequence: u64,
-    /// The newest time given out so far.
-    given: i64,
-}
-
 impl MergedEvents {
+    /// Opens every file (an error names the first that cannot be read) and starts its thread.
     fn open(options: &ReplayOptions) -> anyhow::Result<MergedEvents> {
-        let mut files = Vec::new();
+        let counts = std::sync::Arc::new(ReadCounts::default());
+        let reorder_bound = (REORDER_EVENTS / options.files.len().max(1)).max(1024);
+        let mut readers = Vec::new();
         for path in &options.files {
-            files.push(SortedFile {
-                reader: FileEvents::open(path, options)?,
-                heap: std::collections::BinaryHeap::new(),
-                sequence: 0,
-                given: i64::MIN,
+            readers.push(FileEvents::open(path, options)?);
+        }
+        let mut files = Vec::new();
+        for reader in readers {
+            let (sender, receiver) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+            let (give_back, given_back) = std::sync::mpsc::channel();
+            let counts = counts.clone();
+            let thread = std::thread::Builder::new()
+                .name("replay-reader".into())
+                .spawn(move || sort_file(reader, reorder_bound, &counts, &sender, &given_back))
+                .context("cannot start a thread to read a file")?;
+            files.push(FileStream {
+                receiver,
+                batch: std::collections::VecDeque::new(),
+                spent: Vec::with_capacity(BATCH_EVENTS),
+                give_back,
+                ended: false,
+                thread: Some(thread),
             });
         }
-        let reorder_bound = (REORDER_EVENTS / files.len().max(1)).max(1024);
-        let heads = files.iter().map(|_| None).collect();
         Ok(MergedEvents {
             files,
-            heads,
-            unreadable: 0,
-            out_of_order: 0,
+            counts,
             reorder_bound,
         })
     }
 
-    /// The next event in time order over all files.
-    fn next_event(&mut self) -> anyhow::Result<Option<Event>> {
+    /// The next event in time order over all files, with the index of its file.
+    fn next_event(&mut self) -> anyhow::Result<Option<(usize, Event)>> {
+        let mut earliest: Option<(i64, usize)> = None;
         for index in 0..self.files.len() {
-            if self.heads[index].is_none() {
-                self.heads[index] = self.next_of_file(index)?;
+            if let Some(event) = self.files[index].head()? {
+                let time = event.utctimestamp_micros;
+                if earliest.is_none_or(|(earliest_time, _)| time < earliest_time) {
+                    earliest = Some((time, index));
+                }
             }
         }
-        let earliest = self
-            .heads
-            .iter()
-            .enumerate()
-            .filter_map(|(index, head)| head.as_ref().map(|head| (head.time, index)))
-            .min();
-        Ok(earliest.and_then(|(_, index)| self.heads[index].take().map(|timed| timed.event)))
+        Ok(earliest.and_then(|(_, index)| {
+            self.files[index]
+                .batch
+                .pop_front()
+                .map(|event| (index, event))
+        }))
     }
 
-    fn next_of_file(&mut self, index: usize) -> anyhow::Result<Option<Timed>> {
-        let bound = self.reorder_bound;
-        let file = &mut self.files[index];
-        while file.heap.len() < bound {
-            match file.reader.next_event(&mut self.unreadable)? {
-                Some(event) => {
-                    file.sequence += 1;
-                    file.heap.push(std::cmp::Reverse(Timed {
-                        time: event.utctimestamp_micros,
-                        sequence: file.sequence,
-                        event,
-                    }));
-                }
-                None => break,
-            }
+    /// Returns an event detection is done with to its file's thread, to be dropped there.
+    fn give_back(&mut self, file: usize, event: Event) {
+        let stream = &mut self.files[file];
+        stream.spent.push(event);
+        if stream.spent.len() >= BATCH_EVENTS {
+            let spent = std::mem::replace(&mut stream.spent, Vec::with_capacity(BATCH_EVENTS));
+            // A thread that has ended drops nothing more: the events are dropped here instead.
+            let _ = stream.give_back.send(spent);
         }
-        let next = file.heap.pop().map(|std::cmp::Reverse(timed)| timed);
-        if let Some(timed) = &next {
-            if timed.time < file.given {
-                self.out_of_order += 1;
-            }
-            file.given = file.given.max(timed.time);
-        }
-        Ok(next)
     }
+
+    fn unreadable(&self) -> u64 {
+        self.counts
+            .unreadable
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn out_of_order(&self) -> u64 {
+        self.counts
+            .out_of_order
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A file's reading thread: its events through the reordering heap, sent in batches; a read error
+/// is sent as the last message. Stops early when the merge is gone.
+fn sort_file(
+    mut reader: FileEvents,
+    reorder_bound: usize,
+    counts: &ReadCounts,
+    sender: &std::sync::mpsc::SyncSender<Result<Vec<Event>, String>>,
+    given_back: &std::sync::mpsc::Receiver<Vec<Event>>,
+) {
+    let mut heap = std::collections::BinaryHeap::new();
+    let mut sequence = 0u64;
+    let mut given = i64::MIN;
+    let mut batch = Vec::with_capacity(BATCH_EVENTS);
+    let send = |batch: &mut Vec<Event>| -> bool {
+        while let Ok(spent) = given_back.try_recv() {
+            drop(spent);
+        }
+        let full = std::mem::replace(batch, Vec::with_capacity(BATCH_EVENTS));
+        sender.send(Ok(full)).is_ok()
+    };
+    loop {
+        let next = match reader.next_event(counts) {
+            Ok(next) => next,
+            Err(error) => {
+                let _ = sender.send(Err(format!("{error:#}")));
+                return;
+            }
+        };
+        let ended = next.is_none();
+        if let Some(event) = next {
+            sequence += 1;
+            heap.push(std::cmp::Reverse(Timed {
+                time: event.utctimestamp_micros,
+                sequence,
+                event,
+            }));
+        }
+        while heap.len() >= reorder_bound || (ended && !heap.is_empty()) {
+            let Some(std::cmp::Reverse(timed)) = heap.pop() else {
+                break;
+            };
+            if timed.time < given {
+                counts
+                    .out_of_order
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            given = given.max(timed.time);
+            batch.push(timed.event);
+            if batch.len() >= BATCH_EVENTS && !send(&mut batch) {
+                return;
+            }
+        }
+        if ended {
+            if !batch.is_empty() {
+                send(&mut batch);
+            }
+            return;
+        }
+    }
+}
+
+/// Where a raw event came from in its file, for the report when it cannot be read.
+#[derive(Clone, Copy)]
+enum Place {
+    Line(usize),
+    Item,
+    End,
 }
 
 /// The events of one file in the order it gives them.
@@ -316,15 +438,15 @@ struct FileEvents {
     path: PathBuf,
     delivery: isms_event::Delivery,
     source: FileSource,
-    /// Raw events decoded and not yet normalized, with where they came from.
-    pending: std::collections::VecDeque<(Value, String)>,
+    /// Events decoded and not yet normalized, with where they came from.
+    pending: std::collections::VecDeque<(isms_decode::LineEvent, Place)>,
     finished: bool,
 }
 
 enum FileSource {
     /// Log lines (syslog text, JSON lines, audit records).
     Lines {
-        input: Box<dyn std::io::BufRead>,
+        input: Box<dyn std::io::BufRead + Send>,
         decoder: Box<isms_decode::LineDecoder>,
         number: usize,
         buffer: Vec<u8>,
@@ -369,13 +491,21 @@ impl FileEvents {
         })
     }
 
-    /// The next event, reporting (and counting in `unreadable`) what cannot be read on the way.
-    fn next_event(&mut self, unreadable: &mut u64) -> anyhow::Result<Option<Event>> {
+    fn place_text(&self, place: Place) -> String {
+        match place {
+            Place::Line(number) => format!("{}:{number}", self.path.display()),
+            Place::Item => format!("{}: item", self.path.display()),
+            Place::End => format!("{}: end", self.path.display()),
+        }
+    }
+
+    /// The next event, reporting (and counting in `counts`) what cannot be read on the way.
+    fn next_event(&mut self, counts: &ReadCounts) -> anyhow::Result<Option<Event>> {
         loop {
-            if let Some((raw, place)) = self.pending.pop_front() {
-                match isms_event::normalize_delivered(raw, &self.delivery) {
+            if let Some((line_event, place)) = self.pending.pop_front() {
+                match line_event.into_event(&self.delivery) {
                     Ok(event) => return Ok(Some(event)),
-                    Err(error) => report(unreadable, place, error.to_string()),
+                    Err(error) => report(counts, self.place_text(place), error.to_string()),
                 }
                 continue;
             }
@@ -385,12 +515,10 @@ impl FileEvents {
             match &mut self.source {
                 FileSource::Items(items) => match items.pop_front() {
                     Some(FileItem::Event(raw)) => {
-                        let place = format!("{}: item", self.path.display());
-                        self.pending.push_back((raw, place));
+                        self.pending
+                            .push_back((isms_decode::LineEvent::Raw(raw), Place::Item));
                     }
-                    Some(FileItem::Unreadable { place, reason }) => {
-                        report(unreadable, place, reason)
-                    }
+                    Some(FileItem::Unreadable { place, reason }) => report(counts, place, reason),
                     None => self.finished = true,
                 },
                 FileSource::Lines {
@@ -400,22 +528,28 @@ impl FileEvents {
                     buffer,
                 } => match read_bounded_line(input, buffer)? {
                     None => {
-                        let place = format!("{}: end", self.path.display());
-                        self.pending
-                            .extend(decoder.finish().into_iter().map(|raw| (raw, place.clone())));
+                        self.pending.extend(
+                            decoder
+                                .finish()
+                                .into_iter()
+                                .map(|raw| (isms_decode::LineEvent::Raw(raw), Place::End)),
+                        );
                         self.finished = true;
                     }
                     Some(line) => {
                         *number += 1;
-                        let place = format!("{}:{number}", self.path.display());
+                        let place = Place::Line(*number);
                         match line {
                             Ok(text) => self.pending.extend(
                                 decoder
-                                    .push_line(&text)
+                                    .push_line_typed(&text)
                                     .into_iter()
-                                    .map(|raw| (raw, place.clone())),
+                                    .map(|line_event| (line_event, place)),
                             ),
-                            Err(reason) => report(unreadable, place, reason),
+                            Err(reason) => {
+                                let place = self.place_text(place);
+                                report(counts, place, reason)
+                            }
                         }
                     }
                 },
@@ -425,11 +559,13 @@ impl FileEvents {
 }
 
 /// Reports a line or record that cannot be read: the first 20 in full, then only counted.
-fn report(unreadable: &mut u64, place: String, reason: String) {
-    *unreadable += 1;
-    if *unreadable <= 20 {
+fn report(counts: &ReadCounts, place: String, reason: String) {
+    let before = counts
+        .unreadable
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if before < 20 {
         eprintln!("{place}: {reason}");
-    } else if *unreadable == 21 {
+    } else if before == 20 {
         eprintln!("(further unreadable lines are only counted)");
     }
 }
@@ -439,7 +575,7 @@ const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// The next line (lossy UTF-8), `Err` for one too long (skipped), `None` at the end.
 fn read_bounded_line(
-    input: &mut Box<dyn std::io::BufRead>,
+    input: &mut Box<dyn std::io::BufRead + Send>,
     buffer: &mut Vec<u8>,
 ) -> anyhow::Result<Option<Result<String, String>>> {
     use std::io::{BufRead, Read};
