@@ -245,12 +245,9 @@ impl LineDecoder {
             if correlates(&program_name)
                 && let Some(pid) = &pid
             {
-                let key = (
-                    hostname.clone().unwrap_or_default(),
-                    program_name,
-                    pid.clone(),
-                );
-                self.connections.correlate(key, &mut decoded);
+                let host = hostname.as_deref().unwrap_or_default();
+                self.connections
+                    .correlate(host, &program_name, pid, &mut decoded);
             }
             decoded
         });
@@ -325,23 +322,38 @@ struct Connection {
     pending_failure: bool,
 }
 
+/// The connections of the last [`MAX_REMEMBERED_CONNECTIONS`] processes, keyed by host, program
+/// and pid written as one string (`host\0program\0pid`): every sshd line looks its process up, so
+/// the key is built once, in a reused buffer, and hashed with a fast hash.
 #[derive(Debug, Default)]
 struct Connections {
-    by_process: HashMap<(String, String, String), Connection>,
-    order: VecDeque<(String, String, String)>,
+    by_process: HashMap<String, Connection, foldhash::fast::RandomState>,
+    order: VecDeque<String>,
+    key: String,
 }
 
 impl Connections {
-    fn correlate(&mut self, key: (String, String, String), decoded: &mut Decoded) {
-        if !self.by_process.contains_key(&key) {
+    fn correlate(&mut self, host: &str, program: &str, pid: &str, decoded: &mut Decoded) {
+        self.key.clear();
+        for (index, part) in [host, program, pid].into_iter().enumerate() {
+            if index > 0 {
+                self.key.push('\0');
+            }
+            self.key.push_str(part);
+        }
+        if !self.by_process.contains_key(&self.key) {
             if self.order.len() >= MAX_REMEMBERED_CONNECTIONS
                 && let Some(oldest) = self.order.pop_front()
             {
                 self.by_process.remove(&oldest);
             }
-            self.order.push_back(key.clone());
+            self.order.push_back(self.key.clone());
+            self.by_process
+                .insert(self.key.clone(), Connection::default());
         }
-        let connection = self.by_process.entry(key).or_default();
+        let Some(connection) = self.by_process.get_mut(&self.key) else {
+            return;
+        };
         let address = ["sourceipaddress", "sourcehostname"]
             .into_iter()
             .find_map(|name| Some((name, decoded.details.get(name)?.as_str()?.to_owned())));

@@ -284,8 +284,8 @@ fn decode(path: &Path) -> anyhow::Result<Vec<Event>> {
     let text = std::fs::read_to_string(path)?;
     let mut events = Vec::new();
     for line in text.lines() {
-        for raw in decoder.push_line(line) {
-            events.push(isms_event::normalize_delivered(raw, &delivery)?);
+        for line_event in decoder.push_line_typed(line) {
+            events.push(line_event.into_event(&delivery)?);
         }
     }
     Ok(events)

@@ -29,11 +29,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use isms_config::{FileStart, FilesConfig};
-use isms_event::{Delivery, Origin, normalize_delivered};
+use isms_decode::LineEvent;
+use isms_event::{Delivery, Origin};
 use isms_store::Store;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::log_budget::LogBudget;
 
@@ -51,21 +51,22 @@ pub const CHECKPOINT_FILE: &str = "file-offsets.json";
 
 static FILE_PROBLEMS: LogBudget = LogBudget::new(10, Duration::from_secs(60));
 
-/// Turns the lines of one file into raw events. One per file: some formats join several lines into
+/// Turns the lines of one file into events. One per file: some formats join several lines into
 /// one event (audit records), so the converter keeps state between lines.
 pub trait LineConverter: Send {
-    /// The raw events (MozDef-shaped JSON) completed by this line, read at `received`.
-    fn push_line(&mut self, line: &str, received: Timestamp) -> Vec<Value>;
+    /// The events completed by this line, read at `received` (raw MozDef-shaped JSON, or a text
+    /// line's typed fields).
+    fn push_line(&mut self, line: &str, received: Timestamp) -> Vec<LineEvent>;
     /// Whether lines pushed earlier still wait for the rest of their event.
     fn holds_lines(&self) -> bool {
         false
     }
     /// Events held long enough before `now` to be given up waiting for (a quiet source).
-    fn expire(&mut self, _now: Timestamp) -> Vec<Value> {
+    fn expire(&mut self, _now: Timestamp) -> Vec<LineEvent> {
         Vec::new()
     }
     /// Everything still held, when the file is let go.
-    fn finish(&mut self) -> Vec<Value> {
+    fn finish(&mut self) -> Vec<LineEvent> {
         Vec::new()
     }
 }
@@ -96,21 +97,29 @@ impl DecodingConverter {
 }
 
 impl LineConverter for DecodingConverter {
-    fn push_line(&mut self, line: &str, received: Timestamp) -> Vec<Value> {
+    fn push_line(&mut self, line: &str, received: Timestamp) -> Vec<LineEvent> {
         self.lines.set_received(received);
-        self.lines.push_line(line)
+        self.lines.push_line_typed(line)
     }
 
     fn holds_lines(&self) -> bool {
         self.lines.holds_lines()
     }
 
-    fn expire(&mut self, now: Timestamp) -> Vec<Value> {
-        self.lines.expire(now)
+    fn expire(&mut self, now: Timestamp) -> Vec<LineEvent> {
+        self.lines
+            .expire(now)
+            .into_iter()
+            .map(LineEvent::Raw)
+            .collect()
     }
 
-    fn finish(&mut self) -> Vec<Value> {
-        self.lines.finish()
+    fn finish(&mut self) -> Vec<LineEvent> {
+        self.lines
+            .finish()
+            .into_iter()
+            .map(LineEvent::Raw)
+            .collect()
     }
 }
 
@@ -637,7 +646,7 @@ fn read_new_lines(
     max_line_bytes: usize,
     received: Timestamp,
     budget: u64,
-    events: &mut Vec<Value>,
+    events: &mut Vec<LineEvent>,
 ) -> ReadOutcome {
     let mut outcome = ReadOutcome {
         new_offset: tailed.offset,
@@ -741,10 +750,10 @@ fn too_long(tailed: &TailedFile) {
     }
 }
 
-/// Normalizes the raw events of a tailed file with the file as their origin (`origin.endpoint` is
+/// Normalizes the events of a tailed file with the file as their origin (`origin.endpoint` is
 /// `file:` and its path).
 pub fn normalize_file_events(
-    raw: Vec<Value>,
+    raw: Vec<LineEvent>,
     path: &Path,
     received: Timestamp,
 ) -> Vec<isms_event::Event> {
@@ -755,7 +764,7 @@ pub fn normalize_file_events(
     };
     let delivery = Delivery::new(&origin, received);
     raw.into_iter()
-        .filter_map(|event| match normalize_delivered(event, &delivery) {
+        .filter_map(|event| match event.into_event(&delivery) {
             Ok(event) => Some(event),
             Err(error) => {
                 metrics::counter!("isms_files_dropped_total", "reason" => "invalid").increment(1);
