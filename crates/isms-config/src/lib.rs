@@ -217,6 +217,8 @@ pub struct DetectConfig {
     pub allowed_lateness_seconds: u64,
     /// Most times a detection is fed back to the rules as an event.
     pub max_chain_depth: u32,
+    /// How often the engine's state is saved (seconds).
+    pub snapshot_interval_seconds: u64,
 }
 
 /// On or off.
@@ -303,6 +305,7 @@ impl Default for DetectConfig {
             lists_dir: String::new(),
             allowed_lateness_seconds: 30,
             max_chain_depth: 5,
+            snapshot_interval_seconds: 30,
         }
     }
 }
@@ -744,6 +747,13 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         description: "Most times a detection is fed back to the rules as an event (0 to 32); deeper ones are logged and stored but not fed back.",
     },
     ConfigKey {
+        key: "detect.snapshot_interval_seconds",
+        env: "ISMS_DETECT_SNAPSHOT_INTERVAL_SECONDS",
+        kind: ValueKind::U64,
+        default: "30",
+        description: "How often the engine's state (windows, active entities, first-seen history) is saved to `<data_dir>/detect-state.json` (1 to 3600), besides at shutdown; after a crash the events stored since are processed again.",
+    },
+    ConfigKey {
         key: "log.level",
         env: "ISMS_LOG_LEVEL",
         kind: ValueKind::String,
@@ -1041,6 +1051,15 @@ impl Config {
                 format!(
                     "{} is more than a day (86400)",
                     self.detect.allowed_lateness_seconds
+                ),
+            );
+        }
+        if !(1..=3600).contains(&self.detect.snapshot_interval_seconds) {
+            return invalid(
+                "detect.snapshot_interval_seconds",
+                format!(
+                    "{} is not between 1 and 3600",
+                    self.detect.snapshot_interval_seconds
                 ),
             );
         }

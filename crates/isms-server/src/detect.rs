@@ -7,11 +7,16 @@
 //! store: the engine already fed them to the rules itself (chains).
 //!
 //! What survives a restart: the engine's state and the seq it has processed through go to
-//! `<data_dir>/detect-state.json` every [`SNAPSHOT_INTERVAL`] and when the server stops; at start the
+//! `<data_dir>/detect-state.json` every `detect.snapshot_interval_seconds` and when the server stops; at start the
 //! engine takes them up and goes on from that seq, so events stored while it was down are still
-//! seen. After a crash the events since the last snapshot are processed again (their detections
-//! may be stored twice; none is lost). At the very first start it begins with what is stored next,
-//! not with the whole history.
+//! seen. After a crash the events since the last snapshot are processed again to rebuild the state;
+//! their detections are not stored a second time: whenever detections have been stored, the seq
+//! they were raised through goes to `<data_dir>/detect-progress.json` (renamed into place, not
+//! fsynced: the store's append already was), and detections of events up to it are dropped while
+//! the engine catches up. (Only a crash between a store append and that small write, or a power
+//! loss that keeps the older file, can still store some twice; detections of the clock, absence and
+//! scheduled rules are not tied to a seq and may repeat after a crash.) At the very first start it
+//! begins with what is stored next, not with the whole history.
 //!
 //! Rules come from the built-in pack, the rules directory and `<data_dir>/rules-api/` (rules made
 //! through the API, one YAML file each); lists from the lists directory. The directories are looked
@@ -34,9 +39,6 @@ use isms_event::Event;
 use isms_store::{Store, StoredEvent};
 use serde_json::{Map, Value};
 
-/// How often the engine's state is saved.
-pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
-
 /// How often the rules and lists directories are looked at.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -54,8 +56,15 @@ pub struct DetectService {
     lists_dir: PathBuf,
     builtin: bool,
     state_path: PathBuf,
+    /// How often the state is saved.
+    snapshot_interval: Duration,
     /// The seq processed through, saved with the state.
     processed_seq: Mutex<i64>,
+    /// Where the seq that every detection was stored through is kept (`detect-progress.json`).
+    progress_path: PathBuf,
+    /// Events up to this seq had their detections stored before a restart: while the engine
+    /// processes them again, their detections are dropped.
+    stored_through_before_restart: Mutex<i64>,
     /// What the last load of the rules could not use.
     rule_errors: Mutex<Vec<RuleError>>,
     /// Every rule of the last load, disabled ones too (the engine runs the enabled ones).
@@ -445,6 +454,32 @@ impl DetectService {
         Ok(())
     }
 
+    /// Records that every detection of the events through `seq` is stored.
+    fn write_progress(&self, seq: i64) -> std::io::Result<()> {
+        let temporary = self.progress_path.with_extension("json.tmp");
+        std::fs::write(
+            &temporary,
+            format!("{{\"detections_stored_through_seq\":{seq}}}"),
+        )?;
+        std::fs::rename(&temporary, &self.progress_path)
+    }
+
+    /// The seq every detection was stored through, as last recorded.
+    fn read_progress(&self) -> Option<i64> {
+        #[derive(serde::Deserialize)]
+        struct Progress {
+            detections_stored_through_seq: i64,
+        }
+        let text = std::fs::read(&self.progress_path).ok()?;
+        match serde_json::from_slice::<Progress>(&text) {
+            Ok(progress) => Some(progress.detections_stored_through_seq),
+            Err(error) => {
+                tracing::warn!(path = %self.progress_path.display(), %error, "detection progress not readable; detections after the last snapshot may be stored again");
+                None
+            }
+        }
+    }
+
     /// Takes up the saved state; returns the seq it was processed through, if there was one.
     fn restore_state(&self) -> Option<i64> {
         let text = match std::fs::read(&self.state_path) {
@@ -528,7 +563,10 @@ pub async fn start_detection(
         lists_dir,
         builtin: config.detect.builtin_rules.is_on(),
         state_path: config.data_dir.join("detect-state.json"),
+        snapshot_interval: Duration::from_secs(config.detect.snapshot_interval_seconds),
         processed_seq: Mutex::new(0),
+        progress_path: config.data_dir.join("detect-progress.json"),
+        stored_through_before_restart: Mutex::new(0),
         rule_errors: Mutex::new(Vec::new()),
         all_rules: Mutex::new(Vec::new()),
         next_runs: Mutex::new(BTreeMap::new()),
@@ -542,6 +580,19 @@ pub async fn start_detection(
         None => *store.committed_seq().borrow(),
     };
     *service.processed_seq.lock().expect("not poisoned") = start;
+    if let Some(stored_through) = service.read_progress()
+        && stored_through > start
+    {
+        tracing::info!(
+            processed_seq = start,
+            stored_through,
+            "detection catches up after a crash; detections already stored are not stored again"
+        );
+        *service
+            .stored_through_before_restart
+            .lock()
+            .expect("not poisoned") = stored_through;
+    }
     // Saved at once, so that a crash before the first snapshot still goes on from here, not from
     // whatever is stored at the next start.
     let saving = service.clone();
@@ -556,7 +607,7 @@ pub async fn start_detection(
 
 /// The detection loop: reads what was committed, runs it through the engine, stores detections;
 /// every second the clock timers; every [`RELOAD_INTERVAL`] a look at the directories; every
-/// [`SNAPSHOT_INTERVAL`] a snapshot.
+/// `detect.snapshot_interval_seconds` a snapshot.
 async fn follow_store(service: Arc<DetectService>, store: Arc<dyn Store>) {
     let mut committed = store.committed_seq();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
@@ -567,6 +618,7 @@ async fn follow_store(service: Arc<DetectService>, store: Arc<dyn Store>) {
     let mut unstored: Vec<Detection> = Vec::new();
     loop {
         let mut stopping = false;
+        let mut stored_some = false;
         tokio::select! {
             changed = committed.changed() => {
                 if changed.is_err() {
@@ -597,6 +649,7 @@ async fn follow_store(service: Arc<DetectService>, store: Arc<dyn Store>) {
                     // The store refuses: wait for the next wake-up rather than spin.
                     break;
                 }
+                stored_some = true;
             }
             let after = *service.processed_seq.lock().expect("not poisoned");
             let batch = match store.events_after(after, READ_BATCH).await {
@@ -611,9 +664,16 @@ async fn follow_store(service: Arc<DetectService>, store: Arc<dyn Store>) {
             }
             unstored.extend(process_batch(&service, batch));
         }
+        if stored_some && unstored.is_empty() {
+            let processed = *service.processed_seq.lock().expect("not poisoned");
+            if let Err(error) = service.write_progress(processed) {
+                tracing::warn!(%error, "detection progress not written; after a crash some detections may be stored again");
+            }
+        }
         // Saved only here, with every detection of the events processed so far stored: the state
         // and the seq then agree, and what a restart reads again has raised nothing yet.
-        if (stopping || last_snapshot.elapsed() >= SNAPSHOT_INTERVAL) && unstored.is_empty() {
+        if (stopping || last_snapshot.elapsed() >= service.snapshot_interval) && unstored.is_empty()
+        {
             last_snapshot = tokio::time::Instant::now();
             let saving = service.clone();
             match tokio::task::spawn_blocking(move || saving.save_state()).await {
@@ -713,8 +773,22 @@ fn process_batch(service: &DetectService, batch: Vec<StoredEvent>) -> Vec<Detect
     let mut detections = Vec::new();
     let mut engine = service.engine.lock().expect("not poisoned");
     let last = batch.last().map(|stored| stored.seq);
+    let stored_through = *service
+        .stored_through_before_restart
+        .lock()
+        .expect("not poisoned");
+    let mut dropped = 0usize;
     for stored in batch {
         if is_detection(&stored.document) {
+            continue;
+        }
+        if stored.seq <= stored_through {
+            // Processed before a crash, its detections stored then: the state is rebuilt, the
+            // detections (and values for lists, already written) are not made twice.
+            if let Some(event) = event_of(stored) {
+                dropped += engine.process(&event).len();
+                engine.take_list_additions();
+            }
             continue;
         }
         let Some(event) = event_of(stored) else {
@@ -726,6 +800,12 @@ fn process_batch(service: &DetectService, batch: Vec<StoredEvent>) -> Vec<Detect
     }
     if let Some(last) = last {
         *service.processed_seq.lock().expect("not poisoned") = last;
+    }
+    if dropped > 0 {
+        tracing::info!(
+            detections = dropped,
+            "detections stored before the restart not stored again"
+        );
     }
     let additions = engine.take_list_additions();
     drop(engine);

@@ -69,6 +69,8 @@ fn a_running_server_detects_from_its_rules_and_keeps_window_state_across_restart
         ("ISMS_DETECT_BUILTIN_RULES", "off"),
         ("ISMS_DETECT_RULES_DIR", &rules_dir),
         ("ISMS_DETECT_ALLOWED_LATENESS_SECONDS", "0"),
+        // Saved at start and at shutdown only: the kills below always find events to read again.
+        ("ISMS_DETECT_SNAPSHOT_INTERVAL_SECONDS", "3600"),
     ]);
     run_test(Duration::from_secs(120), async {
         let listed = server.get_json("/api/rules", &[]).await;
@@ -190,6 +192,50 @@ fn a_running_server_detects_from_its_rules_and_keeps_window_state_across_restart
             .await;
         let detections = wait_for_detections(&server, &[("rule", "eve-appears")], 1).await;
         assert_eq!(detections[0]["severity"], "CRITICAL");
+    });
+
+    // A kill -9 before the next snapshot: the events since the last one are processed again to
+    // rebuild the state, and the detections they raise are not stored a second time.
+    let saved: Value = serde_json::from_slice(
+        &std::fs::read(server.data_dir().join("detect-state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        saved["processed_seq"], 0,
+        "the state was saved after the events (the snapshot interval is an hour): {saved:#}"
+    );
+    server.restart();
+    run_test(Duration::from_secs(60), async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let listed = server.get_json("/api/rules", &[]).await;
+            let eve = listed["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|rule| rule["definition"]["id"] == "eve-appears")
+                .cloned();
+            if eve.is_some_and(|eve| eve["status"]["matched_events"] == 1) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "eve's event was not processed again after the kill: {listed:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Time for any detection the catch-up made to be stored.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for (rule, state) in [("eve-appears", "fired"), ("failures-per-user", "fired")] {
+            let answer = server
+                .get_json("/api/detections", &[("rule", rule), ("state", state)])
+                .await;
+            assert_eq!(
+                answer["detections"].as_array().unwrap().len(),
+                1,
+                "{rule} stored again after the kill: {answer:#}"
+            );
+        }
     });
 
     // A graceful stop saves where detection stands; the active entity is still active after it.
