@@ -16,7 +16,9 @@
 //! the engine catches up. (Only a crash between a store append and that small write, or a power
 //! loss that keeps the older file, can still store some twice; detections of the clock, absence and
 //! scheduled rules are not tied to a seq and may repeat after a crash.) At the very first start it
-//! begins with what is stored next, not with the whole history.
+//! begins with what is stored next, not with the whole history. When each scheduled rule runs next
+//! is saved with the state too: a run that fell due while the server was down is made up for once,
+//! at start (over its look-back from then), like anacron.
 //!
 //! Rules come from the built-in pack, the rules directory and `<data_dir>/rules-api/` (rules made
 //! through the API, one YAML file each); lists from the lists directory. The directories are looked
@@ -442,7 +444,12 @@ impl DetectService {
             let file = std::fs::File::create(&temporary)?;
             let mut writer = std::io::BufWriter::new(file);
             use std::io::Write;
-            write!(writer, "{{\"processed_seq\":{processed},\"engine\":")?;
+            let next_runs = self.next_runs.lock().expect("not poisoned").clone();
+            write!(
+                writer,
+                "{{\"processed_seq\":{processed},\"scheduled_next_runs\":{},\"engine\":",
+                serde_json::to_string(&next_runs).map_err(std::io::Error::other)?
+            )?;
             engine
                 .write_snapshot(&mut writer)
                 .map_err(std::io::Error::other)?;
@@ -493,6 +500,10 @@ impl DetectService {
         #[derive(serde::Deserialize)]
         struct Saved {
             processed_seq: i64,
+            /// When each scheduled rule was to run next: a run missed while the server was down
+            /// is made up for at start (once, however many were missed).
+            #[serde(default)]
+            scheduled_next_runs: BTreeMap<String, i64>,
             engine: Value,
         }
         let saved: Saved = match serde_json::from_slice(&text) {
@@ -511,6 +522,7 @@ impl DetectService {
                     processed_seq = saved.processed_seq,
                     "detection state restored"
                 );
+                *self.next_runs.lock().expect("not poisoned") = saved.scheduled_next_runs;
                 Some(saved.processed_seq)
             }
             Err(error) => {

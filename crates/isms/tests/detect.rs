@@ -558,3 +558,54 @@ message: '{count} failures from {details.sourceipaddress} in the last {interval}
         );
     });
 }
+
+#[test]
+fn a_scheduled_run_missed_while_the_server_was_down_is_made_up_at_start() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Due once a day, 12 s from now: the server is stopped before and started after.
+    let due = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(12);
+    let due_utc = due.to_zoned(jiff::tz::TimeZone::UTC);
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("daily.yml"),
+        format!(
+            "id: daily-failures
+title: Failures of the day
+kind: scheduled
+match: 'category:authentication AND details.result:failure'
+parameters: {{schedule: '{} {} {} * * *', look_back: 1h, threshold: 3}}
+",
+            due_utc.second(),
+            due_utc.minute(),
+            due_utc.hour()
+        ),
+    )
+    .unwrap();
+    let rules_dir = rules.path().to_str().unwrap().to_owned();
+    let mut server = ServerProcess::start(&[
+        ("ISMS_DETECT_ENABLED", "on"),
+        ("ISMS_DETECT_BUILTIN_RULES", "off"),
+        ("ISMS_DETECT_RULES_DIR", &rules_dir),
+    ]);
+    run_test(Duration::from_secs(30), async {
+        let events: Vec<Value> = (0..3).map(|index| failure("root", 30 - index)).collect();
+        server
+            .post_events_ok(serde_json::to_vec(&events).unwrap())
+            .await;
+        // A tick of the clock has looked at the schedule (the next run is known, not yet due).
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    });
+    server.stop_gracefully();
+    assert!(
+        jiff::Timestamp::now() < due,
+        "the server ran past the rule's time before it was stopped; the test needs it stopped first"
+    );
+    let wait = due.duration_since(jiff::Timestamp::now()) + jiff::SignedDuration::from_secs(1);
+    std::thread::sleep(Duration::try_from(wait).unwrap());
+    server.start_again();
+    run_test(Duration::from_secs(60), async {
+        let detections = wait_for_detections(&server, &[("rule", "daily-failures")], 1).await;
+        assert_eq!(detections.len(), 1, "{detections:#?}");
+        assert_eq!(detections[0]["count"], 3, "{detections:#?}");
+    });
+}
