@@ -12,7 +12,8 @@
 //! count, sequence, absence, first seen and list (seed 002's detectors), and scheduled (a search over
 //! the store on a cron schedule, MozDef's alerts; the server runs the search, the engine judges it). The matching itself is
 //! `isms_query`'s matcher, the same code that answers a search, so a rule and a search agree on what
-//! an event matches.
+//! an event matches. Sigma rules ([`sigma`]) are read by `rsigma-parser` and compiled into the
+//! same IR, as `match` rules, side by side with native ones in the same directories.
 pub mod builtin;
 pub mod detection;
 pub mod duration;
@@ -20,6 +21,7 @@ pub mod engine;
 pub mod lists;
 pub mod parameters;
 pub mod rule;
+pub mod sigma;
 pub mod template;
 
 pub use detection::{Detection, DetectionState};

@@ -217,6 +217,9 @@ fn key_of_reason(reason: &str) -> Option<&str> {
 
 /// Reads every rule of one YAML text; returns the good ones and an error for each bad one.
 pub fn parse_rules(text: &str, source: &str) -> (Vec<Rule>, Vec<RuleError>) {
+    if looks_like_sigma(text) {
+        return parse_sigma_rules(text, source);
+    }
     let mut rules = Vec::new();
     let mut errors = Vec::new();
     // Where each document starts, to find keys' lines inside it.
@@ -284,6 +287,90 @@ pub fn parse_rules(text: &str, source: &str) -> (Vec<Rule>, Vec<RuleError>) {
                 errors.push(error);
             }
         }
+    }
+    (rules, errors)
+}
+
+/// Whether a rule file holds Sigma rules rather than native ones: a top-level `detection:`,
+/// `correlation:`, `filter:` or `logsource:` key (native rules have none of these), and no `kind:`.
+fn looks_like_sigma(text: &str) -> bool {
+    let top_level = |key: &str| {
+        text.lines()
+            .any(|line| line.starts_with(key) && line[key.len()..].trim_start().starts_with(':'))
+    };
+    !top_level("kind")
+        && ["detection", "correlation", "filter", "logsource"]
+            .into_iter()
+            .any(top_level)
+}
+
+/// Sigma rules of one file, compiled with the default field mapping; every document that cannot be
+/// used is reported with the rule's id where it has one.
+fn parse_sigma_rules(text: &str, source: &str) -> (Vec<Rule>, Vec<RuleError>) {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    let error = |rule_id: Option<String>, line: Option<usize>, reason: String| RuleError {
+        origin: source.to_owned(),
+        line,
+        rule_id,
+        reason,
+    };
+    let collection = match rsigma_parser::parse_sigma_yaml(text) {
+        Ok(collection) => collection,
+        Err(parse_error) => {
+            errors.push(error(
+                None,
+                None,
+                format!("not a Sigma rule: {parse_error}"),
+            ));
+            return (rules, errors);
+        }
+    };
+    for reason in &collection.errors {
+        errors.push(error(None, None, format!("not a Sigma rule: {reason}")));
+    }
+    let mapping = crate::sigma::SigmaFieldMapping::default();
+    for sigma_rule in &collection.rules {
+        let rule_id = sigma_rule.id.as_deref().map(crate::sigma::sigma_rule_id);
+        let line = sigma_rule
+            .id
+            .as_deref()
+            .and_then(|id| text.lines().position(|line| line.contains(id)))
+            .map(|index| index + 1);
+        match crate::sigma::compile_rule(sigma_rule, &mapping) {
+            Ok(definition) => match Rule::compile(definition, source) {
+                Ok(rule) => rules.push(rule),
+                Err(mut compile_error) => {
+                    compile_error.line = line;
+                    errors.push(compile_error);
+                }
+            },
+            Err(reason) => errors.push(error(
+                rule_id,
+                line,
+                format!("Sigma rule `{}`: {reason}", sigma_rule.title),
+            )),
+        }
+    }
+    for correlation in &collection.correlations {
+        errors.push(error(
+            correlation.id.as_deref().map(crate::sigma::sigma_rule_id),
+            None,
+            format!(
+                "Sigma correlation `{}`: correlations are not supported yet",
+                correlation.title
+            ),
+        ));
+    }
+    for filter in &collection.filters {
+        errors.push(error(
+            filter.id.as_deref().map(crate::sigma::sigma_rule_id),
+            None,
+            format!(
+                "Sigma filter `{}`: filters are not supported yet",
+                filter.title
+            ),
+        ));
     }
     (rules, errors)
 }

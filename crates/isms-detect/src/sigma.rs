@@ -1,0 +1,722 @@
+//! Sigma rules, compiled onto the engine.
+//!
+//! Sigma (SigmaHQ's YAML rule format) is how the field shares detections; isms runs its rules
+//! natively rather than through another engine. `rsigma-parser` reads the YAML (its AST: named
+//! detections, modifiers, the condition) and this module compiles each rule into the project's own
+//! predicate IR (`isms_query::Predicate`), printed as the query of a `match` rule: the rule then
+//! loads, runs, lists and persists like any native one, and `/api/rules` shows what it became.
+//!
+//! Field names are Sigma's (`CommandLine`, `EventID`, `User`): [`SigmaFieldMapping`] says which
+//! isms field each becomes. By default a name lands where normalization puts the same key of an
+//! incoming JSON event (lowercased; MozDef's fields and their aliases at the top level, `user` as
+//! `details.username`, everything else under `details`), so a rule matches the events made from
+//! the JSON it was written for.
+//!
+//! Semantics, as in the Sigma specification: strings compare case-insensitively (ASCII, as the IR
+//! does) and whole-value, `*` and `?` are wildcards (`\*`, `\?`, `\\` literal), a list of values is
+//! any-of (`|all`: every one), a map is all-of, a list of maps any-of; keywords (values without a
+//! field) are searched in the summary; `null` means the field is absent.
+//!
+//! What cannot be compiled yet is refused with the reason, never dropped: the modifiers `cidr`,
+//! `fieldref`, `expand` and the time-part modifiers, correlations and filters, array blocks.
+use std::collections::HashMap;
+
+use isms_query::{Bound, FieldPath, FieldTest, Predicate, RangeKind};
+use rsigma_parser::{
+    ConditionExpr, Detection, DetectionItem, Level, Modifier, Quantifier, SelectorPattern,
+    SigmaRule, SigmaString, SigmaValue, SpecialChar, StringPart,
+};
+use serde_json::{Map, Value};
+
+use crate::rule::RuleDefinition;
+
+/// Most combinations an `N of` selector may expand into.
+const MAX_SELECTOR_COMBINATIONS: usize = 256;
+
+/// Where each Sigma field name lands among isms fields.
+#[derive(Debug, Clone, Default)]
+pub struct SigmaFieldMapping {
+    /// Explicit renames (Sigma name, case as written → dotted isms path), tried first.
+    pub renames: HashMap<String, String>,
+}
+
+impl SigmaFieldMapping {
+    /// The isms field a Sigma field name means.
+    pub fn path_of(&self, sigma_field: &str) -> FieldPath {
+        if let Some(path) = self.renames.get(sigma_field) {
+            return FieldPath::parse_dotted(path);
+        }
+        default_path(sigma_field)
+    }
+}
+
+/// Where normalization would put the key `name` of an incoming JSON event: MozDef fields and their
+/// aliases at the top level (or in `details` for the network and user aliases), anything else
+/// under `details`. Dots separate path segments (nested objects).
+fn default_path(name: &str) -> FieldPath {
+    let lowered = name.to_lowercase();
+    let mut segments: Vec<String> = lowered.split('.').map(str::to_owned).collect();
+    let first = segments[0].clone();
+    if isms_event::MOZDEF_FIELDS.contains(&first.as_str()) && first != "details" {
+        return FieldPath(segments);
+    }
+    if first == "details" {
+        return FieldPath(segments);
+    }
+    for alias in isms_event::FIELD_ALIASES {
+        if alias.from == first {
+            match alias.to {
+                isms_event::AliasTarget::Top(target) => {
+                    segments[0] = target.to_owned();
+                    return FieldPath(segments);
+                }
+                isms_event::AliasTarget::Details(target) => {
+                    segments[0] = target.to_owned();
+                    segments.insert(0, "details".to_owned());
+                    return FieldPath(segments);
+                }
+                isms_event::AliasTarget::MergeIntoDetails => {
+                    segments[0] = "details".to_owned();
+                    return FieldPath(segments);
+                }
+            }
+        }
+    }
+    segments.insert(0, "details".to_owned());
+    FieldPath(segments)
+}
+
+/// Compiles one Sigma detection rule into a native rule definition (kind `match`).
+pub fn compile_rule(
+    rule: &SigmaRule,
+    mapping: &SigmaFieldMapping,
+) -> Result<RuleDefinition, String> {
+    let id = match &rule.id {
+        Some(id) => sigma_rule_id(id),
+        None => return Err("the rule has no id (Sigma rules need one to be told apart)".into()),
+    };
+    let mut named = HashMap::new();
+    for (name, detection) in &rule.detection.named {
+        let predicate = compile_detection(detection, mapping)
+            .map_err(|reason| format!("detection `{name}`: {reason}"))?;
+        named.insert(name.clone(), predicate);
+    }
+    let mut conditions = Vec::new();
+    for condition in &rule.detection.conditions {
+        conditions.push(compile_condition(condition, &named)?);
+    }
+    let predicate = match conditions.len() {
+        0 => return Err("the detection has no condition".into()),
+        1 => conditions.remove(0),
+        _ => Predicate::Or(conditions),
+    };
+    let mut tags = rule.tags.clone();
+    tags.push(format!("sigma:{}", rule.id.as_deref().unwrap_or_default()));
+    Ok(RuleDefinition {
+        id,
+        title: rule.title.clone(),
+        description: rule.description.clone().unwrap_or_default(),
+        severity: severity_of(rule.level).to_owned(),
+        enabled: true,
+        tags,
+        kind: "match".into(),
+        query: isms_query::to_query_string(&predicate),
+        parameters: Map::new(),
+        message: None,
+        add_to_list: None,
+    })
+}
+
+/// A Sigma rule's id as an isms rule id (`sigma-` and the id; ids are usually UUIDs).
+pub fn sigma_rule_id(id: &str) -> String {
+    let cleaned: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("sigma-{cleaned}")
+}
+
+/// Sigma's level as an RFC 5424 severity name (the same table normalization uses).
+fn severity_of(level: Option<Level>) -> &'static str {
+    match level {
+        Some(Level::Informational) => "INFO",
+        Some(Level::Low) => "NOTICE",
+        Some(Level::Medium) | None => "WARNING",
+        Some(Level::High) => "ERROR",
+        Some(Level::Critical) => "CRITICAL",
+    }
+}
+
+fn compile_condition(
+    condition: &ConditionExpr,
+    named: &HashMap<String, Predicate>,
+) -> Result<Predicate, String> {
+    Ok(match condition {
+        ConditionExpr::And(children) => Predicate::And(
+            children
+                .iter()
+                .map(|child| compile_condition(child, named))
+                .collect::<Result<_, _>>()?,
+        ),
+        ConditionExpr::Or(children) => Predicate::Or(
+            children
+                .iter()
+                .map(|child| compile_condition(child, named))
+                .collect::<Result<_, _>>()?,
+        ),
+        ConditionExpr::Not(child) => Predicate::Not(Box::new(compile_condition(child, named)?)),
+        ConditionExpr::Identifier(name) => named.get(name).cloned().ok_or_else(|| {
+            format!("the condition names `{name}`, which the detection does not define")
+        })?,
+        ConditionExpr::Selector {
+            quantifier,
+            pattern,
+        } => {
+            let mut names: Vec<&String> = named
+                .keys()
+                .filter(|name| match pattern {
+                    // `them` leaves out identifiers starting with an underscore (as pySigma does).
+                    SelectorPattern::Them => !name.starts_with('_'),
+                    SelectorPattern::Pattern(pattern) => {
+                        rsigma_parser::detection_name_matches(pattern, name)
+                    }
+                })
+                .collect();
+            names.sort();
+            if names.is_empty() {
+                return Err(format!(
+                    "`{quantifier} of {pattern}` names no detection of the rule"
+                ));
+            }
+            let children: Vec<Predicate> = names.iter().map(|name| named[*name].clone()).collect();
+            match quantifier {
+                Quantifier::Any => Predicate::Or(children),
+                Quantifier::All => Predicate::And(children),
+                Quantifier::Count(count) => at_least(*count as usize, children)?,
+            }
+        }
+    })
+}
+
+/// At least `count` of `children`: an OR of the ANDs of every `count`-combination.
+fn at_least(count: usize, children: Vec<Predicate>) -> Result<Predicate, String> {
+    if count == 0 {
+        return Ok(Predicate::All);
+    }
+    if count > children.len() {
+        return Ok(Predicate::Or(Vec::new()));
+    }
+    if count == 1 {
+        return Ok(Predicate::Or(children));
+    }
+    if count == children.len() {
+        return Ok(Predicate::And(children));
+    }
+    let mut combinations = Vec::new();
+    let mut chosen = Vec::new();
+    fn choose(
+        start: usize,
+        count: usize,
+        children: &[Predicate],
+        chosen: &mut Vec<usize>,
+        combinations: &mut Vec<Predicate>,
+    ) -> Result<(), String> {
+        if chosen.len() == count {
+            if combinations.len() >= MAX_SELECTOR_COMBINATIONS {
+                return Err(format!(
+                    "`{count} of` over {} detections makes more than {MAX_SELECTOR_COMBINATIONS} combinations",
+                    children.len()
+                ));
+            }
+            combinations.push(Predicate::And(
+                chosen
+                    .iter()
+                    .map(|index| children[*index].clone())
+                    .collect(),
+            ));
+            return Ok(());
+        }
+        for index in start..children.len() {
+            chosen.push(index);
+            choose(index + 1, count, children, chosen, combinations)?;
+            chosen.pop();
+        }
+        Ok(())
+    }
+    choose(0, count, &children, &mut chosen, &mut combinations)?;
+    Ok(Predicate::Or(combinations))
+}
+
+fn compile_detection(
+    detection: &Detection,
+    mapping: &SigmaFieldMapping,
+) -> Result<Predicate, String> {
+    Ok(match detection {
+        Detection::AllOf(items) => Predicate::And(
+            items
+                .iter()
+                .map(|item| compile_item(item, mapping))
+                .collect::<Result<_, _>>()?,
+        ),
+        Detection::AnyOf(children) => Predicate::Or(
+            children
+                .iter()
+                .map(|child| compile_detection(child, mapping))
+                .collect::<Result<_, _>>()?,
+        ),
+        Detection::And(children) => Predicate::And(
+            children
+                .iter()
+                .map(|child| compile_detection(child, mapping))
+                .collect::<Result<_, _>>()?,
+        ),
+        Detection::Keywords(values) => Predicate::Or(
+            values
+                .iter()
+                .map(|value| {
+                    value_test(
+                        &FieldPath::parse_dotted("summary"),
+                        value,
+                        &[Modifier::Contains],
+                    )
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Detection::ArrayMatch { .. } | Detection::Conditional { .. } => {
+            return Err("array blocks (`field[any]:`) are not supported yet".into());
+        }
+    })
+}
+
+fn compile_item(item: &DetectionItem, mapping: &SigmaFieldMapping) -> Result<Predicate, String> {
+    let modifiers = &item.field.modifiers;
+    for unsupported in [
+        Modifier::Cidr,
+        Modifier::FieldRef,
+        Modifier::Expand,
+        Modifier::Minute,
+        Modifier::Hour,
+        Modifier::Day,
+        Modifier::Week,
+        Modifier::Month,
+        Modifier::Year,
+    ] {
+        if modifiers.contains(&unsupported) {
+            return Err(format!(
+                "the modifier `{}` is not supported yet",
+                modifier_name(unsupported)
+            ));
+        }
+    }
+    let path = match &item.field.name {
+        Some(name) => mapping.path_of(name),
+        // Keywords with modifiers (`|contains` on a keyword list): searched in the summary.
+        None => FieldPath::parse_dotted("summary"),
+    };
+    if modifiers.contains(&Modifier::Exists) {
+        let wanted = match item.values.as_slice() {
+            [SigmaValue::Bool(wanted)] => *wanted,
+            _ => return Err("`exists` takes one value, true or false".into()),
+        };
+        let exists = Predicate::Field {
+            field: path,
+            test: FieldTest::Exists,
+        };
+        return Ok(if wanted {
+            exists
+        } else {
+            Predicate::Not(Box::new(exists))
+        });
+    }
+    if item.values.is_empty() {
+        return Err(format!("`{}` has no value", field_text(item)));
+    }
+    let tests = item
+        .values
+        .iter()
+        .map(|value| value_test(&path, value, modifiers))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|reason| format!("`{}`: {reason}", field_text(item)))?;
+    Ok(if modifiers.contains(&Modifier::All) {
+        Predicate::And(tests)
+    } else if tests.len() == 1 {
+        tests.into_iter().next().expect("one test")
+    } else {
+        Predicate::Or(tests)
+    })
+}
+
+fn field_text(item: &DetectionItem) -> String {
+    let mut text = item.field.name.clone().unwrap_or_default();
+    for modifier in &item.field.modifiers {
+        text.push('|');
+        text.push_str(modifier_name(*modifier));
+    }
+    text
+}
+
+fn modifier_name(modifier: Modifier) -> &'static str {
+    match modifier {
+        Modifier::Contains => "contains",
+        Modifier::StartsWith => "startswith",
+        Modifier::EndsWith => "endswith",
+        Modifier::All => "all",
+        Modifier::Base64 => "base64",
+        Modifier::Base64Offset => "base64offset",
+        Modifier::Wide => "wide",
+        Modifier::Utf16be => "utf16be",
+        Modifier::Utf16 => "utf16",
+        Modifier::WindAsh => "windash",
+        Modifier::Re => "re",
+        Modifier::Cidr => "cidr",
+        Modifier::Cased => "cased",
+        Modifier::Exists => "exists",
+        Modifier::Expand => "expand",
+        Modifier::FieldRef => "fieldref",
+        Modifier::Gt => "gt",
+        Modifier::Gte => "gte",
+        Modifier::Lt => "lt",
+        Modifier::Lte => "lte",
+        Modifier::Neq => "neq",
+        Modifier::IgnoreCase => "i",
+        Modifier::Multiline => "m",
+        Modifier::DotAll => "s",
+        Modifier::Minute => "minute",
+        Modifier::Hour => "hour",
+        Modifier::Day => "day",
+        Modifier::Week => "week",
+        Modifier::Month => "month",
+        Modifier::Year => "year",
+    }
+}
+
+/// The test of one value under the item's modifiers.
+fn value_test(
+    path: &FieldPath,
+    value: &SigmaValue,
+    modifiers: &[Modifier],
+) -> Result<Predicate, String> {
+    let field = |test: FieldTest| Predicate::Field {
+        field: path.clone(),
+        test,
+    };
+    let test = match value {
+        SigmaValue::Null => Predicate::Not(Box::new(field(FieldTest::Exists))),
+        SigmaValue::Integer(_) | SigmaValue::Float(_) if is_comparison(modifiers) => {
+            let number = match value {
+                SigmaValue::Integer(number) => *number as f64,
+                SigmaValue::Float(number) => *number,
+                _ => unreachable!("a number"),
+            };
+            let bound = |inclusive| {
+                Some(Bound {
+                    value: number,
+                    inclusive,
+                })
+            };
+            let (lower, upper) = if modifiers.contains(&Modifier::Gt) {
+                (bound(false), None)
+            } else if modifiers.contains(&Modifier::Gte) {
+                (bound(true), None)
+            } else if modifiers.contains(&Modifier::Lt) {
+                (None, bound(false))
+            } else {
+                (None, bound(true))
+            };
+            field(FieldTest::Range(RangeKind::Number { lower, upper }))
+        }
+        SigmaValue::Integer(number) => field(FieldTest::Equals(number.to_string())),
+        SigmaValue::Float(number) => field(FieldTest::Equals(Value::from(*number).to_string())),
+        SigmaValue::Bool(flag) => field(FieldTest::Equals(flag.to_string())),
+        SigmaValue::String(_) if is_comparison(modifiers) => {
+            return Err("a comparison (gt, gte, lt, lte) needs a number".into());
+        }
+        SigmaValue::String(text) => string_test(path, text, modifiers)?,
+    };
+    Ok(if modifiers.contains(&Modifier::Neq) {
+        Predicate::Not(Box::new(test))
+    } else {
+        test
+    })
+}
+
+fn is_comparison(modifiers: &[Modifier]) -> bool {
+    modifiers.iter().any(|modifier| {
+        matches!(
+            modifier,
+            Modifier::Gt | Modifier::Gte | Modifier::Lt | Modifier::Lte
+        )
+    })
+}
+
+/// A string value: its encodings (windash, base64, UTF-16) as alternatives, then contains /
+/// startswith / endswith, a regex, or a case-sensitive match.
+fn string_test(
+    path: &FieldPath,
+    text: &SigmaString,
+    modifiers: &[Modifier],
+) -> Result<Predicate, String> {
+    let field = |test: FieldTest| Predicate::Field {
+        field: path.clone(),
+        test,
+    };
+    if modifiers.contains(&Modifier::Re) {
+        // Sigma's regex searches (unanchored) and is case-sensitive unless `|i`; the IR's is
+        // anchored, so it is wrapped.
+        let mut flags = String::new();
+        if modifiers.contains(&Modifier::IgnoreCase) {
+            flags.push('i');
+        }
+        if modifiers.contains(&Modifier::Multiline) {
+            flags.push('m');
+        }
+        if modifiers.contains(&Modifier::DotAll) {
+            flags.push('s');
+        }
+        let pattern = &text.original;
+        regex::Regex::new(pattern).map_err(|error| format!("invalid regex: {error}"))?;
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!("(?{flags})")
+        };
+        return Ok(field(FieldTest::Regex(format!(
+            "(?s:.*?)(?:{flags}(?:{pattern}))(?s:.*)"
+        ))));
+    }
+    let mut variants = vec![text.parts.clone()];
+    if modifiers.contains(&Modifier::WindAsh) {
+        variants = variants
+            .iter()
+            .flat_map(|parts| windash_variants(parts))
+            .collect();
+    }
+    let encoded = modifiers.iter().any(|modifier| {
+        matches!(
+            modifier,
+            Modifier::Wide
+                | Modifier::Utf16be
+                | Modifier::Utf16
+                | Modifier::Base64
+                | Modifier::Base64Offset
+        )
+    });
+    if encoded {
+        variants = variants
+            .iter()
+            .map(|parts| encode(parts, modifiers))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+    }
+    let contains =
+        modifiers.contains(&Modifier::Contains) || modifiers.contains(&Modifier::Base64Offset);
+    let starts = contains || modifiers.contains(&Modifier::EndsWith);
+    let ends = contains || modifiers.contains(&Modifier::StartsWith);
+    let cased = modifiers.contains(&Modifier::Cased);
+    let tests: Vec<Predicate> = variants
+        .into_iter()
+        .map(|mut parts| {
+            if starts {
+                parts.insert(0, StringPart::Special(SpecialChar::WildcardMulti));
+            }
+            if ends {
+                parts.push(StringPart::Special(SpecialChar::WildcardMulti));
+            }
+            if cased {
+                return field(FieldTest::Regex(case_sensitive_regex(&parts)));
+            }
+            let plain = parts
+                .iter()
+                .all(|part| matches!(part, StringPart::Plain(_)));
+            if plain {
+                field(FieldTest::Equals(
+                    parts
+                        .iter()
+                        .map(|part| match part {
+                            StringPart::Plain(text) => text.as_str(),
+                            StringPart::Special(_) => "",
+                        })
+                        .collect(),
+                ))
+            } else {
+                field(FieldTest::Wildcard(wildcard_text(&parts)))
+            }
+        })
+        .collect();
+    Ok(if tests.len() == 1 {
+        tests.into_iter().next().expect("one test")
+    } else {
+        Predicate::Or(tests)
+    })
+}
+
+/// The IR's wildcard text of Sigma string parts (`*`, `?` and `\` in plain text escaped).
+fn wildcard_text(parts: &[StringPart]) -> String {
+    let mut text = String::new();
+    for part in parts {
+        match part {
+            StringPart::Plain(plain) => {
+                for c in plain.chars() {
+                    if matches!(c, '*' | '?' | '\\') {
+                        text.push('\\');
+                    }
+                    text.push(c);
+                }
+            }
+            StringPart::Special(SpecialChar::WildcardMulti) => text.push('*'),
+            StringPart::Special(SpecialChar::WildcardSingle) => text.push('?'),
+        }
+    }
+    text
+}
+
+/// A case-sensitive, anchored regex for Sigma string parts (`|cased`).
+fn case_sensitive_regex(parts: &[StringPart]) -> String {
+    let mut pattern = String::from("(?s)");
+    for part in parts {
+        match part {
+            StringPart::Plain(plain) => pattern.push_str(&regex::escape(plain)),
+            StringPart::Special(SpecialChar::WildcardMulti) => pattern.push_str(".*"),
+            StringPart::Special(SpecialChar::WildcardSingle) => pattern.push('.'),
+        }
+    }
+    pattern
+}
+
+/// The dashes Windows command lines accept for an option's leading `-` (windash): `-`, `/`, the
+/// en dash, the em dash and the horizontal bar.
+const WINDASH_CHARACTERS: [char; 5] = ['-', '/', '\u{2013}', '\u{2014}', '\u{2015}'];
+
+/// Most alternatives windash may produce for one value.
+const MAX_WINDASH_VARIANTS: usize = 625;
+
+/// Every way of writing the value's option dashes (a `-` at the start or after a space).
+fn windash_variants(parts: &[StringPart]) -> Vec<Vec<StringPart>> {
+    let mut variants: Vec<Vec<StringPart>> = vec![Vec::new()];
+    for part in parts {
+        match part {
+            StringPart::Special(_) => {
+                for variant in &mut variants {
+                    variant.push(part.clone());
+                }
+            }
+            StringPart::Plain(plain) => {
+                let mut texts = vec![String::new()];
+                let mut previous: Option<char> = None;
+                for c in plain.chars() {
+                    let option_dash = c == '-' && previous.is_none_or(|p| p == ' ');
+                    if option_dash && texts.len() * WINDASH_CHARACTERS.len() <= MAX_WINDASH_VARIANTS
+                    {
+                        texts = texts
+                            .iter()
+                            .flat_map(|text| {
+                                WINDASH_CHARACTERS.iter().map(move |dash| {
+                                    let mut next = text.clone();
+                                    next.push(*dash);
+                                    next
+                                })
+                            })
+                            .collect();
+                    } else {
+                        for text in &mut texts {
+                            text.push(c);
+                        }
+                    }
+                    previous = Some(c);
+                }
+                variants = variants
+                    .iter()
+                    .flat_map(|variant| {
+                        texts.iter().map(move |text| {
+                            let mut next = variant.clone();
+                            next.push(StringPart::Plain(text.clone()));
+                            next
+                        })
+                    })
+                    .collect();
+            }
+        }
+    }
+    variants
+}
+
+/// The value's bytes under the encodings of its modifiers (UTF-16 first, then base64), as
+/// alternatives (base64offset gives the three alignments). Wildcards cannot be encoded.
+fn encode(parts: &[StringPart], modifiers: &[Modifier]) -> Result<Vec<Vec<StringPart>>, String> {
+    let mut plain = String::new();
+    for part in parts {
+        match part {
+            StringPart::Plain(text) => plain.push_str(text),
+            StringPart::Special(_) => {
+                return Err("a value with wildcards cannot be base64 or UTF-16 encoded".into());
+            }
+        }
+    }
+    let mut bytes = plain.clone().into_bytes();
+    if modifiers.contains(&Modifier::Wide) {
+        bytes = plain.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    } else if modifiers.contains(&Modifier::Utf16be) {
+        bytes = plain.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    } else if modifiers.contains(&Modifier::Utf16) {
+        bytes = vec![0xFF, 0xFE];
+        bytes.extend(plain.encode_utf16().flat_map(u16::to_le_bytes));
+    }
+    let texts = if modifiers.contains(&Modifier::Base64Offset) {
+        base64_offsets(&bytes)
+    } else if modifiers.contains(&Modifier::Base64) {
+        vec![base64(&bytes)]
+    } else {
+        // UTF-16 without base64: the bytes as text (what a log holding them shows).
+        vec![String::from_utf8_lossy(&bytes).into_owned()]
+    };
+    Ok(texts
+        .into_iter()
+        .map(|text| vec![StringPart::Plain(text)])
+        .collect())
+}
+
+const BASE64_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let value = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for index in 0..4 {
+            if index <= chunk.len() {
+                text.push(BASE64_ALPHABET[((value >> (18 - 6 * index)) & 63) as usize] as char);
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    text
+}
+
+/// The parts of the base64 of `bytes` that stay the same whatever precedes them (the value at
+/// offsets 0, 1 and 2 of a 3-byte group), as Sigma's base64offset defines them.
+fn base64_offsets(bytes: &[u8]) -> Vec<String> {
+    const START_TRIM: [usize; 3] = [0, 2, 3];
+    const END_TRIM: [usize; 3] = [0, 3, 2];
+    (0..3)
+        .map(|shift| {
+            let mut shifted = vec![b' '; shift];
+            shifted.extend_from_slice(bytes);
+            let encoded = base64(&shifted);
+            let end = (bytes.len() + shift) % 3;
+            let text = &encoded[START_TRIM[shift]..encoded.len() - END_TRIM[end]];
+            text.to_owned()
+        })
+        .collect()
+}

@@ -1,0 +1,422 @@
+//! Sigma rules compiled onto the engine: each value modifier and condition form the compiler
+//! handles, on JSON events normalized as isms stores them; and every rule it cannot use reported
+//! with its file, id and reason while the others load.
+use isms_detect::{Engine, EngineOptions, Lists, Rule, parse_rules};
+use isms_event::{Event, Origin};
+use serde_json::{Value, json};
+
+fn event(raw: Value) -> Event {
+    let origin = Origin {
+        peer: None,
+        endpoint: "test".to_owned(),
+        key_name: None,
+    };
+    isms_event::normalize(raw, &origin, "2026-06-02T00:00:00Z".parse().unwrap()).unwrap()
+}
+
+fn sigma_rules(yaml: &str) -> Vec<Rule> {
+    let (rules, errors) = parse_rules(yaml, "sigma.yml");
+    assert!(errors.is_empty(), "{errors:#?}");
+    rules
+}
+
+/// Whether the single rule of `yaml` fires on the event made of `raw`.
+fn fires(yaml: &str, raw: Value) -> bool {
+    let mut engine = Engine::new(
+        sigma_rules(yaml),
+        Lists::default(),
+        EngineOptions {
+            allowed_lateness_micros: 0,
+            max_chain_depth: 0,
+        },
+    );
+    !engine.process(&event(raw)).is_empty()
+}
+
+fn rule(detection: &str) -> String {
+    format!(
+        "title: Test rule
+id: 5f1c0f0e-0000-4000-8000-000000000001
+status: test
+level: high
+tags: [attack.execution, attack.t1059]
+logsource: {{product: windows, category: process_creation}}
+detection:
+{detection}
+"
+    )
+}
+
+#[test]
+fn a_sigma_rule_becomes_a_match_rule_with_its_metadata() {
+    let rules = sigma_rules(&rule(
+        "    selection:\n        Image|endswith: '\\whoami.exe'\n    condition: selection",
+    ));
+    assert_eq!(rules.len(), 1);
+    let definition = &rules[0].definition;
+    assert_eq!(definition.id, "sigma-5f1c0f0e-0000-4000-8000-000000000001");
+    assert_eq!(definition.title, "Test rule");
+    assert_eq!(definition.kind, "match");
+    assert_eq!(definition.severity, "ERROR", "level high");
+    assert!(definition.tags.contains(&"attack.t1059".to_owned()));
+    assert_eq!(definition.query, r"details.image:*\\whoami.exe");
+}
+
+#[test]
+fn strings_compare_whole_and_case_insensitively_with_wildcards() {
+    let yaml =
+        rule("    selection:\n        CommandLine: 'net user * /add'\n    condition: selection");
+    assert!(fires(&yaml, json!({"CommandLine": "NET USER bob /ADD"})));
+    assert!(!fires(
+        &yaml,
+        json!({"CommandLine": "net user bob /add now"})
+    ));
+    assert!(!fires(
+        &yaml,
+        json!({"commandline_other": "net user bob /add"})
+    ));
+    // An escaped wildcard is a literal character.
+    let literal = rule("    selection:\n        Title: 'what\\?'\n    condition: selection");
+    assert!(fires(&literal, json!({"Title": "what?"})));
+    assert!(!fires(&literal, json!({"Title": "whatx"})));
+}
+
+#[test]
+fn contains_startswith_endswith_and_all() {
+    let yaml = rule(
+        "    selection:
+        CommandLine|contains|all: ['-nop', 'hidden']
+        Image|startswith: 'C:\\Windows\\'
+        ParentImage|endswith:
+            - '\\cmd.exe'
+            - '\\explorer.exe'
+    condition: selection",
+    );
+    let base = json!({
+        "CommandLine": "powershell -NoP -W Hidden -nop",
+        "Image": "c:\\windows\\system32\\powershell.exe",
+        "ParentImage": "C:\\Windows\\explorer.exe"
+    });
+    assert!(fires(&yaml, base.clone()));
+    let mut one_of_all = base.clone();
+    one_of_all["CommandLine"] = json!("powershell -nop");
+    assert!(!fires(&yaml, one_of_all), "|all needs every value");
+    let mut other_parent = base.clone();
+    other_parent["ParentImage"] = json!("C:\\Windows\\services.exe");
+    assert!(!fires(&yaml, other_parent));
+    let mut other_image = base;
+    other_image["Image"] = json!("D:\\Windows\\x.exe");
+    assert!(!fires(&yaml, other_image));
+}
+
+#[test]
+fn conditions_and_or_not_and_selectors() {
+    let yaml = rule(
+        "    selection_img:
+        Image|endswith: '\\rundll32.exe'
+    selection_cli:
+        CommandLine|contains: 'javascript:'
+    filter_main:
+        User: 'SYSTEM'
+    _helper:
+        Hostname: 'never'
+    condition: 1 of selection_* and not filter_main",
+    );
+    assert!(fires(
+        &yaml,
+        json!({"Image": "C:\\rundll32.exe", "User": "bob"})
+    ));
+    assert!(fires(&yaml, json!({"CommandLine": "x javascript:alert"})));
+    assert!(!fires(
+        &yaml,
+        json!({"Image": "C:\\rundll32.exe", "User": "system"})
+    ));
+    assert!(!fires(
+        &yaml,
+        json!({"Image": "C:\\other.exe", "User": "bob"})
+    ));
+
+    let all_of_them = rule(
+        "    a:
+        EventID: 4624
+    b:
+        LogonType: 10
+    _not_counted:
+        EventID: 1
+    condition: all of them",
+    );
+    assert!(fires(
+        &all_of_them,
+        json!({"EventID": 4624, "LogonType": 10})
+    ));
+    assert!(!fires(
+        &all_of_them,
+        json!({"EventID": 4624, "LogonType": 3})
+    ));
+
+    let two_of = rule(
+        "    a:
+        A: 1
+    b:
+        B: 1
+    c:
+        C: 1
+    condition: 2 of a or 2 of them",
+    );
+    assert!(fires(&two_of, json!({"A": 1, "C": 1})));
+    assert!(!fires(&two_of, json!({"B": 1})));
+
+    let list_of_maps = rule(
+        "    selection:
+        - EventID: 1
+          Image|endswith: '.scr'
+        - EventID: 2
+    condition: selection",
+    );
+    assert!(fires(
+        &list_of_maps,
+        json!({"EventID": 1, "Image": "a.scr"})
+    ));
+    assert!(fires(&list_of_maps, json!({"EventID": 2})));
+    assert!(!fires(
+        &list_of_maps,
+        json!({"EventID": 1, "Image": "a.exe"})
+    ));
+}
+
+#[test]
+fn numbers_comparisons_null_exists_neq_and_keywords() {
+    let numbers = rule(
+        "    selection:
+        DestinationPort|gte: 1024
+        DestinationPort|lt: 2048
+        Retries|neq: 0
+    condition: selection",
+    );
+    assert!(fires(
+        &numbers,
+        json!({"DestinationPort": 1500, "Retries": 2})
+    ));
+    assert!(!fires(
+        &numbers,
+        json!({"DestinationPort": 2048, "Retries": 2})
+    ));
+    assert!(!fires(
+        &numbers,
+        json!({"DestinationPort": 1500, "Retries": 0})
+    ));
+
+    let null_and_exists = rule(
+        "    selection:
+        ParentImage: null
+        Signature|exists: true
+        Signed|exists: false
+    condition: selection",
+    );
+    assert!(fires(&null_and_exists, json!({"Signature": "x"})));
+    assert!(!fires(
+        &null_and_exists,
+        json!({"Signature": "x", "ParentImage": "p"})
+    ));
+    assert!(!fires(
+        &null_and_exists,
+        json!({"Signature": "x", "Signed": true})
+    ));
+
+    let keywords = rule(
+        "    keywords:
+        - 'Failed password'
+        - 'authentication failure'
+    condition: keywords",
+    );
+    assert!(fires(
+        &keywords,
+        json!({"summary": "sshd: Failed password for root"})
+    ));
+    assert!(!fires(
+        &keywords,
+        json!({"summary": "Accepted password for root"})
+    ));
+}
+
+#[test]
+fn regex_cased_windash_base64_and_utf16() {
+    let regex = rule(
+        "    selection:
+        CommandLine|re: 'Invoke-(Expression|WebRequest)'
+        Url|re|i: '^https?://'
+    condition: selection",
+    );
+    assert!(fires(
+        &regex,
+        json!({"CommandLine": "x Invoke-Expression y", "Url": "HTTP://a"})
+    ));
+    assert!(
+        !fires(
+            &regex,
+            json!({"CommandLine": "x invoke-expression y", "Url": "http://a"})
+        ),
+        "re is case-sensitive without |i"
+    );
+    assert!(!fires(
+        &regex,
+        json!({"CommandLine": "Invoke-Expression", "Url": "ftp://a"})
+    ));
+
+    let cased = rule("    selection:\n        Name|cased: 'Admin*'\n    condition: selection");
+    assert!(fires(&cased, json!({"Name": "Administrator"})));
+    assert!(!fires(&cased, json!({"Name": "administrator"})));
+
+    let windash = rule(
+        "    selection:\n        CommandLine|windash|contains: ' -enc '\n    condition: selection",
+    );
+    assert!(fires(
+        &windash,
+        json!({"CommandLine": "powershell /enc AAAA"})
+    ));
+    assert!(fires(
+        &windash,
+        json!({"CommandLine": "powershell \u{2013}enc AAAA"})
+    ));
+    assert!(!fires(
+        &windash,
+        json!({"CommandLine": "powershell enc AAAA"})
+    ));
+
+    // "http://" in base64 at the three alignments, found inside longer base64 text.
+    let base64 = rule(
+        "    selection:\n        CommandLine|base64offset|contains: 'http://'\n    condition: selection",
+    );
+    for prefix in ["", "a", "ab"] {
+        let encoded = encode_base64(format!("{prefix}http://evil").as_bytes());
+        assert!(
+            fires(&base64, json!({"CommandLine": format!("-enc {encoded}")})),
+            "offset {} ({encoded})",
+            prefix.len()
+        );
+    }
+    assert!(!fires(
+        &base64,
+        json!({"CommandLine": encode_base64(b"https://x")})
+    ));
+
+    let plain_base64 =
+        rule("    selection:\n        Data|base64: 'ping'\n    condition: selection");
+    assert!(fires(&plain_base64, json!({"Data": "cGluZw=="})));
+    assert!(!fires(&plain_base64, json!({"Data": "ping"})));
+
+    let wide = rule(
+        "    selection:\n        Payload|wide|base64offset|contains: 'cmd'\n    condition: selection",
+    );
+    let utf16: Vec<u8> = "run cmd now"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert!(fires(&wide, json!({"Payload": encode_base64(&utf16)})));
+}
+
+/// Base64 written out independently of the compiler's encoder.
+fn encode_base64(bytes: &[u8]) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut text = String::new();
+    for byte in bytes {
+        bits = (bits << 8) | u32::from(*byte);
+        count += 8;
+        while count >= 6 {
+            count -= 6;
+            text.push(alphabet[((bits >> count) & 63) as usize] as char);
+        }
+    }
+    if count > 0 {
+        text.push(alphabet[((bits << (6 - count)) & 63) as usize] as char);
+    }
+    while !text.len().is_multiple_of(4) {
+        text.push('=');
+    }
+    text
+}
+
+#[test]
+fn rules_that_cannot_be_compiled_are_reported_and_the_others_load() {
+    let file = format!(
+        "{}---
+title: Uses cidr
+id: 5f1c0f0e-0000-4000-8000-000000000002
+logsource: {{product: linux}}
+detection:
+    selection:
+        SourceIp|cidr: '10.0.0.0/8'
+    condition: selection
+---
+title: Names a missing detection
+id: 5f1c0f0e-0000-4000-8000-000000000003
+logsource: {{product: linux}}
+detection:
+    selection:
+        A: 1
+    condition: selection and not filter
+---
+title: Unknown modifier
+id: 5f1c0f0e-0000-4000-8000-000000000004
+logsource: {{product: linux}}
+detection:
+    selection:
+        A|sometimes: 1
+    condition: selection
+---
+title: Many failed logins
+id: 5f1c0f0e-0000-4000-8000-000000000005
+correlation:
+    type: event_count
+    rules: [5f1c0f0e-0000-4000-8000-000000000001]
+    group-by: [User]
+    timespan: 5m
+    condition: {{gte: 5}}
+",
+        rule("    selection:\n        EventID: 1\n    condition: selection")
+    );
+    let (rules, errors) = parse_rules(&file, "mixed.yml");
+    assert_eq!(rules.len(), 1, "{errors:#?}");
+    let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let has = |needle: &str| reasons.iter().any(|reason| reason.contains(needle));
+    assert!(
+        has("the modifier `cidr` is not supported yet"),
+        "{reasons:#?}"
+    );
+    assert!(
+        has("sigma-5f1c0f0e-0000-4000-8000-000000000002"),
+        "{reasons:#?}"
+    );
+    assert!(has("`filter`"), "{reasons:#?}");
+    assert!(has("sometimes"), "{reasons:#?}");
+    assert!(has("correlations are not supported yet"), "{reasons:#?}");
+    assert!(
+        reasons.iter().all(|reason| reason.contains("mixed.yml")),
+        "{reasons:#?}"
+    );
+}
+
+#[test]
+fn sigma_and_native_rules_load_side_by_side_from_one_directory() {
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::write(
+        directory.path().join("native.yml"),
+        "id: native-one\ntitle: Native\nkind: match\nmatch: 'details.eventid:4625'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        directory.path().join("sigma.yml"),
+        rule("    selection:\n        EventID: 4624\n    condition: selection"),
+    )
+    .unwrap();
+    let loaded = isms_detect::load_directory(directory.path()).unwrap();
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    let mut ids: Vec<&str> = loaded.rules.iter().map(Rule::id).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["native-one", "sigma-5f1c0f0e-0000-4000-8000-000000000001"]
+    );
+}
