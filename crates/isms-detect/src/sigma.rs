@@ -15,7 +15,10 @@
 //! Semantics, as in the Sigma specification: strings compare case-insensitively (ASCII, as the IR
 //! does) and whole-value, `*` and `?` are wildcards (`\*`, `\?`, `\\` literal), a list of values is
 //! any-of (`|all`: every one), a map is all-of, a list of maps any-of; keywords (values without a
-//! field) are searched in the summary; `null` means the field is absent.
+//! field) are searched in the summary; `null` means the field is absent; `neq` needs the field to
+//! have a value (as rsigma-eval reads it). `base64offset` follows pySigma: each alignment's
+//! characters that depend on the bytes around the value are left out (rsigma-eval 0.23 keeps the
+//! trailing ones and misses a value inside longer encoded text).
 //!
 //! What cannot be compiled yet is refused with the reason, never dropped: the modifiers `cidr`,
 //! `fieldref`, `expand` and the time-part modifiers, correlations and filters, array blocks.
@@ -439,8 +442,13 @@ fn value_test(
         }
         SigmaValue::String(text) => string_test(path, text, modifiers)?,
     };
+    // `neq`: the field has a value and it is not this one (a missing field has no value that
+    // differs).
     Ok(if modifiers.contains(&Modifier::Neq) {
-        Predicate::Not(Box::new(test))
+        Predicate::And(vec![
+            field(FieldTest::Exists),
+            Predicate::Not(Box::new(test)),
+        ])
     } else {
         test
     })

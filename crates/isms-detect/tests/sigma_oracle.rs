@@ -1,0 +1,375 @@
+//! The Sigma compiler against an independent engine: the same rules over the same generated events
+//! through `rsigma-eval` (on the raw JSON) and through isms (the rules compiled into the IR, the
+//! events normalized as isms stores them) must match exactly the same events.
+//!
+//! The rules cover every modifier and condition form the compiler handles. The events are made of
+//! field values chosen so that each rule matches some and misses others; keyword text appears only
+//! in `message` (isms searches keywords in the summary, which `message` becomes).
+//!
+//! One known difference, where isms follows pySigma (the reference implementation) and rsigma-eval
+//! 0.23 does not: `base64offset`. pySigma drops the last characters of each alignment's base64
+//! that also depend on the bytes after the value; rsigma-eval keeps them (it trims only `=`), so
+//! it misses a value followed by more encoded text (`base64("http://evil")` for `http://`). For
+//! these rules isms must find everything rsigma-eval finds, and may find more.
+use std::collections::BTreeSet;
+
+use isms_detect::{Engine, EngineOptions, Lists, parse_rules};
+use isms_event::Origin;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use serde_json::{Map, Value, json};
+
+/// One rule per document; `title` is the rule's short name, the id is derived from it.
+const RULES: &[(&str, &str)] = &[
+    (
+        "contains",
+        "selection:\n        CommandLine|contains: whoami\n    condition: selection",
+    ),
+    (
+        "contains-all",
+        "selection:\n        CommandLine|contains|all: ['-nop', 'hidden']\n    condition: selection",
+    ),
+    (
+        "endswith",
+        "selection:\n        Image|endswith: '\\cmd.exe'\n    condition: selection",
+    ),
+    (
+        "startswith",
+        "selection:\n        Image|startswith: 'C:\\Windows\\'\n    condition: selection",
+    ),
+    (
+        "wildcard",
+        "selection:\n        CommandLine: 'net user * /add*'\n    condition: selection",
+    ),
+    (
+        "single-wildcard",
+        "selection:\n        Image: 'C:\\Users\\\\???\\rundll32.exe'\n    condition: selection",
+    ),
+    (
+        "number-list",
+        "selection:\n        EventID: [4624, 4625]\n    condition: selection",
+    ),
+    (
+        "range",
+        "selection:\n        DestinationPort|gte: 1024\n        DestinationPort|lt: 2048\n    condition: selection",
+    ),
+    (
+        "greater",
+        "selection:\n        DestinationPort|gt: 3000\n    condition: selection",
+    ),
+    (
+        "and-not",
+        "selection:\n        User: SYSTEM\n    filter:\n        Image|endswith: '\\cmd.exe'\n    condition: selection and not filter",
+    ),
+    (
+        "one-of-pattern",
+        "sel_a:\n        CommandLine|contains: powershell\n    sel_b:\n        Image|contains: psexec\n    condition: 1 of sel_*",
+    ),
+    (
+        "all-of-them",
+        "a:\n        EventID: 4688\n    b:\n        User|startswith: adm\n    condition: all of them",
+    ),
+    (
+        "two-of-them",
+        "a:\n        EventID: 4688\n    b:\n        User: bob\n    c:\n        Name|contains: admin\n    condition: 2 of them",
+    ),
+    (
+        "or-parentheses",
+        "a:\n        EventID: 1\n    b:\n        User: bob\n    c:\n        Name: x\n    condition: a and (b or c)",
+    ),
+    (
+        "list-of-maps",
+        "selection:\n        - EventID: 4625\n          User: admin\n        - Name: Administrator\n    condition: selection",
+    ),
+    (
+        "regex",
+        "selection:\n        CommandLine|re: 'Invoke-(Expression|WebRequest)'\n    condition: selection",
+    ),
+    (
+        "regex-i",
+        "selection:\n        CommandLine|re|i: 'invoke-expression'\n    condition: selection",
+    ),
+    (
+        "regex-anchor",
+        "selection:\n        User|re: '^adm'\n    condition: selection",
+    ),
+    (
+        "cased",
+        "selection:\n        Name|cased: 'Admin*'\n    condition: selection",
+    ),
+    (
+        "windash",
+        "selection:\n        CommandLine|windash|contains: ' -enc '\n    condition: selection",
+    ),
+    (
+        "base64offset",
+        "selection:\n        CommandLine|base64offset|contains: 'http://'\n    condition: selection",
+    ),
+    (
+        "wide-base64offset",
+        "selection:\n        CommandLine|wide|base64offset|contains: 'IEX'\n    condition: selection",
+    ),
+    (
+        "keywords",
+        "keywords:\n        - 'Failed password'\n        - 'authentication failure'\n    condition: keywords",
+    ),
+    (
+        "null",
+        "selection:\n        User: null\n    condition: selection",
+    ),
+    (
+        "exists",
+        "selection:\n        Name|exists: true\n    condition: selection",
+    ),
+    (
+        "not-exists",
+        "selection:\n        Name|exists: false\n    condition: selection",
+    ),
+    (
+        "neq",
+        "selection:\n        EventID|neq: 4624\n    condition: selection",
+    ),
+    (
+        "empty-string",
+        "selection:\n        CommandLine: ''\n    condition: selection",
+    ),
+    (
+        "case-insensitive",
+        "selection:\n        User: 'administrator'\n    condition: selection",
+    ),
+];
+
+fn rules_yaml() -> String {
+    RULES
+        .iter()
+        .enumerate()
+        .map(|(index, (name, detection))| {
+            format!(
+                "title: '{name}'\nid: 00000000-0000-4000-8000-{index:012}\nlogsource: {{product: test}}\ndetection:\n    {detection}\n"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// Rules where rsigma-eval 0.23 departs from pySigma (see the module doc).
+const SUPERSET_RULES: &[&str] = &["base64offset", "wide-base64offset"];
+
+fn isms_id(index: usize) -> String {
+    format!("sigma-00000000-0000-4000-8000-{index:012}")
+}
+
+fn field_values() -> Vec<(&'static str, Vec<Value>)> {
+    let strings = |values: &[&str]| values.iter().map(|value| json!(value)).collect();
+    vec![
+        (
+            "CommandLine",
+            strings(&[
+                "powershell -nop -w hidden",
+                "powershell /enc SQBFAFgA",
+                "powershell \u{2013}enc SQBFAFgA",
+                "powershell -enc aHR0cDovL2V2aWw",
+                "cmd /c whoami",
+                "net user bob /add",
+                "net user bob /ADD now",
+                "x Invoke-Expression y",
+                "x invoke-expression y",
+                "Invoke-WebRequest",
+                "YWJodHRwOi8v",
+                "enc",
+                "",
+            ]),
+        ),
+        (
+            "Image",
+            strings(&[
+                "C:\\Windows\\System32\\cmd.exe",
+                "c:\\windows\\system32\\WHOAMI.EXE",
+                "C:\\Users\\bob\\rundll32.exe",
+                "C:\\Users\\alice\\rundll32.exe",
+                "D:\\tools\\PsExec.exe",
+                "/usr/bin/curl",
+            ]),
+        ),
+        (
+            "EventID",
+            vec![
+                json!(1),
+                json!(4624),
+                json!(4625),
+                json!(4688),
+                json!("4625"),
+            ],
+        ),
+        (
+            "DestinationPort",
+            vec![
+                json!(22),
+                json!(1024),
+                json!(1500),
+                json!(2048),
+                json!(3001),
+            ],
+        ),
+        (
+            "User",
+            strings(&[
+                "SYSTEM",
+                "system",
+                "bob",
+                "Administrator",
+                "admin",
+                "xadmin",
+            ]),
+        ),
+        (
+            "Name",
+            strings(&["Admin1", "admin1", "Administrator", "x", "other admin"]),
+        ),
+        (
+            "message",
+            strings(&[
+                "Failed password for root",
+                "sshd: authentication failure; x",
+                "Accepted password",
+                "failed PASSWORD",
+            ]),
+        ),
+    ]
+}
+
+/// An event: each field present or not, with one of its values.
+fn events() -> impl Strategy<Value = Value> {
+    let fields = field_values();
+    let choices: Vec<BoxedStrategy<Option<(String, Value)>>> = fields
+        .into_iter()
+        .map(|(name, values)| {
+            prop::option::weighted(0.7, prop::sample::select(values))
+                .prop_map(move |value| value.map(|value| (name.to_owned(), value)))
+                .boxed()
+        })
+        .collect();
+    choices.prop_map(|present| {
+        let mut event = Map::new();
+        for (name, value) in present.into_iter().flatten() {
+            event.insert(name, value);
+        }
+        // isms refuses an event with neither summary nor details.
+        event.insert("Marker".to_owned(), json!("m"));
+        Value::Object(event)
+    })
+}
+
+struct Engines {
+    oracle: rsigma_eval::Engine,
+    isms: Engine,
+}
+
+impl Engines {
+    fn new() -> Engines {
+        let yaml = rules_yaml();
+        let collection = rsigma_parser::parse_sigma_yaml(&yaml).expect("the rules parse");
+        assert!(collection.errors.is_empty(), "{:?}", collection.errors);
+        let mut oracle = rsigma_eval::Engine::new();
+        oracle
+            .add_collection(&collection)
+            .expect("rsigma compiles the rules");
+        let (rules, errors) = parse_rules(&yaml, "oracle.yml");
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_eq!(rules.len(), RULES.len());
+        let isms = Engine::new(
+            rules,
+            Lists::default(),
+            EngineOptions {
+                allowed_lateness_micros: 0,
+                max_chain_depth: 0,
+            },
+        );
+        Engines { oracle, isms }
+    }
+
+    /// The rules (by index) each engine matches on `raw`.
+    fn matches(&mut self, raw: &Value) -> (BTreeSet<usize>, BTreeSet<usize>) {
+        let oracle: BTreeSet<usize> = self
+            .oracle
+            .evaluate(&rsigma_eval::event::JsonEvent::borrow(raw))
+            .iter()
+            .filter_map(|result| {
+                let title = &result.header.rule_title;
+                RULES.iter().position(|(name, _)| name == title)
+            })
+            .collect();
+        let origin = Origin {
+            peer: None,
+            endpoint: "test".to_owned(),
+            key_name: None,
+        };
+        let event = isms_event::normalize(raw.clone(), &origin, jiff::Timestamp::UNIX_EPOCH)
+            .expect("the event normalizes");
+        let isms: BTreeSet<usize> = self
+            .isms
+            .process(&event)
+            .iter()
+            .filter_map(|detection| {
+                (0..RULES.len()).find(|index| isms_id(*index) == detection.rule_id)
+            })
+            .collect();
+        (oracle, isms)
+    }
+}
+
+fn describe(indexes: &BTreeSet<usize>) -> Vec<&'static str> {
+    indexes.iter().map(|index| RULES[*index].0).collect()
+}
+
+#[test]
+fn every_rule_matches_some_generated_events_and_misses_others() {
+    // The vocabulary must exercise each rule both ways, or the differential test proves little.
+    let mut engines = Engines::new();
+    let mut matched = vec![0usize; RULES.len()];
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = events();
+    let total = 3000;
+    for _ in 0..total {
+        let raw = strategy.new_tree(&mut runner).unwrap().current();
+        let (oracle, _) = engines.matches(&raw);
+        for index in oracle {
+            matched[index] += 1;
+        }
+    }
+    for (index, count) in matched.iter().enumerate() {
+        assert!(
+            *count > 0 && *count < total,
+            "rule `{}` matched {count} of {total} events",
+            RULES[index].0
+        );
+    }
+}
+
+thread_local! {
+    /// Both engines, built once per test thread (compiling the rules for every case is slow).
+    static ENGINES: std::cell::RefCell<Engines> = std::cell::RefCell::new(Engines::new());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+    #[test]
+    fn isms_matches_exactly_what_rsigma_matches(raw in events()) {
+        let (oracle, isms) = ENGINES.with(|engines| engines.borrow_mut().matches(&raw));
+        let exact = |set: &BTreeSet<usize>| -> Vec<&'static str> {
+            describe(set)
+                .into_iter()
+                .filter(|name| !SUPERSET_RULES.contains(name))
+                .collect()
+        };
+        prop_assert_eq!(exact(&oracle), exact(&isms), "event {}", raw);
+        for name in describe(&oracle) {
+            prop_assert!(
+                describe(&isms).contains(&name),
+                "rsigma-eval matched `{}` and isms did not: event {}",
+                name,
+                raw
+            );
+        }
+    }
+}
