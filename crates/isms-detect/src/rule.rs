@@ -307,70 +307,66 @@ fn looks_like_sigma(text: &str) -> bool {
 /// Sigma rules of one file, compiled with the default field mapping; every document that cannot be
 /// used is reported with the rule's id where it has one.
 fn parse_sigma_rules(text: &str, source: &str) -> (Vec<Rule>, Vec<RuleError>) {
-    let mut rules = Vec::new();
     let mut errors = Vec::new();
-    let error = |rule_id: Option<String>, line: Option<usize>, reason: String| RuleError {
+    let files: Vec<crate::sigma::SigmaFile> = read_sigma_file(text, source, &mut errors)
+        .into_iter()
+        .collect();
+    let (rules, more_errors) = compile_sigma_files(&files);
+    errors.extend(more_errors);
+    (rules, errors)
+}
+
+/// The Sigma documents of a file's text; a text rsigma-parser cannot read at all, and each
+/// document it could not read, are reported.
+fn read_sigma_file(
+    text: &str,
+    source: &str,
+    errors: &mut Vec<RuleError>,
+) -> Option<crate::sigma::SigmaFile> {
+    let error = |reason: String| RuleError {
         origin: source.to_owned(),
-        line,
-        rule_id,
+        line: None,
+        rule_id: None,
         reason,
     };
     let collection = match rsigma_parser::parse_sigma_yaml(text) {
         Ok(collection) => collection,
         Err(parse_error) => {
-            errors.push(error(
-                None,
-                None,
-                format!("not a Sigma rule: {parse_error}"),
-            ));
-            return (rules, errors);
+            errors.push(error(format!("not a Sigma rule: {parse_error}")));
+            return None;
         }
     };
     for reason in &collection.errors {
-        errors.push(error(None, None, format!("not a Sigma rule: {reason}")));
+        errors.push(error(format!("not a Sigma rule: {reason}")));
     }
+    Some(crate::sigma::SigmaFile {
+        source: source.to_owned(),
+        text: text.to_owned(),
+        collection,
+    })
+}
+
+/// Compiles Sigma files together (filters and correlations may name rules of other files).
+fn compile_sigma_files(files: &[crate::sigma::SigmaFile]) -> (Vec<Rule>, Vec<RuleError>) {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
     let mapping = crate::sigma::SigmaFieldMapping::default();
-    for sigma_rule in &collection.rules {
-        let rule_id = sigma_rule.id.as_deref().map(crate::sigma::sigma_rule_id);
-        let line = sigma_rule
-            .id
-            .as_deref()
-            .and_then(|id| text.lines().position(|line| line.contains(id)))
-            .map(|index| index + 1);
-        match crate::sigma::compile_rule(sigma_rule, &mapping) {
-            Ok(definition) => match Rule::compile(definition, source) {
+    for compiled in crate::sigma::compile_files(files, &mapping) {
+        match compiled.result {
+            Ok(definition) => match Rule::compile(definition, &compiled.source) {
                 Ok(rule) => rules.push(rule),
                 Err(mut compile_error) => {
-                    compile_error.line = line;
+                    compile_error.line = compiled.line;
                     errors.push(compile_error);
                 }
             },
-            Err(reason) => errors.push(error(
-                rule_id,
-                line,
-                format!("Sigma rule `{}`: {reason}", sigma_rule.title),
-            )),
+            Err(reason) => errors.push(RuleError {
+                origin: compiled.source,
+                line: compiled.line,
+                rule_id: compiled.rule_id,
+                reason,
+            }),
         }
-    }
-    for correlation in &collection.correlations {
-        errors.push(error(
-            correlation.id.as_deref().map(crate::sigma::sigma_rule_id),
-            None,
-            format!(
-                "Sigma correlation `{}`: correlations are not supported yet",
-                correlation.title
-            ),
-        ));
-    }
-    for filter in &collection.filters {
-        errors.push(error(
-            filter.id.as_deref().map(crate::sigma::sigma_rule_id),
-            None,
-            format!(
-                "Sigma filter `{}`: filters are not supported yet",
-                filter.title
-            ),
-        ));
     }
     (rules, errors)
 }
@@ -418,6 +414,9 @@ pub fn load_directory(directory: &Path) -> Result<LoadedRules, std::io::Error> {
     collect_rule_files(directory, &mut files, 0)?;
     files.sort();
     let mut loaded = LoadedRules::default();
+    // Sigma files are compiled together once all are read: filters and correlations name rules
+    // of other files.
+    let mut sigma_files = Vec::new();
     for path in files {
         loaded.files += 1;
         let source = path.display().to_string();
@@ -433,11 +432,20 @@ pub fn load_directory(directory: &Path) -> Result<LoadedRules, std::io::Error> {
                 continue;
             }
         };
+        if looks_like_sigma(&text) {
+            sigma_files.extend(read_sigma_file(&text, &source, &mut loaded.errors));
+            continue;
+        }
         let (rules, errors) = parse_rules(&text, &source);
         loaded.errors.extend(errors);
         for rule in rules {
             add_unique(&mut loaded, rule);
         }
+    }
+    let (rules, errors) = compile_sigma_files(&sigma_files);
+    loaded.errors.extend(errors);
+    for rule in rules {
+        add_unique(&mut loaded, rule);
     }
     Ok(loaded)
 }

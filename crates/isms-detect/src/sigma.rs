@@ -20,8 +20,15 @@
 //! characters that depend on the bytes around the value are left out (rsigma-eval 0.23 keeps the
 //! trailing ones and misses a value inside longer encoded text).
 //!
+//! Filters add their condition to the rules they name (or every rule of their log source).
+//! Correlations run on the engine's windowed kinds over the events their rules match: event_count
+//! as `threshold`, value_count as `distinct_count`, temporal and temporal_ordered as `sequence`;
+//! their rules stop alerting on their own unless the correlation says `generate: true`.
+//!
 //! What cannot be compiled yet is refused with the reason, never dropped: the modifiers `cidr`,
-//! `fieldref`, `expand` and the time-part modifiers, correlations and filters, array blocks.
+//! `fieldref`, `expand` and the time-part modifiers; value_sum, value_avg, value_percentile and
+//! value_median; correlations of correlations, field aliases, conditions with two comparisons,
+//! windows other than sliding; array blocks.
 use std::collections::HashMap;
 
 use isms_query::{Bound, FieldPath, FieldTest, Predicate, RangeKind};
@@ -98,24 +105,37 @@ pub fn compile_rule(
         Some(id) => sigma_rule_id(id),
         None => return Err("the rule has no id (Sigma rules need one to be told apart)".into()),
     };
+    let predicate = compile_detections(&rule.detection, mapping)?;
+    Ok(match_definition(rule, id, &predicate))
+}
+
+/// The predicate of a rule's (or filter's) detection section: its named detections combined by
+/// its condition (several conditions: any of them).
+fn compile_detections(
+    detections: &rsigma_parser::Detections,
+    mapping: &SigmaFieldMapping,
+) -> Result<Predicate, String> {
     let mut named = HashMap::new();
-    for (name, detection) in &rule.detection.named {
+    for (name, detection) in &detections.named {
         let predicate = compile_detection(detection, mapping)
             .map_err(|reason| format!("detection `{name}`: {reason}"))?;
         named.insert(name.clone(), predicate);
     }
     let mut conditions = Vec::new();
-    for condition in &rule.detection.conditions {
+    for condition in &detections.conditions {
         conditions.push(compile_condition(condition, &named)?);
     }
-    let predicate = match conditions.len() {
+    Ok(match conditions.len() {
         0 => return Err("the detection has no condition".into()),
         1 => conditions.remove(0),
         _ => Predicate::Or(conditions),
-    };
+    })
+}
+
+fn match_definition(rule: &SigmaRule, id: String, predicate: &Predicate) -> RuleDefinition {
     let mut tags = rule.tags.clone();
     tags.push(format!("sigma:{}", rule.id.as_deref().unwrap_or_default()));
-    Ok(RuleDefinition {
+    RuleDefinition {
         id,
         title: rule.title.clone(),
         description: rule.description.clone().unwrap_or_default(),
@@ -123,8 +143,329 @@ pub fn compile_rule(
         enabled: true,
         tags,
         kind: "match".into(),
-        query: isms_query::to_query_string(&predicate),
+        query: isms_query::to_query_string(predicate),
         parameters: Map::new(),
+        message: None,
+        add_to_list: None,
+    }
+}
+
+/// The Sigma documents of one file.
+pub struct SigmaFile {
+    /// Where they were read (a path, or `api`).
+    pub source: String,
+    /// The file's text (to find each rule's line).
+    pub text: String,
+    /// What rsigma-parser made of it.
+    pub collection: rsigma_parser::SigmaCollection,
+}
+
+/// A rule definition compiled from Sigma, or why not, with where it came from.
+pub struct CompiledSigma {
+    /// The file.
+    pub source: String,
+    /// The line of the rule's id, where found.
+    pub line: Option<usize>,
+    /// The isms rule id, when the document has an id.
+    pub rule_id: Option<String>,
+    /// The definition, or the reason it could not be made.
+    pub result: Result<RuleDefinition, String>,
+}
+
+/// One detection rule on its way through filters and correlations.
+struct Pending<'a> {
+    file: &'a SigmaFile,
+    rule: &'a SigmaRule,
+    predicate: Result<Predicate, String>,
+    /// A correlation that does not `generate` uses this rule only through itself.
+    used_only_by_correlation: bool,
+}
+
+/// Compiles the Sigma documents of several files together: detection rules, then the filters
+/// that add exclusions to them, then the correlations built on them (references resolve across
+/// files, by id or name).
+pub fn compile_files(files: &[SigmaFile], mapping: &SigmaFieldMapping) -> Vec<CompiledSigma> {
+    let mut pending: Vec<Pending> = Vec::new();
+    for file in files {
+        for rule in &file.collection.rules {
+            let predicate = match &rule.id {
+                Some(_) => compile_detections(&rule.detection, mapping),
+                None => Err("the rule has no id (Sigma rules need one to be told apart)".into()),
+            };
+            pending.push(Pending {
+                file,
+                rule,
+                predicate,
+                used_only_by_correlation: false,
+            });
+        }
+    }
+    let find = |pending: &[Pending], reference: &str| {
+        pending.iter().position(|candidate| {
+            candidate.rule.id.as_deref() == Some(reference)
+                || candidate.rule.name.as_deref() == Some(reference)
+        })
+    };
+    let mut compiled = Vec::new();
+    for file in files {
+        for filter in &file.collection.filters {
+            let outcome = apply_filter(filter, &mut pending, mapping, &find);
+            if let Err(reason) = outcome {
+                compiled.push(CompiledSigma {
+                    source: file.source.clone(),
+                    line: line_of_id(&file.text, filter.id.as_deref()),
+                    rule_id: filter.id.as_deref().map(sigma_rule_id),
+                    result: Err(format!("Sigma filter `{}`: {reason}", filter.title)),
+                });
+            }
+        }
+    }
+    for file in files {
+        for correlation in &file.collection.correlations {
+            let result = compile_correlation(correlation, &mut pending, mapping, &find)
+                .map_err(|reason| format!("Sigma correlation `{}`: {reason}", correlation.title));
+            compiled.push(CompiledSigma {
+                source: file.source.clone(),
+                line: line_of_id(&file.text, correlation.id.as_deref()),
+                rule_id: correlation.id.as_deref().map(sigma_rule_id),
+                result,
+            });
+        }
+    }
+    let mut rules: Vec<CompiledSigma> = pending
+        .into_iter()
+        .map(|pending| {
+            let rule_id = pending.rule.id.as_deref().map(sigma_rule_id);
+            let result = pending
+                .predicate
+                .map(|predicate| {
+                    let mut definition = match_definition(
+                        pending.rule,
+                        rule_id.clone().unwrap_or_default(),
+                        &predicate,
+                    );
+                    if pending.used_only_by_correlation {
+                        definition.enabled = false;
+                    }
+                    definition
+                })
+                .map_err(|reason| format!("Sigma rule `{}`: {reason}", pending.rule.title));
+            CompiledSigma {
+                source: pending.file.source.clone(),
+                line: line_of_id(&pending.file.text, pending.rule.id.as_deref()),
+                rule_id,
+                result,
+            }
+        })
+        .collect();
+    rules.extend(compiled);
+    rules
+}
+
+/// The 1-based line where a document's `id: ...` is written.
+fn line_of_id(text: &str, id: Option<&str>) -> Option<usize> {
+    let id = id?;
+    text.lines()
+        .position(|line| line.trim_start().starts_with("id:") && line.contains(id))
+        .map(|index| index + 1)
+}
+
+type Finder<'f> = dyn Fn(&[Pending], &str) -> Option<usize> + 'f;
+
+/// Adds a filter's condition to the rules it names (or every rule of a matching log source).
+fn apply_filter(
+    filter: &rsigma_parser::FilterRule,
+    pending: &mut [Pending],
+    mapping: &SigmaFieldMapping,
+    find: &Finder,
+) -> Result<(), String> {
+    let condition = compile_detections(&filter.detection, mapping)?;
+    let targets: Vec<usize> = match &filter.rules {
+        rsigma_parser::FilterRuleTarget::Any => (0..pending.len()).collect(),
+        rsigma_parser::FilterRuleTarget::Specific(references) => {
+            let mut targets = Vec::new();
+            for reference in references {
+                match find(pending, reference) {
+                    Some(index) => targets.push(index),
+                    None => {
+                        return Err(format!("it names rule `{reference}`, which is not loaded"));
+                    }
+                }
+            }
+            targets
+        }
+    };
+    for index in targets {
+        let target = &mut pending[index];
+        if let Some(logsource) = &filter.logsource
+            && !logsource_applies(logsource, &target.rule.logsource)
+        {
+            continue;
+        }
+        if let Ok(predicate) = &mut target.predicate {
+            *predicate = Predicate::And(vec![predicate.clone(), condition.clone()]);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a filter's log source covers a rule's: each of category, product and service the
+/// filter names must be the rule's too.
+fn logsource_applies(filter: &rsigma_parser::LogSource, rule: &rsigma_parser::LogSource) -> bool {
+    let same = |wanted: &Option<String>, actual: &Option<String>| match wanted {
+        None => true,
+        Some(wanted) => actual
+            .as_deref()
+            .is_some_and(|actual| actual.eq_ignore_ascii_case(wanted)),
+    };
+    same(&filter.category, &rule.category)
+        && same(&filter.product, &rule.product)
+        && same(&filter.service, &rule.service)
+}
+
+/// A correlation as a rule of the engine's windowed kinds: event_count as threshold, value_count
+/// as distinct_count, temporal (ordered) as sequence; over the events its rules match.
+fn compile_correlation(
+    correlation: &rsigma_parser::CorrelationRule,
+    pending: &mut [Pending],
+    mapping: &SigmaFieldMapping,
+    find: &Finder,
+) -> Result<RuleDefinition, String> {
+    use rsigma_parser::{ConditionOperator, CorrelationCondition, CorrelationType};
+    let Some(sigma_id) = &correlation.id else {
+        return Err("the correlation has no id".into());
+    };
+    if correlation.window != rsigma_parser::WindowMode::Sliding {
+        return Err(format!(
+            "the `{}` window is not supported yet (sliding windows are)",
+            correlation.window.as_str()
+        ));
+    }
+    if !correlation.aliases.is_empty() {
+        return Err("field aliases are not supported yet".into());
+    }
+    let mut referenced = Vec::new();
+    for reference in &correlation.rules {
+        let Some(index) = find(pending, reference) else {
+            return Err(format!(
+                "it names rule `{reference}`, which is not loaded (correlations of correlations are not supported yet)"
+            ));
+        };
+        let predicate = pending[index]
+            .predicate
+            .clone()
+            .map_err(|reason| format!("its rule `{reference}` could not be compiled: {reason}"))?;
+        referenced.push((index, predicate));
+    }
+    if referenced.is_empty() {
+        return Err("it names no rule".into());
+    }
+    let group_by: Vec<Value> = correlation
+        .group_by
+        .iter()
+        .map(|field| Value::String(mapping.path_of(field).dotted()))
+        .collect();
+    let mut parameters = Map::new();
+    parameters.insert("group_by".into(), Value::Array(group_by));
+    parameters.insert(
+        "interval".into(),
+        Value::String(format!("{}s", correlation.timespan.seconds.max(1))),
+    );
+    let threshold = |parameters: &mut Map<String, Value>| -> Result<(), String> {
+        let CorrelationCondition::Threshold { predicates, .. } = &correlation.condition else {
+            return Err("condition expressions are not supported yet".into());
+        };
+        let [(operator, count)] = predicates.as_slice() else {
+            return Err("a condition with more than one comparison is not supported yet".into());
+        };
+        let compare = match operator {
+            ConditionOperator::Lt => "lt",
+            ConditionOperator::Lte => "le",
+            ConditionOperator::Gt => "gt",
+            ConditionOperator::Gte => "ge",
+            ConditionOperator::Eq => "eq",
+            ConditionOperator::Neq => "ne",
+        };
+        parameters.insert("compare".into(), Value::String(compare.into()));
+        parameters.insert("threshold".into(), Value::from(*count));
+        Ok(())
+    };
+    let either = |referenced: &[(usize, Predicate)]| -> Predicate {
+        if referenced.len() == 1 {
+            referenced[0].1.clone()
+        } else {
+            Predicate::Or(
+                referenced
+                    .iter()
+                    .map(|(_, predicate)| predicate.clone())
+                    .collect(),
+            )
+        }
+    };
+    let (kind, query) = match correlation.correlation_type {
+        CorrelationType::EventCount => {
+            threshold(&mut parameters)?;
+            ("threshold", either(&referenced))
+        }
+        CorrelationType::ValueCount => {
+            threshold(&mut parameters)?;
+            let CorrelationCondition::Threshold {
+                field: Some(fields),
+                ..
+            } = &correlation.condition
+            else {
+                return Err("value_count needs the field whose values are counted".into());
+            };
+            let [field] = fields.as_slice() else {
+                return Err("value_count over more than one field is not supported yet".into());
+            };
+            parameters.insert(
+                "field".into(),
+                Value::String(mapping.path_of(field).dotted()),
+            );
+            ("distinct_count", either(&referenced))
+        }
+        CorrelationType::Temporal | CorrelationType::TemporalOrdered => {
+            let steps: Vec<Value> = referenced
+                .iter()
+                .map(|(_, predicate)| {
+                    serde_json::json!({"match": isms_query::to_query_string(predicate)})
+                })
+                .collect();
+            if steps.len() < 2 {
+                return Err("a temporal correlation needs two or more rules".into());
+            }
+            parameters.insert("steps".into(), Value::Array(steps));
+            parameters.insert(
+                "ordered".into(),
+                Value::Bool(correlation.correlation_type == CorrelationType::TemporalOrdered),
+            );
+            ("sequence", Predicate::All)
+        }
+        other => {
+            return Err(format!(
+                "the `{}` correlation type is not supported yet",
+                other.as_str()
+            ));
+        }
+    };
+    if !correlation.generate {
+        for (index, _) in &referenced {
+            pending[*index].used_only_by_correlation = true;
+        }
+    }
+    let mut tags = correlation.tags.clone();
+    tags.push(format!("sigma:{sigma_id}"));
+    Ok(RuleDefinition {
+        id: sigma_rule_id(sigma_id),
+        title: correlation.title.clone(),
+        description: correlation.description.clone().unwrap_or_default(),
+        severity: severity_of(correlation.level).to_owned(),
+        enabled: true,
+        tags,
+        kind: kind.into(),
+        query: isms_query::to_query_string(&query),
+        parameters,
         message: None,
         add_to_list: None,
     })

@@ -369,11 +369,11 @@ detection:
 title: Many failed logins
 id: 5f1c0f0e-0000-4000-8000-000000000005
 correlation:
-    type: event_count
+    type: value_sum
     rules: [5f1c0f0e-0000-4000-8000-000000000001]
     group-by: [User]
     timespan: 5m
-    condition: {{gte: 5}}
+    condition: {{gte: 5, field: Bytes}}
 ",
         rule("    selection:\n        EventID: 1\n    condition: selection")
     );
@@ -391,7 +391,10 @@ correlation:
     );
     assert!(has("`filter`"), "{reasons:#?}");
     assert!(has("sometimes"), "{reasons:#?}");
-    assert!(has("correlations are not supported yet"), "{reasons:#?}");
+    assert!(
+        has("the `value_sum` correlation type is not supported yet"),
+        "{reasons:#?}"
+    );
     assert!(
         reasons.iter().all(|reason| reason.contains("mixed.yml")),
         "{reasons:#?}"
@@ -418,5 +421,207 @@ fn sigma_and_native_rules_load_side_by_side_from_one_directory() {
     assert_eq!(
         ids,
         ["native-one", "sigma-5f1c0f0e-0000-4000-8000-000000000001"]
+    );
+}
+
+/// Events at `seconds` after a fixed time, each with the given fields.
+fn timed(seconds: i64, fields: Value) -> Event {
+    let mut raw = fields;
+    let time = jiff::Timestamp::from_second(1_780_000_000 + seconds).unwrap();
+    raw["utctimestamp"] = json!(time.to_string());
+    event(raw)
+}
+
+/// Rule ids of the fired (not cleared) detections of `rules` over `events`.
+fn fired(rules: Vec<Rule>, events: &[Event]) -> Vec<String> {
+    let mut engine = Engine::new(
+        rules,
+        Lists::default(),
+        EngineOptions {
+            allowed_lateness_micros: 0,
+            max_chain_depth: 0,
+        },
+    );
+    let mut fired = Vec::new();
+    for event in events {
+        for detection in engine.process(event) {
+            if detection.state == isms_detect::DetectionState::Fired {
+                fired.push(detection.rule_id);
+            }
+        }
+    }
+    fired
+}
+
+const LOGIN_RULE: &str = "title: Login
+id: 6e000000-0000-4000-8000-000000000001
+name: login
+logsource: {product: linux, service: sshd}
+detection:
+    selection:
+        EventType: login
+    condition: selection
+";
+
+#[test]
+fn a_filter_in_another_file_adds_its_exclusion_to_the_rules_it_names() {
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::write(directory.path().join("login.yml"), LOGIN_RULE).unwrap();
+    std::fs::write(
+        directory.path().join("filter.yml"),
+        "title: Not the backup account
+id: 6e000000-0000-4000-8000-0000000000f1
+logsource: {product: linux}
+filter:
+    rules: [login]
+    selection:
+        User: backup
+    condition: not selection
+",
+    )
+    .unwrap();
+    let loaded = isms_detect::load_directory(directory.path()).unwrap();
+    assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
+    let events = [
+        timed(0, json!({"EventType": "login", "User": "backup"})),
+        timed(1, json!({"EventType": "login", "User": "alice"})),
+    ];
+    assert_eq!(
+        fired(loaded.rules, &events),
+        ["sigma-6e000000-0000-4000-8000-000000000001"]
+    );
+}
+
+#[test]
+fn correlations_run_on_the_windowed_kinds() {
+    let event_count = format!(
+        "{LOGIN_RULE}---
+title: Many logins
+id: 6e000000-0000-4000-8000-0000000000c1
+correlation:
+    type: event_count
+    rules: [login]
+    group-by: [User]
+    timespan: 5m
+    condition: {{gte: 3}}
+level: high
+"
+    );
+    let rules = sigma_rules(&event_count);
+    let correlation = rules
+        .iter()
+        .find(|rule| rule.definition.kind == "threshold")
+        .expect("event_count became a threshold rule");
+    assert_eq!(correlation.definition.severity, "ERROR");
+    assert_eq!(
+        correlation.definition.parameters["group_by"],
+        json!(["details.username"])
+    );
+    let base = rules
+        .iter()
+        .find(|rule| rule.definition.kind == "match")
+        .unwrap();
+    assert!(
+        !base.definition.enabled,
+        "without generate, the login rule alerts only through the correlation"
+    );
+    let login = |seconds, user: &str| timed(seconds, json!({"EventType": "login", "User": user}));
+    let events = [
+        login(0, "admin"),
+        login(10, "admin"),
+        login(20, "bob"),
+        login(30, "admin"),
+        login(40, "admin"),
+        login(1000, "bob"),
+        login(1010, "bob"),
+    ];
+    assert_eq!(
+        fired(rules, &events),
+        ["sigma-6e000000-0000-4000-8000-0000000000c1"],
+        "admin's third login within 5 minutes fires once; bob's logins are too far apart"
+    );
+
+    let generate = event_count.replace("level: high\n", "level: high\ngenerate: true\n");
+    let rules = sigma_rules(&generate);
+    assert!(rules.iter().all(|rule| rule.definition.enabled));
+
+    let value_count = format!(
+        "{LOGIN_RULE}---
+title: One source, many users
+id: 6e000000-0000-4000-8000-0000000000c2
+correlation:
+    type: value_count
+    rules: [login]
+    group-by: [SourceIp]
+    timespan: 1m
+    condition: {{gte: 3, field: User}}
+"
+    );
+    let from = |seconds, user: &str| {
+        timed(
+            seconds,
+            json!({"EventType": "login", "User": user, "SourceIp": "192.0.2.7"}),
+        )
+    };
+    let events = [from(0, "a"), from(1, "a"), from(2, "b"), from(3, "c")];
+    assert_eq!(
+        fired(sigma_rules(&value_count), &events),
+        ["sigma-6e000000-0000-4000-8000-0000000000c2"]
+    );
+
+    let temporal = format!(
+        "{LOGIN_RULE}---
+title: Sudo
+id: 6e000000-0000-4000-8000-000000000002
+name: sudo
+logsource: {{product: linux}}
+detection:
+    selection:
+        EventType: sudo
+    condition: selection
+---
+title: Login then sudo
+id: 6e000000-0000-4000-8000-0000000000c3
+correlation:
+    type: temporal_ordered
+    rules: [login, sudo]
+    group-by: [User]
+    timespan: 10m
+"
+    );
+    let events = [
+        timed(0, json!({"EventType": "sudo", "User": "eve"})),
+        timed(5, json!({"EventType": "login", "User": "eve"})),
+        timed(6, json!({"EventType": "login", "User": "mallory"})),
+        timed(9, json!({"EventType": "sudo", "User": "mallory"})),
+    ];
+    assert_eq!(
+        fired(sigma_rules(&temporal), &events),
+        ["sigma-6e000000-0000-4000-8000-0000000000c3"],
+        "only mallory logged in before sudo (eve's sudo came first; her login then has no sudo)"
+    );
+}
+
+#[test]
+fn a_correlation_naming_a_missing_rule_is_reported() {
+    let (rules, errors) = parse_rules(
+        "title: Many
+id: 6e000000-0000-4000-8000-0000000000c9
+correlation:
+    type: event_count
+    rules: [no-such-rule]
+    group-by: [User]
+    timespan: 5m
+    condition: {gte: 3}
+",
+        "missing.yml",
+    );
+    assert!(rules.is_empty());
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let reason = errors[0].to_string();
+    assert!(
+        reason.contains("missing.yml:2")
+            && reason.contains("it names rule `no-such-rule`, which is not loaded"),
+        "{reason}"
     );
 }
