@@ -658,6 +658,7 @@ fn compile_item(item: &DetectionItem, mapping: &SigmaFieldMapping) -> Result<Pre
             ));
         }
     }
+    check_modifiers(modifiers)?;
     let path = match &item.field.name {
         Some(name) => mapping.path_of(name),
         // Keywords with modifiers (`|contains` on a keyword list): searched in the summary.
@@ -694,6 +695,72 @@ fn compile_item(item: &DetectionItem, mapping: &SigmaFieldMapping) -> Result<Pre
     } else {
         Predicate::Or(tests)
     })
+}
+
+/// Refuses modifier chains that make no sense together (`|base64|re`, `|contains|startswith`,
+/// `|i` without `|re`, ...), naming the pair.
+fn check_modifiers(modifiers: &[Modifier]) -> Result<(), String> {
+    use Modifier::*;
+    let has = |modifier: Modifier| modifiers.contains(&modifier);
+    let conflict = |a: Modifier, b: Modifier| {
+        Err(format!(
+            "the modifiers `{}` and `{}` cannot be combined",
+            modifier_name(a),
+            modifier_name(b)
+        ))
+    };
+    let placement = [Contains, StartsWith, EndsWith];
+    let encodings = [Base64, Base64Offset, Wide, Utf16be, Utf16, WindAsh];
+    let comparisons = [Gt, Gte, Lt, Lte];
+    for (index, first) in placement.iter().enumerate() {
+        for second in &placement[index + 1..] {
+            if has(*first) && has(*second) {
+                return conflict(*first, *second);
+            }
+        }
+    }
+    if has(Base64) && has(Base64Offset) {
+        return conflict(Base64, Base64Offset);
+    }
+    if has(Re) {
+        for other in placement
+            .iter()
+            .chain(&encodings)
+            .chain(&comparisons)
+            .chain(&[Cased])
+        {
+            if has(*other) {
+                return conflict(Re, *other);
+            }
+        }
+    } else {
+        for flag in [IgnoreCase, Multiline, DotAll] {
+            if has(flag) {
+                return Err(format!(
+                    "the modifier `{}` is a regex flag and needs `re`",
+                    modifier_name(flag)
+                ));
+            }
+        }
+    }
+    for comparison in comparisons {
+        if has(comparison) {
+            for other in placement.iter().chain(&encodings).chain(&[Cased]) {
+                if has(*other) {
+                    return conflict(comparison, *other);
+                }
+            }
+        }
+    }
+    if has(Exists) && modifiers.len() > 1 {
+        let other = modifiers
+            .iter()
+            .find(|modifier| **modifier != Exists)
+            .copied()
+            .unwrap_or(Exists);
+        return conflict(Exists, other);
+    }
+    Ok(())
 }
 
 fn field_text(item: &DetectionItem) -> String {

@@ -625,3 +625,71 @@ correlation:
         "{reason}"
     );
 }
+
+#[test]
+fn bad_sigma_input_is_refused_with_the_reason_and_bounded() {
+    let refused = |detection: &str| -> String {
+        let (rules, errors) = parse_rules(&rule(detection), "bad.yml");
+        assert!(rules.is_empty(), "{detection}");
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        errors[0].to_string()
+    };
+    let reason = refused("    selection:\n        A|base64|re: 'x'\n    condition: selection");
+    assert!(
+        reason.contains("the modifiers `re` and `base64` cannot be combined")
+            && reason.contains("bad.yml:2")
+            && reason.contains("sigma-5f1c0f0e-0000-4000-8000-000000000001"),
+        "{reason}"
+    );
+    let reason =
+        refused("    selection:\n        A|contains|endswith: 'x'\n    condition: selection");
+    assert!(reason.contains("`contains` and `endswith`"), "{reason}");
+    let reason = refused("    selection:\n        A|i: 'x'\n    condition: selection");
+    assert!(reason.contains("needs `re`"), "{reason}");
+    let reason = refused("    selection:\n        A|gt: 'x'\n    condition: selection");
+    assert!(reason.contains("needs a number"), "{reason}");
+    let reason = refused("    selection:\n        A|re: '(unclosed'\n    condition: selection");
+    assert!(reason.contains("invalid regex"), "{reason}");
+    let reason =
+        refused("    selection:\n        A|expand: '%placeholder%'\n    condition: selection");
+    assert!(reason.contains("`expand` is not supported yet"), "{reason}");
+
+    // YAML aliases that would expand a billion times are refused by the YAML reader's limit.
+    let mut laughs = String::from(
+        "title: laughs\nid: 7e000000-0000-4000-8000-000000000001\nlogsource: {product: x}\na0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for level in 1..10 {
+        let previous = format!("*a{}", level - 1);
+        laughs.push_str(&format!(
+            "a{level}: &a{level} [{}]\n",
+            vec![previous; 10].join(", ")
+        ));
+    }
+    laughs.push_str("detection:\n    selection:\n        Field: *a9\n    condition: selection\n");
+    let (rules, errors) = parse_rules(&laughs, "laughs.yml");
+    assert!(rules.is_empty());
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.to_string().contains("repetition limit exceeded")),
+        "{errors:#?}"
+    );
+
+    // A rule file over the size bound is refused unread; the good file beside it loads.
+    let directory = tempfile::tempdir().unwrap();
+    let mut big = rule("    selection:\n        A: 1\n    condition: selection");
+    big.push_str(&format!(
+        "description: '{}'\n",
+        "x".repeat(10 * 1024 * 1024)
+    ));
+    std::fs::write(directory.path().join("big.yml"), big).unwrap();
+    std::fs::write(directory.path().join("good.yml"), LOGIN_RULE).unwrap();
+    let loaded = isms_detect::load_directory(directory.path()).unwrap();
+    assert_eq!(loaded.rules.len(), 1);
+    assert_eq!(loaded.errors.len(), 1, "{:#?}", loaded.errors);
+    assert!(
+        loaded.errors[0].to_string().contains("big.yml"),
+        "{}",
+        loaded.errors[0]
+    );
+}
