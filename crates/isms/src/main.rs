@@ -122,6 +122,11 @@ enum Command {
         #[command(flatten)]
         options: replay::ReplayOptions,
     },
+    /// Sigma rule tools.
+    Sigma {
+        #[command(subcommand)]
+        action: SigmaAction,
+    },
     /// Manage API keys in a data directory.
     Key {
         #[command(subcommand)]
@@ -156,6 +161,20 @@ enum KeyAction {
     Revoke {
         /// The key's id or name.
         key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SigmaAction {
+    /// Compile every rule of the directories (Sigma and native) without running them: list each
+    /// rule that cannot be used with its file, line, id and reason (exit status 1 when any).
+    Check {
+        /// Directories of rule files (searched recursively).
+        #[arg(required = true, value_name = "DIR")]
+        directories: Vec<PathBuf>,
+        /// Also print what each rule became (its kind and match in the query language).
+        #[arg(long)]
+        show: bool,
     },
 }
 
@@ -201,6 +220,17 @@ fn main() -> ExitCode {
             program,
             pretty,
         } => commands::decode(&files, decoders.as_deref(), &time_zone, program, pretty),
+        Command::Sigma {
+            action: SigmaAction::Check { directories, show },
+        } => {
+            return match replay::check_rules(&directories, show) {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Replay { options } => {
             return match replay::replay(options) {
                 Ok(code) => code,
@@ -249,6 +279,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Version
             | Command::Config { .. }
             | Command::Decode { .. }
+            | Command::Sigma { .. }
             | Command::Replay { .. } => {
                 unreachable!("handled without a runtime")
             }

@@ -142,6 +142,63 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `isms sigma check`: compiles the rules of the directories without running them and reports
+/// each that cannot be used; exit status 0 when all can, 1 when some cannot.
+pub fn check_rules(directories: &[PathBuf], show: bool) -> anyhow::Result<ExitCode> {
+    let mut loaded = LoadedRules::default();
+    for directory in directories {
+        let from_directory = isms_detect::load_directory(directory)
+            .with_context(|| format!("cannot read the rules directory {}", directory.display()))?;
+        loaded.files += from_directory.files;
+        loaded.errors.extend(from_directory.errors);
+        for rule in from_directory.rules {
+            isms_detect::rule::add_unique(&mut loaded, rule);
+        }
+    }
+    let sigma = loaded
+        .rules
+        .iter()
+        .filter(|rule| {
+            rule.definition
+                .tags
+                .iter()
+                .any(|tag| tag.starts_with("sigma:"))
+        })
+        .count();
+    println!(
+        "{} rules compiled from {} files ({sigma} from Sigma), {} not",
+        loaded.rules.len(),
+        loaded.files,
+        loaded.errors.len()
+    );
+    for error in &loaded.errors {
+        println!("  not loaded: {}", terminal_safe(&error.to_string()));
+    }
+    for problem in isms_detect::rule::chain_problems(&loaded.rules) {
+        println!("  warning: {}", terminal_safe(&problem.to_string()));
+    }
+    if show {
+        for rule in &loaded.rules {
+            println!(
+                "{}  {}{}  {}",
+                terminal_safe(rule.id()),
+                rule.definition.kind,
+                if rule.definition.enabled {
+                    ""
+                } else {
+                    " (disabled)"
+                },
+                terminal_safe(&rule.definition.query)
+            );
+        }
+    }
+    Ok(if loaded.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 /// Loads the rules asked for and prints the summary: how many loaded, and each one that did not with
 /// its file, line and reason. Fails only when no rule at all can run.
 fn load_rules(options: &ReplayOptions) -> anyhow::Result<LoadedRules> {

@@ -304,3 +304,107 @@ parameters:
     assert_eq!(detections.len(), 1, "{detections:#?}\n{}", output.stderr);
     assert_eq!(detections[0]["count"], 3);
 }
+
+const SIGMA_RULES: &str = "title: Whoami run
+id: 8a000000-0000-4000-8000-000000000001
+logsource: {product: windows, category: process_creation}
+level: high
+detection:
+    selection:
+        Image|endswith: '\\whoami.exe'
+    filter:
+        User: 'SYSTEM'
+    condition: selection and not filter
+---
+title: Uses cidr
+id: 8a000000-0000-4000-8000-000000000002
+logsource: {product: windows}
+detection:
+    selection:
+        SourceIp|cidr: '10.0.0.0/8'
+    condition: selection
+";
+
+#[test]
+fn sigma_rules_run_in_replay_and_sigma_check_lists_what_cannot_be_compiled() {
+    let directory = tempfile::tempdir().unwrap();
+    let rules = directory.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("windows.yml"), SIGMA_RULES).unwrap();
+    std::fs::write(rules.join("ssh.yml"), RULES.split("---").next().unwrap()).unwrap();
+    let events = directory.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        concat!(
+            r#"{"utctimestamp": "2026-06-01T10:00:00Z", "Image": "C:\\Windows\\System32\\whoami.exe", "User": "bob"}"#,
+            "\n",
+            r#"{"utctimestamp": "2026-06-01T10:00:01Z", "Image": "C:\\Windows\\System32\\whoami.exe", "User": "SYSTEM"}"#,
+            "\n",
+            r#"{"utctimestamp": "2026-06-01T10:00:02Z", "Image": "C:\\Windows\\notepad.exe", "User": "bob"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+
+    let check = run_isms(&["sigma", "check", rules.to_str().unwrap(), "--show"], &[]);
+    let output = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(1), "{output}{}", check.stderr);
+    assert!(
+        output.contains("2 rules compiled from 2 files (1 from Sigma), 1 not"),
+        "{output}"
+    );
+    assert!(
+        output.contains("windows.yml:13: rule `sigma-8a000000-0000-4000-8000-000000000002`")
+            && output.contains("the modifier `cidr` is not supported yet"),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            r"sigma-8a000000-0000-4000-8000-000000000001  match  details.image:*\\whoami.exe AND NOT details.username:SYSTEM"
+        ),
+        "{output}"
+    );
+
+    let replay = run_isms(
+        &[
+            "replay",
+            "--json",
+            "--rules",
+            rules.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(replay.status.code(), Some(0), "{}", replay.stderr);
+    let detections: Vec<Value> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert_eq!(
+        detections[0]["rule_id"],
+        "sigma-8a000000-0000-4000-8000-000000000001"
+    );
+    assert_eq!(detections[0]["severity"], "ERROR");
+    assert!(
+        replay
+            .stderr
+            .contains("rules: 2 loaded from 2 files, 1 not loaded"),
+        "{}",
+        replay.stderr
+    );
+
+    // Every rule compiles: exit status 0.
+    std::fs::write(
+        rules.join("windows.yml"),
+        SIGMA_RULES.split("---").next().unwrap(),
+    )
+    .unwrap();
+    let clean = run_isms(&["sigma", "check", rules.to_str().unwrap()], &[]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+}
