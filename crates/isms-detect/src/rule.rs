@@ -336,14 +336,50 @@ fn read_sigma_file(
             return None;
         }
     };
-    for reason in &collection.errors {
-        errors.push(error(format!("not a Sigma rule: {reason}")));
+    if !collection.errors.is_empty() {
+        // rsigma-parser says what is wrong but not in which document: each document is read alone
+        // to find the one that gives the same error, for its line and id.
+        let documents = sigma_documents(text);
+        for reason in &collection.errors {
+            let found = documents.iter().find(|(_, document)| {
+                rsigma_parser::parse_sigma_yaml(document)
+                    .is_ok_and(|alone| alone.errors.iter().any(|other| other == reason))
+            });
+            errors.push(RuleError {
+                origin: source.to_owned(),
+                line: found.map(|(line, _)| *line),
+                rule_id: found.and_then(|(_, document)| {
+                    document.lines().find_map(|line| {
+                        line.strip_prefix("id:").map(|id| {
+                            crate::sigma::sigma_rule_id(id.trim().trim_matches(['\'', '"']))
+                        })
+                    })
+                }),
+                reason: format!("not a Sigma rule: {reason}"),
+            });
+        }
     }
     Some(crate::sigma::SigmaFile {
         source: source.to_owned(),
         text: text.to_owned(),
         collection,
     })
+}
+
+/// The YAML documents of a text with the line each starts on.
+fn sigma_documents(text: &str) -> Vec<(usize, String)> {
+    let mut documents = vec![(1, String::new())];
+    for (index, line) in text.lines().enumerate() {
+        if line.starts_with("---") {
+            documents.push((index + 2, String::new()));
+            continue;
+        }
+        let current = &mut documents.last_mut().expect("one document at least").1;
+        current.push_str(line);
+        current.push('\n');
+    }
+    documents.retain(|(_, document)| !document.trim().is_empty());
+    documents
 }
 
 /// Compiles Sigma files together (filters and correlations may name rules of other files).

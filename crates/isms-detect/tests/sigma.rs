@@ -390,7 +390,12 @@ correlation:
         "{reasons:#?}"
     );
     assert!(has("`filter`"), "{reasons:#?}");
-    assert!(has("sometimes"), "{reasons:#?}");
+    assert!(
+        has(
+            "rule `sigma-5f1c0f0e-0000-4000-8000-000000000004`: not a Sigma rule: Unknown modifier 'sometimes'"
+        ),
+        "{reasons:#?}"
+    );
     assert!(
         has("the `value_sum` correlation type is not supported yet"),
         "{reasons:#?}"

@@ -18,6 +18,7 @@
 //!   rules: the offenders each finds and the time each takes (see `peers.rs`).
 mod detect;
 mod peers;
+mod sigma;
 mod syslog;
 
 use std::net::ToSocketAddrs;
@@ -114,6 +115,8 @@ enum Mode {
     Detect(detect::DetectArgs),
     /// isms replay against sec and fail2ban-regex on the same sshd lines and equivalent rules.
     DetectPeers(peers::PeersArgs),
+    /// isms replay against the rsigma command-line tool on the same Sigma rules and JSON events.
+    SigmaPeers(sigma::SigmaPeersArgs),
 }
 
 #[global_allocator]
@@ -164,6 +167,7 @@ fn main() -> anyhow::Result<()> {
             Mode::Syslog(args) => syslog::run(args).await,
             Mode::Detect(args) => tokio::task::block_in_place(|| detect::run(args)),
             Mode::DetectPeers(args) => tokio::task::block_in_place(|| peers::run(args)),
+            Mode::SigmaPeers(args) => tokio::task::block_in_place(|| sigma::run(args)),
         }
     })
 }
