@@ -105,74 +105,149 @@ pub struct RuleStatus {
 /// Which rules an event can match at all, so that an event meets only the rules that could match
 /// it rather than all of them (500 rules, each a predicate of a few tests, cost 50 µs an event).
 ///
-/// A rule whose match is an AND (or a single test) holding an equality test on a field (`hostname:
-/// web7`) can only match events holding that value there. Each such rule is filed under one of its
-/// equalities, the one the fewest rules share (a host or a user name rather than
-/// `category:authentication`); an event looks up its own values of the filed fields. The rest are
-/// tried on every event. The full match still decides: the filing only skips rules that cannot
-/// match, so answers are the same.
+/// From each rule's match comes a set of *alternatives*, one of which every matching event must
+/// hold: an equality (`hostname: web7`: that value in that field) or a literal (`CommandLine:
+/// *whoami*`: that text somewhere in that field's value, any case). An AND takes the best of its
+/// children's sets (a single equality the fewest rules share, as a host or user name rather than
+/// `category:authentication`; else the fewest, longest literals); an OR needs every child to have a
+/// set and takes them all. Each rule is filed under its alternatives: equalities in a table per
+/// field, literals in one Aho-Corasick automaton per field (Sigma's `contains`, `endswith` and
+/// keyword rules). An event looks up its own values of the filed fields and meets only those rules
+/// and the ones with no alternatives. The full match still decides: filing only skips rules that
+/// cannot match, so answers are the same (a property test holds it to every rule's own match).
 #[derive(Debug, Default)]
 struct Dispatch {
     /// Rules tried on every event.
     always: Vec<usize>,
     /// Per field, per value (ASCII lowercase, as equality compares), the rules filed under it.
     by_field: Vec<(FieldPath, RulesByValue)>,
+    /// Per field, the literals rules need in its value, and the rules of each literal.
+    by_literal: Vec<LiteralIndex>,
 }
 
 /// The rules filed under each value of one field.
 type RulesByValue = HashMap<String, Vec<usize>, Hasher>;
 
+/// The literals of one field's rules, found in a value in one pass.
+#[derive(Debug)]
+struct LiteralIndex {
+    field: FieldPath,
+    automaton: aho_corasick::AhoCorasick,
+    /// The rules of each literal (by pattern index).
+    rules: Vec<Vec<usize>>,
+}
+
+/// One way a matching event must look.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Alternative {
+    /// The field holds this value (ASCII lowercase).
+    Equals(FieldPath, String),
+    /// The field's value holds this text (ASCII lowercase).
+    Contains(FieldPath, String),
+}
+
+/// Literals shorter than this narrow too little to be worth a look in every event.
+const MIN_LITERAL_BYTES: usize = 3;
+
 impl Dispatch {
     fn build(rules: &[RuleRuntime]) -> Dispatch {
-        let required: Vec<Vec<(FieldPath, String)>> = rules
+        let sets: Vec<Vec<Vec<Alternative>>> = rules
             .iter()
             .map(
                 |runtime| match isms_query::parse(&runtime.rule.definition.query) {
-                    Ok(predicate) => {
-                        let mut found = Vec::new();
-                        required_equalities(&predicate, &mut found);
-                        found
-                    }
+                    Ok(predicate) => candidate_sets(&predicate),
                     Err(_) => Vec::new(),
                 },
             )
             .collect();
-        let mut shared: HashMap<(FieldPath, String), usize, Hasher> = HashMap::default();
-        for equalities in &required {
-            for equality in equalities {
-                *shared.entry(equality.clone()).or_default() += 1;
+        // How many rules could be filed under each alternative, to file a rule under its rarest.
+        let mut shared: HashMap<Alternative, usize, Hasher> = HashMap::default();
+        for rule_sets in &sets {
+            for alternative in rule_sets.iter().flatten() {
+                *shared.entry(alternative.clone()).or_default() += 1;
             }
         }
+        let required: Vec<Option<Vec<Alternative>>> = sets
+            .into_iter()
+            .map(|rule_sets| {
+                rule_sets.into_iter().min_by_key(|set| {
+                    let sharing: usize = set
+                        .iter()
+                        .map(|alternative| shared.get(alternative).copied().unwrap_or(0))
+                        .sum();
+                    (set_cost(set), sharing)
+                })
+            })
+            .collect();
         let mut dispatch = Dispatch::default();
-        for (index, equalities) in required.into_iter().enumerate() {
+        let mut literals: Vec<(FieldPath, Vec<(String, Vec<usize>)>)> = Vec::new();
+        for (index, alternatives) in required.into_iter().enumerate() {
             if matches!(rules[index].rule.kind, KindConfig::Scheduled(_)) {
                 // Not run per event at all.
                 continue;
             }
-            let Some((field, value)) = equalities
-                .into_iter()
-                .min_by_key(|equality| shared.get(equality).copied().unwrap_or(0))
-            else {
+            let Some(alternatives) = alternatives else {
                 dispatch.always.push(index);
                 continue;
             };
-            let position = match dispatch
-                .by_field
-                .iter()
-                .position(|(known, _)| *known == field)
-            {
-                Some(position) => position,
-                None => {
-                    dispatch.by_field.push((field, HashMap::default()));
-                    dispatch.by_field.len() - 1
+            for alternative in alternatives {
+                match alternative {
+                    Alternative::Equals(field, value) => {
+                        let position = match dispatch
+                            .by_field
+                            .iter()
+                            .position(|(known, _)| *known == field)
+                        {
+                            Some(position) => position,
+                            None => {
+                                dispatch.by_field.push((field, HashMap::default()));
+                                dispatch.by_field.len() - 1
+                            }
+                        };
+                        dispatch.by_field[position]
+                            .1
+                            .entry(value)
+                            .or_default()
+                            .push(index);
+                    }
+                    Alternative::Contains(field, literal) => {
+                        let position = match literals.iter().position(|(known, _)| *known == field)
+                        {
+                            Some(position) => position,
+                            None => {
+                                literals.push((field, Vec::new()));
+                                literals.len() - 1
+                            }
+                        };
+                        let patterns = &mut literals[position].1;
+                        match patterns.iter_mut().find(|(known, _)| *known == literal) {
+                            Some((_, rules)) => rules.push(index),
+                            None => patterns.push((literal, vec![index])),
+                        }
+                    }
                 }
-            };
-            dispatch.by_field[position]
-                .1
-                .entry(value)
-                .or_default()
-                .push(index);
+            }
         }
+        for (field, patterns) in literals {
+            let automaton = aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(patterns.iter().map(|(literal, _)| literal.as_bytes()));
+            match automaton {
+                Ok(automaton) => dispatch.by_literal.push(LiteralIndex {
+                    field,
+                    automaton,
+                    rules: patterns.into_iter().map(|(_, rules)| rules).collect(),
+                }),
+                // Cannot happen for these sizes; the rules are then simply tried on every event.
+                Err(_) => {
+                    for (_, rules) in patterns {
+                        dispatch.always.extend(rules);
+                    }
+                }
+            }
+        }
+        dispatch.always.sort_unstable();
+        dispatch.always.dedup();
         dispatch
     }
 
@@ -193,26 +268,102 @@ impl Dispatch {
                 }
             });
         }
+        for index in &self.by_literal {
+            for_each_scalar(document, &index.field, |value| {
+                if let Some(text) = render_scalar(value) {
+                    for found in index.automaton.find_overlapping_iter(text.as_bytes()) {
+                        candidates.extend_from_slice(&index.rules[found.pattern().as_usize()]);
+                    }
+                }
+            });
+        }
         candidates.sort_unstable();
         candidates.dedup();
     }
 }
 
-/// The equality tests every match of `predicate` must pass: its own if it is one, those of an AND's
-/// children. (Time fields compare instants, not text, and are left out.)
-fn required_equalities(predicate: &isms_query::Predicate, found: &mut Vec<(FieldPath, String)>) {
+/// Sets of alternatives every match of `predicate` holds one of (see [`Dispatch`]), each set
+/// enough on its own: an AND offers each child's sets, an OR one set made of a set of every child
+/// (none when a child has none). Empty when the rule must be tried on every event.
+fn candidate_sets(predicate: &isms_query::Predicate) -> Vec<Vec<Alternative>> {
+    use isms_query::{FieldTest, Predicate};
     match predicate {
-        isms_query::Predicate::Field {
+        // Time fields compare instants, not text.
+        Predicate::Field { field, .. } if field.is_time_field() => Vec::new(),
+        Predicate::Field {
             field,
-            test: isms_query::FieldTest::Equals(value),
-        } if !field.is_time_field() => found.push((field.clone(), value.to_ascii_lowercase())),
-        isms_query::Predicate::And(children) => {
+            test: FieldTest::Equals(value),
+        } => vec![vec![Alternative::Equals(
+            field.clone(),
+            value.to_ascii_lowercase(),
+        )]],
+        Predicate::Field {
+            field,
+            test: FieldTest::Wildcard(pattern),
+        } => longest_literal(pattern)
+            .filter(|literal| literal.len() >= MIN_LITERAL_BYTES)
+            .map(|literal| vec![vec![Alternative::Contains(field.clone(), literal)]])
+            .unwrap_or_default(),
+        Predicate::And(children) => children.iter().flat_map(candidate_sets).collect(),
+        Predicate::Or(children) if !children.is_empty() => {
+            let mut union = Vec::new();
             for child in children {
-                required_equalities(child, found);
+                let Some(best) = candidate_sets(child)
+                    .into_iter()
+                    .min_by_key(|set| set_cost(set))
+                else {
+                    return Vec::new();
+                };
+                for alternative in best {
+                    if !union.contains(&alternative) {
+                        union.push(alternative);
+                    }
+                }
             }
+            vec![union]
         }
-        _ => {}
+        _ => Vec::new(),
     }
+}
+
+/// How much a set of alternatives lets through, roughly: an equality little, a literal more (the
+/// shorter the more), each alternative adding its own.
+fn set_cost(set: &[Alternative]) -> usize {
+    set.iter()
+        .map(|alternative| match alternative {
+            Alternative::Equals(..) => 1,
+            Alternative::Contains(_, literal) => 1 + 64 / literal.len().max(1),
+        })
+        .sum()
+}
+
+/// The longest run of literal text in a wildcard pattern (`\*`, `\?`, `\\` are literal),
+/// ASCII-lowercased; `None` when the pattern is all wildcards.
+fn longest_literal(pattern: &str) -> Option<String> {
+    let mut best = String::new();
+    let mut current = String::new();
+    let mut characters = pattern.chars();
+    while let Some(c) = characters.next() {
+        match c {
+            '\\' => match characters.next() {
+                Some(escaped) => current.push(escaped),
+                None => current.push('\\'),
+            },
+            '*' | '?' => {
+                if current.len() > best.len() {
+                    best = std::mem::take(&mut current);
+                } else {
+                    current.clear();
+                }
+            }
+            other => current.push(other),
+        }
+    }
+    if current.len() > best.len() {
+        best = current;
+    }
+    best.make_ascii_lowercase();
+    (!best.is_empty()).then_some(best)
 }
 
 /// What a rule's state depends on: a state saved under another kind, match or parameters is not

@@ -698,15 +698,23 @@ mod dispatch {
     const FIELDS: [&str; 3] = ["hostname", "details.username", "category"];
     const VALUES: [&str; 4] = ["web1", "Root", "authentication", "bob"];
 
+    /// Wildcard patterns: literals the dispatch files rules under (`*oot*`, `web*`), one too short
+    /// to file (`*b*`), and one with no literal at all.
+    const PATTERNS: [&str; 6] = ["*oot*", "WEB*", "*ENTIC*", "*b*", "*", "b?b"];
+
     fn atom() -> impl Strategy<Value = String> {
-        (0..FIELDS.len(), 0..VALUES.len(), any::<bool>()).prop_map(|(field, value, upper)| {
-            let value = if upper {
-                VALUES[value].to_uppercase()
-            } else {
-                VALUES[value].to_owned()
-            };
-            format!("{}:{value}", FIELDS[field])
-        })
+        prop_oneof![
+            (0..FIELDS.len(), 0..VALUES.len(), any::<bool>()).prop_map(|(field, value, upper)| {
+                let value = if upper {
+                    VALUES[value].to_uppercase()
+                } else {
+                    VALUES[value].to_owned()
+                };
+                format!("{}:{value}", FIELDS[field])
+            }),
+            (0..FIELDS.len(), 0..PATTERNS.len())
+                .prop_map(|(field, pattern)| format!("{}:{}", FIELDS[field], PATTERNS[pattern])),
+        ]
     }
 
     fn clause() -> impl Strategy<Value = String> {

@@ -373,7 +373,11 @@ pub fn run(args: SigmaPeersArgs) -> anyhow::Result<()> {
     let rsigma_output = args.out.join("rsigma.jsonl");
     let mut rsigma = Command::new(&args.rsigma);
     rsigma
+        .arg("--output-format")
+        .arg("ndjson")
+        .arg("engine")
         .arg("eval")
+        .arg("--no-stats")
         .arg("-r")
         .arg(&rules)
         .arg("-e")
