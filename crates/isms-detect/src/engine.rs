@@ -137,6 +137,9 @@ struct LiteralIndex {
     rules: Vec<Vec<usize>>,
 }
 
+/// A literal and the rules filed under it, while the dispatch is built.
+type LiteralRules = (String, Vec<usize>);
+
 /// One way a matching event must look.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Alternative {
@@ -180,7 +183,7 @@ impl Dispatch {
             })
             .collect();
         let mut dispatch = Dispatch::default();
-        let mut literals: Vec<(FieldPath, Vec<(String, Vec<usize>)>)> = Vec::new();
+        let mut literals: Vec<(FieldPath, Vec<LiteralRules>)> = Vec::new();
         for (index, alternatives) in required.into_iter().enumerate() {
             if matches!(rules[index].rule.kind, KindConfig::Scheduled(_)) {
                 // Not run per event at all.
