@@ -142,19 +142,25 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `isms sigma check`: compiles the rules of the directories without running them and reports
-/// each that cannot be used; exit status 0 when all can, 1 when some cannot.
-pub fn check_rules(directories: &[PathBuf], show: bool) -> anyhow::Result<ExitCode> {
-    let mut loaded = LoadedRules::default();
+/// Adds the rules of each directory to `loaded` (an id already taken is reported, not loaded).
+fn add_directories(loaded: &mut LoadedRules, directories: &[PathBuf]) -> anyhow::Result<()> {
     for directory in directories {
         let from_directory = isms_detect::load_directory(directory)
             .with_context(|| format!("cannot read the rules directory {}", directory.display()))?;
         loaded.files += from_directory.files;
         loaded.errors.extend(from_directory.errors);
         for rule in from_directory.rules {
-            isms_detect::rule::add_unique(&mut loaded, rule);
+            isms_detect::rule::add_unique(loaded, rule);
         }
     }
+    Ok(())
+}
+
+/// `isms sigma check`: compiles the rules of the directories without running them and reports
+/// each that cannot be used; exit status 0 when all can, 1 when some cannot.
+pub fn check_rules(directories: &[PathBuf], show: bool) -> anyhow::Result<ExitCode> {
+    let mut loaded = LoadedRules::default();
+    add_directories(&mut loaded, directories)?;
     let sigma = loaded
         .rules
         .iter()
@@ -210,15 +216,7 @@ fn load_rules(options: &ReplayOptions) -> anyhow::Result<LoadedRules> {
     } else {
         LoadedRules::default()
     };
-    for directory in &options.rules {
-        let from_directory = isms_detect::load_directory(directory)
-            .with_context(|| format!("cannot read the rules directory {}", directory.display()))?;
-        loaded.files += from_directory.files;
-        loaded.errors.extend(from_directory.errors);
-        for rule in from_directory.rules {
-            isms_detect::rule::add_unique(&mut loaded, rule);
-        }
-    }
+    add_directories(&mut loaded, &options.rules)?;
     let disabled = loaded
         .rules
         .iter()

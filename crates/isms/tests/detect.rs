@@ -31,6 +31,15 @@ fn failure(user: &str, seconds_ago: i64) -> Value {
     })
 }
 
+/// The rule with `id` in a `/api/rules` answer.
+fn listed_rule(listed: &Value, id: &str) -> Option<Value> {
+    listed["rules"]
+        .as_array()?
+        .iter()
+        .find(|rule| rule["definition"]["id"] == id)
+        .cloned()
+}
+
 /// Polls `/api/detections` with `query` until `expected` detections are there (at most 20 s).
 async fn wait_for_detections(
     server: &ServerProcess,
@@ -209,12 +218,7 @@ fn a_running_server_detects_from_its_rules_and_keeps_window_state_across_restart
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let listed = server.get_json("/api/rules", &[]).await;
-            let eve = listed["rules"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|rule| rule["definition"]["id"] == "eve-appears")
-                .cloned();
+            let eve = listed_rule(&listed, "eve-appears");
             if eve.is_some_and(|eve| eve["status"]["matched_events"] == 1) {
                 break;
             }
@@ -243,13 +247,7 @@ fn a_running_server_detects_from_its_rules_and_keeps_window_state_across_restart
     server.start_again();
     run_test(Duration::from_secs(60), async {
         let listed = server.get_json("/api/rules", &[]).await;
-        let threshold = listed["rules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|rule| rule["definition"]["id"] == "failures-per-user")
-            .unwrap()
-            .clone();
+        let threshold = listed_rule(&listed, "failures-per-user").unwrap();
         assert_eq!(threshold["status"]["active"], 1, "{listed:#}");
         // Another failure attaches to the open detection instead of firing again.
         server
