@@ -7,9 +7,9 @@
 //! store: the engine already fed them to the rules itself (chains).
 //!
 //! What survives a restart: the engine's state and the seq it has processed through go to
-//! `<data_dir>/detect-state.json` every `detect.snapshot_interval_seconds` and when the server stops; at start the
-//! engine takes them up and goes on from that seq, so events stored while it was down are still
-//! seen. After a crash the events since the last snapshot are processed again to rebuild the state;
+//! `<data_dir>/detect-state.json` every `detect.snapshot_interval_seconds` and when the server
+//! stops; at start the engine takes them up and goes on from that seq, so events stored while it
+//! was down are still seen. After a crash the events since the last snapshot are processed again to rebuild the state;
 //! their detections are not stored a second time: whenever detections have been stored, the seq
 //! they were raised through goes to `<data_dir>/detect-progress.json` (renamed into place, not
 //! fsynced: the store's append already was), and detections of events up to it are dropped while
