@@ -607,3 +607,58 @@ parameters: {{schedule: '{} {} {} * * *', look_back: 1h, threshold: 3}}
         assert_eq!(detections[0]["count"], 3, "{detections:#?}");
     });
 }
+
+#[test]
+fn a_sigma_rule_in_the_rules_directory_detects_in_a_running_server() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("whoami.yml"),
+        "title: Whoami run
+id: 8b000000-0000-4000-8000-000000000001
+logsource: {product: windows, category: process_creation}
+level: high
+detection:
+    selection:
+        Image|endswith: '\\whoami.exe'
+    filter:
+        User: SYSTEM
+    condition: selection and not filter
+",
+    )
+    .unwrap();
+    let rules_dir = rules.path().to_str().unwrap().to_owned();
+    let server = ServerProcess::start(&[
+        ("ISMS_DETECT_ENABLED", "on"),
+        ("ISMS_DETECT_BUILTIN_RULES", "off"),
+        ("ISMS_DETECT_RULES_DIR", &rules_dir),
+    ]);
+    run_test(Duration::from_secs(60), async {
+        let listed = server.get_json("/api/rules", &[]).await;
+        let rule = listed_rule(&listed, "sigma-8b000000-0000-4000-8000-000000000001")
+            .unwrap_or_else(|| panic!("the Sigma rule is loaded: {listed:#}"));
+        assert_eq!(rule["definition"]["kind"], "match");
+        let events = json!([
+            {"summary": "process", "Image": "C:\\Windows\\System32\\whoami.exe", "User": "SYSTEM"},
+            {"summary": "process", "Image": "C:\\Windows\\System32\\whoami.exe", "User": "mallory"}
+        ]);
+        server
+            .post_events_ok(serde_json::to_vec(&events).unwrap())
+            .await;
+        let detections = wait_for_detections(
+            &server,
+            &[("rule", "sigma-8b000000-0000-4000-8000-000000000001")],
+            1,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let all = server
+            .get_json(
+                "/api/detections",
+                &[("rule", "sigma-8b000000-0000-4000-8000-000000000001")],
+            )
+            .await;
+        assert_eq!(all["detections"].as_array().unwrap().len(), 1, "{all:#}");
+        assert_eq!(detections[0]["severity"], "ERROR");
+    });
+}
