@@ -131,8 +131,12 @@ impl Rule {
                 definition.severity
             ))
         })?;
-        let predicate = compile_query(&definition.query)
-            .map_err(|reason| error(format!("match `{}`: {reason}", definition.query)))?;
+        let predicate = compile_query(&definition.query).map_err(|reason| {
+            error(format!(
+                "match `{}`: {reason}",
+                shortened(&definition.query)
+            ))
+        })?;
         let kind =
             KindConfig::from_parameters(&definition.kind, &definition.parameters).map_err(error)?;
         let message = definition
@@ -172,6 +176,15 @@ impl Rule {
 
     pub fn id(&self) -> &str {
         &self.definition.id
+    }
+}
+
+/// A query as an error quotes it: whole up to 200 characters, else its start and how long it is.
+fn shortened(query: &str) -> String {
+    const SHOWN: usize = 200;
+    match query.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}… ({} bytes)", &query[..end], query.len()),
+        None => query.to_owned(),
     }
 }
 

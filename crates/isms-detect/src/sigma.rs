@@ -908,10 +908,8 @@ fn string_test(
     }
     let mut variants = vec![text.parts.clone()];
     if modifiers.contains(&Modifier::WindAsh) {
-        variants = variants
-            .iter()
-            .flat_map(|parts| windash_variants(parts))
-            .collect();
+        // One value: `variants` holds only the value itself here.
+        variants = windash_variants(&text.parts)?;
     }
     let encoded = modifiers.iter().any(|modifier| {
         matches!(
@@ -1011,11 +1009,18 @@ fn case_sensitive_regex(parts: &[StringPart]) -> String {
 /// en dash, the em dash and the horizontal bar.
 const WINDASH_CHARACTERS: [char; 5] = ['-', '/', '\u{2013}', '\u{2014}', '\u{2015}'];
 
-/// Most alternatives windash may produce for one value.
-const MAX_WINDASH_VARIANTS: usize = 625;
+/// Most alternatives windash may produce for one value (three option dashes; each alternative is
+/// a test in the rule's match, which is bounded in size).
+const MAX_WINDASH_VARIANTS: usize = 125;
 
-/// Every way of writing the value's option dashes (a `-` at the start or after a space).
-fn windash_variants(parts: &[StringPart]) -> Vec<Vec<StringPart>> {
+/// Every way of writing the value's option dashes (a `-` at the start or after a space); refused
+/// when that makes more than [`MAX_WINDASH_VARIANTS`] alternatives (four dashes give 625).
+fn windash_variants(parts: &[StringPart]) -> Result<Vec<Vec<StringPart>>, String> {
+    let too_many = || {
+        format!(
+            "windash would write this value in more than {MAX_WINDASH_VARIANTS} ways (too many option dashes)"
+        )
+    };
     let mut variants: Vec<Vec<StringPart>> = vec![Vec::new()];
     for part in parts {
         match part {
@@ -1029,8 +1034,10 @@ fn windash_variants(parts: &[StringPart]) -> Vec<Vec<StringPart>> {
                 let mut previous: Option<char> = None;
                 for c in plain.chars() {
                     let option_dash = c == '-' && previous.is_none_or(|p| p == ' ');
-                    if option_dash && texts.len() * WINDASH_CHARACTERS.len() <= MAX_WINDASH_VARIANTS
-                    {
+                    if option_dash {
+                        if texts.len() * WINDASH_CHARACTERS.len() > MAX_WINDASH_VARIANTS {
+                            return Err(too_many());
+                        }
                         texts = texts
                             .iter()
                             .flat_map(|text| {
@@ -1048,6 +1055,9 @@ fn windash_variants(parts: &[StringPart]) -> Vec<Vec<StringPart>> {
                     }
                     previous = Some(c);
                 }
+                if variants.len() * texts.len() > MAX_WINDASH_VARIANTS {
+                    return Err(too_many());
+                }
                 variants = variants
                     .iter()
                     .flat_map(|variant| {
@@ -1061,7 +1071,7 @@ fn windash_variants(parts: &[StringPart]) -> Vec<Vec<StringPart>> {
             }
         }
     }
-    variants
+    Ok(variants)
 }
 
 /// The value's bytes under the encodings of its modifiers (UTF-16 first, then base64), as

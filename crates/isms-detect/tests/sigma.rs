@@ -698,3 +698,29 @@ fn bad_sigma_input_is_refused_with_the_reason_and_bounded() {
         loaded.errors[0]
     );
 }
+
+#[test]
+fn windash_with_too_many_option_dashes_is_refused_not_expanded_without_bound() {
+    let (rules, errors) = parse_rules(
+        &rule(
+            "    selection:\n        CommandLine|windash|contains: '-a -b -c -d -e*-f -g -h'\n    condition: selection",
+        ),
+        "windash.yml",
+    );
+    assert!(rules.is_empty());
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("windash would write this value in more than 125 ways"),
+        "{errors:#?}"
+    );
+    // Three dashes (125 ways) still compile.
+    let (rules, errors) = parse_rules(
+        &rule(
+            "    selection:\n        CommandLine|windash|contains: '-a -b -c'\n    condition: selection",
+        ),
+        "windash.yml",
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(rules.len(), 1);
+}
