@@ -350,24 +350,31 @@ fn read_sigma_file(
         }
     };
     if !collection.errors.is_empty() {
-        // rsigma-parser says what is wrong but not in which document: each document is read alone
-        // to find the one that gives the same error, for its line and id.
-        let documents = sigma_documents(text);
+        // rsigma-parser says what is wrong but not in which document: each document is read alone,
+        // once, and each error is given to the first document that gave the same one.
+        let mut alone: Vec<(usize, Option<String>, Vec<String>)> = sigma_documents(text)
+            .into_iter()
+            .map(|(line, document)| {
+                let id = document.lines().find_map(|line| {
+                    line.strip_prefix("id:")
+                        .map(|id| crate::sigma::sigma_rule_id(id.trim().trim_matches(['\'', '"'])))
+                });
+                let errors = rsigma_parser::parse_sigma_yaml(&document)
+                    .map(|parsed| parsed.errors)
+                    .unwrap_or_default();
+                (line, id, errors)
+            })
+            .collect();
         for reason in &collection.errors {
-            let found = documents.iter().find(|(_, document)| {
-                rsigma_parser::parse_sigma_yaml(document)
-                    .is_ok_and(|alone| alone.errors.iter().any(|other| other == reason))
+            let found = alone.iter_mut().find_map(|(line, id, document_errors)| {
+                let position = document_errors.iter().position(|other| other == reason)?;
+                document_errors.remove(position);
+                Some((*line, id.clone()))
             });
             errors.push(RuleError {
                 origin: source.to_owned(),
-                line: found.map(|(line, _)| *line),
-                rule_id: found.and_then(|(_, document)| {
-                    document.lines().find_map(|line| {
-                        line.strip_prefix("id:").map(|id| {
-                            crate::sigma::sigma_rule_id(id.trim().trim_matches(['\'', '"']))
-                        })
-                    })
-                }),
+                line: found.as_ref().map(|(line, _)| *line),
+                rule_id: found.and_then(|(_, id)| id),
                 reason: format!("not a Sigma rule: {reason}"),
             });
         }

@@ -96,19 +96,6 @@ fn default_path(name: &str) -> FieldPath {
     FieldPath(segments)
 }
 
-/// Compiles one Sigma detection rule into a native rule definition (kind `match`).
-pub fn compile_rule(
-    rule: &SigmaRule,
-    mapping: &SigmaFieldMapping,
-) -> Result<RuleDefinition, String> {
-    let id = match &rule.id {
-        Some(id) => sigma_rule_id(id),
-        None => return Err("the rule has no id (Sigma rules need one to be told apart)".into()),
-    };
-    let predicate = compile_detections(&rule.detection, mapping)?;
-    Ok(match_definition(rule, id, &predicate))
-}
-
 /// The predicate of a rule's (or filter's) detection section: its named detections combined by
 /// its condition (several conditions: any of them).
 fn compile_detections(
