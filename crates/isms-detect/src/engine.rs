@@ -140,6 +140,23 @@ struct LiteralIndex {
 /// A literal and the rules filed under it, while the dispatch is built.
 type LiteralRules = (String, Vec<usize>);
 
+/// Files rule `index` under `value` of `field` (equalities and literals alike).
+fn file_under(
+    tables: &mut Vec<(FieldPath, RulesByValue)>,
+    field: FieldPath,
+    value: String,
+    index: usize,
+) {
+    let position = match tables.iter().position(|(known, _)| *known == field) {
+        Some(position) => position,
+        None => {
+            tables.push((field, HashMap::default()));
+            tables.len() - 1
+        }
+    };
+    tables[position].1.entry(value).or_default().push(index);
+}
+
 /// One way a matching event must look.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Alternative {
@@ -183,7 +200,7 @@ impl Dispatch {
             })
             .collect();
         let mut dispatch = Dispatch::default();
-        let mut literals: Vec<(FieldPath, Vec<LiteralRules>)> = Vec::new();
+        let mut literals: Vec<(FieldPath, RulesByValue)> = Vec::new();
         for (index, alternatives) in required.into_iter().enumerate() {
             if matches!(rules[index].rule.kind, KindConfig::Scheduled(_)) {
                 // Not run per event at all.
@@ -196,42 +213,16 @@ impl Dispatch {
             for alternative in alternatives {
                 match alternative {
                     Alternative::Equals(field, value) => {
-                        let position = match dispatch
-                            .by_field
-                            .iter()
-                            .position(|(known, _)| *known == field)
-                        {
-                            Some(position) => position,
-                            None => {
-                                dispatch.by_field.push((field, HashMap::default()));
-                                dispatch.by_field.len() - 1
-                            }
-                        };
-                        dispatch.by_field[position]
-                            .1
-                            .entry(value)
-                            .or_default()
-                            .push(index);
+                        file_under(&mut dispatch.by_field, field, value, index)
                     }
                     Alternative::Contains(field, literal) => {
-                        let position = match literals.iter().position(|(known, _)| *known == field)
-                        {
-                            Some(position) => position,
-                            None => {
-                                literals.push((field, Vec::new()));
-                                literals.len() - 1
-                            }
-                        };
-                        let patterns = &mut literals[position].1;
-                        match patterns.iter_mut().find(|(known, _)| *known == literal) {
-                            Some((_, rules)) => rules.push(index),
-                            None => patterns.push((literal, vec![index])),
-                        }
+                        file_under(&mut literals, field, literal, index)
                     }
                 }
             }
         }
         for (field, patterns) in literals {
+            let patterns: Vec<LiteralRules> = patterns.into_iter().collect();
             let automaton = aho_corasick::AhoCorasick::builder()
                 .ascii_case_insensitive(true)
                 .build(patterns.iter().map(|(literal, _)| literal.as_bytes()));
