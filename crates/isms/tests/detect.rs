@@ -31,6 +31,20 @@ fn failure(user: &str, seconds_ago: i64) -> Value {
     })
 }
 
+/// A server with detection on, no built-in rules, and a rules directory holding one file (the
+/// directory lives as long as the returned guard).
+fn server_with_rule_file(name: &str, text: &str) -> (tempfile::TempDir, ServerProcess) {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join(name), text).unwrap();
+    let rules_dir = rules.path().to_str().unwrap().to_owned();
+    let server = ServerProcess::start(&[
+        ("ISMS_DETECT_ENABLED", "on"),
+        ("ISMS_DETECT_BUILTIN_RULES", "off"),
+        ("ISMS_DETECT_RULES_DIR", &rules_dir),
+    ]);
+    (rules, server)
+}
+
 /// The rule with `id` in a `/api/rules` answer.
 fn listed_rule(listed: &Value, id: &str) -> Option<Value> {
     listed["rules"]
@@ -507,9 +521,8 @@ fn rules_and_lists_are_made_changed_and_removed_through_the_api() {
 #[test]
 fn a_scheduled_rule_searches_the_store_on_its_schedule() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(
-        rules.path().join("scheduled.yml"),
+    let (_rules, server) = server_with_rule_file(
+        "scheduled.yml",
         "id: noisy-sources
 title: Sources with failures in the last hour
 kind: scheduled
@@ -517,14 +530,7 @@ match: 'category:authentication AND details.result:failure'
 parameters: {schedule: '* * * * * *', look_back: 1h, group_by: [details.sourceipaddress], threshold: 3}
 message: '{count} failures from {details.sourceipaddress} in the last {interval}'
 ",
-    )
-    .unwrap();
-    let rules_dir = rules.path().to_str().unwrap().to_owned();
-    let server = ServerProcess::start(&[
-        ("ISMS_DETECT_ENABLED", "on"),
-        ("ISMS_DETECT_BUILTIN_RULES", "off"),
-        ("ISMS_DETECT_RULES_DIR", &rules_dir),
-    ]);
+    );
     run_test(Duration::from_secs(60), async {
         let mut events: Vec<Value> = (0..3).map(|index| failure("root", 30 - index)).collect();
         let mut other = failure("alice", 5);
@@ -563,10 +569,9 @@ fn a_scheduled_run_missed_while_the_server_was_down_is_made_up_at_start() {
     // Due once a day, 12 s from now: the server is stopped before and started after.
     let due = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(12);
     let due_utc = due.to_zoned(jiff::tz::TimeZone::UTC);
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(
-        rules.path().join("daily.yml"),
-        format!(
+    let (_rules, mut server) = server_with_rule_file(
+        "daily.yml",
+        &format!(
             "id: daily-failures
 title: Failures of the day
 kind: scheduled
@@ -577,14 +582,7 @@ parameters: {{schedule: '{} {} {} * * *', look_back: 1h, threshold: 3}}
             due_utc.minute(),
             due_utc.hour()
         ),
-    )
-    .unwrap();
-    let rules_dir = rules.path().to_str().unwrap().to_owned();
-    let mut server = ServerProcess::start(&[
-        ("ISMS_DETECT_ENABLED", "on"),
-        ("ISMS_DETECT_BUILTIN_RULES", "off"),
-        ("ISMS_DETECT_RULES_DIR", &rules_dir),
-    ]);
+    );
     run_test(Duration::from_secs(30), async {
         let events: Vec<Value> = (0..3).map(|index| failure("root", 30 - index)).collect();
         server
@@ -611,9 +609,8 @@ parameters: {{schedule: '{} {} {} * * *', look_back: 1h, threshold: 3}}
 #[test]
 fn a_sigma_rule_in_the_rules_directory_detects_in_a_running_server() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(
-        rules.path().join("whoami.yml"),
+    let (_rules, server) = server_with_rule_file(
+        "whoami.yml",
         "title: Whoami run
 id: 8b000000-0000-4000-8000-000000000001
 logsource: {product: windows, category: process_creation}
@@ -625,14 +622,7 @@ detection:
         User: SYSTEM
     condition: selection and not filter
 ",
-    )
-    .unwrap();
-    let rules_dir = rules.path().to_str().unwrap().to_owned();
-    let server = ServerProcess::start(&[
-        ("ISMS_DETECT_ENABLED", "on"),
-        ("ISMS_DETECT_BUILTIN_RULES", "off"),
-        ("ISMS_DETECT_RULES_DIR", &rules_dir),
-    ]);
+    );
     run_test(Duration::from_secs(60), async {
         let listed = server.get_json("/api/rules", &[]).await;
         let rule = listed_rule(&listed, "sigma-8b000000-0000-4000-8000-000000000001")
