@@ -24,6 +24,7 @@
 //! Each detection becomes an event ([`Detection::to_event`]) that goes through every other rule, one
 //! level deeper (never through the rule that made it). Past [`EngineOptions::max_chain_depth`] it is not fed back, and that is logged:
 //! a rule matching its own detections would otherwise loop.
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
 use isms_event::Event;
@@ -123,6 +124,9 @@ struct Dispatch {
     by_field: Vec<(FieldPath, RulesByValue)>,
     /// Per field, the literals rules need in its value, and the rules of each literal.
     by_literal: Vec<LiteralIndex>,
+    /// Whether some rule could match a detection's event: when none can, detections are not made
+    /// into events to be fed back (most of a detection's cost when many rules match).
+    takes_detections: bool,
 }
 
 /// The rules filed under each value of one field.
@@ -201,6 +205,11 @@ impl Dispatch {
             .collect();
         let mut dispatch = Dispatch::default();
         let mut literals: Vec<(FieldPath, RulesByValue)> = Vec::new();
+        // A detection's event copies its group's fields (see `Detection::to_event`).
+        let group_fields: Vec<&FieldPath> = rules
+            .iter()
+            .flat_map(|runtime| runtime.rule.kind.group_by())
+            .collect();
         for (index, alternatives) in required.into_iter().enumerate() {
             if matches!(rules[index].rule.kind, KindConfig::Scheduled(_)) {
                 // Not run per event at all.
@@ -208,8 +217,12 @@ impl Dispatch {
             }
             let Some(alternatives) = alternatives else {
                 dispatch.always.push(index);
+                dispatch.takes_detections = true;
                 continue;
             };
+            dispatch.takes_detections |= alternatives
+                .iter()
+                .any(|alternative| detection_could_hold(alternative, &group_fields));
             for alternative in alternatives {
                 match alternative {
                     Alternative::Equals(field, value) => {
@@ -273,6 +286,45 @@ impl Dispatch {
         }
         candidates.sort_unstable();
         candidates.dedup();
+    }
+}
+
+/// Whether a detection's event (`Detection::to_event`) can hold `alternative`: its fixed fields
+/// with their fixed values, its own `details`, and the group fields of any rule.
+fn detection_could_hold(alternative: &Alternative, group_fields: &[&FieldPath]) -> bool {
+    let (field, holds_text): (&FieldPath, &dyn Fn(&str) -> bool) = match alternative {
+        Alternative::Equals(field, value) => (field, &move |fixed: &str| fixed == value),
+        Alternative::Contains(field, literal) => {
+            (field, &move |fixed: &str| fixed.contains(literal.as_str()))
+        }
+    };
+    let segments: Vec<&str> = field.0.iter().map(String::as_str).collect();
+    match segments.as_slice() {
+        ["category"] => holds_text("alert"),
+        ["source"] | ["processname"] => holds_text("isms-detect"),
+        ["details", name, ..] => {
+            matches!(
+                *name,
+                "rule_id"
+                    | "rule_title"
+                    | "kind"
+                    | "state"
+                    | "group"
+                    | "count"
+                    | "related_event_ids"
+                    | "related_events_more"
+                    | "depth"
+                    | "clears"
+                    | "first_event_time"
+                    | "last_event_time"
+            ) || group_fields.iter().any(|group_field| *group_field == field)
+        }
+        [
+            "details" | "severity" | "summary" | "tags" | "hostname" | "id" | "utctimestamp"
+            | "receivedtimestamp" | "origin",
+            ..,
+        ] => true,
+        _ => false,
     }
 }
 
@@ -498,7 +550,7 @@ struct RuleRuntime {
 }
 
 /// A detection about to be emitted, before it has its event and id.
-struct Pending {
+struct Pending<'event> {
     rule: usize,
     state: DetectionState,
     clears: Option<String>,
@@ -509,12 +561,17 @@ struct Pending {
     first: Option<i64>,
     last: Option<i64>,
     detected: i64,
-    /// The event that made it, for the message's fields and the list to add to.
-    event: Option<Map<String, Value>>,
+    /// The event that made it, for the message's fields and the list to add to: borrowed while
+    /// the event is at hand (a copy of every matched event was most of a match's cost).
+    event: Option<Cow<'event, Map<String, Value>>>,
     depth: u32,
     /// Where the id of the emitted detection goes: the entity's active state.
     activate: bool,
 }
+
+/// Detections to feed back to the rules: their place in the list of detections being made, and
+/// their depth.
+type ChainQueue = VecDeque<(usize, u32)>;
 
 /// The streaming detection engine.
 pub struct Engine {
@@ -780,7 +837,7 @@ impl Engine {
         let mut detections = Vec::new();
         let time = event.utctimestamp_micros;
         self.newest_event = Some(self.newest_event.map_or(time, |newest| newest.max(time)));
-        let mut queue: VecDeque<(Event, u32)> = VecDeque::new();
+        let mut queue = ChainQueue::new();
         // Timers due by now come first: in event-time order they happened before this event.
         if let Some(watermark) = self
             .watermark()
@@ -820,9 +877,15 @@ impl Engine {
         detections
     }
 
-    fn run_chains(&mut self, detections: &mut Vec<Detection>, queue: &mut VecDeque<(Event, u32)>) {
-        while let Some((event, depth)) = queue.pop_front() {
+    fn run_chains(&mut self, detections: &mut Vec<Detection>, queue: &mut ChainQueue) {
+        while let Some((index, depth)) = queue.pop_front() {
+            // Lent out while the rules look at it (they may add detections to the list).
+            let event = detections[index]
+                .event
+                .take()
+                .expect("a queued detection has its event");
             self.run_rules(&event, depth, detections, queue);
+            detections[index].event = Some(event);
         }
     }
 
@@ -831,7 +894,7 @@ impl Engine {
         event: &Event,
         depth: u32,
         detections: &mut Vec<Detection>,
-        queue: &mut VecDeque<(Event, u32)>,
+        queue: &mut ChainQueue,
     ) {
         self.statistics.events += 1;
         self.clock += 1;
@@ -935,7 +998,7 @@ impl Engine {
         watermark: i64,
         now: Option<i64>,
         detections: &mut Vec<Detection>,
-        queue: &mut VecDeque<(Event, u32)>,
+        queue: &mut ChainQueue,
     ) {
         let mut pending = Vec::new();
         for index in 0..self.rules.len() {
@@ -1071,12 +1134,7 @@ impl Engine {
 
     /// Gives a pending detection its message, event and id; records it as the entity's active
     /// detection where it opens one; adds to a list if the rule says so; queues it for the chains.
-    fn emit(
-        &mut self,
-        item: Pending,
-        detections: &mut Vec<Detection>,
-        queue: &mut VecDeque<(Event, u32)>,
-    ) {
+    fn emit(&mut self, item: Pending, detections: &mut Vec<Detection>, queue: &mut ChainQueue) {
         let runtime = &mut self.rules[item.rule];
         runtime.detections += 1;
         let rule = &runtime.rule;
@@ -1100,7 +1158,7 @@ impl Engine {
             None => Some(group_document(&group)),
         };
         let mut message = rule.template.render(
-            item.event.as_ref().or(group_document.as_ref()),
+            item.event.as_deref().or(group_document.as_ref()),
             &MessageValues {
                 count: item.count,
                 threshold: rule.kind.threshold(),
@@ -1149,9 +1207,7 @@ impl Engine {
             hostname,
             event: None,
         };
-        let event = detection.to_event();
-        detection.id = event.id.clone();
-        detection.event = Some(event.clone());
+        detection.id = isms_event::new_event_id(item.detected);
         if item.activate {
             set_active_id(&mut runtime.state, &item.key, &detection.id);
         }
@@ -1181,7 +1237,9 @@ impl Engine {
         metrics::counter!("isms_detect_detections_total", "rule" => detection.rule_id.clone())
             .increment(1);
         let depth = item.depth + 1;
-        if depth > self.options.max_chain_depth {
+        if !self.dispatch.takes_detections {
+            // No rule can match it: not fed back, and its event is made by whoever needs it.
+        } else if depth > self.options.max_chain_depth {
             self.statistics.chain_stops += 1;
             tracing::warn!(
                 rule = %detection.rule_id,
@@ -1190,7 +1248,8 @@ impl Engine {
                 "detection not fed back to the rules: chain depth limit reached (a rule may match its own detections)"
             );
         } else {
-            queue.push_back((event, depth));
+            detection.event = Some(detection.to_event());
+            queue.push_back((detections.len(), depth));
         }
         detections.push(detection);
     }
@@ -1337,13 +1396,13 @@ struct EventContext<'a> {
     rule: usize,
 }
 
-impl EventContext<'_> {
+impl<'event> EventContext<'event> {
     fn time(&self) -> i64 {
         self.event.utctimestamp_micros
     }
 
     /// A detection made by this one event alone (match, list, first seen).
-    fn single(&self, key: String) -> Pending {
+    fn single(&self, key: String) -> Pending<'event> {
         Pending {
             rule: self.rule,
             state: DetectionState::Fired,
@@ -1355,7 +1414,7 @@ impl EventContext<'_> {
             first: Some(self.time()),
             last: Some(self.time()),
             detected: self.time(),
-            event: Some(self.event.document.clone()),
+            event: Some(Cow::Borrowed(&self.event.document)),
             depth: self.depth,
             activate: false,
         }
@@ -1366,7 +1425,7 @@ impl EventContext<'_> {
     }
 }
 
-fn cleared(rule: usize, key: &str, active: Active, detected: i64, depth: u32) -> Pending {
+fn cleared(rule: usize, key: &str, active: Active, detected: i64, depth: u32) -> Pending<'static> {
     Pending {
         rule,
         state: DetectionState::Cleared,
@@ -1378,7 +1437,7 @@ fn cleared(rule: usize, key: &str, active: Active, detected: i64, depth: u32) ->
         first: Some(active.first),
         last: Some(active.last),
         detected,
-        event: active.document,
+        event: active.document.map(Cow::Owned),
         depth,
         activate: false,
     }
@@ -1450,11 +1509,11 @@ fn threshold_filters_pass(config: &ThresholdConfig, document: &Map<String, Value
 }
 
 /// Counts one event for a threshold rule; returns whether it was late.
-fn threshold_event(
+fn threshold_event<'event>(
     config: &ThresholdConfig,
     entities: &mut KeyMap<CountingEntity>,
-    context: &EventContext<'_>,
-    pending: &mut Vec<Pending>,
+    context: &EventContext<'event>,
+    pending: &mut Vec<Pending<'event>>,
 ) -> bool {
     let document = &context.event.document;
     if !threshold_filters_pass(config, document) {
@@ -1528,13 +1587,13 @@ impl Opening {
 
 /// The one step of every counting kind after an event: an active entity that still holds takes
 /// the event in; one that no longer holds clears; one that starts to hold fires with `opening`.
-fn judge(
+fn judge<'event>(
     entity: &mut CountingEntity,
     holds: bool,
     opening: Option<Opening>,
-    context: &EventContext<'_>,
+    context: &EventContext<'event>,
     key: String,
-    pending: &mut Vec<Pending>,
+    pending: &mut Vec<Pending<'event>>,
 ) {
     let time = context.time();
     match (&mut entity.active, holds, opening) {
@@ -1565,7 +1624,7 @@ fn judge(
                 first: Some(opening.first),
                 last: Some(opening.last),
                 detected: time,
-                event: Some(document.clone()),
+                event: Some(Cow::Borrowed(document)),
                 depth: context.depth,
                 activate: true,
             });
@@ -1575,11 +1634,11 @@ fn judge(
 }
 
 /// Counts one event's value for a distinct count rule; returns whether it was late.
-fn distinct_event(
+fn distinct_event<'event>(
     config: &DistinctCountConfig,
     entities: &mut KeyMap<CountingEntity>,
-    context: &EventContext<'_>,
-    pending: &mut Vec<Pending>,
+    context: &EventContext<'event>,
+    pending: &mut Vec<Pending<'event>>,
 ) -> bool {
     let document = &context.event.document;
     let Some(key) = group_key(document, &config.group_by) else {
@@ -1640,11 +1699,11 @@ fn distinct_event(
 
 /// Records one event against the steps it matches; fires when the sequence completes. Returns
 /// whether it was late.
-fn sequence_event(
+fn sequence_event<'event>(
     config: &SequenceConfig,
     entities: &mut KeyMap<SequenceEntity>,
-    context: &EventContext<'_>,
-    pending: &mut Vec<Pending>,
+    context: &EventContext<'event>,
+    pending: &mut Vec<Pending<'event>>,
 ) -> bool {
     let document = &context.event.document;
     let matched: Vec<usize> = config
@@ -1711,7 +1770,7 @@ fn sequence_event(
             first: Some(first),
             last: Some(time),
             detected: time,
-            event: Some(document.clone()),
+            event: Some(Cow::Borrowed(document)),
             depth: context.depth,
             activate: false,
         });
@@ -1783,11 +1842,11 @@ fn unordered_chain(
 }
 
 /// Notes that a key was heard from; clears its absence if it was absent.
-fn absence_event(
+fn absence_event<'event>(
     config: &AbsenceConfig,
     entities: &mut KeyMap<AbsenceEntity>,
-    context: &EventContext<'_>,
-    pending: &mut Vec<Pending>,
+    context: &EventContext<'event>,
+    pending: &mut Vec<Pending<'event>>,
 ) {
     let document = &context.event.document;
     let Some(mut key) = group_key(document, &config.group_by) else {
@@ -1815,17 +1874,17 @@ fn absence_event(
     if let Some(mut absent) = entity.absent.take() {
         absent.attach(time, &context.event.id);
         let mut item = cleared(context.rule, &key, *absent, time, context.depth);
-        item.event = Some(document.clone());
+        item.event = Some(Cow::Borrowed(document));
         pending.push(item);
     }
 }
 
 /// Learns one event's values; fires when they are new for the key. Returns whether it was late.
-fn first_seen_event(
+fn first_seen_event<'event>(
     config: &FirstSeenConfig,
     state: &mut FirstSeenState,
-    context: &EventContext<'_>,
-    pending: &mut Vec<Pending>,
+    context: &EventContext<'event>,
+    pending: &mut Vec<Pending<'event>>,
 ) -> bool {
     let document = &context.event.document;
     let Some(key) = group_key(document, &config.group_by) else {

@@ -13,7 +13,7 @@ thread_local! {
 }
 
 /// A new UUID v7 for an event received at `received_micros`, as lowercase hyphenated text.
-pub(crate) fn new_event_id(received_micros: i64) -> String {
+pub fn new_event_id(received_micros: i64) -> String {
     let mut random_bytes = [0u8; 10];
     ID_RANDOM.with(|random| random.borrow_mut().fill_bytes(&mut random_bytes));
     let millis = u64::try_from(received_micros.div_euclid(1000)).unwrap_or(0);

@@ -100,6 +100,7 @@ mod time;
 mod util;
 
 pub use alias::{AliasTarget, FIELD_ALIASES, FieldAlias};
+pub use id::new_event_id;
 pub use incoming::IncomingValue;
 pub use json_text::object_text;
 pub use normalize::{

@@ -393,6 +393,8 @@ pub struct EventFields {
     pub severity: Severity,
     /// `category`; [`DEFAULT_CATEGORY`] when `None`.
     pub category: Option<String>,
+    /// `source`.
+    pub source: Option<String>,
     /// `utctimestamp` (and `timestamp`); the receipt time when `None`.
     pub utctimestamp_micros: Option<i64>,
     /// `tags`.
@@ -424,6 +426,9 @@ impl EventFields {
         if let Some(category) = &self.category {
             event.insert("category".into(), Value::String(category.clone()));
         }
+        if let Some(source) = &self.source {
+            event.insert("source".into(), Value::String(source.clone()));
+        }
         if let Some(micros) = self.utctimestamp_micros {
             event.insert("utctimestamp".into(), Value::String(format_time(micros)));
         }
@@ -445,6 +450,7 @@ impl EventFields {
             processid,
             severity,
             category,
+            source,
             utctimestamp_micros,
             tags,
             mut details,
@@ -480,7 +486,7 @@ impl EventFields {
                 processid: processid.map(Value::from),
                 processname,
                 severity,
-                source: None,
+                source,
                 summary,
                 tags,
                 utctimestamp_text: Some(timestamp_text.clone()),

@@ -838,7 +838,12 @@ fn process_batch(service: &DetectService, batch: Vec<StoredEvent>) -> Vec<Detect
 async fn store_detections(store: &dyn Store, unstored: &mut Vec<Detection>) {
     let events: Vec<Event> = unstored
         .iter()
-        .filter_map(|detection| detection.event.clone())
+        .map(|detection| {
+            detection
+                .event
+                .clone()
+                .unwrap_or_else(|| detection.to_event())
+        })
         .collect();
     let count = events.len();
     match store.append(events).await {

@@ -518,6 +518,7 @@ impl SyslogMessage {
             severity: isms_event::Severity::from_number(u64::from(self.severity.min(7)))
                 .unwrap_or_default(),
             category: None,
+            source: None,
             utctimestamp_micros: self.timestamp.map(|time| time.as_microsecond()),
             tags: vec!["syslog".to_owned()],
             details,
