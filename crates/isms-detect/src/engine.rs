@@ -175,14 +175,13 @@ const MIN_LITERAL_BYTES: usize = 3;
 
 impl Dispatch {
     fn build(rules: &[RuleRuntime]) -> Dispatch {
-        let sets: Vec<Vec<Vec<Alternative>>> = rules
+        let predicates: Vec<Option<isms_query::Predicate>> = rules
             .iter()
-            .map(
-                |runtime| match isms_query::parse(&runtime.rule.definition.query) {
-                    Ok(predicate) => candidate_sets(&predicate),
-                    Err(_) => Vec::new(),
-                },
-            )
+            .map(|runtime| isms_query::parse(&runtime.rule.definition.query).ok())
+            .collect();
+        let sets: Vec<Vec<Vec<Alternative>>> = predicates
+            .iter()
+            .map(|predicate| predicate.as_ref().map(candidate_sets).unwrap_or_default())
             .collect();
         // How many rules could be filed under each alternative, to file a rule under its rarest.
         let mut shared: HashMap<Alternative, usize, Hasher> = HashMap::default();
@@ -215,14 +214,13 @@ impl Dispatch {
                 // Not run per event at all.
                 continue;
             }
+            dispatch.takes_detections |= predicates[index]
+                .as_ref()
+                .is_none_or(|predicate| detection_could_match(predicate, &group_fields));
             let Some(alternatives) = alternatives else {
                 dispatch.always.push(index);
-                dispatch.takes_detections = true;
                 continue;
             };
-            dispatch.takes_detections |= alternatives
-                .iter()
-                .any(|alternative| detection_could_hold(alternative, &group_fields));
             for alternative in alternatives {
                 match alternative {
                     Alternative::Equals(field, value) => {
@@ -289,42 +287,55 @@ impl Dispatch {
     }
 }
 
-/// Whether a detection's event (`Detection::to_event`) can hold `alternative`: its fixed fields
-/// with their fixed values, its own `details`, and the group fields of any rule.
-fn detection_could_hold(alternative: &Alternative, group_fields: &[&FieldPath]) -> bool {
-    let (field, holds_text): (&FieldPath, &dyn Fn(&str) -> bool) = match alternative {
-        Alternative::Equals(field, value) => (field, &move |fixed: &str| fixed == value),
-        Alternative::Contains(field, literal) => {
-            (field, &move |fixed: &str| fixed.contains(literal.as_str()))
+/// Whether a detection's event (`Detection::to_event`) could match `predicate`: false when it
+/// needs a field such events never have (their fixed fields, their own `details`, the group fields
+/// of any rule) or a value other than the fixed one of `category`, `source` or `processname`.
+fn detection_could_match(predicate: &isms_query::Predicate, group_fields: &[&FieldPath]) -> bool {
+    use isms_query::{FieldTest, Predicate};
+    match predicate {
+        Predicate::All | Predicate::Not(_) | Predicate::Text(_) => true,
+        Predicate::And(children) => children
+            .iter()
+            .all(|child| detection_could_match(child, group_fields)),
+        Predicate::Or(children) => children
+            .iter()
+            .any(|child| detection_could_match(child, group_fields)),
+        Predicate::Field { field, test } => {
+            let fixed_value = match field.0.as_slice() {
+                [name] if name == "category" => Some("alert"),
+                [name] if name == "source" || name == "processname" => Some("isms-detect"),
+                _ => None,
+            };
+            if let (Some(fixed), FieldTest::Equals(value)) = (fixed_value, test) {
+                return fixed.eq_ignore_ascii_case(value);
+            }
+            let segments: Vec<&str> = field.0.iter().map(String::as_str).collect();
+            match segments.as_slice() {
+                ["details", name, ..] => {
+                    matches!(
+                        *name,
+                        "rule_id"
+                            | "rule_title"
+                            | "kind"
+                            | "state"
+                            | "group"
+                            | "count"
+                            | "related_event_ids"
+                            | "related_events_more"
+                            | "depth"
+                            | "clears"
+                            | "first_event_time"
+                            | "last_event_time"
+                    ) || group_fields.iter().any(|group_field| *group_field == field)
+                }
+                [
+                    "details" | "category" | "source" | "processname" | "severity" | "summary"
+                    | "tags" | "hostname" | "id" | "utctimestamp" | "receivedtimestamp" | "origin",
+                    ..,
+                ] => true,
+                _ => false,
+            }
         }
-    };
-    let segments: Vec<&str> = field.0.iter().map(String::as_str).collect();
-    match segments.as_slice() {
-        ["category"] => holds_text("alert"),
-        ["source"] | ["processname"] => holds_text("isms-detect"),
-        ["details", name, ..] => {
-            matches!(
-                *name,
-                "rule_id"
-                    | "rule_title"
-                    | "kind"
-                    | "state"
-                    | "group"
-                    | "count"
-                    | "related_event_ids"
-                    | "related_events_more"
-                    | "depth"
-                    | "clears"
-                    | "first_event_time"
-                    | "last_event_time"
-            ) || group_fields.iter().any(|group_field| *group_field == field)
-        }
-        [
-            "details" | "severity" | "summary" | "tags" | "hostname" | "id" | "utctimestamp"
-            | "receivedtimestamp" | "origin",
-            ..,
-        ] => true,
-        _ => false,
     }
 }
 

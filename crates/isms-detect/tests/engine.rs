@@ -536,6 +536,52 @@ match: 'category:alert'
 }
 
 #[test]
+fn a_detection_becomes_an_event_for_the_rules_only_when_some_rule_could_take_it() {
+    let lines: Vec<String> = (0..5)
+        .map(|second| failed(&format!("10:00:0{second}"), "root", "203.0.113.5"))
+        .collect();
+    let events = events(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+    // Rules only on fields a detection never has: nothing is fed back, no event is made, but the
+    // detection has its id, and the event made from it later carries that id.
+    let mut lonely = engine(&format!(
+        "{FAILURES_PER_USER}
+---
+id: on-sources
+title: On sources
+kind: match
+match: 'details.sourceport:40022 OR category:authentication AND details.program:/ss.d/'
+"
+    ));
+    let detections = run(&mut lonely, &events);
+    assert!(!detections.is_empty());
+    for detection in &detections {
+        assert!(detection.event.is_none(), "{}", detection.rule_id);
+        assert!(!detection.id.is_empty());
+        assert_eq!(detection.to_event().id, detection.id);
+    }
+    // A rule on a group field of a detection (`details.username` of failures-per-user) can take
+    // them: they are made into events and fed back.
+    let mut chained = engine(&format!(
+        "{FAILURES_PER_USER}
+---
+id: root-anywhere
+title: Root anywhere
+kind: match
+match: 'details.username:root AND NOT details.sourceport:*'
+"
+    ));
+    let detections = run(&mut chained, &events);
+    let fed_back = detections
+        .iter()
+        .find(|detection| detection.rule_id == "root-anywhere")
+        .expect("the detection was fed back");
+    let parent = &detections[0];
+    assert_eq!(parent.rule_id, "failures-per-user");
+    assert_eq!(parent.event.as_ref().unwrap().id, parent.id);
+    assert_eq!(fed_back.related_event_ids, vec![parent.id.clone()]);
+}
+
+#[test]
 fn tracked_entities_are_bounded_and_evictions_counted() {
     let mut engine = engine(
         "
