@@ -6,6 +6,11 @@
 //! field values chosen so that each rule matches some and misses others; keyword text appears only
 //! in `message` (isms searches keywords in the summary, which `message` becomes).
 //!
+//! The events' addresses, paired fields and times are chosen where the Sigma specification and
+//! rsigma-eval leave no room for reading them differently: ASCII text on both sides of a field
+//! reference (isms compares numbers with their text and folds ASCII case only, rsigma-eval neither),
+//! times in the formats both read (see the `sigma` module doc), valid networks only.
+//!
 //! One known difference, where isms follows pySigma (the reference implementation) and rsigma-eval
 //! 0.23 does not: `base64offset`. pySigma drops the last characters of each alignment's base64
 //! that also depend on the bytes after the value; rsigma-eval keeps them (it trims only `=`), so
@@ -137,6 +142,54 @@ const RULES: &[(&str, &str)] = &[
         "case-insensitive",
         "selection:\n        User: 'administrator'\n    condition: selection",
     ),
+    (
+        "cidr",
+        "selection:\n        SourceIp|cidr: '10.0.0.0/8'\n    condition: selection",
+    ),
+    (
+        "cidr-list",
+        "selection:\n        SourceIp|cidr: ['192.168.0.0/16', '2001:db8::/32', '10.0.0.1/32']\n    condition: selection",
+    ),
+    (
+        "cidr-not",
+        "selection:\n        User: bob\n    internal:\n        SourceIp|cidr: '10.0.0.0/8'\n    condition: selection and not internal",
+    ),
+    (
+        "cidr-ipv6-everything",
+        "selection:\n        DestinationIp|cidr: '::/0'\n    condition: selection",
+    ),
+    (
+        "fieldref",
+        "selection:\n        User|fieldref: TargetUser\n    condition: selection",
+    ),
+    (
+        "fieldref-addresses",
+        "selection:\n        SourceIp|fieldref: DestinationIp\n    condition: selection",
+    ),
+    (
+        "minute",
+        "selection:\n        CreationUtcTime|minute: [24, 59]\n    condition: selection",
+    ),
+    (
+        "hour",
+        "selection:\n        CreationUtcTime|hour: 13\n    condition: selection",
+    ),
+    (
+        "day",
+        "selection:\n        CreationUtcTime|day: 30\n    condition: selection",
+    ),
+    (
+        "week",
+        "selection:\n        CreationUtcTime|week: 1\n    condition: selection",
+    ),
+    (
+        "month",
+        "selection:\n        CreationUtcTime|month: 1\n    condition: selection",
+    ),
+    (
+        "year",
+        "selection:\n        CreationUtcTime|year: 2024\n    condition: selection",
+    ),
 ];
 
 fn rules_yaml() -> String {
@@ -225,6 +278,46 @@ fn field_values() -> Vec<(&'static str, Vec<Value>)> {
         (
             "Name",
             strings(&["Admin1", "admin1", "Administrator", "x", "other admin"]),
+        ),
+        (
+            "SourceIp",
+            strings(&[
+                "10.0.0.1",
+                "10.255.255.255",
+                "11.0.0.1",
+                "192.168.1.5",
+                "172.16.5.4",
+                "2001:db8::1",
+                "2001:DB8:0:0:0:0:0:ff",
+                "2001:db9::1",
+                "::ffff:10.0.0.1",
+                "fe80::1",
+                "not an address",
+            ]),
+        ),
+        (
+            "DestinationIp",
+            strings(&["10.0.0.1", "192.168.1.5", "2001:db8::1", "::1", "host"]),
+        ),
+        (
+            "TargetUser",
+            strings(&["SYSTEM", "bob", "Bob", "admin", "nobody"]),
+        ),
+        (
+            "CreationUtcTime",
+            vec![
+                json!("2024-01-30T13:24:43Z"),
+                json!("2024-01-30T13:24:43.5+02:00"),
+                json!("2024-12-30T03:59:05Z"),
+                json!("2024-12-31T01:15:00+02:00"),
+                json!("2021-01-03 07:08:09"),
+                json!("2023-06-30T13:00:00"),
+                json!("2025-01-30T13:24:43.123"),
+                json!(1_706_621_083),
+                json!(1_735_527_545_000_i64),
+                json!("not a time"),
+                json!(""),
+            ],
         ),
         (
             "message",
