@@ -30,9 +30,9 @@
 //! host bits set (`10.1.0.0/8`) is refused and a bare address is the network of that one address
 //! (`/32`, `/128`); rsigma-eval 0.23 widens the first to `10.0.0.0/8` and refuses the second.
 //! `fieldref` names another Sigma field, mapped like any field name ([`FieldTest::FieldRef`]): the
-//! two fields' values are compared as text, ASCII case ignored, any value of each; so `4625` and
-//! `"4625"` are equal, where rsigma-eval compares a number and a string as different values and
-//! lowercases all of Unicode. The time-part modifiers `minute`, `hour`, `day` (of the month),
+//! two fields' values are compared as text (`4625` equals `"4625"`), ASCII case ignored, any value
+//! of each (a list's values one by one); rsigma-eval 0.23 folds all of Unicode and compares a list
+//! as a whole. The time-part modifiers `minute`, `hour`, `day` (of the month),
 //! `week` (ISO 8601), `month` and `year` take integers a time can have (`hour: 24` is refused)
 //! and read the field as a UTC time by isms's time parser ([`FieldTest::TimePart`]); it reads
 //! every format rsigma-eval reads (RFC 3339, `YYYY-MM-DD[T ]hh:mm:ss[.f]` as UTC, epoch seconds and
