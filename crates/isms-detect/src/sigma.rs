@@ -25,13 +25,28 @@
 //! as `threshold`, value_count as `distinct_count`, temporal and temporal_ordered as `sequence`;
 //! their rules stop alerting on their own unless the correlation says `generate: true`.
 //!
-//! What cannot be compiled yet is refused with the reason, never dropped: the modifiers `cidr`,
-//! `fieldref`, `expand` and the time-part modifiers; value_sum, value_avg, value_percentile and
-//! value_median; correlations of correlations, field aliases, conditions with two comparisons,
-//! windows other than sliding; array blocks.
+//! `cidr` takes networks (a list: any of them) and matches IP addresses of the network's family
+//! inside it ([`FieldTest::Cidr`]). As in pySigma (Python's strict `ip_network`), a network with
+//! host bits set (`10.1.0.0/8`) is refused and a bare address is the network of that one address
+//! (`/32`, `/128`); rsigma-eval 0.23 widens the first to `10.0.0.0/8` and refuses the second.
+//! `fieldref` names another Sigma field, mapped like any field name ([`FieldTest::FieldRef`]): the
+//! two fields' values are compared as text (`4625` equals `"4625"`), ASCII case ignored, any value
+//! of each (a list's values one by one); rsigma-eval 0.23 folds all of Unicode and compares a list
+//! as a whole. The time-part modifiers `minute`, `hour`, `day` (of the month),
+//! `week` (ISO 8601), `month` and `year` take integers a time can have (`hour: 24` is refused)
+//! and read the field as a UTC time by isms's time parser ([`FieldTest::TimePart`]); it reads
+//! every format rsigma-eval reads (RFC 3339, `YYYY-MM-DD[T ]hh:mm:ss[.f]` as UTC, epoch seconds and
+//! milliseconds as numbers) and more (a date alone, RFC 2822, offsets without a colon, epochs as
+//! text). These take `all` and `neq` and no other modifier (`cidr|contains`, `fieldref|base64`,
+//! `hour|gte` are refused; `fieldref` with `contains`, `startswith` or `endswith` is not
+//! supported yet).
+//!
+//! What cannot be compiled yet is refused with the reason, never dropped: the modifier `expand`;
+//! value_sum, value_avg, value_percentile and value_median; correlations of correlations, field
+//! aliases, conditions with two comparisons, windows other than sliding; array blocks.
 use std::collections::HashMap;
 
-use isms_query::{Bound, FieldPath, FieldTest, Predicate, RangeKind};
+use isms_query::{Bound, FieldPath, FieldTest, Predicate, RangeKind, TimeComponent};
 use rsigma_parser::{
     ConditionExpr, Detection, DetectionItem, Level, Modifier, Quantifier, SelectorPattern,
     SigmaRule, SigmaString, SigmaValue, SpecialChar, StringPart,
@@ -615,6 +630,7 @@ fn compile_detection(
                         &FieldPath::parse_dotted("summary"),
                         value,
                         &[Modifier::Contains],
+                        mapping,
                     )
                 })
                 .collect::<Result<_, _>>()?,
@@ -627,23 +643,11 @@ fn compile_detection(
 
 fn compile_item(item: &DetectionItem, mapping: &SigmaFieldMapping) -> Result<Predicate, String> {
     let modifiers = &item.field.modifiers;
-    for unsupported in [
-        Modifier::Cidr,
-        Modifier::FieldRef,
-        Modifier::Expand,
-        Modifier::Minute,
-        Modifier::Hour,
-        Modifier::Day,
-        Modifier::Week,
-        Modifier::Month,
-        Modifier::Year,
-    ] {
-        if modifiers.contains(&unsupported) {
-            return Err(format!(
-                "the modifier `{}` is not supported yet",
-                modifier_name(unsupported)
-            ));
-        }
+    if modifiers.contains(&Modifier::Expand) {
+        return Err(format!(
+            "the modifier `{}` is not supported yet",
+            modifier_name(Modifier::Expand)
+        ));
     }
     check_modifiers(modifiers)?;
     let path = match &item.field.name {
@@ -672,7 +676,7 @@ fn compile_item(item: &DetectionItem, mapping: &SigmaFieldMapping) -> Result<Pre
     let tests = item
         .values
         .iter()
-        .map(|value| value_test(&path, value, modifiers))
+        .map(|value| value_test(&path, value, modifiers, mapping))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|reason| format!("`{}`: {reason}", field_text(item)))?;
     Ok(if modifiers.contains(&Modifier::All) {
@@ -739,6 +743,25 @@ fn check_modifiers(modifiers: &[Modifier]) -> Result<(), String> {
             }
         }
     }
+    // Modifiers that make the value something else than text to match: a network, a field name, a
+    // time component. They take `all` and `neq` only.
+    for special in [Cidr, FieldRef, Minute, Hour, Day, Week, Month, Year] {
+        if !has(special) {
+            continue;
+        }
+        for other in modifiers {
+            if *other == special || matches!(other, All | Neq) {
+                continue;
+            }
+            if special == FieldRef && placement.contains(other) {
+                return Err(format!(
+                    "`fieldref` with `{}` is not supported yet",
+                    modifier_name(*other)
+                ));
+            }
+            return conflict(special, *other);
+        }
+    }
     if has(Exists) && modifiers.len() > 1 {
         let other = modifiers
             .iter()
@@ -794,17 +817,116 @@ fn modifier_name(modifier: Modifier) -> &'static str {
     }
 }
 
+/// The component a time-part modifier (`hour`, `day`, ...) asks for, if any.
+fn time_component_of(modifiers: &[Modifier]) -> Option<TimeComponent> {
+    modifiers.iter().find_map(|modifier| match modifier {
+        Modifier::Minute => Some(TimeComponent::Minute),
+        Modifier::Hour => Some(TimeComponent::Hour),
+        Modifier::Day => Some(TimeComponent::Day),
+        Modifier::Week => Some(TimeComponent::Week),
+        Modifier::Month => Some(TimeComponent::Month),
+        Modifier::Year => Some(TimeComponent::Year),
+        _ => None,
+    })
+}
+
+/// The value as written, for errors: text as in the rule, numbers and booleans as YAML shows them.
+fn value_text(value: &SigmaValue) -> String {
+    match value {
+        SigmaValue::String(text) => text.original.clone(),
+        SigmaValue::Integer(number) => number.to_string(),
+        SigmaValue::Float(number) => number.to_string(),
+        SigmaValue::Bool(flag) => flag.to_string(),
+        SigmaValue::Null => "null".to_owned(),
+    }
+}
+
+/// `cidr`: the value as a network in canonical text (a bare address is its own network, as in
+/// pySigma).
+fn network_of(value: &SigmaValue) -> Result<String, String> {
+    let text = match value {
+        SigmaValue::String(text) => text.original.trim().to_owned(),
+        other => return Err(format!("`{}` is not a network", value_text(other))),
+    };
+    let written = if text.contains('/') {
+        text.clone()
+    } else {
+        match text.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => format!("{text}/32"),
+            Ok(std::net::IpAddr::V6(_)) => format!("{text}/128"),
+            Err(_) => text.clone(),
+        }
+    };
+    written
+        .parse::<isms_query::network::IpNetwork>()
+        .map(|network| network.to_string())
+        .map_err(|problem| format!("`{text}` is not a network: {problem}"))
+}
+
+/// `fieldref`: the other field's isms path.
+fn referenced_field(value: &SigmaValue, mapping: &SigmaFieldMapping) -> Result<FieldPath, String> {
+    let name = match value {
+        SigmaValue::String(text) => text.as_plain().ok_or_else(|| {
+            format!(
+                "`{}`: a field reference is a field name, without wildcards",
+                text.original
+            )
+        })?,
+        SigmaValue::Integer(number) => number.to_string(),
+        other => {
+            return Err(format!(
+                "`{}` is not a field name to refer to",
+                value_text(other)
+            ));
+        }
+    };
+    if name.is_empty() {
+        return Err("a field reference needs a field name".into());
+    }
+    Ok(mapping.path_of(&name))
+}
+
+/// A time-part modifier's value: an integer the component can take.
+fn time_part_value(value: &SigmaValue, part: TimeComponent) -> Result<i64, String> {
+    let number = match value {
+        SigmaValue::Integer(number) => Some(*number),
+        SigmaValue::String(text) => text.as_plain().and_then(|plain| plain.trim().parse().ok()),
+        _ => None,
+    };
+    let range = part.possible_values();
+    match number {
+        Some(number) if range.contains(&number) => Ok(number),
+        _ => Err(format!(
+            "`{}` needs an integer from {} to {}, not `{}`",
+            part.name(),
+            range.start(),
+            range.end(),
+            value_text(value)
+        )),
+    }
+}
+
 /// The test of one value under the item's modifiers.
 fn value_test(
     path: &FieldPath,
     value: &SigmaValue,
     modifiers: &[Modifier],
+    mapping: &SigmaFieldMapping,
 ) -> Result<Predicate, String> {
     let field = |test: FieldTest| Predicate::Field {
         field: path.clone(),
         test,
     };
+    let time_component = time_component_of(modifiers);
     let test = match value {
+        _ if modifiers.contains(&Modifier::Cidr) => field(FieldTest::Cidr(network_of(value)?)),
+        _ if modifiers.contains(&Modifier::FieldRef) => {
+            field(FieldTest::FieldRef(referenced_field(value, mapping)?))
+        }
+        _ if let Some(part) = time_component => field(FieldTest::TimePart {
+            part,
+            value: time_part_value(value, part)?,
+        }),
         SigmaValue::Null => Predicate::Not(Box::new(field(FieldTest::Exists))),
         SigmaValue::Integer(_) | SigmaValue::Float(_) if is_comparison(modifiers) => {
             let number = match value {

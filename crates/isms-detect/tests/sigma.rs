@@ -342,12 +342,12 @@ fn encode_base64(bytes: &[u8]) -> String {
 fn rules_that_cannot_be_compiled_are_reported_and_the_others_load() {
     let file = format!(
         "{}---
-title: Uses cidr
+title: Uses expand
 id: 5f1c0f0e-0000-4000-8000-000000000002
 logsource: {{product: linux}}
 detection:
     selection:
-        SourceIp|cidr: '10.0.0.0/8'
+        SourceIp|expand: '%allowed%'
     condition: selection
 ---
 title: Names a missing detection
@@ -382,7 +382,7 @@ correlation:
     let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
     let has = |needle: &str| reasons.iter().any(|reason| reason.contains(needle));
     assert!(
-        has("the modifier `cidr` is not supported yet"),
+        has("the modifier `expand` is not supported yet"),
         "{reasons:#?}"
     );
     assert!(
@@ -629,6 +629,260 @@ correlation:
             && reason.contains("it names rule `no-such-rule`, which is not loaded"),
         "{reason}"
     );
+}
+
+/// The query a Sigma rule's single detection compiles to.
+fn query_of(detection: &str) -> String {
+    let rules = sigma_rules(&rule(detection));
+    assert_eq!(rules.len(), 1);
+    rules[0].definition.query.clone()
+}
+
+#[test]
+fn cidr_matches_addresses_inside_any_of_the_networks() {
+    let yaml = rule(
+        "    selection:
+        SourceIp|cidr:
+            - '10.0.0.0/8'
+            - '2001:DB8::/32'
+            - '192.168.1.5'
+    condition: selection",
+    );
+    assert_eq!(
+        query_of(
+            "    selection:\n        SourceIp|cidr: ['10.0.0.0/8', '2001:DB8::/32', '192.168.1.5']\n    condition: selection"
+        ),
+        "details.sourceipaddress:cidr(10.0.0.0/8) OR details.sourceipaddress:cidr(2001:db8::/32) OR details.sourceipaddress:cidr(192.168.1.5/32)"
+    );
+    for (address, inside) in [
+        ("10.1.2.3", true),
+        ("11.0.0.1", false),
+        ("2001:db8::7", true),
+        ("2001:db9::7", false),
+        ("192.168.1.5", true),
+        ("192.168.1.6", false),
+        ("::ffff:10.1.2.3", false),
+        ("not an address", false),
+    ] {
+        assert_eq!(
+            fires(&yaml, json!({"SourceIp": address})),
+            inside,
+            "{address}"
+        );
+    }
+    assert!(fires(&yaml, json!({"SourceIp": ["x", "10.0.0.1"]})));
+    assert!(!fires(&yaml, json!({"DestinationIp": "10.0.0.1"})));
+
+    let outside = rule(
+        "    selection:
+        User: bob
+    internal:
+        SourceIp|cidr: '10.0.0.0/8'
+    condition: selection and not internal",
+    );
+    assert!(fires(
+        &outside,
+        json!({"User": "bob", "SourceIp": "8.8.8.8"})
+    ));
+    assert!(!fires(
+        &outside,
+        json!({"User": "bob", "SourceIp": "10.9.9.9"})
+    ));
+    let neither = rule(
+        "    selection:
+        SourceIp|cidr|neq: '10.0.0.0/8'
+    condition: selection",
+    );
+    assert!(fires(&neither, json!({"SourceIp": "8.8.8.8"})));
+    assert!(!fires(&neither, json!({"SourceIp": "10.0.0.8"})));
+    assert!(!fires(&neither, json!({"User": "bob"})));
+}
+
+#[test]
+fn fieldref_compares_two_fields_of_the_event() {
+    let yaml = rule(
+        "    selection:
+        User|fieldref: TargetUserName
+    condition: selection",
+    );
+    assert_eq!(
+        query_of("    selection:\n        User|fieldref: TargetUserName\n    condition: selection"),
+        "details.username:fieldref(details.targetusername)"
+    );
+    assert!(fires(
+        &yaml,
+        json!({"User": "Admin", "TargetUserName": "ADMIN"})
+    ));
+    assert!(!fires(
+        &yaml,
+        json!({"User": "Admin", "TargetUserName": "guest"})
+    ));
+    assert!(!fires(&yaml, json!({"User": "Admin"})));
+    assert!(!fires(&yaml, json!({"TargetUserName": "Admin"})));
+    // Values compare as text: a number equals its text.
+    assert!(fires(
+        &yaml,
+        json!({"User": 4625, "TargetUserName": "4625"})
+    ));
+    // Any value of each side.
+    assert!(fires(
+        &yaml,
+        json!({"User": ["x", "bob"], "TargetUserName": "BOB"})
+    ));
+    // The referenced name is mapped like any Sigma field (`SourceIp` lands in
+    // `details.sourceipaddress`), and `neq` asks for a different value.
+    let different = rule(
+        "    selection:
+        DestinationIp|fieldref|neq: SourceIp
+    condition: selection",
+    );
+    assert!(fires(
+        &different,
+        json!({"DestinationIp": "10.0.0.1", "SourceIp": "10.0.0.2"})
+    ));
+    assert!(!fires(
+        &different,
+        json!({"DestinationIp": "10.0.0.1", "SourceIp": "10.0.0.1"})
+    ));
+}
+
+#[test]
+fn time_part_modifiers_read_the_field_as_a_utc_time() {
+    let at = |modifier: &str, value: &str, time: Value| -> bool {
+        fires(
+            &rule(&format!(
+                "    selection:\n        CreationUtcTime|{modifier}: {value}\n    condition: selection"
+            )),
+            json!({ "CreationUtcTime": time }),
+        )
+    };
+    // 2024-12-30T23:15:00Z: Monday of ISO week 1 of 2025.
+    let time = json!("2024-12-31T01:15:00+02:00");
+    assert!(at("minute", "15", time.clone()));
+    assert!(at("hour", "23", time.clone()));
+    assert!(!at("hour", "1", time.clone()));
+    assert!(at("day", "30", time.clone()));
+    assert!(at("week", "1", time.clone()));
+    assert!(at("month", "12", time.clone()));
+    assert!(at("year", "2024", time.clone()));
+    assert!(at("hour", "[3, 23]", time.clone()));
+    assert!(!at("hour", "[3, 4]", time.clone()));
+    assert!(at("hour|neq", "3", time.clone()));
+    assert!(at("hour", "'23'", time.clone()));
+    // Epoch seconds as a number, and text that is no time.
+    assert!(at("hour", "13", json!(1_706_621_083)));
+    assert!(!at("hour", "0", json!("soon")));
+    assert_eq!(
+        query_of("    selection:\n        CreationUtcTime|week: 53\n    condition: selection"),
+        "details.creationutctime:week(53)"
+    );
+}
+
+#[test]
+fn bad_network_fieldref_and_time_part_values_and_combinations_are_refused() {
+    let refused = |detection: &str| -> String {
+        let (rules, errors) = parse_rules(&rule(detection), "bad.yml");
+        assert!(rules.is_empty(), "{detection}");
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        errors[0].to_string()
+    };
+    let item = |field: &str, value: &str| {
+        refused(&format!(
+            "    selection:\n        {field}: {value}\n    condition: selection"
+        ))
+    };
+    for (field, value, reason) in [
+        (
+            "SourceIp|cidr",
+            "'10.0.0.0/33'",
+            "`SourceIp|cidr`: `10.0.0.0/33` is not a network: the prefix length 33 is longer than the 32 bits of an IPv4 address",
+        ),
+        (
+            "SourceIp|cidr",
+            "['10.0.0.0/8', '300.1.1.1/8']",
+            "`300.1.1.1/8` is not a network: \"300.1.1.1\" is not an IP address",
+        ),
+        (
+            "SourceIp|cidr",
+            "'10.1.0.0/8'",
+            "`10.1.0.0/8` is not a network: host bits are set past the prefix (the network is 10.0.0.0/8)",
+        ),
+        ("SourceIp|cidr", "'intranet'", "`intranet` is not a network"),
+        ("SourceIp|cidr", "8", "`8` is not a network"),
+        (
+            "SourceIp|cidr|contains",
+            "'10.0.0.0/8'",
+            "the modifiers `cidr` and `contains` cannot be combined",
+        ),
+        (
+            "SourceIp|cidr|cased",
+            "'10.0.0.0/8'",
+            "the modifiers `cidr` and `cased` cannot be combined",
+        ),
+        (
+            "User|fieldref|base64",
+            "TargetUser",
+            "the modifiers `fieldref` and `base64` cannot be combined",
+        ),
+        (
+            "User|fieldref|cidr",
+            "TargetUser",
+            "the modifiers `cidr` and `fieldref` cannot be combined",
+        ),
+        (
+            "User|fieldref|contains",
+            "TargetUser",
+            "`fieldref` with `contains` is not supported yet",
+        ),
+        (
+            "User|fieldref",
+            "'Target*'",
+            "a field reference is a field name, without wildcards",
+        ),
+        (
+            "User|fieldref",
+            "null",
+            "`null` is not a field name to refer to",
+        ),
+        (
+            "Time|hour",
+            "24",
+            "`hour` needs an integer from 0 to 23, not `24`",
+        ),
+        (
+            "Time|week",
+            "0",
+            "`week` needs an integer from 1 to 53, not `0`",
+        ),
+        (
+            "Time|month",
+            "1.5",
+            "`month` needs an integer from 1 to 12, not `1.5`",
+        ),
+        (
+            "Time|day",
+            "'first'",
+            "`day` needs an integer from 1 to 31, not `first`",
+        ),
+        (
+            "Time|hour|minute",
+            "3",
+            "the modifiers `minute` and `hour` cannot be combined",
+        ),
+        (
+            "Time|hour|gte",
+            "3",
+            "the modifiers `hour` and `gte` cannot be combined",
+        ),
+        (
+            "Time|year|re",
+            "2024",
+            "the modifiers `year` and `re` cannot be combined",
+        ),
+    ] {
+        let error = item(field, value);
+        assert!(error.contains(reason), "{field}: {value}: {error}");
+    }
 }
 
 #[test]

@@ -6,6 +6,12 @@
 //! field values chosen so that each rule matches some and misses others; keyword text appears only
 //! in `message` (isms searches keywords in the summary, which `message` becomes).
 //!
+//! The events' addresses, paired fields and times are chosen where the Sigma specification and
+//! rsigma-eval leave no room for reading them differently: ASCII text on both sides of a field
+//! reference, no lists (isms folds ASCII case only and compares a list's values one by one,
+//! rsigma-eval folds all of Unicode and compares the list whole),
+//! times in the formats both read (see the `sigma` module doc), valid networks only.
+//!
 //! One known difference, where isms follows pySigma (the reference implementation) and rsigma-eval
 //! 0.23 does not: `base64offset`. pySigma drops the last characters of each alignment's base64
 //! that also depend on the bytes after the value; rsigma-eval keeps them (it trims only `=`), so
@@ -137,6 +143,54 @@ const RULES: &[(&str, &str)] = &[
         "case-insensitive",
         "selection:\n        User: 'administrator'\n    condition: selection",
     ),
+    (
+        "cidr",
+        "selection:\n        SourceIp|cidr: '10.0.0.0/8'\n    condition: selection",
+    ),
+    (
+        "cidr-list",
+        "selection:\n        SourceIp|cidr: ['192.168.0.0/16', '2001:db8::/32', '10.0.0.1/32']\n    condition: selection",
+    ),
+    (
+        "cidr-not",
+        "selection:\n        User: bob\n    internal:\n        SourceIp|cidr: '10.0.0.0/8'\n    condition: selection and not internal",
+    ),
+    (
+        "cidr-ipv6-everything",
+        "selection:\n        DestinationIp|cidr: '::/0'\n    condition: selection",
+    ),
+    (
+        "fieldref",
+        "selection:\n        User|fieldref: TargetUser\n    condition: selection",
+    ),
+    (
+        "fieldref-addresses",
+        "selection:\n        SourceIp|fieldref: DestinationIp\n    condition: selection",
+    ),
+    (
+        "minute",
+        "selection:\n        CreationUtcTime|minute: [24, 59]\n    condition: selection",
+    ),
+    (
+        "hour",
+        "selection:\n        CreationUtcTime|hour: 13\n    condition: selection",
+    ),
+    (
+        "day",
+        "selection:\n        CreationUtcTime|day: 30\n    condition: selection",
+    ),
+    (
+        "week",
+        "selection:\n        CreationUtcTime|week: 1\n    condition: selection",
+    ),
+    (
+        "month",
+        "selection:\n        CreationUtcTime|month: 1\n    condition: selection",
+    ),
+    (
+        "year",
+        "selection:\n        CreationUtcTime|year: 2024\n    condition: selection",
+    ),
 ];
 
 fn rules_yaml() -> String {
@@ -225,6 +279,46 @@ fn field_values() -> Vec<(&'static str, Vec<Value>)> {
         (
             "Name",
             strings(&["Admin1", "admin1", "Administrator", "x", "other admin"]),
+        ),
+        (
+            "SourceIp",
+            strings(&[
+                "10.0.0.1",
+                "10.255.255.255",
+                "11.0.0.1",
+                "192.168.1.5",
+                "172.16.5.4",
+                "2001:db8::1",
+                "2001:DB8:0:0:0:0:0:ff",
+                "2001:db9::1",
+                "::ffff:10.0.0.1",
+                "fe80::1",
+                "not an address",
+            ]),
+        ),
+        (
+            "DestinationIp",
+            strings(&["10.0.0.1", "192.168.1.5", "2001:db8::1", "::1", "host"]),
+        ),
+        (
+            "TargetUser",
+            strings(&["SYSTEM", "bob", "Bob", "admin", "nobody"]),
+        ),
+        (
+            "CreationUtcTime",
+            vec![
+                json!("2024-01-30T13:24:43Z"),
+                json!("2024-01-30T13:24:43.5+02:00"),
+                json!("2024-12-30T03:59:05Z"),
+                json!("2024-12-31T01:15:00+02:00"),
+                json!("2021-01-03 07:08:09"),
+                json!("2023-06-30T13:00:00"),
+                json!("2025-01-30T13:24:43.123"),
+                json!(1_706_621_083),
+                json!(1_735_527_545_000_i64),
+                json!("not a time"),
+                json!(""),
+            ],
         ),
         (
             "message",
@@ -371,5 +465,103 @@ proptest! {
                 raw
             );
         }
+    }
+}
+
+/// Where isms reads `cidr` as pySigma does and rsigma-eval 0.23 does not (see the `sigma` module
+/// doc): a network with host bits set is refused (rsigma-eval widens it), a bare address is a
+/// one-address network (rsigma-eval refuses it).
+#[test]
+fn networks_with_host_bits_and_bare_addresses_follow_pysigma() {
+    let rule = |value: &str| {
+        format!(
+            "title: network\nid: 00000000-0000-4000-8000-000000000999\nlogsource: {{product: test}}\ndetection:\n    selection:\n        SourceIp|cidr: '{value}'\n    condition: selection\n"
+        )
+    };
+    let oracle_accepts = |yaml: &str| {
+        let collection = rsigma_parser::parse_sigma_yaml(yaml).expect("the rule parses");
+        let mut oracle = rsigma_eval::Engine::new();
+        oracle.add_collection(&collection).is_ok().then_some(oracle)
+    };
+
+    let host_bits = rule("10.1.0.0/8");
+    let oracle = oracle_accepts(&host_bits).expect("rsigma-eval takes 10.1.0.0/8");
+    let wider = json!({"SourceIp": "10.200.0.1"});
+    assert_eq!(
+        oracle
+            .evaluate(&rsigma_eval::event::JsonEvent::borrow(&wider))
+            .len(),
+        1,
+        "rsigma-eval reads 10.1.0.0/8 as 10.0.0.0/8"
+    );
+    let (rules, errors) = parse_rules(&host_bits, "network.yml");
+    assert!(rules.is_empty());
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("host bits are set past the prefix (the network is 10.0.0.0/8)"),
+        "{errors:#?}"
+    );
+
+    let bare = rule("10.0.0.1");
+    assert!(
+        oracle_accepts(&bare).is_none(),
+        "rsigma-eval refuses a bare address"
+    );
+    let (rules, errors) = parse_rules(&bare, "network.yml");
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        rules[0].definition.query,
+        "details.sourceipaddress:cidr(10.0.0.1/32)"
+    );
+}
+
+/// Where isms and rsigma-eval 0.23 read `fieldref` differently (the specification leaves it open;
+/// see the `sigma` module doc): isms folds ASCII case only, as for every string, and compares any
+/// value of a list with the other field (rsigma-eval compares the list as a whole).
+#[test]
+fn field_references_compare_text_with_ascii_case_folding() {
+    let yaml = "title: reference\nid: 00000000-0000-4000-8000-000000000998\nlogsource: {product: test}\ndetection:\n    selection:\n        User|fieldref: TargetUser\n    condition: selection\n";
+    let collection = rsigma_parser::parse_sigma_yaml(yaml).expect("the rule parses");
+    let mut oracle = rsigma_eval::Engine::new();
+    oracle
+        .add_collection(&collection)
+        .expect("rsigma compiles the rule");
+    let (rules, errors) = parse_rules(yaml, "reference.yml");
+    assert!(errors.is_empty(), "{errors:#?}");
+    let mut isms = Engine::new(
+        rules,
+        Lists::default(),
+        EngineOptions {
+            allowed_lateness_micros: 0,
+            max_chain_depth: 0,
+        },
+    );
+    let origin = Origin {
+        peer: None,
+        endpoint: "test".to_owned(),
+        key_name: None,
+    };
+    for (raw, rsigma_matches, isms_matches) in [
+        (json!({"User": "Bob", "TargetUser": "bOB"}), true, true),
+        (json!({"User": 4625, "TargetUser": "4625"}), true, true),
+        (
+            json!({"User": ["x", "bob"], "TargetUser": "BOB"}),
+            false,
+            true,
+        ),
+        (json!({"User": "Émile", "TargetUser": "émile"}), true, false),
+    ] {
+        let oracle_found = !oracle
+            .evaluate(&rsigma_eval::event::JsonEvent::borrow(&raw))
+            .is_empty();
+        let event = isms_event::normalize(raw.clone(), &origin, jiff::Timestamp::UNIX_EPOCH)
+            .expect("the event normalizes");
+        let isms_found = !isms.process(&event).is_empty();
+        assert_eq!(
+            (oracle_found, isms_found),
+            (rsigma_matches, isms_matches),
+            "{raw}"
+        );
     }
 }

@@ -24,6 +24,19 @@
 //! - [`FieldTest::Regex`]: the rendered text matches the regular expression anchored at both ends
 //!   (`^(?:re)$`), case-sensitive unless the expression says `(?i)`.
 //! - [`FieldTest::Range`]: see [`RangeKind`]; each present bound must hold.
+//! - [`FieldTest::Cidr`]: the rendered text parses as an IP address (Rust's `std::net::IpAddr`
+//!   parsing: no surrounding spaces, no zone, no leading zeros in IPv4) of the network's family
+//!   (IPv4 or IPv6; `::ffff:10.0.0.1` is IPv6) whose first prefix-length bits are the network's.
+//!   The network is written `address/length` without host bits (see [`crate::network`]).
+//! - [`FieldTest::FieldRef`]: some scalar of the field and some scalar of the other path (resolved
+//!   by the same rule, in the same event) have rendered texts equal ignoring ASCII case. A missing
+//!   or scalar-less other path matches nothing, even against a missing field.
+//! - [`FieldTest::TimePart`]: the rendered text, read as a time by `isms_event::parse_time` (the
+//!   time fields' parser: RFC 3339 / ISO 8601, text without an offset as UTC, RFC 2822, and decimal
+//!   epoch numbers in seconds, milliseconds, microseconds or nanoseconds by magnitude), has that
+//!   component in UTC equal to the value: [`TimeComponent`] says which (minute 0-59, hour 0-23,
+//!   day of the month 1-31, ISO 8601 week number 1-53, month 1-12, calendar year). Text that is not
+//!   a time matches nothing. Unlike [`FieldTest::TimeEquals`], this works on any field.
 //!
 //! *Time fields* ([`TIME_FIELDS`]): `utctimestamp` and `receivedtimestamp` hold RFC 3339 text in events,
 //! written by normalization with microsecond precision. `Equals` and `Range` on them compare instants
@@ -110,6 +123,97 @@ pub enum FieldTest {
     Range(RangeKind),
     /// A time field equals this instant (microseconds since the Unix epoch).
     TimeEquals(i64),
+    /// The rendered text is an IP address inside this network, written canonically
+    /// (`10.0.0.0/8`, `2001:db8::/32`; see [`crate::network::IpNetwork`]).
+    Cidr(String),
+    /// The rendered text equals (ASCII case-insensitively) that of a scalar of this other field
+    /// of the same event (Sigma's `fieldref`).
+    FieldRef(FieldPath),
+    /// The text read as a time has this UTC component (Sigma's `hour`, `day`, ... modifiers).
+    TimePart { part: TimeComponent, value: i64 },
+}
+
+/// A component of a UTC time, for [`FieldTest::TimePart`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeComponent {
+    /// Minute of the hour, 0-59.
+    Minute,
+    /// Hour of the day, 0-23.
+    Hour,
+    /// Day of the month, 1-31.
+    Day,
+    /// ISO 8601 week number, 1-53 (the week of the year's first Thursday is week 1).
+    Week,
+    /// Month of the year, 1-12.
+    Month,
+    /// Calendar year (not the ISO week-numbering year).
+    Year,
+}
+
+impl TimeComponent {
+    /// Every component, in order from the smallest.
+    pub const ALL: [TimeComponent; 6] = [
+        TimeComponent::Minute,
+        TimeComponent::Hour,
+        TimeComponent::Day,
+        TimeComponent::Week,
+        TimeComponent::Month,
+        TimeComponent::Year,
+    ];
+
+    /// The name used in queries and by Sigma: `minute`, `hour`, `day`, `week`, `month`, `year`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeComponent::Minute => "minute",
+            TimeComponent::Hour => "hour",
+            TimeComponent::Day => "day",
+            TimeComponent::Week => "week",
+            TimeComponent::Month => "month",
+            TimeComponent::Year => "year",
+        }
+    }
+
+    /// The component named `name` (ASCII case ignored).
+    pub fn from_name(name: &str) -> Option<TimeComponent> {
+        TimeComponent::ALL
+            .into_iter()
+            .find(|component| component.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The values the component can take (years as far as `isms_event`'s times reach); a value
+    /// outside can never match, so front ends refuse it.
+    pub fn possible_values(self) -> std::ops::RangeInclusive<i64> {
+        match self {
+            TimeComponent::Minute => 0..=59,
+            TimeComponent::Hour => 0..=23,
+            TimeComponent::Day => 1..=31,
+            TimeComponent::Week => 1..=53,
+            TimeComponent::Month => 1..=12,
+            TimeComponent::Year => -9999..=9999,
+        }
+    }
+
+    /// This component of `timestamp`, in UTC.
+    pub fn of(self, timestamp: jiff::Timestamp) -> i64 {
+        let datetime = jiff::tz::Offset::UTC.to_datetime(timestamp);
+        match self {
+            TimeComponent::Minute => i64::from(datetime.minute()),
+            TimeComponent::Hour => i64::from(datetime.hour()),
+            TimeComponent::Day => i64::from(datetime.day()),
+            TimeComponent::Week => i64::from(datetime.date().iso_week_date().week()),
+            TimeComponent::Month => i64::from(datetime.month()),
+            TimeComponent::Year => i64::from(datetime.year()),
+        }
+    }
+
+    /// This component of `text` read as a time by `isms_event::parse_time`; `None` when the text is
+    /// not a time. Both executors decide [`FieldTest::TimePart`] with this.
+    pub fn of_text(self, text: &str) -> Option<i64> {
+        isms_event::parse_time(text)
+            .ok()
+            .map(|timestamp| self.of(timestamp))
+    }
 }
 
 /// A range test. Unbounded sides are `None`.

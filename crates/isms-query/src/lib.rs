@@ -15,8 +15,9 @@
 //! translator, not a new executor, and adding an executor does not require understanding every syntax.
 pub mod ir;
 pub mod matcher;
+pub mod network;
 pub mod parser;
 
-pub use ir::{Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest};
+pub use ir::{Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, TimeComponent};
 pub use matcher::{CompileError, CompiledPredicate};
 pub use parser::{ParseError, parse, to_query_string};

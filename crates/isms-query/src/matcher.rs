@@ -17,15 +17,19 @@
 //!   `isms_event::parse_time`; a value that is not a time does not match. On a field that is not a time
 //!   field they match nothing, as in the SQL executor (which can only compare its time columns).
 //! - Word tests look at the top-level `summary` when it is a string.
+//! - CIDR and time-part tests call the very functions the SQL executor registers as SQL functions
+//!   ([`crate::network::text_is_in_network`], [`crate::ir::TimeComponent::of_text`]); a field
+//!   reference compares the two fields' rendered texts as `Equals` does.
 use std::cell::OnceCell;
 
 use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::ir::{
-    Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, contains_scalar, for_each_scalar,
-    is_numeric_text, render_scalar, value_at,
+    Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, TimeComponent, contains_scalar,
+    for_each_scalar, is_numeric_text, render_scalar, value_at,
 };
+use crate::network::{IpNetwork, text_is_in_network};
 use crate::parser::{REGEX_SIZE_LIMIT, compile_anchored};
 
 /// Deepest predicate tree accepted by [`CompiledPredicate::compile`] (the parser's own limit keeps its
@@ -48,6 +52,13 @@ pub enum CompileError {
     Wildcard {
         field: String,
         pattern: String,
+        problem: String,
+    },
+    /// A CIDR test's network is not a network (only possible in hand-built IR: the parser checks).
+    #[error("the network {network:?} on {field} is not usable: {problem}")]
+    Network {
+        field: String,
+        network: String,
         problem: String,
     },
     /// A phrase test without any word.
@@ -85,6 +96,10 @@ enum Test {
     /// Text bounds are ASCII-lowercased once, here.
     Range(RangeKind),
     TimeEquals(i64),
+    Cidr(IpNetwork),
+    /// Another field of the same event (see [`fields_share_a_value`]).
+    FieldRef(FieldPath),
+    TimePart(TimeComponent, i64),
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +204,15 @@ fn compile_test(field: &FieldPath, test: &FieldTest) -> Result<Option<Test>, Com
         }
         FieldTest::Range(range) => Test::Range(range.clone()),
         FieldTest::TimeEquals(micros) => Test::TimeEquals(*micros),
+        FieldTest::Cidr(network) => Test::Cidr(network.parse().map_err(
+            |error: crate::network::NetworkError| CompileError::Network {
+                field: field.dotted(),
+                network: network.clone(),
+                problem: error.to_string(),
+            },
+        )?),
+        FieldTest::FieldRef(other) => Test::FieldRef(other.clone()),
+        FieldTest::TimePart { part, value } => Test::TimePart(*part, *value),
     }))
 }
 
@@ -357,6 +381,10 @@ fn evaluate(node: &Node, context: &Context<'_>) -> bool {
             path,
             test: Test::Exists,
         } => value_at(context.document, path).is_some_and(contains_scalar),
+        Node::Field {
+            path,
+            test: Test::FieldRef(other),
+        } => fields_share_a_value(context.document, path, other),
         Node::Field { path, test } => {
             let mut found = false;
             for_each_scalar(context.document, path, |scalar| {
@@ -444,7 +472,42 @@ fn scalar_matches(test: &Test, scalar: &Value) -> bool {
             micros_of_scalar(scalar).is_some_and(|micros| holds(&micros, lower, upper))
         }
         Test::TimeEquals(expected) => micros_of_scalar(scalar) == Some(*expected),
+        Test::Cidr(network) => {
+            render_scalar(scalar).is_some_and(|text| text_is_in_network(&text, network))
+        }
+        Test::TimePart(part, expected) => {
+            render_scalar(scalar).is_some_and(|text| part.of_text(&text) == Some(*expected))
+        }
+        // Decided over the whole document in `evaluate`.
+        Test::FieldRef(_) => false,
     }
+}
+
+/// Whether some scalar of `path` and some scalar of `other` render to the same text, ignoring
+/// ASCII case ([`FieldTest::FieldRef`]).
+pub fn fields_share_a_value(
+    document: &Map<String, Value>,
+    path: &FieldPath,
+    other: &FieldPath,
+) -> bool {
+    let mut other_texts = Vec::new();
+    for_each_scalar(document, other, |scalar| {
+        if let Some(text) = render_scalar(scalar) {
+            other_texts.push(text);
+        }
+    });
+    if other_texts.is_empty() {
+        return false;
+    }
+    let mut found = false;
+    for_each_scalar(document, path, |scalar| {
+        if !found && let Some(text) = render_scalar(scalar) {
+            found = other_texts
+                .iter()
+                .any(|other_text| other_text.eq_ignore_ascii_case(&text));
+        }
+    });
+    found
 }
 
 #[cfg(test)]
@@ -753,6 +816,140 @@ mod tests {
         };
         let document = event(json!({"timestamp": "1970-01-01T00:00:00Z"}));
         assert!(!compile(&on_text).expect("compiles").matches(&document));
+    }
+
+    #[test]
+    fn cidr_takes_addresses_of_the_network_family() {
+        let document = event(json!({
+            "v4": "10.1.2.3",
+            "v6": "2001:DB8::1",
+            "mapped": "::ffff:10.0.0.1",
+            "list": ["host", "192.168.1.5", 7],
+            "spaced": " 10.0.0.1",
+            "number": 10,
+            "nested": {"ip": "172.16.0.1"},
+        }));
+        check_all(
+            &document,
+            &[
+                ("v4:cidr(10.0.0.0/8)", true),
+                ("v4:cidr(10.1.2.3/32)", true),
+                ("v4:cidr(10.1.2.2/32)", false),
+                ("v4:cidr(11.0.0.0/8)", false),
+                ("v4:cidr(0.0.0.0/0)", true),
+                ("v4:cidr(::/0)", false),
+                ("v6:cidr(2001:db8::/32)", true),
+                ("v6:cidr(2001:db9::/32)", false),
+                ("v6:cidr(0.0.0.0/0)", false),
+                ("mapped:cidr(10.0.0.0/8)", false),
+                ("mapped:cidr(::ffff:0:0/96)", true),
+                ("list:cidr(192.168.0.0/16)", true),
+                ("list:cidr(10.0.0.0/8)", false),
+                ("spaced:cidr(10.0.0.0/8)", false),
+                ("number:cidr(0.0.0.0/0)", false),
+                ("nested:cidr(0.0.0.0/0)", false),
+                ("nested.ip:cidr(172.16.0.0/12)", true),
+                ("missing:cidr(0.0.0.0/0)", false),
+                ("NOT missing:cidr(0.0.0.0/0)", true),
+            ],
+        );
+        let hand_built = Predicate::Field {
+            field: FieldPath::parse_dotted("v4"),
+            test: FieldTest::Cidr("10.0.0.0/33".to_owned()),
+        };
+        let error = compile(&hand_built).expect_err("not a network");
+        assert_eq!(
+            error.to_string(),
+            "the network \"10.0.0.0/33\" on v4 is not usable: the prefix length 33 is longer than the 32 bits of an IPv4 address"
+        );
+    }
+
+    #[test]
+    fn field_references_compare_rendered_texts_of_two_fields() {
+        let document = event(json!({
+            "user": "Root",
+            "target": "rOOT",
+            "other": "bob",
+            "port": 22,
+            "port_text": "22",
+            "names": ["x", "BOB"],
+            "empty": [],
+            "none": null,
+            "flag": true,
+            "flag_text": "TRUE",
+            "unicode": "É",
+            "unicode_lower": "é",
+            "details": {"user": "root"},
+        }));
+        check_all(
+            &document,
+            &[
+                ("user:fieldref(target)", true),
+                ("user:fieldref(details.user)", true),
+                ("user:fieldref(other)", false),
+                ("other:fieldref(names)", true),
+                ("names:fieldref(other)", true),
+                ("port:fieldref(port_text)", true),
+                ("flag:fieldref(flag_text)", true),
+                ("unicode:fieldref(unicode_lower)", false),
+                ("user:fieldref(user)", true),
+                ("user:fieldref(missing)", false),
+                ("missing:fieldref(user)", false),
+                ("missing:fieldref(missing)", false),
+                ("empty:fieldref(empty)", false),
+                ("none:fieldref(none)", false),
+                ("details:fieldref(details)", false),
+                ("NOT user:fieldref(other)", true),
+            ],
+        );
+    }
+
+    #[test]
+    fn time_parts_read_any_field_as_a_utc_time() {
+        let document = event(json!({
+            "utctimestamp": "2024-12-30T23:59:43.123456+00:00",
+            "local": "2024-12-31T01:15:00+02:00",
+            "naive": "2021-01-03 07:08:09",
+            "epoch": 1_706_621_083,
+            "epoch_text": "1706621083",
+            "date": "2024-02-29",
+            "list": ["no", "2020-06-15T12:00:00Z"],
+            "text": "yesterday",
+            "empty": "",
+        }));
+        check_all(
+            &document,
+            &[
+                ("utctimestamp:minute(59)", true),
+                ("utctimestamp:hour(23)", true),
+                ("utctimestamp:day(30)", true),
+                // 2024-12-30 is a Monday in the first ISO week of 2025.
+                ("utctimestamp:week(1)", true),
+                ("utctimestamp:week(53)", false),
+                ("utctimestamp:month(12)", true),
+                ("utctimestamp:year(2024)", true),
+                ("utctimestamp:year(2025)", false),
+                // Components are UTC: 01:15 at +02:00 is 23:15 the day before.
+                ("local:hour(23)", true),
+                ("local:hour(1)", false),
+                ("local:day(30)", true),
+                ("local:minute(15)", true),
+                // 2021-01-03 is a Sunday in week 53 of 2020.
+                ("naive:week(53)", true),
+                ("naive:year(2021)", true),
+                // 2024-01-30T13:24:43Z.
+                ("epoch:hour(13)", true),
+                ("epoch:minute(24)", true),
+                ("epoch_text:week(5)", true),
+                ("date:day(29)", true),
+                ("date:hour(0)", true),
+                ("list:month(6)", true),
+                ("list:month(1)", false),
+                ("text:year(2024)", false),
+                ("empty:minute(0)", false),
+                ("missing:minute(0)", false),
+            ],
+        );
     }
 
     #[test]

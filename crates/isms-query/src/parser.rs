@@ -21,7 +21,12 @@
 //!          | ("[" | "{") bound "TO" bound ("]" | "}")  a range, `[` `]` inclusive, `{` `}` exclusive,
 //!                                               `*` for an open side; a quoted bound is always text
 //!          | (">" | ">=" | "<" | "<=") bound     a range with one side
+//!          | function "(" argument ")"          after a field only, see below
 //!          | word                               exact text, or a glob if it has an unescaped `*` or `?`
+//! function := "cidr"                            argument: a network, `ip:cidr(10.0.0.0/8)`
+//!          | "fieldref"                         argument: another field, `user:fieldref(details.target)`
+//!          | "minute" | "hour" | "day" | "week" | "month" | "year"
+//!                                               argument: an integer, `utctimestamp:hour(3)`
 //! ```
 //!
 //! The keywords `AND`, `OR`, `NOT` and `TO` are upper case only (`and` is an ordinary word) and only count
@@ -30,6 +35,14 @@
 //! or parenthesis; a backslash makes the next character literal (`a\ b`, `\(`, `\*`, `\-x`). Field names
 //! are `[A-Za-z0-9_@.-]+` directly followed by `:` and are lowercased. There must be no space between the
 //! `:` and the value. A phrase, regex or range must be followed by a space, `)` or the end of the query.
+//!
+//! A function is recognized only as a field's value (also inside a field group, `ip:(cidr(10.0.0.0/8)
+//! OR cidr(::1/128))`), with its name (any ASCII case) directly followed by `(`; its argument runs
+//! to the `)`, without spaces or escapes, and the `)` ends the term like a phrase's closing quote.
+//! Elsewhere `cidr` is an ordinary word, and `ip:cidr (x)` is `ip:cidr AND x`. The exact value
+//! `cidr(x)` is written `ip:"cidr(x)"`. A network must be `address/length` without host bits (see
+//! [`crate::network`]); a time component's value must be one it can take (an hour 0 to 23, a
+//! week 1 to 53, ...): anything else is an error at the argument's position.
 //!
 //! # What a term becomes
 //!
@@ -40,6 +53,9 @@
 //! - On a time field ([`FieldPath::is_time_field`]): words, phrases and range bounds are read with
 //!   `isms_event::parse_time` into [`FieldTest::TimeEquals`] and [`RangeKind::Time`]; globs and regexes
 //!   stay text tests.
+//! - A function is [`FieldTest::Cidr`] (the network printed canonically: `2001:DB8::/32` becomes
+//!   `2001:db8::/32`), [`FieldTest::FieldRef`] (the other field lowercased like field names) or
+//!   [`FieldTest::TimePart`], on any field (time fields and `summary` included).
 //! - Free text (a term without a field, or a term on `summary`) is a search by words
 //!   ([`Predicate::Text`]): the term is split with [`tokenize`]; one token is a [`TextTest::Word`], several
 //!   a [`TextTest::Phrase`], none an error. `word*` (one token, one final `*`, no other glob character) is
@@ -59,7 +75,8 @@
 //! parsing the printed text gives the same predicate back (tests check this with generated predicates),
 //! which lets rules store and show queries as text.
 use crate::ir::{
-    Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, is_numeric_text, tokenize,
+    Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, TimeComponent, is_numeric_text,
+    tokenize,
 };
 
 /// Longest query accepted, in bytes.
@@ -140,6 +157,40 @@ struct Parser {
 
 fn is_field_char(character: char) -> bool {
     character.is_ascii_alphanumeric() || matches!(character, '_' | '@' | '.' | '-')
+}
+
+/// A function written as a field's value (see the grammar).
+#[derive(Clone, Copy)]
+enum FieldFunction {
+    Cidr,
+    FieldRef,
+    TimePart(TimeComponent),
+}
+
+impl FieldFunction {
+    fn named(name: &str) -> Option<FieldFunction> {
+        if name.eq_ignore_ascii_case("cidr") {
+            Some(FieldFunction::Cidr)
+        } else if name.eq_ignore_ascii_case("fieldref") {
+            Some(FieldFunction::FieldRef)
+        } else {
+            TimeComponent::from_name(name).map(FieldFunction::TimePart)
+        }
+    }
+}
+
+/// What a time component's argument must be, for errors.
+fn time_component_expectation(part: TimeComponent) -> String {
+    let what = match part {
+        TimeComponent::Minute => "a minute",
+        TimeComponent::Hour => "an hour",
+        TimeComponent::Day => "a day of the month",
+        TimeComponent::Week => "an ISO week number",
+        TimeComponent::Month => "a month",
+        TimeComponent::Year => "a year",
+    };
+    let range = part.possible_values();
+    format!("{what} ({} to {})", range.start(), range.end())
 }
 
 fn is_summary(field: &FieldPath) -> bool {
@@ -452,11 +503,102 @@ impl Parser {
                 self.range_predicate(target, lower, upper)
             }
             Some('>' | '<') => self.parse_comparison(target),
+            Some(_)
+                if let Target::Field(field) = target
+                    && let Some((function, name_length)) = self.at_function() =>
+            {
+                self.parse_function(field, function, name_length)
+            }
             Some(_) => {
                 let units = self.parse_word(|character| character == '(' || character == ')')?;
                 self.word_predicate(target, &units, start)
             }
         }
+    }
+
+    /// A function name directly followed by `(` at the cursor: the function and the name's length.
+    fn at_function(&self) -> Option<(FieldFunction, usize)> {
+        let mut end = self.pos;
+        while self
+            .peek_at(end)
+            .is_some_and(|character| character.is_ascii_alphabetic())
+        {
+            end += 1;
+        }
+        if end == self.pos || self.peek_at(end) != Some('(') {
+            return None;
+        }
+        let name: String = self.chars[self.pos..end].iter().collect();
+        FieldFunction::named(&name).map(|function| (function, end - self.pos))
+    }
+
+    /// `function(argument)` on `field`; the cursor is on the function's name.
+    fn parse_function(
+        &mut self,
+        field: &FieldPath,
+        function: FieldFunction,
+        name_length: usize,
+    ) -> Result<Predicate, ParseError> {
+        let name: String = self.chars[self.pos..self.pos + name_length]
+            .iter()
+            .collect::<String>()
+            .to_ascii_lowercase();
+        self.pos += name_length + 1;
+        let argument_start = self.pos;
+        while self.peek().is_some_and(|character| {
+            !character.is_whitespace() && character != '(' && character != ')'
+        }) {
+            self.pos += 1;
+        }
+        let argument: String = self.chars[argument_start..self.pos].iter().collect();
+        let argument_end = self.pos;
+        let test = match function {
+            FieldFunction::Cidr => {
+                let expected = "a network such as 10.0.0.0/8 or 2001:db8::/32";
+                if argument.is_empty() {
+                    return Err(self.unexpected(argument_start, expected));
+                }
+                match argument.parse::<crate::network::IpNetwork>() {
+                    Ok(network) => FieldTest::Cidr(network.to_string()),
+                    Err(problem) => {
+                        return Err(self.error(
+                            argument_start,
+                            expected,
+                            format!("{argument:?} ({problem})"),
+                        ));
+                    }
+                }
+            }
+            FieldFunction::FieldRef => {
+                if argument.is_empty() || !argument.chars().all(is_field_char) {
+                    return Err(self.unexpected(argument_start, "a field name"));
+                }
+                FieldTest::FieldRef(FieldPath::parse_dotted(&argument))
+            }
+            FieldFunction::TimePart(part) => {
+                let value = argument
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|value| part.possible_values().contains(value));
+                match value {
+                    Some(value) => FieldTest::TimePart { part, value },
+                    None => {
+                        return Err(
+                            self.unexpected(argument_start, time_component_expectation(part))
+                        );
+                    }
+                }
+            }
+        };
+        if self.peek() != Some(')') {
+            return Err(self.unexpected(argument_end, format!("\")\" closing \"{name}(\"")));
+        }
+        self.pos += 1;
+        self.expect_term_end()?;
+        Ok(Predicate::Field {
+            field: field.clone(),
+            test,
+        })
     }
 
     /// A word: characters up to whitespace or a `stop` character, with backslash escapes. Returns each
@@ -1131,6 +1273,22 @@ fn write_field(field: &FieldPath, test: &FieldTest, out: &mut String) {
             });
         }
         FieldTest::TimeEquals(micros) => out.push_str(&format_micros(*micros)),
+        FieldTest::Cidr(network) => {
+            out.push_str("cidr(");
+            out.push_str(network);
+            out.push(')');
+        }
+        FieldTest::FieldRef(other) => {
+            out.push_str("fieldref(");
+            out.push_str(&other.dotted());
+            out.push(')');
+        }
+        FieldTest::TimePart { part, value } => {
+            out.push_str(part.name());
+            out.push('(');
+            out.push_str(&value.to_string());
+            out.push(')');
+        }
     }
 }
 
@@ -1780,6 +1938,138 @@ mod tests {
             2,
             "\"*\" after \"*:\"",
             "\"abcdefghijklmnopqrst…\"",
+        );
+    }
+
+    #[test]
+    fn functions_make_cidr_field_reference_and_time_part_tests() {
+        let cidr = |name: &str, network: &str| field(name, FieldTest::Cidr(network.to_owned()));
+        assert_eq!(
+            ok("details.sourceipaddress:cidr(10.0.0.0/8)"),
+            cidr("details.sourceipaddress", "10.0.0.0/8")
+        );
+        assert_eq!(ok("ip:CIDR(2001:DB8:0::/32)"), cidr("ip", "2001:db8::/32"));
+        assert_eq!(ok("ip:cidr(::/0)"), cidr("ip", "::/0"));
+        assert_eq!(
+            ok("ip:(cidr(10.0.0.0/8) OR cidr(::1/128))"),
+            Predicate::Or(vec![cidr("ip", "10.0.0.0/8"), cidr("ip", "::1/128")])
+        );
+        assert_eq!(
+            ok("-ip:cidr(192.168.0.0/16)"),
+            not(cidr("ip", "192.168.0.0/16"))
+        );
+        assert_eq!(
+            ok("summary:cidr(10.0.0.0/8)"),
+            cidr("summary", "10.0.0.0/8")
+        );
+        assert_eq!(
+            ok("User:fieldref(Details.Target_User)"),
+            field(
+                "user",
+                FieldTest::FieldRef(FieldPath::parse_dotted("details.target_user"))
+            )
+        );
+        let part = |name: &str, part: TimeComponent, value: i64| {
+            field(name, FieldTest::TimePart { part, value })
+        };
+        assert_eq!(
+            ok("utctimestamp:hour(3)"),
+            part("utctimestamp", TimeComponent::Hour, 3)
+        );
+        assert_eq!(
+            ok("details.created:(minute(0) week(53) Day(31) month(1))"),
+            Predicate::And(vec![
+                part("details.created", TimeComponent::Minute, 0),
+                part("details.created", TimeComponent::Week, 53),
+                part("details.created", TimeComponent::Day, 31),
+                part("details.created", TimeComponent::Month, 1),
+            ])
+        );
+        assert_eq!(
+            ok("t:year(-9999) t:year(2024) t:hour(03)"),
+            Predicate::And(vec![
+                part("t", TimeComponent::Year, -9999),
+                part("t", TimeComponent::Year, 2024),
+                part("t", TimeComponent::Hour, 3),
+            ])
+        );
+        // Only directly before `(`, and only as a field's value: elsewhere these are words.
+        assert_eq!(
+            ok("ip:cidr (x)"),
+            Predicate::And(vec![equals("ip", "cidr"), word("x")])
+        );
+        assert_eq!(
+            ok("cidr(10.0.0.0/8)"),
+            Predicate::And(vec![word("cidr"), phrase(&["10", "0", "0", "0", "8"])])
+        );
+        assert_eq!(ok(r#"ip:"cidr(x)""#), equals("ip", "cidr(x)"));
+        assert_eq!(ok(r"ip:cidr\(x\)"), equals("ip", "cidr(x)"));
+        assert_eq!(ok("ip:hours"), equals("ip", "hours"));
+        assert_eq!(
+            to_query_string(&ok("ip:CIDR(2001:DB8::/32) AND a:Hour(3) b:FieldRef(C)")),
+            "ip:cidr(2001:db8::/32) AND a:hour(3) AND b:fieldref(c)"
+        );
+    }
+
+    #[test]
+    fn bad_function_arguments_are_errors_at_the_argument() {
+        let network = "a network such as 10.0.0.0/8 or 2001:db8::/32";
+        assert_error(
+            "ip:cidr(10.0.0.0/33)",
+            8,
+            network,
+            "\"10.0.0.0/33\" (the prefix length 33 is longer than the 32 bits of an IPv4 address)",
+        );
+        assert_error(
+            "x ip:cidr(300.1.1.1/8)",
+            10,
+            network,
+            "\"300.1.1.1/8\" (\"300.1.1.1\" is not an IP address)",
+        );
+        assert_error(
+            "ip:cidr(10.0.0.0)",
+            8,
+            network,
+            "\"10.0.0.0\" (no prefix length (write a network as address/length, e.g. 10.0.0.0/8))",
+        );
+        assert_error(
+            "ip:cidr(10.1.0.0/8)",
+            8,
+            network,
+            "\"10.1.0.0/8\" (host bits are set past the prefix (the network is 10.0.0.0/8))",
+        );
+        assert_error("ip:cidr()", 8, network, "\")\"");
+        assert_error("ip:cidr(", 8, network, "end of query");
+        assert_error(
+            "ip:cidr(10.0.0.0/8",
+            18,
+            "\")\" closing \"cidr(\"",
+            "end of query",
+        );
+        assert_error(
+            "ip:cidr(10.0.0.0/8 x)",
+            18,
+            "\")\" closing \"cidr(\"",
+            "whitespace",
+        );
+        assert_error(
+            "ip:cidr(10.0.0.0/8)x",
+            19,
+            "a space, \")\" or the end of the query",
+            "\"x\"",
+        );
+        assert_error("a:fieldref()", 11, "a field name", "\")\"");
+        assert_error("a:fieldref(b/c)", 11, "a field name", "\"b/c\"");
+        assert_error("t:hour(24)", 7, "an hour (0 to 23)", "\"24\"");
+        assert_error("t:minute(x)", 9, "a minute (0 to 59)", "\"x\"");
+        assert_error("t:day(0)", 6, "a day of the month (1 to 31)", "\"0\"");
+        assert_error("t:week(54)", 7, "an ISO week number (1 to 53)", "\"54\"");
+        assert_error("t:month(1.0)", 8, "a month (1 to 12)", "\"1.0\"");
+        assert_error(
+            "t:year(99999999999999999999)",
+            7,
+            "a year (-9999 to 9999)",
+            "\"99999999999999999999\"",
         );
     }
 

@@ -9,8 +9,8 @@
 //!   with simple reference implementations of the semantics in `ir.rs`.
 use isms_query::ir::{NUMERIC_TEXT_PATTERN, TIME_FIELDS, is_numeric_text, tokenize};
 use isms_query::{
-    Bound, CompiledPredicate, FieldPath, FieldTest, Predicate, RangeKind, TextTest, parse,
-    to_query_string,
+    Bound, CompiledPredicate, FieldPath, FieldTest, Predicate, RangeKind, TextTest, TimeComponent,
+    parse, to_query_string,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -114,8 +114,40 @@ fn micros() -> impl Strategy<Value = i64> {
     ]
 }
 
+/// Networks in canonical text, IPv4 and IPv6, every prefix length.
+fn network() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (any::<u32>(), 0u8..=32).prop_map(|(bits, length)| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(length)).unwrap_or(0);
+            format!("{}/{length}", std::net::Ipv4Addr::from(bits & mask))
+        }),
+        (any::<u128>(), 0u8..=128).prop_map(|(bits, length)| {
+            let mask = u128::MAX.checked_shl(128 - u32::from(length)).unwrap_or(0);
+            format!("{}/{length}", std::net::Ipv6Addr::from(bits & mask))
+        }),
+    ]
+}
+
+/// Time-part tests with every value each component can take.
+fn time_part() -> impl Strategy<Value = FieldTest> {
+    prop::sample::select(TimeComponent::ALL.to_vec()).prop_flat_map(|part| {
+        part.possible_values()
+            .prop_map(move |value| FieldTest::TimePart { part, value })
+    })
+}
+
+/// The tests written as functions (`cidr(...)`, `fieldref(...)`, `hour(...)`), on any field.
+fn function_test() -> impl Strategy<Value = FieldTest> {
+    prop_oneof![
+        network().prop_map(FieldTest::Cidr),
+        prop_oneof![plain_field(), time_field(), Just(summary())].prop_map(FieldTest::FieldRef),
+        time_part(),
+    ]
+}
+
 fn field_test() -> impl Strategy<Value = FieldTest> {
     prop_oneof![
+        function_test(),
         Just(FieldTest::Exists),
         any_text().prop_map(FieldTest::Equals),
         glob_units().prop_map(|units| FieldTest::Wildcard(pattern_of(&units))),
@@ -144,6 +176,7 @@ fn time_test() -> impl Strategy<Value = FieldTest> {
     prop_oneof![
         Just(FieldTest::Exists),
         micros().prop_map(FieldTest::TimeEquals),
+        function_test(),
         (bound(micros()), bound(micros()))
             .prop_map(|(lower, upper)| FieldTest::Range(RangeKind::Time { lower, upper })),
         glob_units().prop_map(|units| FieldTest::Wildcard(pattern_of(&units))),
@@ -180,6 +213,7 @@ fn summary_test() -> impl Strategy<Value = Predicate> {
         prop::collection::vec(token(), 2..5)
             .prop_map(|words| Predicate::Text(TextTest::Phrase(words))),
         Just(field(FieldTest::Exists)),
+        function_test().prop_map(field),
         regex().prop_map(move |expression| field(FieldTest::Regex(expression))),
         glob_units()
             .prop_filter("not a prefix", |units| !is_prefix_form(units))
@@ -248,6 +282,7 @@ proptest! {
         any::<String>(),
         "[ a-zA-Z0-9_.:*?\\\\\"/()\\[\\]{}<>=!+&|-]{0,30}",
         "((AND|OR|NOT|TO|&&|\\|\\||[-+!]|\\(|\\)|\\[|\\]|\\{|\\}|a:|_exists_:|utctimestamp:|summary:|\"|/|\\*|\\?|\\\\|>=?|<=?|x|2024-01-01|5|é) ?){0,12}",
+        "((a:|b:|cidr\\(|fieldref\\(|hour\\(|Week\\(|10\\.0\\.0\\.0/8|::1/128|1\\.2\\.3\\.4/33|x\\.y|-1|24|\\(|\\)|OR| ) ?){0,10}",
     ]) {
         match parse(&query) {
             Ok(predicate) => {

@@ -42,6 +42,7 @@ macro_rules! store_conformance_suite {
                 field_queries_find_exactly_the_expected_events,
                 free_text_finds_words_phrases_and_prefixes,
                 time_bounds_and_time_fields_restrict_results,
+                networks_field_references_and_time_parts_find_exactly_the_expected_events,
                 histogram_and_top_values_aggregate_matches,
                 keys_are_stored_listed_and_revoked,
                 retention_deletes_oldest_events_first,
@@ -378,6 +379,90 @@ pub async fn time_bounds_and_time_fields_restrict_results(store: &dyn Store) {
         found(store, "utctimestamp:\"2023-11-14T22:13:27+00:00\"").await,
         vec![7]
     );
+}
+
+/// CIDR tests take IP addresses of the network's family only; a field reference compares two fields of
+/// one event (ASCII case ignored, any value of each); time parts read any field as a UTC time.
+pub async fn networks_field_references_and_time_parts_find_exactly_the_expected_events(
+    store: &dyn Store,
+) {
+    let events = vec![
+        event_at(
+            0,
+            json!({"summary": "first", "details": {"sourceipaddress": "10.0.0.1",
+            "destinationipaddress": "10.0.0.1", "username": "joe", "targetuser": "JOE",
+            "created": "2024-01-30T13:24:43Z"}}),
+        ),
+        event_at(
+            1,
+            json!({"details": {"sourceipaddress": "10.200.3.4", "destinationipaddress": "192.168.1.5",
+            "username": "joe", "targetuser": "mary", "created": "2024-01-30T23:30:00-02:00"}}),
+        ),
+        event_at(
+            2,
+            json!({"details": {"sourceipaddress": "2001:db8::5", "username": "root",
+            "targetuser": ["x", "Root"], "created": 1_706_621_083}}),
+        ),
+        event_at(
+            3,
+            json!({"details": {"sourceipaddress": ["192.168.1.5", "172.16.0.1"], "username": 22,
+            "targetuser": "22", "created": "not a time"}}),
+        ),
+        event_at(
+            4,
+            json!({"details": {"sourceipaddress": "::ffff:10.0.0.1", "destinationipaddress": "10.0.0.1 ",
+            "created": "2020-12-31T23:59:59Z"}}),
+        ),
+        event_at(
+            5,
+            json!({"details": {"sourceipaddress": "not an address", "username": "É",
+            "targetuser": "é", "created": "2021-01-04"}}),
+        ),
+    ];
+    store.append(events).await.expect("append");
+    let cases: &[(&str, &[i64])] = &[
+        ("details.sourceipaddress:cidr(10.0.0.0/8)", &[0, 1]),
+        ("details.sourceipaddress:cidr(192.168.0.0/16)", &[3]),
+        ("details.sourceipaddress:cidr(172.16.0.0/12)", &[3]),
+        ("details.sourceipaddress:cidr(2001:db8::/32)", &[2]),
+        ("details.sourceipaddress:cidr(::/0)", &[2, 4]),
+        ("details.sourceipaddress:cidr(0.0.0.0/0)", &[0, 1, 3]),
+        ("details.destinationipaddress:cidr(10.0.0.1/32)", &[0]),
+        (
+            "NOT details.sourceipaddress:cidr(10.0.0.0/8)",
+            &[2, 3, 4, 5],
+        ),
+        ("details.username:fieldref(details.targetuser)", &[0, 2, 3]),
+        ("details.targetuser:fieldref(details.username)", &[0, 2, 3]),
+        (
+            "details.sourceipaddress:fieldref(details.destinationipaddress)",
+            &[0],
+        ),
+        ("details.username:fieldref(details.missing)", &[]),
+        ("details.missing:fieldref(details.username)", &[]),
+        (
+            "details.sourceipaddress:cidr(10.0.0.0/8) AND details.username:fieldref(details.targetuser)",
+            &[0],
+        ),
+        ("details.created:hour(13)", &[0, 2]),
+        ("details.created:hour(1)", &[1]),
+        ("details.created:minute(59)", &[4]),
+        ("details.created:day(31)", &[1, 4]),
+        ("details.created:week(53)", &[4]),
+        ("details.created:week(5)", &[0, 1, 2]),
+        ("details.created:week(1)", &[5]),
+        ("details.created:month(1)", &[0, 1, 2, 5]),
+        ("details.created:year(2021)", &[5]),
+        ("NOT details.created:year(2024)", &[3, 4, 5]),
+        (
+            "utctimestamp:hour(22) AND utctimestamp:minute(13)",
+            &[0, 1, 2, 3, 4, 5],
+        ),
+        ("utctimestamp:year(2024)", &[]),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(found(store, query).await, expected.to_vec(), "{query}");
+    }
 }
 
 /// Histograms bucket matches by event time; top values count events per distinct value.

@@ -4,12 +4,13 @@
 //!
 //! Events and predicates are generated from small vocabularies chosen to hit the edges: case (ASCII and
 //! not), numbers vs numeric strings vs text, arrays, nesting, missing and null fields, long values past
-//! the index's truncation, words and phrases.
+//! the index's truncation, words and phrases, IP addresses in and out of networks (both families,
+//! IPv4-mapped, with a zone or a space), texts and numbers that are times or epochs.
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use isms_event::{Event, Origin, normalize};
-use isms_query::ir::{Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest};
+use isms_query::ir::{Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, TimeComponent};
 use isms_query::matcher::CompiledPredicate;
 use isms_store::sqlite::{PlanChoice, SqliteOptions, SqliteStore};
 use isms_store::{EventFilter, SearchRequest, SortOrder, Store};
@@ -39,6 +40,18 @@ fn text_values() -> Vec<Value> {
         json!("50%_off"),
         json!(long_value()),
         json!(format!("{}x", "a".repeat(47))),
+        json!("10.255.0.3"),
+        json!("192.168.1.5"),
+        json!("::ffff:10.0.0.1"),
+        json!("2001:DB8::1"),
+        json!("2001:db9::"),
+        json!("fe80::1%eth0"),
+        json!(" 10.0.0.1"),
+        json!("2024-01-30T13:24:43Z"),
+        json!("2023-12-31T23:59:59-02:00"),
+        json!("2024-12-30 03:04:05"),
+        json!("1700000000"),
+        json!("2021-01-03"),
     ]
 }
 
@@ -53,6 +66,7 @@ fn number_values() -> Vec<Value> {
         json!("abc"),
         json!(true),
         json!(0.1),
+        json!(1_706_621_083),
     ]
 }
 
@@ -72,23 +86,53 @@ fn value_strategy() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// Values of `details.alias` and `details.owner`: few, so that field references between them (and
+/// `details.username`) often meet equal texts, in another case, as a number and its text, in arrays.
+fn reference_value_strategy() -> impl Strategy<Value = Value> {
+    proptest::sample::select(vec![
+        json!("joe"),
+        json!("Joe"),
+        json!("JOE"),
+        json!("mary"),
+        json!("Émile"),
+        json!("émile"),
+        json!(22),
+        json!("22"),
+        json!(true),
+        json!("TRUE"),
+        json!(["x", "JOE"]),
+        json!({"joe": "joe"}),
+        Value::Null,
+    ])
+}
+
 fn event_strategy() -> impl Strategy<Value = Value> {
     (
-        proptest::option::of(proptest::collection::vec(
-            proptest::sample::select(words()),
-            1..6,
-        )),
-        proptest::option::of(value_strategy()),
-        proptest::option::of(value_strategy()),
-        proptest::option::of(value_strategy()),
-        proptest::option::of(proptest::sample::select(vec!["web1", "WEB1", "db1", "Ünï"])),
-        proptest::option::of(value_strategy()),
-        0i64..20,
+        proptest::option::of(reference_value_strategy()),
+        proptest::option::of(reference_value_strategy()),
+        (
+            proptest::option::of(proptest::collection::vec(
+                proptest::sample::select(words()),
+                1..6,
+            )),
+            proptest::option::of(value_strategy()),
+            proptest::option::of(value_strategy()),
+            proptest::option::of(value_strategy()),
+            proptest::option::of(proptest::sample::select(vec!["web1", "WEB1", "db1", "Ünï"])),
+            proptest::option::of(value_strategy()),
+            0i64..20,
+        ),
     )
         .prop_map(
-            |(summary_words, username, port, nested, hostname, tags, second)| {
+            |(alias, owner, (summary_words, username, port, nested, hostname, tags, second))| {
                 let mut details = serde_json::Map::new();
                 details.insert("always".into(), json!("here"));
+                if let Some(alias) = alias {
+                    details.insert("alias".into(), alias);
+                }
+                if let Some(owner) = owner {
+                    details.insert("owner".into(), owner);
+                }
                 if let Some(username) = username {
                     details.insert("username".into(), username);
                 }
@@ -251,8 +295,70 @@ fn leaf_strategy() -> impl Strategy<Value = Predicate> {
     ]
 }
 
+/// CIDR, field-reference and time-part tests, with networks and values that the generated events
+/// fall in and out of.
+fn function_leaf_strategy() -> impl Strategy<Value = Predicate> {
+    let networks = vec![
+        "10.0.0.0/8",
+        "10.0.0.1/32",
+        "192.168.0.0/16",
+        "0.0.0.0/0",
+        "::/0",
+        "2001:db8::/32",
+        "::ffff:0:0/96",
+        "fe80::/10",
+    ];
+    let parts = (
+        proptest::sample::select(TimeComponent::ALL.to_vec()),
+        proptest::sample::select(vec![
+            0i64, 1, 3, 5, 12, 13, 14, 22, 24, 30, 31, 46, 53, 59, 1970, 2023, 2024,
+        ]),
+    );
+    let time_fields = proptest::sample::select(vec![
+        "details.username",
+        "details.port",
+        "details.inner.value",
+        "tags",
+        "utctimestamp",
+        "receivedtimestamp",
+    ])
+    .prop_map(FieldPath::parse_dotted);
+    // Fields whose values come from one vocabulary, so that references find equal values (in
+    // another case, a number and its text, inside arrays) as often as different ones.
+    let reference_fields = proptest::sample::select(vec![
+        "details.alias",
+        "details.owner",
+        "details.username",
+        "details.port",
+        "details.inner.value",
+        "details.inner",
+        "tags",
+        "details.missing",
+    ])
+    .prop_map(FieldPath::parse_dotted);
+    prop_oneof![
+        (field_strategy(), proptest::sample::select(networks)).prop_map(|(field, network)| {
+            Predicate::Field {
+                field,
+                test: FieldTest::Cidr(network.to_string()),
+            }
+        }),
+        (reference_fields.clone(), reference_fields).prop_map(|(field, other)| Predicate::Field {
+            field,
+            test: FieldTest::FieldRef(other),
+        }),
+        (prop_oneof![field_strategy(), time_fields], parts).prop_map(|(field, (part, value))| {
+            Predicate::Field {
+                field,
+                test: FieldTest::TimePart { part, value },
+            }
+        }),
+    ]
+}
+
 fn predicate_strategy() -> impl Strategy<Value = Predicate> {
-    leaf_strategy().prop_recursive(3, 12, 3, |inner| {
+    let leaf_strategy = prop_oneof![2 => leaf_strategy(), 1 => function_leaf_strategy()];
+    leaf_strategy.prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Predicate::And),
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Predicate::Or),

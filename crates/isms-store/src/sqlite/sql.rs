@@ -2,7 +2,8 @@
 //!
 //! A [`Predicate`] compiles into two things:
 //! - an exact per-row condition on `events e` (the IR's semantics, written in SQL over `e.doc` with
-//!   SQLite's JSON functions, and the matcher's own word test for full text, see `functions.rs`), and
+//!   SQLite's JSON functions, and the matcher's own code for full text, CIDR and time-part tests, see
+//!   `functions.rs`), and
 //! - an optional *driver*: a subquery of candidate `seq`s from the term index (summary words and field
 //!   terms, see `segments.rs`) that every matching event is guaranteed to be in, marked *exact* when its
 //!   rows are precisely the matches.
@@ -218,6 +219,9 @@ const SCALAR_TYPES: &str = "('text','integer','real','true','false')";
 /// The rendered text of the scalar `j` (see `isms_query::ir::render_scalar`): numbers keep the exact
 /// JSON text stored in the document (SQLite's `->` returns it unchanged).
 const SCALAR_TEXT: &str = "(CASE j.type WHEN 'text' THEN j.atom WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE e.doc -> j.fullkey END)";
+
+/// [`SCALAR_TEXT`] of the scalar `k`: a scalar of the other field of a field reference.
+const OTHER_SCALAR_TEXT: &str = "(CASE k.type WHEN 'text' THEN k.atom WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE e.doc -> k.fullkey END)";
 
 /// Compiles a predicate.
 pub(crate) fn compile(predicate: &Predicate) -> CompiledPredicate {
@@ -545,6 +549,45 @@ fn compile_field(field: &FieldPath, test: &FieldTest) -> CompiledPredicate {
                 condition.push_param(SqlParam::Text(bound.value.to_ascii_lowercase()));
             }
             (presence, false)
+        }
+        FieldTest::Cidr(network) => {
+            // A network that does not parse is refused by the matcher's compiler; here it matches
+            // nothing (the parser never makes one).
+            let Ok(network) = network.parse::<isms_query::network::IpNetwork>() else {
+                return never();
+            };
+            condition.push_sql(&format!("isms_in_network({SCALAR_TEXT}, "));
+            condition.push_param(SqlParam::Text(network.to_string()));
+            condition.push_sql(")");
+            (presence, false)
+        }
+        FieldTest::TimePart { part, value } => {
+            condition.push_sql(&format!("isms_time_part({SCALAR_TEXT}, "));
+            condition.push_param(SqlParam::Text(part.name().to_owned()));
+            condition.push_sql(") = ");
+            condition.push_param(SqlParam::Integer(*value));
+            (presence, false)
+        }
+        FieldTest::FieldRef(other) => {
+            if !addressable(other) {
+                return never();
+            }
+            // Some scalar `k` of the other path (resolved like `j`'s) with the same text, ASCII
+            // case ignored (SQLite's `lower` folds ASCII only, like `eq_ignore_ascii_case`).
+            let other_path = json_path(other);
+            condition.push_sql("EXISTS (SELECT 1 FROM json_each(e.doc, ");
+            condition.push_param(SqlParam::Text(other_path.clone()));
+            condition.push_sql(") k WHERE json_type(e.doc, ");
+            condition.push_param(SqlParam::Text(other_path));
+            condition.push_sql(&format!(
+                ") <> 'object' AND k.type IN {SCALAR_TYPES} AND lower({OTHER_SCALAR_TEXT}) = lower({SCALAR_TEXT}))"
+            ));
+            let other_presence = has_presence_token(other)
+                .then(|| Driver::Terms(TermQuery::Token(presence_token(other))));
+            (
+                Driver::combine(presence.into_iter().chain(other_presence).collect(), true),
+                false,
+            )
         }
         FieldTest::Exists | FieldTest::TimeEquals(_) | FieldTest::Range(RangeKind::Time { .. }) => {
             unreachable!("handled above")
