@@ -700,8 +700,14 @@ impl SigmaFieldMapping {
     pub(crate) fn with_conditions(&self, predicate: Predicate) -> Predicate {
         match &self.logsource {
             Some(logsource) if !logsource.conditions.is_empty() => {
-                let mut all = logsource.conditions.clone();
-                all.push(predicate);
+                // One flat AND (conditions first: they reject most events soonest).
+                let mut all = Vec::new();
+                for part in logsource.conditions.iter().cloned().chain([predicate]) {
+                    match part {
+                        Predicate::And(children) => all.extend(children),
+                        other => all.push(other),
+                    }
+                }
                 Predicate::And(all)
             }
             _ => predicate,
