@@ -10,7 +10,9 @@
 //! isms field each becomes. By default a name lands where normalization puts the same key of an
 //! incoming JSON event (lowercased; MozDef's fields and their aliases at the top level, `user` as
 //! `details.username`, everything else under `details`), so a rule matches the events made from
-//! the JSON it was written for.
+//! the JSON it was written for. Processing pipelines ([`crate::sigma_pipeline`]) change that per
+//! log source: the shipped ones put a Linux process_creation rule's `Image` where the audit decoder
+//! puts the executable, and AND a `service: sshd` rule with `processname:sshd`.
 //!
 //! Semantics, as in the Sigma specification: strings compare case-insensitively (ASCII, as the IR
 //! does) and whole-value, `*` and `?` are wildcards (`\*`, `\?`, `\\` literal), a list of values is
