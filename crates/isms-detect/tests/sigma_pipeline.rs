@@ -387,8 +387,14 @@ fn windows_event_logs_as_json_match_through_their_system_and_eventdata_fields() 
     condition: selection",
     );
     // Flat EventData by default.
-    assert_eq!(firings(sigma_rules(&with_eventdata), &[nxlog.clone()]), 1);
-    assert_eq!(firings(sigma_rules(&with_eventdata), &[evtx.clone()]), 0);
+    assert_eq!(
+        firings(sigma_rules(&with_eventdata), std::slice::from_ref(&nxlog)),
+        1
+    );
+    assert_eq!(
+        firings(sigma_rules(&with_eventdata), std::slice::from_ref(&evtx)),
+        0
+    );
     // Nested EventData with the optional pipeline of the tool.
     let with_optional = |name: &str| {
         let optional = Arc::new(optional_pipeline(name).unwrap().unwrap());
@@ -399,9 +405,15 @@ fn windows_event_logs_as_json_match_through_their_system_and_eventdata_fields() 
         assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
         loaded.rules
     };
-    assert_eq!(firings(with_optional("windows-evtx"), &[evtx.clone()]), 1);
     assert_eq!(
-        firings(with_optional("windows-winlogbeat"), &[winlogbeat.clone()]),
+        firings(with_optional("windows-evtx"), std::slice::from_ref(&evtx)),
+        1
+    );
+    assert_eq!(
+        firings(
+            with_optional("windows-winlogbeat"),
+            std::slice::from_ref(&winlogbeat)
+        ),
         1
     );
     assert_eq!(firings(with_optional("windows-evtx"), &[winlogbeat]), 0);
