@@ -324,7 +324,8 @@ fn parse_sigma_rules(text: &str, source: &str) -> (Vec<Rule>, Vec<RuleError>) {
     let files: Vec<crate::sigma::SigmaFile> = read_sigma_file(text, source, &mut errors)
         .into_iter()
         .collect();
-    let (rules, more_errors) = compile_sigma_files(&files);
+    let mapping = crate::sigma::SigmaFieldMapping::with_shipped_pipelines();
+    let (rules, more_errors) = compile_sigma_files(&files, &mapping);
     errors.extend(more_errors);
     (rules, errors)
 }
@@ -403,11 +404,13 @@ fn sigma_documents(text: &str) -> Vec<(usize, String)> {
 }
 
 /// Compiles Sigma files together (filters and correlations may name rules of other files).
-fn compile_sigma_files(files: &[crate::sigma::SigmaFile]) -> (Vec<Rule>, Vec<RuleError>) {
+fn compile_sigma_files(
+    files: &[crate::sigma::SigmaFile],
+    mapping: &crate::sigma::SigmaFieldMapping,
+) -> (Vec<Rule>, Vec<RuleError>) {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
-    let mapping = crate::sigma::SigmaFieldMapping::default();
-    for compiled in crate::sigma::compile_files(files, &mapping) {
+    for compiled in crate::sigma::compile_files(files, mapping) {
         match compiled.result {
             Ok(definition) => match Rule::compile(definition, &compiled.source) {
                 Ok(rule) => rules.push(rule),
@@ -427,7 +430,7 @@ fn compile_sigma_files(files: &[crate::sigma::SigmaFile]) -> (Vec<Rule>, Vec<Rul
     (rules, errors)
 }
 
-fn yaml_reason(error: &yaml_serde::Error) -> String {
+pub(crate) fn yaml_reason(error: &yaml_serde::Error) -> String {
     // The location is given separately; keep the reason itself.
     let text = error.to_string();
     match text.find(" at line ") {
@@ -461,15 +464,51 @@ pub struct LoadedRules {
     pub errors: Vec<RuleError>,
     /// Files read.
     pub files: usize,
+    /// The Sigma pipelines read from the directories (`NAME.pipeline.yml`): name and file.
+    pub pipelines: Vec<(String, String)>,
 }
 
 /// Loads every `*.yml` and `*.yaml` file under `directory` (sorted, recursively), keeping the good
-/// rules of every file. A rule id defined twice keeps the first and reports the second.
+/// rules of every file. A rule id defined twice keeps the first and reports the second. Sigma
+/// rules are compiled under the shipped pipelines and the directory's own pipeline files
+/// (`*.pipeline.yml`, `*.pipeline.yaml`, by path), which are not rule files.
 pub fn load_directory(directory: &Path) -> Result<LoadedRules, std::io::Error> {
+    load_directory_with_pipelines(directory, &[])
+}
+
+/// [`load_directory`], with `more_pipelines` applied to its Sigma rules after the directory's own
+/// (`isms replay --pipeline`).
+pub fn load_directory_with_pipelines(
+    directory: &Path,
+    more_pipelines: &[std::sync::Arc<crate::sigma_pipeline::SigmaPipeline>],
+) -> Result<LoadedRules, std::io::Error> {
     let mut files = Vec::new();
     collect_rule_files(directory, &mut files, 0)?;
     files.sort();
     let mut loaded = LoadedRules::default();
+    let mut pipelines: Vec<std::sync::Arc<crate::sigma_pipeline::SigmaPipeline>> =
+        crate::sigma_pipeline::shipped_pipelines().to_vec();
+    let (pipeline_files, files): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|path| crate::sigma_pipeline::is_pipeline_file(path));
+    for path in pipeline_files {
+        loaded.files += 1;
+        match crate::sigma_pipeline::read_pipeline_file(&path) {
+            Ok(pipeline) => {
+                loaded
+                    .pipelines
+                    .push((pipeline.name.clone(), pipeline.source.clone()));
+                pipelines.push(std::sync::Arc::new(pipeline));
+            }
+            Err(error) => loaded.errors.push(RuleError {
+                origin: error.origin,
+                line: error.line,
+                rule_id: None,
+                reason: error.reason,
+            }),
+        }
+    }
+    pipelines.extend(more_pipelines.iter().cloned());
     // Sigma files are compiled together once all are read: filters and correlations name rules
     // of other files.
     let mut sigma_files = Vec::new();
@@ -498,7 +537,8 @@ pub fn load_directory(directory: &Path) -> Result<LoadedRules, std::io::Error> {
             add_unique(&mut loaded, rule);
         }
     }
-    let (rules, errors) = compile_sigma_files(&sigma_files);
+    let mapping = crate::sigma::SigmaFieldMapping::with_pipelines(pipelines);
+    let (rules, errors) = compile_sigma_files(&sigma_files, &mapping);
     loaded.errors.extend(errors);
     for rule in rules {
         add_unique(&mut loaded, rule);

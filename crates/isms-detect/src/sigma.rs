@@ -10,7 +10,9 @@
 //! isms field each becomes. By default a name lands where normalization puts the same key of an
 //! incoming JSON event (lowercased; MozDef's fields and their aliases at the top level, `user` as
 //! `details.username`, everything else under `details`), so a rule matches the events made from
-//! the JSON it was written for.
+//! the JSON it was written for. Processing pipelines ([`crate::sigma_pipeline`]) change that per
+//! log source: the shipped ones put a Linux process_creation rule's `Image` where the audit decoder
+//! puts the executable, and AND a `service: sshd` rule with `processname:sshd`.
 //!
 //! Semantics, as in the Sigma specification: strings compare case-insensitively (ASCII, as the IR
 //! does) and whole-value, `*` and `?` are wildcards (`\*`, `\?`, `\\` literal), a list of values is
@@ -63,13 +65,21 @@ const MAX_SELECTOR_COMBINATIONS: usize = 256;
 pub struct SigmaFieldMapping {
     /// Explicit renames (Sigma name, case as written → dotted isms path), tried first.
     pub renames: HashMap<String, String>,
+    /// Processing pipelines, applied in order to each rule by its log source
+    /// ([`crate::sigma_pipeline`]).
+    pub pipelines: Vec<std::sync::Arc<crate::sigma_pipeline::SigmaPipeline>>,
+    /// What the pipelines give the log source of the rule being compiled.
+    pub(crate) logsource: Option<std::sync::Arc<crate::sigma_pipeline::LogsourceMapping>>,
 }
 
 impl SigmaFieldMapping {
-    /// The isms field a Sigma field name means.
+    /// The isms field a Sigma field name means (the first, when a pipeline gives several).
     pub fn path_of(&self, sigma_field: &str) -> FieldPath {
         if let Some(path) = self.renames.get(sigma_field) {
             return FieldPath::parse_dotted(path);
+        }
+        if let Some(path) = self.pipeline_path_of(sigma_field) {
+            return path;
         }
         default_path(sigma_field)
     }
@@ -78,7 +88,7 @@ impl SigmaFieldMapping {
 /// Where normalization would put the key `name` of an incoming JSON event: MozDef fields and their
 /// aliases at the top level (or in `details` for the network and user aliases), anything else
 /// under `details`. Dots separate path segments (nested objects).
-fn default_path(name: &str) -> FieldPath {
+pub(crate) fn default_path(name: &str) -> FieldPath {
     let lowered = name.to_lowercase();
     let mut segments: Vec<String> = lowered.split('.').map(str::to_owned).collect();
     let first = segments[0].clone();
@@ -191,7 +201,11 @@ pub fn compile_files(files: &[SigmaFile], mapping: &SigmaFieldMapping) -> Vec<Co
     for file in files {
         for rule in &file.collection.rules {
             let predicate = match &rule.id {
-                Some(_) => compile_detections(&rule.detection, mapping),
+                Some(_) => {
+                    let mapping = mapping.for_logsource(&rule.logsource);
+                    compile_detections(&rule.detection, &mapping)
+                        .map(|predicate| mapping.with_conditions(predicate))
+                }
                 None => Err("the rule has no id (Sigma rules need one to be told apart)".into()),
             };
             pending.push(Pending {
@@ -281,7 +295,9 @@ fn apply_filter(
     mapping: &SigmaFieldMapping,
     find: &Finder,
 ) -> Result<(), String> {
-    let condition = compile_detections(&filter.detection, mapping)?;
+    // Compiled for each rule under that rule's log source (its pipelines); once here for errors.
+    let logsource = filter.logsource.clone().unwrap_or_default();
+    compile_detections(&filter.detection, &mapping.for_logsource(&logsource))?;
     let targets: Vec<usize> = match &filter.rules {
         rsigma_parser::FilterRuleTarget::Any => (0..pending.len()).collect(),
         rsigma_parser::FilterRuleTarget::Specific(references) => {
@@ -305,7 +321,11 @@ fn apply_filter(
             continue;
         }
         if let Ok(predicate) = &mut target.predicate {
-            *predicate = Predicate::And(vec![predicate.clone(), condition.clone()]);
+            let condition = compile_detections(
+                &filter.detection,
+                &mapping.for_logsource(&target.rule.logsource),
+            )?;
+            *predicate = Predicate::And(vec![predicate.clone(), condition]);
         }
     }
     Ok(())
@@ -362,6 +382,8 @@ fn compile_correlation(
     if referenced.is_empty() {
         return Err("it names no rule".into());
     }
+    // Fields are named as in its (first) rule's log source.
+    let mapping = &mapping.for_logsource(&pending[referenced[0].0].rule.logsource);
     let group_by: Vec<Value> = correlation
         .group_by
         .iter()
@@ -607,7 +629,7 @@ fn compile_detection(
         Detection::AllOf(items) => Predicate::And(
             items
                 .iter()
-                .map(|item| compile_item(item, mapping))
+                .map(|item| crate::sigma_pipeline::compile_mapped_item(item, mapping, compile_item))
                 .collect::<Result<_, _>>()?,
         ),
         Detection::AnyOf(children) => Predicate::Or(

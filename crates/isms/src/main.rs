@@ -175,6 +175,10 @@ enum SigmaAction {
         /// Also print what each rule became (its kind and match in the query language).
         #[arg(long)]
         show: bool,
+        /// A Sigma pipeline file (or an optional shipped one by name, e.g. `windows-evtx`),
+        /// applied after the shipped pipelines and the directories' own. May be given several times.
+        #[arg(long, value_name = "FILE")]
+        pipeline: Vec<PathBuf>,
     },
 }
 
@@ -221,9 +225,14 @@ fn main() -> ExitCode {
             pretty,
         } => commands::decode(&files, decoders.as_deref(), &time_zone, program, pretty),
         Command::Sigma {
-            action: SigmaAction::Check { directories, show },
+            action:
+                SigmaAction::Check {
+                    directories,
+                    show,
+                    pipeline,
+                },
         } => {
-            return match replay::check_rules(&directories, show) {
+            return match replay::check_rules(&directories, &pipeline, show) {
                 Ok(code) => code,
                 Err(error) => {
                     eprintln!("error: {error:#}");

@@ -34,6 +34,11 @@ pub struct ReplayOptions {
     /// Also run the built-in rule pack.
     #[arg(long)]
     pub builtin: bool,
+    /// A Sigma pipeline file (or the name of an optional shipped one, e.g. `windows-evtx`), applied
+    /// to the Sigma rules after the shipped pipelines and the rules directory's own. May be given
+    /// several times.
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Vec<PathBuf>,
     /// A directory of list files (NAME.txt or NAME.list: one entry per line).
     #[arg(long, value_name = "DIR")]
     pub lists: Option<PathBuf>,
@@ -142,13 +147,34 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The pipelines of `--pipeline`: files, or the names of optional shipped pipelines.
+fn read_pipelines(
+    given: &[PathBuf],
+) -> anyhow::Result<Vec<std::sync::Arc<isms_detect::sigma_pipeline::SigmaPipeline>>> {
+    let mut pipelines = Vec::new();
+    for path in given {
+        let name = path.to_str().unwrap_or_default();
+        let pipeline = match isms_detect::sigma_pipeline::optional_pipeline(name) {
+            Some(shipped) if !path.exists() => shipped?,
+            _ => isms_detect::sigma_pipeline::read_pipeline_file(path)?,
+        };
+        pipelines.push(std::sync::Arc::new(pipeline));
+    }
+    Ok(pipelines)
+}
+
 /// Adds the rules of each directory to `loaded` (an id already taken is reported, not loaded).
-fn add_directories(loaded: &mut LoadedRules, directories: &[PathBuf]) -> anyhow::Result<()> {
+fn add_directories(
+    loaded: &mut LoadedRules,
+    directories: &[PathBuf],
+    pipelines: &[std::sync::Arc<isms_detect::sigma_pipeline::SigmaPipeline>],
+) -> anyhow::Result<()> {
     for directory in directories {
-        let from_directory = isms_detect::load_directory(directory)
+        let from_directory = isms_detect::load_directory_with_pipelines(directory, pipelines)
             .with_context(|| format!("cannot read the rules directory {}", directory.display()))?;
         loaded.files += from_directory.files;
         loaded.errors.extend(from_directory.errors);
+        loaded.pipelines.extend(from_directory.pipelines);
         for rule in from_directory.rules {
             isms_detect::rule::add_unique(loaded, rule);
         }
@@ -158,9 +184,14 @@ fn add_directories(loaded: &mut LoadedRules, directories: &[PathBuf]) -> anyhow:
 
 /// `isms sigma check`: compiles the rules of the directories without running them and reports
 /// each that cannot be used; exit status 0 when all can, 1 when some cannot.
-pub fn check_rules(directories: &[PathBuf], show: bool) -> anyhow::Result<ExitCode> {
+pub fn check_rules(
+    directories: &[PathBuf],
+    pipeline_files: &[PathBuf],
+    show: bool,
+) -> anyhow::Result<ExitCode> {
+    let pipelines = read_pipelines(pipeline_files)?;
     let mut loaded = LoadedRules::default();
-    add_directories(&mut loaded, directories)?;
+    add_directories(&mut loaded, directories, &pipelines)?;
     let sigma = loaded
         .rules
         .iter()
@@ -176,6 +207,29 @@ pub fn check_rules(directories: &[PathBuf], show: bool) -> anyhow::Result<ExitCo
         loaded.rules.len(),
         loaded.files,
         loaded.errors.len()
+    );
+    let shipped: Vec<&str> = isms_detect::sigma_pipeline::SHIPPED_PIPELINES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let mut own: Vec<String> = loaded
+        .pipelines
+        .iter()
+        .map(|(name, source)| format!("{name} ({source})"))
+        .collect();
+    own.extend(
+        pipelines
+            .iter()
+            .map(|pipeline| format!("{} ({})", pipeline.name, pipeline.source)),
+    );
+    println!(
+        "Sigma pipelines: shipped {}{}",
+        shipped.join(", "),
+        if own.is_empty() {
+            String::new()
+        } else {
+            format!("; then {}", own.join(", "))
+        }
     );
     for error in &loaded.errors {
         println!("  not loaded: {}", terminal_safe(&error.to_string()));
@@ -216,7 +270,8 @@ fn load_rules(options: &ReplayOptions) -> anyhow::Result<LoadedRules> {
     } else {
         LoadedRules::default()
     };
-    add_directories(&mut loaded, &options.rules)?;
+    let pipelines = read_pipelines(&options.pipeline)?;
+    add_directories(&mut loaded, &options.rules, &pipelines)?;
     let disabled = loaded
         .rules
         .iter()

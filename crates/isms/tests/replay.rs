@@ -408,3 +408,120 @@ fn sigma_rules_run_in_replay_and_sigma_check_lists_what_cannot_be_compiled() {
         String::from_utf8_lossy(&clean.stdout)
     );
 }
+
+#[test]
+fn sigma_pipelines_from_the_rules_directory_and_the_command_line_map_what_check_shows_and_replay_runs()
+ {
+    let directory = tempfile::tempdir().unwrap();
+    let rules = directory.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("sshd.yml"),
+        "title: Root password failure
+id: 8c000000-0000-4000-8000-000000000001
+logsource: {product: linux, service: sshd}
+level: high
+detection:
+    selection:
+        User: root
+        Outcome: failure
+    condition: selection
+",
+    )
+    .unwrap();
+    // The directory's own pipeline: not a rule; `Outcome` is where the sshd decoder says it.
+    std::fs::write(
+        rules.join("site.pipeline.yml"),
+        "name: site\nlogsource: {product: linux}\nentries:\n  - fields: {Outcome: details.result}\n",
+    )
+    .unwrap();
+    let check = run_isms(&["sigma", "check", rules.to_str().unwrap(), "--show"], &[]);
+    let output = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(0), "{output}{}", check.stderr);
+    assert!(
+        output.contains("1 rules compiled from 2 files (1 from Sigma), 0 not"),
+        "{output}"
+    );
+    assert!(
+        output.contains("Sigma pipelines: shipped linux, windows, zeek, suricata; then site ("),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "sigma-8c000000-0000-4000-8000-000000000001  match  ((processname:sshd OR processname:sshd-session OR processname:sshd-auth) OR NOT processname:*) AND details.username:root AND details.result:failure"
+        ),
+        "{output}"
+    );
+
+    let log = directory.path().join("auth.log");
+    std::fs::write(
+        &log,
+        format!(
+            "{}{}Jun  1 10:00:03 web1 sshd[1234]: Accepted password for root from 203.0.113.5 port 40022 ssh2\n",
+            failed("10:00:01", "root"),
+            failed("10:00:02", "alice")
+        ),
+    )
+    .unwrap();
+    let replay = run_isms(
+        &[
+            "replay",
+            "--json",
+            "--rules",
+            rules.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(replay.status.code(), Some(0), "{}", replay.stderr);
+    assert_eq!(
+        replay.stdout_text().lines().count(),
+        1,
+        "{}",
+        replay.stdout_text()
+    );
+
+    // `--pipeline FILE` comes last and wins; a bad one is an error naming file, line and reason.
+    let later = directory.path().join("later.yml");
+    std::fs::write(
+        &later,
+        "name: later\nentries:\n  - fields: {Outcome: details.action}\n",
+    )
+    .unwrap();
+    let check = run_isms(
+        &[
+            "sigma",
+            "check",
+            rules.to_str().unwrap(),
+            "--show",
+            "--pipeline",
+            later.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let output = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(output.contains("details.action:failure"), "{output}");
+    std::fs::write(
+        &later,
+        "name: later\nentries:\n  - conditions: ['processname:(sshd']\n",
+    )
+    .unwrap();
+    let bad = run_isms(
+        &[
+            "replay",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--pipeline",
+            later.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("later.yml:3: entry 1: condition `processname:(sshd` is not a query"),
+        "{}",
+        bad.stderr
+    );
+}
