@@ -339,6 +339,112 @@ fn detection_could_match(predicate: &isms_query::Predicate, group_fields: &[&Fie
     }
 }
 
+/// Most literals a regex may be filed under (an alternation of many words narrows little).
+const MAX_REGEX_LITERALS: usize = 16;
+
+/// Literals (ASCII lowercase) one of which is in every text the regex matches, read from its
+/// syntax tree: a literal run of a concatenation, each branch of an alternation, the inside of a
+/// group or of a repetition done at least once. `None` when no such set is known or one of its
+/// literals is too short to narrow.
+fn regex_required_literals(pattern: &str) -> Option<Vec<String>> {
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let literals = required_literals(&hir)?;
+    (literals.len() <= MAX_REGEX_LITERALS
+        && literals
+            .iter()
+            .all(|literal| literal.len() >= MIN_LITERAL_BYTES))
+    .then_some(literals)
+}
+
+fn required_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<String>> {
+    use regex_syntax::hir::HirKind;
+    // The set whose shortest literal is longest narrows most.
+    fn better(candidate: &[String], best: &Option<Vec<String>>) -> bool {
+        let shortest = |set: &[String]| set.iter().map(String::len).min().unwrap_or(0);
+        match best {
+            None => shortest(candidate) > 0,
+            Some(best) => shortest(candidate) > shortest(best),
+        }
+    }
+    match hir.kind() {
+        HirKind::Capture(capture) => required_literals(&capture.sub),
+        HirKind::Repetition(repetition) if repetition.min >= 1 => {
+            required_literals(&repetition.sub)
+        }
+        HirKind::Concat(children) => {
+            let mut best: Option<Vec<String>> = None;
+            let mut run = String::new();
+            for child in children {
+                if let Some(text) = literal_text(child) {
+                    run.push_str(&text);
+                    continue;
+                }
+                if better(std::slice::from_ref(&run), &best) {
+                    best = Some(vec![std::mem::take(&mut run)]);
+                }
+                run.clear();
+                if let Some(set) = required_literals(child)
+                    && better(&set, &best)
+                {
+                    best = Some(set);
+                }
+            }
+            if better(std::slice::from_ref(&run), &best) {
+                best = Some(vec![run]);
+            }
+            best
+        }
+        HirKind::Alternation(children) => {
+            let mut union: Vec<String> = Vec::new();
+            for child in children {
+                for literal in required_literals(child)? {
+                    if !union.contains(&literal) {
+                        union.push(literal);
+                    }
+                }
+            }
+            Some(union)
+        }
+        _ => literal_text(hir).map(|text| vec![text]),
+    }
+}
+
+/// The text of a literal (ASCII lowercase), or of a class of one character or of one ASCII
+/// letter in both cases (what `(?i)` makes of a letter).
+fn literal_text(hir: &regex_syntax::hir::Hir) -> Option<String> {
+    use regex_syntax::hir::{Class, HirKind};
+    match hir.kind() {
+        HirKind::Literal(literal) => std::str::from_utf8(&literal.0)
+            .ok()
+            .map(str::to_ascii_lowercase),
+        HirKind::Class(Class::Unicode(class)) => {
+            let characters: Vec<char> = class
+                .ranges()
+                .iter()
+                .flat_map(|range| {
+                    // A range of more than two characters is no single letter.
+                    if (range.end() as u32).saturating_sub(range.start() as u32) > 1 {
+                        vec!['\0', '\0', '\0']
+                    } else {
+                        (range.start()..=range.end()).collect()
+                    }
+                })
+                .take(3)
+                .collect();
+            match characters.as_slice() {
+                [single] => Some(single.to_ascii_lowercase().to_string()),
+                [first, second]
+                    if first.is_ascii_alphabetic() && first.eq_ignore_ascii_case(second) =>
+                {
+                    Some(first.to_ascii_lowercase().to_string())
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Sets of alternatives every match of `predicate` holds one of (see [`Dispatch`]), each set
 /// enough on its own: an AND offers each child's sets, an OR one set made of a set of every child
 /// (none when a child has none). Empty when the rule must be tried on every event.
@@ -360,6 +466,19 @@ fn candidate_sets(predicate: &isms_query::Predicate) -> Vec<Vec<Alternative>> {
         } => longest_literal(pattern)
             .filter(|literal| literal.len() >= MIN_LITERAL_BYTES)
             .map(|literal| vec![vec![Alternative::Contains(field.clone(), literal)]])
+            .unwrap_or_default(),
+        Predicate::Field {
+            field,
+            test: FieldTest::Regex(pattern),
+        } => regex_required_literals(pattern)
+            .map(|literals| {
+                vec![
+                    literals
+                        .into_iter()
+                        .map(|literal| Alternative::Contains(field.clone(), literal))
+                        .collect(),
+                ]
+            })
             .unwrap_or_default(),
         Predicate::And(children) => children.iter().flat_map(candidate_sets).collect(),
         Predicate::Or(children) if !children.is_empty() => {

@@ -745,8 +745,22 @@ mod dispatch {
     const VALUES: [&str; 4] = ["web1", "Root", "authentication", "bob"];
 
     /// Wildcard patterns: literals the dispatch files rules under (`*oot*`, `web*`), one too short
-    /// to file (`*b*`), and one with no literal at all.
-    const PATTERNS: [&str; 6] = ["*oot*", "WEB*", "*ENTIC*", "*b*", "*", "b?b"];
+    /// to file (`*b*`), and one with no literal at all; regexes filed under the literals every match
+    /// holds (a run, each branch of an alternation, a group repeated, letters of `(?i)`) or not.
+    const PATTERNS: [&str; 12] = [
+        "*oot*",
+        "WEB*",
+        "*ENTIC*",
+        "*b*",
+        "*",
+        "b?b",
+        "/.*oot.*/",
+        "/(?i)WE(b|x)1/",
+        "/Root|bob/",
+        "/[a-z]uthent.*/",
+        "/r(oo)+t/",
+        "/(ro|bo).*/",
+    ];
 
     fn atom() -> impl Strategy<Value = String> {
         prop_oneof![
