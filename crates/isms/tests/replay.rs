@@ -316,12 +316,12 @@ detection:
         User: 'SYSTEM'
     condition: selection and not filter
 ---
-title: Uses cidr
+title: Uses cidr with contains
 id: 8a000000-0000-4000-8000-000000000002
 logsource: {product: windows}
 detection:
     selection:
-        SourceIp|cidr: '10.0.0.0/8'
+        SourceIp|cidr|contains: '10.0.0.0/8'
     condition: selection
 ";
 
@@ -355,7 +355,7 @@ fn sigma_rules_run_in_replay_and_sigma_check_lists_what_cannot_be_compiled() {
     );
     assert!(
         output.contains("windows.yml:13: rule `sigma-8a000000-0000-4000-8000-000000000002`")
-            && output.contains("the modifier `cidr` is not supported yet"),
+            && output.contains("the modifiers `cidr` and `contains` cannot be combined"),
         "{output}"
     );
     assert!(
