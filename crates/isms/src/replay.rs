@@ -126,8 +126,9 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
         merged.unreadable(),
         if merged.out_of_order() > 0 {
             format!(
-                "; {} came more than {} events after later ones in their file and were taken late",
+                "; {} came more than {} minutes or {} events after later ones in their file and were taken late",
                 merged.out_of_order(),
+                REORDER_WINDOW_MICROS / 60_000_000,
                 merged.reorder_bound
             )
         } else {
@@ -319,7 +320,13 @@ fn load_rules(options: &ReplayOptions) -> anyhow::Result<LoadedRules> {
 }
 
 /// Most events held to put the files' events in time order, over all files.
-const REORDER_EVENTS: usize = 262_144;
+const REORDER_EVENTS: usize = 65_536;
+
+/// How far back in event time an event may come after later ones in its file and still be put
+/// in its place: events older than this behind the newest one read are passed on (a few minutes of
+/// clock skew between the hosts of one log; holding a count of events instead kept a quarter of a
+/// million whole events in memory for files read in order).
+const REORDER_WINDOW_MICROS: i64 = 5 * 60 * 1_000_000;
 
 /// Events sent from a file's reading thread at a time.
 const BATCH_EVENTS: usize = 1024;
@@ -494,6 +501,7 @@ fn sort_file(
     let mut heap = std::collections::BinaryHeap::new();
     let mut sequence = 0u64;
     let mut given = i64::MIN;
+    let mut newest = i64::MIN;
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
     let send = |batch: &mut Vec<Event>| -> bool {
         while let Ok(spent) = given_back.try_recv() {
@@ -513,13 +521,20 @@ fn sort_file(
         let ended = next.is_none();
         if let Some(event) = next {
             sequence += 1;
+            newest = newest.max(event.utctimestamp_micros);
             heap.push(std::cmp::Reverse(Timed {
                 time: event.utctimestamp_micros,
                 sequence,
                 event,
             }));
         }
-        while heap.len() >= reorder_bound || (ended && !heap.is_empty()) {
+        let settled = newest.saturating_sub(REORDER_WINDOW_MICROS);
+        while heap.len() >= reorder_bound
+            || (ended && !heap.is_empty())
+            || heap
+                .peek()
+                .is_some_and(|std::cmp::Reverse(oldest)| oldest.time < settled)
+        {
             let Some(std::cmp::Reverse(timed)) = heap.pop() else {
                 break;
             };

@@ -305,6 +305,60 @@ parameters:
     assert_eq!(detections[0]["count"], 3);
 }
 
+#[test]
+fn a_line_more_than_five_minutes_behind_a_later_one_is_taken_late_and_counted() {
+    let directory = tempfile::tempdir().unwrap();
+    let rules = directory.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("failures.yml"),
+        "id: any-failure\ntitle: Any failure\nkind: match\nmatch: 'details.result:failure'\n",
+    )
+    .unwrap();
+    // 10:10:00 passes 10:00:00 on (more than five minutes newer); 10:09:30 comes 30 s behind
+    // 10:10:00 (put in its place); 09:59:00 comes behind 10:00:00, already passed on (taken late,
+    // and said so).
+    let log = directory.path().join("auth.log");
+    std::fs::write(
+        &log,
+        format!(
+            "{}{}{}{}",
+            failed("10:00:00", "alice"),
+            failed("10:10:00", "carol"),
+            failed("10:09:30", "bob"),
+            failed("09:59:00", "dave"),
+        ),
+    )
+    .unwrap();
+    let output = run_isms(
+        &[
+            "replay".as_ref(),
+            "--json".as_ref(),
+            "--rules".as_ref(),
+            rules.as_os_str(),
+            log.as_os_str(),
+        ],
+        &[],
+    );
+    output.assert_success("isms replay");
+    let users: Vec<String> = output
+        .stdout_text()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .map(|detection| detection["message"].as_str().unwrap().to_owned())
+        .collect();
+    let position = |user: &str| users.iter().position(|message| message.contains(user));
+    assert!(position("bob") < position("carol"), "{users:?}");
+    assert_eq!(users.len(), 4, "{users:?}");
+    assert!(
+        output
+            .stderr
+            .contains("1 came more than 5 minutes or 65536 events after later ones"),
+        "{}",
+        output.stderr
+    );
+}
+
 const SIGMA_RULES: &str = "title: Whoami run
 id: 8a000000-0000-4000-8000-000000000001
 logsource: {product: windows, category: process_creation}
