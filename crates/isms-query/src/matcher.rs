@@ -92,6 +92,9 @@ enum Test {
     Equals(String),
     /// A glob compiled to an anchored regex with ASCII-only case folding.
     Wildcard(Regex),
+    /// A glob whose stars are only at its ends (`lit*`, `*lit`, `*lit*`, `a*b`): compared byte by
+    /// byte, ASCII case folded, without a regex (Sigma's contains, startswith and endswith).
+    Affix(Affix),
     Regex(Regex),
     /// Text bounds are ASCII-lowercased once, here.
     Range(RangeKind),
@@ -177,6 +180,9 @@ fn compile_test(field: &FieldPath, test: &FieldTest) -> Result<Option<Test>, Com
     Ok(Some(match test {
         FieldTest::Exists => Test::Exists,
         FieldTest::Equals(value) => Test::Equals(value.clone()),
+        FieldTest::Wildcard(pattern) if affix_of(pattern).is_some() => {
+            Test::Affix(affix_of(pattern).expect("checked in the guard"))
+        }
         FieldTest::Wildcard(pattern) => {
             let regex = compile_glob(pattern).map_err(|error| CompileError::Wildcard {
                 field: field.dotted(),
@@ -214,6 +220,107 @@ fn compile_test(field: &FieldPath, test: &FieldTest) -> Result<Option<Test>, Com
         FieldTest::FieldRef(other) => Test::FieldRef(other.clone()),
         FieldTest::TimePart { part, value } => Test::TimePart(*part, *value),
     }))
+}
+
+/// A glob with stars only at its ends, its literal parts ASCII-lowercased.
+#[derive(Debug, Clone)]
+enum Affix {
+    /// No star: the whole text.
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    /// `*lit*` (`*` alone: any text).
+    Contains(String),
+    /// `a*b`: starts with `a`, ends with `b`, the two not overlapping.
+    PrefixSuffix(String, String),
+}
+
+impl Affix {
+    fn matches(&self, text: &str) -> bool {
+        let text = text.as_bytes();
+        let starts = |prefix: &str| {
+            text.len() >= prefix.len()
+                && text[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        };
+        let ends = |suffix: &str| {
+            text.len() >= suffix.len()
+                && text[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+        };
+        match self {
+            Affix::Exact(literal) => text.eq_ignore_ascii_case(literal.as_bytes()),
+            Affix::Prefix(prefix) => starts(prefix),
+            Affix::Suffix(suffix) => ends(suffix),
+            Affix::Contains(literal) => contains_ignoring_ascii_case(text, literal.as_bytes()),
+            Affix::PrefixSuffix(prefix, suffix) => {
+                text.len() >= prefix.len() + suffix.len() && starts(prefix) && ends(suffix)
+            }
+        }
+    }
+}
+
+/// The glob as an [`Affix`] when its stars are only at its ends and it has no `?`.
+fn affix_of(pattern: &str) -> Option<Affix> {
+    let mut parts = vec![String::new()];
+    let mut characters = pattern.chars();
+    while let Some(character) = characters.next() {
+        match character {
+            '*' => parts.push(String::new()),
+            '?' => return None,
+            '\\' => parts
+                .last_mut()
+                .expect("one part at least")
+                .push(characters.next().unwrap_or('\\')),
+            other => parts.last_mut().expect("one part at least").push(other),
+        }
+    }
+    for part in &mut parts {
+        part.make_ascii_lowercase();
+    }
+    if parts.len() == 1 {
+        return parts.pop().map(Affix::Exact);
+    }
+    let last = parts.pop().expect("two parts at least");
+    let first = parts.remove(0);
+    let mut middle: Vec<String> = parts.into_iter().filter(|part| !part.is_empty()).collect();
+    match (first.is_empty(), middle.len(), last.is_empty()) {
+        (true, 0, true) => Some(Affix::Contains(String::new())),
+        (true, 0, false) => Some(Affix::Suffix(last)),
+        (false, 0, true) => Some(Affix::Prefix(first)),
+        (false, 0, false) => Some(Affix::PrefixSuffix(first, last)),
+        (true, 1, true) => middle.pop().map(Affix::Contains),
+        _ => None,
+    }
+}
+
+/// Whether `needle` (ASCII lowercase) is in `haystack`, ASCII case folded: candidates found by
+/// `memchr` on the needle's first byte in both cases, then compared.
+fn contains_ignoring_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    if haystack.len() < needle.len() {
+        return false;
+    }
+    let last_start = haystack.len() - needle.len();
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut from = 0;
+    while from <= last_start {
+        let window = &haystack[from..=last_start];
+        let found = if lower == upper {
+            memchr::memchr(lower, window)
+        } else {
+            memchr::memchr2(lower, upper, window)
+        };
+        let Some(offset) = found else {
+            return false;
+        };
+        let start = from + offset;
+        if haystack[start..start + needle.len()].eq_ignore_ascii_case(needle) {
+            return true;
+        }
+        from = start + 1;
+    }
+    false
 }
 
 /// Compiles an IR glob (the parser checks its globs with this too), within [`REGEX_SIZE_LIMIT`].
@@ -462,6 +569,7 @@ fn scalar_matches(test: &Test, scalar: &Value) -> bool {
         Test::Wildcard(regex) | Test::Regex(regex) => {
             render_scalar(scalar).is_some_and(|text| regex.is_match(&text))
         }
+        Test::Affix(affix) => render_scalar(scalar).is_some_and(|text| affix.matches(&text)),
         Test::Range(RangeKind::Number { lower, upper }) => {
             number_of(scalar).is_some_and(|number| holds(&number, lower, upper))
         }
@@ -508,6 +616,83 @@ pub fn fields_share_a_value(
         }
     });
     found
+}
+
+#[cfg(test)]
+mod affix_tests {
+    //! Globs with stars only at their ends skip the regex: they must match exactly what the regex
+    //! of the same glob matches.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn glob() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("a"),
+                Just("B"),
+                Just("ab"),
+                Just("*"),
+                Just("\\*"),
+                Just("\\\\"),
+                Just("\\"),
+                Just("é"),
+                Just("."),
+                Just("?"),
+            ],
+            0..6,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("a"),
+                Just("A"),
+                Just("b"),
+                Just("B"),
+                Just("*"),
+                Just("\\"),
+                Just("é"),
+                Just("É"),
+                Just("."),
+                Just("\n"),
+            ],
+            0..8,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn an_affix_matches_what_the_glob_regex_matches(pattern in glob(), texts in proptest::collection::vec(text(), 1..8)) {
+            let regex = compile_glob(&pattern).unwrap();
+            if let Some(affix) = affix_of(&pattern) {
+                for text in &texts {
+                    prop_assert_eq!(affix.matches(text), regex.is_match(text), "{:?} on {:?} ({:?})", pattern, text, affix);
+                }
+            } else {
+                prop_assert!(pattern.contains('?') || pattern.matches('*').count() >= 2, "{:?}", pattern);
+            }
+        }
+    }
+
+    #[test]
+    fn the_affix_forms() {
+        assert!(
+            matches!(affix_of("*Lsass*"), Some(Affix::Contains(literal)) if literal == "lsass")
+        );
+        assert!(
+            matches!(affix_of("*\\\\cmd.exe"), Some(Affix::Suffix(literal)) if literal == "\\cmd.exe")
+        );
+        assert!(matches!(affix_of("C:*"), Some(Affix::Prefix(literal)) if literal == "c:"));
+        assert!(matches!(affix_of("a*b"), Some(Affix::PrefixSuffix(..))));
+        assert!(affix_of("*a*b*").is_none());
+        assert!(affix_of("a?").is_none());
+        assert!(Affix::Contains("lsass".into()).matches("procdump -ma LSASS.exe"));
+        assert!(!Affix::PrefixSuffix("ab".into(), "ba".into()).matches("aba"));
+    }
 }
 
 #[cfg(test)]
