@@ -373,6 +373,7 @@ correlation:
     rules: [5f1c0f0e-0000-4000-8000-000000000001]
     group-by: [User]
     timespan: 5m
+    window: tumbling
     condition: {{gte: 5, field: Bytes}}
 ",
         rule("    selection:\n        EventID: 1\n    condition: selection")
@@ -397,7 +398,7 @@ correlation:
         "{reasons:#?}"
     );
     assert!(
-        has("the `value_sum` correlation type is not supported yet"),
+        has("the `tumbling` window is not supported yet"),
         "{reasons:#?}"
     );
     assert!(
