@@ -1417,6 +1417,105 @@ mod tests {
     }
 
     #[test]
+    fn conditions_aggregates_and_keys_per_rule_are_typed_and_their_mistakes_refused() {
+        let config = KindConfig::from_parameters(
+            "threshold",
+            &parameters(
+                r#"{"condition": {"gte": 10, "lt": 20}, "aggregate": "percentile", "field": "details.bytes", "percentile": 95}"#,
+            ),
+        )
+        .unwrap();
+        let KindConfig::Threshold(config) = config else {
+            panic!("a threshold kind")
+        };
+        assert_eq!(config.aggregate, Aggregate::Percentile(95.0));
+        assert!(config.condition.holds(10.0) && config.condition.holds(19.5));
+        assert!(!config.condition.holds(9.0) && !config.condition.holds(20.0));
+        assert_eq!(config.condition.counts_needed(), 21);
+        assert_eq!(config.condition.threshold(), 10);
+
+        let refuse = |kind: &str, json: &str| {
+            KindConfig::from_parameters(kind, &parameters(json)).unwrap_err()
+        };
+        assert!(
+            refuse("threshold", r#"{"threshold": 5, "condition": {"ge": 5}}"#)
+                .contains("`condition` replaces `compare` and `threshold`")
+        );
+        assert!(refuse("threshold", r#"{"condition": {}}"#).contains("at least one comparison"));
+        assert!(refuse("threshold", r#"{"condition": {"about": 5}}"#).contains("has `about`"));
+        assert!(
+            refuse(
+                "distinct_count",
+                r#"{"field": "a", "condition": {"ge": 200000}}"#
+            )
+            .contains("more than the largest allowed")
+        );
+        assert!(
+            refuse(
+                "threshold",
+                r#"{"aggregate": "sum", "condition": {"ge": 5}}"#
+            )
+            .contains("`field` is required")
+        );
+        assert!(
+            refuse("threshold", r#"{"threshold": 5, "field": "details.bytes"}"#)
+                .contains("only for aggregates other than count")
+        );
+        assert!(
+            refuse(
+                "threshold",
+                r#"{"aggregate": "percentile", "field": "a", "percentile": 101, "condition": {"ge": 1}}"#
+            )
+            .contains("from 0 to 100")
+        );
+        assert!(
+            refuse(
+                "threshold",
+                r#"{"aggregate": "sum", "field": "a", "percentile": 50, "condition": {"ge": 1}}"#
+            )
+            .contains("only for aggregate percentile")
+        );
+        assert!(
+            refuse("threshold", r#"{"aggregate": "mode", "threshold": 1}"#)
+                .contains("use count, sum, avg, median or percentile")
+        );
+        assert!(
+            refuse(
+                "sequence",
+                r#"{"group_by": ["a"], "steps": [{"match": "a:b"}, {"match": "c:d"}], "group_by_per_rule": [{"match": "a:b", "group_by": ["x", "y"]}]}"#
+            )
+            .contains("has 2 group_by fields where `group_by` has 1")
+        );
+        assert!(
+            refuse(
+                "threshold",
+                r#"{"threshold": 1, "group_by_per_rule": [{"match": "((", "group_by": []}]}"#
+            )
+            .contains("entry 1 of `group_by_per_rule`")
+        );
+        // Sums and averages are compared with any number, not only counts.
+        assert!(
+            KindConfig::from_parameters(
+                "threshold",
+                &parameters(r#"{"aggregate": "avg", "field": "a", "condition": {"gt": 2.5e9}}"#),
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn aggregates_of_numbers() {
+        let values = || [4.0, 1.0, 3.0, 2.0].into_iter();
+        assert_eq!(Aggregate::Sum.of(values()), Some(10.0));
+        assert_eq!(Aggregate::Average.of(values()), Some(2.5));
+        assert_eq!(Aggregate::Median.of(values()), Some(2.5));
+        assert_eq!(Aggregate::Percentile(100.0).of(values()), Some(4.0));
+        assert_eq!(Aggregate::Percentile(0.0).of(values()), Some(1.0));
+        assert_eq!(Aggregate::Percentile(75.0).of(values()), Some(3.25));
+        assert_eq!(Aggregate::Sum.of(std::iter::empty()), None);
+    }
+
+    #[test]
     fn networks_hold_their_addresses_and_no_others() {
         let network = Network::parse("10.1.0.0/16").unwrap();
         assert!(network.contains("10.1.200.3".parse().unwrap()));
