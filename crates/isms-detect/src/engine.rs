@@ -329,7 +329,7 @@ fn detection_could_match(predicate: &isms_query::Predicate, group_fields: &[&Fie
                             | "clears"
                             | "first_event_time"
                             | "last_event_time"
-                    ) || group_fields.iter().any(|group_field| *group_field == field)
+                    ) || group_fields.contains(&field)
                 }
                 [
                     "details" | "category" | "source" | "processname" | "severity" | "summary"

@@ -267,7 +267,7 @@ pub fn compile_files(files: &[SigmaFile], mapping: &SigmaFieldMapping) -> Vec<Co
             source: file.source.clone(),
             line: line_of_id(&file.text, correlation.id.as_deref()),
             rule_id: correlation.id.as_deref().map(sigma_rule_id),
-            result: result
+            result: (*result)
                 .map(|(definition, _)| definition)
                 .map_err(|reason| format!("Sigma correlation `{}`: {reason}", correlation.title)),
         });
@@ -382,7 +382,7 @@ enum CorrelationProgress {
     NotStarted,
     /// Being compiled: met again through a reference, it closes a cycle.
     InProgress,
-    Done(Result<(RuleDefinition, CorrelationOutput), String>),
+    Done(Box<Result<(RuleDefinition, CorrelationOutput), String>>),
 }
 
 /// The correlations of the files compiled together, each compiled once, those it names first.
@@ -413,7 +413,7 @@ impl Correlations<'_, '_, '_> {
         chain.push(index);
         let result = self.compile_one(index, chain);
         chain.pop();
-        self.progress[index] = CorrelationProgress::Done(result);
+        self.progress[index] = CorrelationProgress::Done(Box::new(result));
     }
 
     fn find_correlation(&self, reference: &str) -> Option<usize> {
@@ -469,7 +469,7 @@ impl Correlations<'_, '_, '_> {
             let CorrelationProgress::Done(result) = &self.progress[inner] else {
                 unreachable!("compiled above")
             };
-            let output = match result {
+            let output = match result.as_ref() {
                 Ok((_, output)) => output.clone(),
                 Err(reason) => {
                     return Err(format!(

@@ -1004,7 +1004,7 @@ fn detections_of(rules: Vec<Rule>, events: &[Event]) -> Vec<(String, &'static st
     found
 }
 
-fn correlation_rule(rules: &Vec<Rule>) -> &Rule {
+fn correlation_rule(rules: &[Rule]) -> &Rule {
     rules
         .iter()
         .find(|rule| rule.definition.kind != "match")
