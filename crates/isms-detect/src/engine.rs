@@ -13,9 +13,17 @@
 //!
 //! # Entities
 //!
-//! State is keyed by rule and group key (the values of the rule's `group_by` fields, in order). A
-//! threshold entity keeps the times of its newest `threshold + 1` events, which is all a comparison
-//! with the threshold needs, so its memory does not grow with the rate. Each rule tracks at most
+//! State is keyed by rule and group key (the values of the rule's `group_by` fields, in order, or
+//! of the fields of the first `group_by_per_rule` entry the event matches: events of different
+//! sources naming one thing differently). A threshold entity keeps the times of its newest
+//! `largest bound + 1` events, which is all a comparison with the condition's bounds needs, so its
+//! memory does not grow with the rate; one aggregating a field (sum, avg, median, percentile)
+//! keeps the window's numbers, at most [`MAX_AGGREGATED_VALUES`] (the newest).
+//!
+//! A condition is one comparison or several (a range, `{ge: 10, le: 20}`): an entity fires when
+//! its window's value starts satisfying all of them, takes further events while it does, and
+//! clears when it no longer does, on an event (a count past the range) or in a sweep (events
+//! leaving the window, the clearing dated when the one that made the difference left). Each rule tracks at most
 //! `max_entities` keys; past that the least recently seen tenth is evicted and counted
 //! (`isms_detect_evictions_total`).
 //!

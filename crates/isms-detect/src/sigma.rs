@@ -23,9 +23,21 @@
 //! trailing ones and misses a value inside longer encoded text).
 //!
 //! Filters add their condition to the rules they name (or every rule of their log source).
-//! Correlations run on the engine's windowed kinds over the events their rules match: event_count
-//! as `threshold`, value_count as `distinct_count`, temporal and temporal_ordered as `sequence`;
-//! their rules stop alerting on their own unless the correlation says `generate: true`.
+//! Correlations run on the engine's windowed kinds over the events their rules match, so they
+//! keep their state across restarts like native rules: event_count as `threshold`, value_sum,
+//! value_avg, value_median and value_percentile as `threshold` with that `aggregate` of the
+//! condition's field (values that are not numbers, nor text holding one, are not counted),
+//! value_count as `distinct_count`, temporal and temporal_ordered as `sequence`; their rules stop
+//! alerting on their own unless the correlation says `generate: true`. A condition of several
+//! comparisons (`gte: 10, lte: 20`) is a range, as are `eq` and `neq`: the group fires when its
+//! count (or aggregate) enters the range and clears when it leaves it (the threshold kind's
+//! lifecycle, `condition` parameter). `aliases` name the group's field per rule: the kinds'
+//! `group_by_per_rule` keys each rule's events by its own field, the detection shows the alias.
+//! A correlation may name another correlation: it takes the other's fired detections (fed back
+//! as events, `category:alert`, `details.rule_id`), grouped by the values the other's detections
+//! hold under `details.group` (so it can only group by fields the other groups by); correlations
+//! naming each other in a cycle are refused. Unlike a detection rule, a named correlation keeps
+//! making its own detections (the engine runs it to feed the other).
 //!
 //! `cidr` takes networks (a list: any of them) and matches IP addresses of the network's family
 //! inside it ([`FieldTest::Cidr`]). As in pySigma (Python's strict `ip_network`), a network with
@@ -44,8 +56,10 @@
 //! supported yet).
 //!
 //! What cannot be compiled yet is refused with the reason, never dropped: the modifier `expand`;
-//! value_sum, value_avg, value_percentile and value_median; correlations of correlations, field
-//! aliases, conditions with two comparisons, windows other than sliding; array blocks.
+//! windows other than sliding; temporal conditions other than all of their rules (rsigma-parser
+//! writes a missing condition as `gte: 1`, read here as the specification's default, all rules)
+//! and condition expressions; value_count and value_* over several fields or over another
+//! correlation's detections; array blocks.
 use std::collections::HashMap;
 
 use isms_query::{Bound, FieldPath, FieldTest, Predicate, RangeKind, TimeComponent};
