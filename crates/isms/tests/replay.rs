@@ -316,13 +316,15 @@ detection:
         User: 'SYSTEM'
     condition: selection and not filter
 ---
-title: Uses cidr
+title: Whoami in tumbling windows
 id: 8a000000-0000-4000-8000-000000000002
-logsource: {product: windows}
-detection:
-    selection:
-        SourceIp|cidr: '10.0.0.0/8'
-    condition: selection
+correlation:
+    type: event_count
+    rules: [8a000000-0000-4000-8000-000000000001]
+    group-by: [User]
+    timespan: 5m
+    window: tumbling
+    condition: {gte: 2}
 ";
 
 #[test]
@@ -355,7 +357,7 @@ fn sigma_rules_run_in_replay_and_sigma_check_lists_what_cannot_be_compiled() {
     );
     assert!(
         output.contains("windows.yml:13: rule `sigma-8a000000-0000-4000-8000-000000000002`")
-            && output.contains("the modifier `cidr` is not supported yet"),
+            && output.contains("the `tumbling` window is not supported yet"),
         "{output}"
     );
     assert!(
