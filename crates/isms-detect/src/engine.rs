@@ -13,9 +13,17 @@
 //!
 //! # Entities
 //!
-//! State is keyed by rule and group key (the values of the rule's `group_by` fields, in order). A
-//! threshold entity keeps the times of its newest `threshold + 1` events, which is all a comparison
-//! with the threshold needs, so its memory does not grow with the rate. Each rule tracks at most
+//! State is keyed by rule and group key (the values of the rule's `group_by` fields, in order, or
+//! of the fields of the first `group_by_per_rule` entry the event matches: events of different
+//! sources naming one thing differently). A threshold entity keeps the times of its newest
+//! `largest bound + 1` events, which is all a comparison with the condition's bounds needs, so its
+//! memory does not grow with the rate; one aggregating a field (sum, avg, median, percentile)
+//! keeps the window's numbers, at most [`MAX_AGGREGATED_VALUES`] (the newest).
+//!
+//! A condition is one comparison or several (a range, `{ge: 10, le: 20}`): an entity fires when
+//! its window's value starts satisfying all of them, takes further events while it does, and
+//! clears when it no longer does, on an event (a count past the range) or in a sweep (events
+//! leaving the window, the clearing dated when the one that made the difference left). Each rule tracks at most
 //! `max_entities` keys; past that the least recently seen tenth is evicted and counted
 //! (`isms_detect_evictions_total`).
 //!
@@ -37,14 +45,17 @@ use crate::detection::{Detection, DetectionState, MAX_RELATED_EVENTS};
 use crate::duration::format_duration;
 use crate::lists::Lists;
 use crate::parameters::{
-    AbsenceConfig, DistinctCountConfig, FirstSeenConfig, KindConfig, ListConfig, SequenceConfig,
-    ThresholdConfig,
+    AbsenceConfig, Aggregate, DistinctCountConfig, FirstSeenConfig, KindConfig, ListConfig,
+    RuleGroup, SequenceConfig, ThresholdConfig, ValueCondition,
 };
 use crate::rule::Rule;
 use crate::template::MessageValues;
 
 type Hasher = foldhash::fast::RandomState;
 type KeyMap<T> = HashMap<String, T, Hasher>;
+
+/// Most numbers a threshold rule with an aggregate keeps per group key: the window's newest.
+pub const MAX_AGGREGATED_VALUES: usize = 10_000;
 
 /// Separates the values of a group key inside the engine's map keys.
 const KEY_SEPARATOR: char = '\u{1f}';
@@ -619,6 +630,10 @@ struct CountingEntity {
     events: VecDeque<(i64, String)>,
     /// Distinct count: each value's newest time.
     values: HashMap<String, i64, Hasher>,
+    /// Threshold with an aggregate (sum, avg, ...): the window's numbers with their times, oldest
+    /// first, at most [`MAX_AGGREGATED_VALUES`] (the newest).
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    amounts: VecDeque<(i64, f64)>,
     /// Boxed: most tracked entities are not active, and an inline one costs every entity its size.
     active: Option<Box<Active>>,
     touched: u64,
@@ -1144,16 +1159,19 @@ impl Engine {
             match (&runtime.rule.kind, &mut runtime.state) {
                 (KindConfig::Threshold(config), State::Counting(entities)) => sweep_counting(
                     entities,
-                    (config.interval_micros, config.compare, config.threshold),
-                    false,
+                    (config.interval_micros, &config.condition),
+                    match config.aggregate {
+                        Aggregate::Count => Counted::Events,
+                        aggregate => Counted::Amounts(aggregate),
+                    },
                     watermark,
                     index,
                     &mut pending,
                 ),
                 (KindConfig::DistinctCount(config), State::Counting(entities)) => sweep_counting(
                     entities,
-                    (config.interval_micros, config.compare, config.threshold),
-                    true,
+                    (config.interval_micros, &config.condition),
+                    Counted::Values,
                     watermark,
                     index,
                     &mut pending,
@@ -1400,21 +1418,30 @@ impl KindConfig {
 
     fn threshold(&self) -> Option<u64> {
         match self {
-            KindConfig::Threshold(config) => Some(config.threshold),
-            KindConfig::DistinctCount(config) => Some(config.threshold),
+            KindConfig::Threshold(config) => Some(config.condition.threshold()),
+            KindConfig::DistinctCount(config) => Some(config.condition.threshold()),
             KindConfig::Scheduled(config) => Some(config.threshold),
             _ => None,
         }
     }
 }
 
-/// A sweep of a threshold (`distinct` false: events are counted) or distinct count rule (values
-/// are): what left the window goes, an active entity that no longer holds clears (dated when it
-/// stopped holding), an entity with nothing left is forgotten.
+/// What a counting entity counts: a threshold rule's events, a distinct count rule's values, or
+/// the numbers a threshold rule aggregates.
+#[derive(Clone, Copy)]
+enum Counted {
+    Events,
+    Values,
+    Amounts(Aggregate),
+}
+
+/// A sweep of a threshold or distinct count rule: what left the window goes, an active entity that
+/// no longer holds clears (dated when it stopped holding), an entity with nothing left is
+/// forgotten.
 fn sweep_counting(
     entities: &mut KeyMap<CountingEntity>,
-    (interval, compare, threshold): (i64, crate::parameters::Comparison, u64),
-    distinct: bool,
+    (interval, condition): (i64, &ValueCondition),
+    counted: Counted,
     watermark: i64,
     rule: usize,
     pending: &mut Vec<Pending>,
@@ -1422,12 +1449,21 @@ fn sweep_counting(
     let cutoff = watermark.saturating_sub(interval);
     entities.retain(|key, entity| {
         // Only an active entity needs its times, to date its clearing.
-        let mut times: Vec<i64> = match (&entity.active, distinct) {
+        let mut times: Vec<i64> = match (&entity.active, counted) {
             (None, _) => Vec::new(),
-            (Some(_), false) => entity.events.iter().map(|&(time, _)| time).collect(),
-            (Some(_), true) => entity.values.values().copied().collect(),
+            (Some(_), Counted::Events) => entity.events.iter().map(|&(time, _)| time).collect(),
+            (Some(_), Counted::Values) => entity.values.values().copied().collect(),
+            (Some(_), Counted::Amounts(_)) => {
+                entity.amounts.iter().map(|&(time, _)| time).collect()
+            }
         };
         times.sort_unstable();
+        let amounts_before: Vec<f64> = match (&entity.active, counted) {
+            (Some(_), Counted::Amounts(_)) => {
+                entity.amounts.iter().map(|&(_, amount)| amount).collect()
+            }
+            _ => Vec::new(),
+        };
         entity.values.retain(|_, &mut time| time > cutoff);
         while entity
             .events
@@ -1436,36 +1472,60 @@ fn sweep_counting(
         {
             entity.events.pop_front();
         }
-        let count = if distinct {
-            entity.values.len()
-        } else {
-            entity.events.len()
-        } as u64;
-        let holds = count > 0 && compare.holds(count, threshold);
+        while entity
+            .amounts
+            .front()
+            .is_some_and(|&(time, _)| time <= cutoff)
+        {
+            entity.amounts.pop_front();
+        }
+        let (holds, left) = match counted {
+            Counted::Events | Counted::Values => {
+                let count = match counted {
+                    Counted::Values => entity.values.len(),
+                    _ => entity.events.len(),
+                } as u64;
+                (count > 0 && condition.holds(count as f64), count > 0)
+            }
+            Counted::Amounts(aggregate) => (
+                aggregate
+                    .of(entity.amounts.iter().map(|&(_, amount)| amount))
+                    .is_some_and(|value| condition.holds(value)),
+                !entity.amounts.is_empty() || !entity.events.is_empty(),
+            ),
+        };
         if !holds && let Some(active) = entity.active.take() {
-            let at = fell_back_at(&times, interval, compare, threshold, watermark);
+            let still_holds = |gone: usize| match counted {
+                Counted::Events | Counted::Values => {
+                    let remaining = times.len() - gone;
+                    remaining > 0 && condition.holds(remaining as f64)
+                }
+                Counted::Amounts(aggregate) => aggregate
+                    .of(amounts_before[gone..].iter().copied())
+                    .is_some_and(|value| condition.holds(value)),
+            };
+            let at = fell_back_at(&times, interval, watermark, still_holds);
             pending.push(cleared(rule, key, *active, at, 0));
         }
-        count > 0 || entity.active.is_some()
+        left || entity.active.is_some()
     });
 }
 
-/// The event time at which a window's count stopped satisfying the comparison, from the times it
-/// held (oldest first): each leaves the window `interval` after it happened. At most `watermark`.
+/// The event time at which a window stopped satisfying its condition, from the times of what it
+/// held (oldest first; each leaves the window `interval` after it happened) and whether it still
+/// holds once its `n` oldest are gone. At most `watermark`.
 fn fell_back_at(
     times: &[i64],
     interval: i64,
-    compare: crate::parameters::Comparison,
-    threshold: u64,
     watermark: i64,
+    still_holds: impl Fn(usize) -> bool,
 ) -> i64 {
     for (index, &time) in times.iter().enumerate() {
         let leaves = time.saturating_add(interval);
         if leaves > watermark {
             break;
         }
-        let remaining = (times.len() - index - 1) as u64;
-        if remaining == 0 || !compare.holds(remaining, threshold) {
+        if !still_holds(index + 1) {
             return leaves;
         }
     }
@@ -1601,6 +1661,28 @@ fn group_key(document: &Map<String, Value>, fields: &[FieldPath]) -> Option<Stri
     Some(key)
 }
 
+/// The group key of `document` for a rule with `group_by_per_rule`: read from the fields of the
+/// first entry whose match the event satisfies, else from `group_by`.
+fn rule_group_key(
+    document: &Map<String, Value>,
+    group_by: &[FieldPath],
+    per_rule: &[RuleGroup],
+) -> Option<String> {
+    let fields = per_rule
+        .iter()
+        .find(|group| group.predicate.matches(document))
+        .map_or(group_by, |group| group.fields.as_slice());
+    group_key(document, fields)
+}
+
+/// The field's first value as a finite number: a JSON number, or text holding one (`"1500"`);
+/// anything else (absent, other text, true/false) gives `None`.
+fn numeric_value(document: &Map<String, Value>, field: &FieldPath) -> Option<f64> {
+    first_scalar(document, field)
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|number| number.is_finite())
+}
+
 fn list_fires(config: &ListConfig, lists: &Lists, document: &Map<String, Value>) -> bool {
     let mut any_value = false;
     let mut in_list = false;
@@ -1649,7 +1731,10 @@ fn threshold_event<'event>(
     if !threshold_filters_pass(config, document) {
         return false;
     }
-    let Some(key) = group_key(document, &config.group_by) else {
+    if config.aggregate != Aggregate::Count {
+        return aggregate_event(config, entities, context, pending);
+    }
+    let Some(key) = rule_group_key(document, &config.group_by, &config.group_by_per_rule) else {
         return false;
     };
     if context.is_late(config.interval_micros) {
@@ -1663,7 +1748,7 @@ fn threshold_event<'event>(
     entity
         .events
         .insert(position, (time, context.event.id.clone()));
-    let keep = (config.threshold as usize).saturating_add(1);
+    let keep = config.condition.counts_needed();
     while entity.events.len() > keep {
         entity.events.pop_front();
     }
@@ -1674,7 +1759,7 @@ fn threshold_event<'event>(
         .iter()
         .filter(|&&(known, _)| known > cutoff)
         .count() as u64;
-    let holds = config.compare.holds(count, config.threshold);
+    let holds = config.condition.holds(count as f64);
     let opening = (entity.active.is_none() && holds).then(|| {
         let in_window: Vec<&(i64, String)> = entity
             .events
@@ -1682,6 +1767,71 @@ fn threshold_event<'event>(
             .filter(|&&(known, _)| known > cutoff)
             .collect();
         Opening::of(&in_window, count, time, reference)
+    });
+    judge(entity, holds, opening, context, key, pending);
+    false
+}
+
+/// Adds one event's number to a threshold rule with an aggregate (sum, avg, median, percentile)
+/// and compares the window's aggregate; an event whose field holds no number is not counted.
+/// Returns whether it was late.
+fn aggregate_event<'event>(
+    config: &ThresholdConfig,
+    entities: &mut KeyMap<CountingEntity>,
+    context: &EventContext<'event>,
+    pending: &mut Vec<Pending<'event>>,
+) -> bool {
+    let document = &context.event.document;
+    let Some(key) = rule_group_key(document, &config.group_by, &config.group_by_per_rule) else {
+        return false;
+    };
+    let Some(amount) = config
+        .field
+        .as_ref()
+        .and_then(|field| numeric_value(document, field))
+    else {
+        return false;
+    };
+    if context.is_late(config.interval_micros) {
+        return true;
+    }
+    let time = context.time();
+    let entity = entities.entry(key.clone()).or_default();
+    entity.touched = context.clock;
+    let position = entity.amounts.partition_point(|&(known, _)| known <= time);
+    entity.amounts.insert(position, (time, amount));
+    while entity.amounts.len() > MAX_AGGREGATED_VALUES {
+        entity.amounts.pop_front();
+    }
+    // The newest events only, for the related list.
+    let position = entity.events.partition_point(|&(known, _)| known <= time);
+    entity
+        .events
+        .insert(position, (time, context.event.id.clone()));
+    if entity.events.len() > MAX_RELATED_EVENTS {
+        entity.events.pop_front();
+    }
+    let reference = entity.amounts.back().map_or(time, |&(newest, _)| newest);
+    let cutoff = reference.saturating_sub(config.interval_micros);
+    let in_window = || {
+        entity
+            .amounts
+            .iter()
+            .filter(move |&&(known, _)| known > cutoff)
+            .map(|&(_, amount)| amount)
+    };
+    let count = in_window().count() as u64;
+    let holds = config
+        .aggregate
+        .of(in_window())
+        .is_some_and(|value| config.condition.holds(value));
+    let opening = (entity.active.is_none() && holds).then(|| {
+        let related: Vec<&(i64, String)> = entity
+            .events
+            .iter()
+            .filter(|&&(known, _)| known > cutoff)
+            .collect();
+        Opening::of(&related, count, time, reference)
     });
     judge(entity, holds, opening, context, key, pending);
     false
@@ -1771,7 +1921,7 @@ fn distinct_event<'event>(
     pending: &mut Vec<Pending<'event>>,
 ) -> bool {
     let document = &context.event.document;
-    let Some(key) = group_key(document, &config.group_by) else {
+    let Some(key) = rule_group_key(document, &config.group_by, &config.group_by_per_rule) else {
         return false;
     };
     let Some(value) = first_scalar(document, &config.field) else {
@@ -1785,8 +1935,8 @@ fn distinct_event<'event>(
     entity.touched = context.clock;
     let newest = entity.values.entry(value).or_insert(time);
     *newest = (*newest).max(time);
-    // Only the threshold + 1 most recent values matter for the comparison.
-    let keep = (config.threshold as usize).saturating_add(1);
+    // Only the largest bound + 1 most recent values matter for the comparison.
+    let keep = config.condition.counts_needed();
     if entity.values.len() > keep
         && let Some(oldest) = entity
             .values
@@ -1810,7 +1960,7 @@ fn distinct_event<'event>(
         .values()
         .filter(|&&seen| seen > cutoff)
         .count() as u64;
-    let holds = config.compare.holds(count, config.threshold);
+    let holds = config.condition.holds(count as f64);
     let opening = (entity.active.is_none() && holds).then(|| {
         // Every event of the key in the window (several may carry one value), oldest first.
         let in_window: Vec<&(i64, String)> = entity
@@ -1846,7 +1996,7 @@ fn sequence_event<'event>(
     if matched.is_empty() {
         return false;
     }
-    let Some(key) = group_key(document, &config.group_by) else {
+    let Some(key) = rule_group_key(document, &config.group_by, &config.group_by_per_rule) else {
         return false;
     };
     if context.is_late(config.interval_micros) {

@@ -50,6 +50,14 @@ pub enum ParameterType {
     Boolean,
     /// A list of `{match: QUERY, count: N}` steps.
     Steps,
+    /// A map of comparisons all to be satisfied: `{ge: 10, le: 20}`.
+    Condition,
+    /// One of `count`, `sum`, `avg`, `median`, `percentile`.
+    Aggregate,
+    /// A number from 0 to 100.
+    Percentile,
+    /// A list of `{match: QUERY, group_by: [FIELDS]}`.
+    GroupsPerRule,
 }
 
 /// One parameter of a kind.
@@ -110,8 +118,29 @@ const COMPARE: ParameterSpec = ParameterSpec {
 const THRESHOLD: ParameterSpec = ParameterSpec {
     name: "threshold",
     value_type: ParameterType::Count,
-    description: "The number the count is compared with.",
+    description: "The number the count is compared with (required unless `condition` is given).",
     default: None,
+};
+
+const CONDITION: ParameterSpec = ParameterSpec {
+    name: "condition",
+    value_type: ParameterType::Condition,
+    description: "Instead of compare and threshold: comparisons the window's value must all \
+                  satisfy, operator to number, such as {ge: 10, le: 20} (a range) or {eq: 3}; \
+                  operators ge, gt, le, lt, eq, ne (gte, lte, neq as Sigma writes them). The key \
+                  fires when its value enters the range and clears when it leaves it.",
+    default: None,
+};
+
+const GROUP_BY_PER_RULE: ParameterSpec = ParameterSpec {
+    name: "group_by_per_rule",
+    value_type: ParameterType::GroupsPerRule,
+    description: "Where each kind of event keeps the group key: a list of {match: QUERY, \
+                  group_by: [FIELDS]}, each with as many fields as group_by; an event takes its \
+                  key from the fields of the first entry it matches (the key's values are shown \
+                  under group_by's names), or from group_by itself when it matches none. For \
+                  events of different sources naming one thing differently (Sigma's aliases).",
+    default: Some("[]"),
 };
 
 const MAX_ENTITIES: ParameterSpec = ParameterSpec {
@@ -131,15 +160,40 @@ pub const KINDS: &[KindSpec] = &[
     },
     KindSpec {
         name: "threshold",
-        description: "Counts matching events per group key in a sliding interval. A key fires once \
-                      when its count satisfies the comparison; while it stays active, further \
+        description: "Counts matching events (or sums, averages, takes a percentile of a numeric \
+                      field) per group key in a sliding interval. A key fires once when its value \
+                      satisfies the comparison; while it stays active, further \
                       matches attach to that detection; when it no longer does, a cleared detection \
                       follows.",
         parameters: &[
             GROUP_BY,
+            GROUP_BY_PER_RULE,
             INTERVAL,
             COMPARE,
             THRESHOLD,
+            CONDITION,
+            ParameterSpec {
+                name: "aggregate",
+                value_type: ParameterType::Aggregate,
+                description: "What is compared: count (the matching events), or sum, avg, median \
+                              or percentile of the numeric values of `field` in the window. An \
+                              event whose field is not a number (nor text holding one) is not \
+                              counted. A key keeps at most the window's newest 10000 values.",
+                default: Some("\"count\""),
+            },
+            ParameterSpec {
+                name: "field",
+                value_type: ParameterType::Field,
+                description: "The numeric field aggregated (required unless aggregate is count).",
+                default: None,
+            },
+            ParameterSpec {
+                name: "percentile",
+                value_type: ParameterType::Percentile,
+                description: "For aggregate percentile: the rank, 0 to 100 (linear interpolation \
+                              between the window's sorted values).",
+                default: Some("50"),
+            },
             ParameterSpec {
                 name: "user_pattern",
                 value_type: ParameterType::Pattern,
@@ -163,6 +217,7 @@ pub const KINDS: &[KindSpec] = &[
                       fire-once-then-clear behaviour.",
         parameters: &[
             GROUP_BY,
+            GROUP_BY_PER_RULE,
             INTERVAL,
             ParameterSpec {
                 name: "field",
@@ -172,6 +227,7 @@ pub const KINDS: &[KindSpec] = &[
             },
             COMPARE,
             THRESHOLD,
+            CONDITION,
             MAX_ENTITIES,
         ],
     },
@@ -182,6 +238,7 @@ pub const KINDS: &[KindSpec] = &[
                       a success).",
         parameters: &[
             GROUP_BY,
+            GROUP_BY_PER_RULE,
             INTERVAL,
             ParameterSpec {
                 name: "steps",
@@ -354,6 +411,132 @@ impl Comparison {
     }
 }
 
+impl Comparison {
+    /// Whether `value` compares so with `bound` (numbers of any size: sums, averages).
+    pub fn holds_for(self, value: f64, bound: f64) -> bool {
+        match self {
+            Comparison::Ge => value >= bound,
+            Comparison::Gt => value > bound,
+            Comparison::Le => value <= bound,
+            Comparison::Lt => value < bound,
+            Comparison::Eq => value == bound,
+            Comparison::Ne => value != bound,
+        }
+    }
+
+    fn parse(text: &str) -> Option<Comparison> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "ge" | "gte" | ">=" => Comparison::Ge,
+            "gt" | ">" => Comparison::Gt,
+            "le" | "lte" | "<=" => Comparison::Le,
+            "lt" | "<" => Comparison::Lt,
+            "eq" | "=" | "==" => Comparison::Eq,
+            "ne" | "neq" | "!=" => Comparison::Ne,
+            _ => return None,
+        })
+    }
+}
+
+/// The comparisons a window's value (a count, a sum, ...) must all satisfy: one (`ge 5`, from
+/// `compare` and `threshold`) or several (a range, from `condition`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueCondition {
+    pub bounds: Vec<(Comparison, f64)>,
+}
+
+impl ValueCondition {
+    /// One comparison.
+    pub fn single(compare: Comparison, threshold: u64) -> ValueCondition {
+        ValueCondition {
+            bounds: vec![(compare, threshold as f64)],
+        }
+    }
+
+    /// Whether `value` satisfies every comparison.
+    pub fn holds(&self, value: f64) -> bool {
+        self.bounds
+            .iter()
+            .all(|&(compare, bound)| compare.holds_for(value, bound))
+    }
+
+    /// How many counted things (events, values) a window must keep to decide: one more than the
+    /// largest bound, since any count past it compares the same as that one.
+    pub fn counts_needed(&self) -> usize {
+        let largest = self
+            .bounds
+            .iter()
+            .map(|&(_, bound)| bound)
+            .fold(0.0_f64, f64::max);
+        (largest.ceil() as usize).saturating_add(1)
+    }
+
+    /// The number messages show as `{threshold}`: the lower bound where there is one, else the
+    /// first bound.
+    pub fn threshold(&self) -> u64 {
+        self.bounds
+            .iter()
+            .find(|(compare, _)| matches!(compare, Comparison::Ge | Comparison::Gt))
+            .or(self.bounds.first())
+            .map_or(0, |&(_, bound)| bound.max(0.0) as u64)
+    }
+
+    /// `>= 10 and <= 20`.
+    pub fn text(&self) -> String {
+        self.bounds
+            .iter()
+            .map(|(compare, bound)| format!("{} {bound}", compare.symbol()))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+}
+
+/// What a threshold rule compares: the count of its events, or an aggregate of a numeric field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Aggregate {
+    Count,
+    Sum,
+    Average,
+    Median,
+    /// The value at this rank (0 to 100), interpolated linearly between the sorted values.
+    Percentile(f64),
+}
+
+impl Aggregate {
+    /// The aggregate of `values` (finite numbers, in any order); `None` for no values.
+    pub fn of(self, values: impl Iterator<Item = f64>) -> Option<f64> {
+        let mut values: Vec<f64> = values.collect();
+        if values.is_empty() {
+            return None;
+        }
+        let sum = || values.iter().sum::<f64>();
+        Some(match self {
+            Aggregate::Count => values.len() as f64,
+            Aggregate::Sum => sum(),
+            Aggregate::Average => sum() / values.len() as f64,
+            Aggregate::Median | Aggregate::Percentile(_) => {
+                let rank = match self {
+                    Aggregate::Percentile(rank) => rank,
+                    _ => 50.0,
+                };
+                values.sort_by(f64::total_cmp);
+                let position = rank.clamp(0.0, 100.0) / 100.0 * (values.len() - 1) as f64;
+                let lower = position.floor() as usize;
+                let upper = position.ceil() as usize;
+                let fraction = position - lower as f64;
+                values[lower] + fraction * (values[upper] - values[lower])
+            }
+        })
+    }
+}
+
+/// Where the events one query matches keep the group key (`group_by_per_rule`).
+#[derive(Debug, Clone)]
+pub struct RuleGroup {
+    pub query: String,
+    pub predicate: CompiledPredicate,
+    pub fields: Vec<FieldPath>,
+}
+
 /// An IP address or a CIDR network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Network {
@@ -415,9 +598,12 @@ pub struct Step {
 #[derive(Debug, Clone)]
 pub struct ThresholdConfig {
     pub group_by: Vec<FieldPath>,
+    pub group_by_per_rule: Vec<RuleGroup>,
     pub interval_micros: i64,
-    pub compare: Comparison,
-    pub threshold: u64,
+    pub condition: ValueCondition,
+    pub aggregate: Aggregate,
+    /// The aggregated field (aggregates other than count).
+    pub field: Option<FieldPath>,
     pub user_pattern: Option<isms_query::CompiledPredicate>,
     pub user_pattern_text: Option<String>,
     pub source_addresses: Vec<Network>,
@@ -427,16 +613,17 @@ pub struct ThresholdConfig {
 #[derive(Debug, Clone)]
 pub struct DistinctCountConfig {
     pub group_by: Vec<FieldPath>,
+    pub group_by_per_rule: Vec<RuleGroup>,
     pub interval_micros: i64,
     pub field: FieldPath,
-    pub compare: Comparison,
-    pub threshold: u64,
+    pub condition: ValueCondition,
     pub max_entities: u64,
 }
 
 #[derive(Debug, Clone)]
 pub struct SequenceConfig {
     pub group_by: Vec<FieldPath>,
+    pub group_by_per_rule: Vec<RuleGroup>,
     pub interval_micros: i64,
     pub steps: Vec<Step>,
     pub ordered: bool,
@@ -577,22 +764,136 @@ impl Reader<'_> {
 
     fn comparison(&self, name: &str) -> Result<Comparison, String> {
         match self.required(name)? {
-            Value::String(text) => match text.to_ascii_lowercase().as_str() {
-                "ge" | ">=" => Ok(Comparison::Ge),
-                "gt" | ">" => Ok(Comparison::Gt),
-                "le" | "<=" => Ok(Comparison::Le),
-                "lt" | "<" => Ok(Comparison::Lt),
-                "eq" | "=" | "==" => Ok(Comparison::Eq),
-                "ne" | "!=" => Ok(Comparison::Ne),
-                _ => Err(format!(
-                    "parameter `{name}` is `{text}`: use ge, gt, le, lt, eq or ne"
-                )),
-            },
+            Value::String(text) => Comparison::parse(&text).ok_or_else(|| {
+                format!("parameter `{name}` is `{text}`: use ge, gt, le, lt, eq or ne")
+            }),
             other => Err(format!(
                 "parameter `{name}` must be ge, gt, le, lt, eq or ne, not {}",
                 describe(&other)
             )),
         }
+    }
+
+    /// `condition` when given (then `compare` and `threshold` must not be), else `compare` and
+    /// `threshold`. Counts (`most`: the largest bound a count may be compared with) take bounds
+    /// from 0 to `most`; aggregates (`most` None) any finite number.
+    fn value_condition(&self, most: Option<u64>) -> Result<ValueCondition, String> {
+        let Some(given) = self.value("condition")? else {
+            return Ok(ValueCondition::single(
+                self.comparison("compare")?,
+                self.count("threshold", most.unwrap_or(u64::MAX))?,
+            ));
+        };
+        for other in ["compare", "threshold"] {
+            if self.given.get(other).is_some_and(|value| !value.is_null()) {
+                return Err(format!(
+                    "parameter `condition` replaces `compare` and `threshold`: give one or the other, not `{other}` too"
+                ));
+            }
+        }
+        let Value::Object(map) = given else {
+            return Err(format!(
+                "parameter `condition` must be a map of comparisons such as {{ge: 10, le: 20}}, not {}",
+                describe(&given)
+            ));
+        };
+        if map.is_empty() {
+            return Err("parameter `condition` needs at least one comparison".to_owned());
+        }
+        let mut bounds = Vec::new();
+        for (operator, bound) in &map {
+            let compare = Comparison::parse(operator).ok_or_else(|| {
+                format!(
+                    "parameter `condition` has `{operator}`: the comparisons are ge, gt, le, lt, eq and ne"
+                )
+            })?;
+            let number = match (most, bound) {
+                (Some(most), _) => {
+                    count_value(&format!("condition.{operator}"), bound, most)? as f64
+                }
+                (None, Value::Number(number)) => number
+                    .as_f64()
+                    .filter(|number| number.is_finite())
+                    .ok_or_else(|| {
+                        format!("parameter `condition.{operator}` must be a finite number")
+                    })?,
+                (None, other) => {
+                    return Err(format!(
+                        "parameter `condition.{operator}` must be a number, not {}",
+                        describe(other)
+                    ));
+                }
+            };
+            bounds.push((compare, number));
+        }
+        Ok(ValueCondition { bounds })
+    }
+
+    fn group_by_per_rule(&self, group_by: &[FieldPath]) -> Result<Vec<RuleGroup>, String> {
+        let name = "group_by_per_rule";
+        let items = match self.required(name)? {
+            Value::Array(items) => items,
+            other => {
+                return Err(format!(
+                    "parameter `{name}` must be a list of {{match, group_by}} entries, not {}",
+                    describe(&other)
+                ));
+            }
+        };
+        if items.len() > MAX_STEPS {
+            return Err(format!(
+                "parameter `{name}` has {} entries: at most {MAX_STEPS}",
+                items.len()
+            ));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let number = index + 1;
+                let Value::Object(map) = item else {
+                    return Err(format!(
+                        "entry {number} of `{name}` must be a map {{match: QUERY, group_by: [FIELDS]}}, not {}",
+                        describe(item)
+                    ));
+                };
+                if let Some(key) = map.keys().find(|key| *key != "match" && *key != "group_by") {
+                    return Err(format!(
+                        "entry {number} of `{name}` has the unknown key `{key}`: an entry has match and group_by"
+                    ));
+                }
+                let query = match map.get("match") {
+                    Some(Value::String(query)) => query.clone(),
+                    _ => return Err(format!("entry {number} of `{name}` needs `match`, a query")),
+                };
+                let predicate = compile_query(&query).map_err(|reason| {
+                    format!("entry {number} of `{name}`, match `{query}`: {reason}")
+                })?;
+                let fields = match map.get("group_by") {
+                    Some(Value::Array(fields)) => fields
+                        .iter()
+                        .map(|field| field_value(&format!("{name}[{number}].group_by"), field))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    _ => {
+                        return Err(format!(
+                            "entry {number} of `{name}` needs `group_by`, a list of fields"
+                        ));
+                    }
+                };
+                if fields.len() != group_by.len() {
+                    return Err(format!(
+                        "entry {number} of `{name}` has {} group_by fields where `group_by` has {}: each names where the same key field is",
+                        fields.len(),
+                        group_by.len()
+                    ));
+                }
+                Ok(RuleGroup {
+                    query,
+                    predicate,
+                    fields,
+                })
+            })
+            .collect()
     }
 
     fn boolean(&self, name: &str) -> Result<bool, String> {
@@ -779,25 +1080,92 @@ impl KindConfig {
                         ));
                     }
                 };
+                let aggregate = match read.required("aggregate")? {
+                    Value::String(text) => match text.to_ascii_lowercase().as_str() {
+                        "count" => Aggregate::Count,
+                        "sum" => Aggregate::Sum,
+                        "avg" | "average" => Aggregate::Average,
+                        "median" => Aggregate::Median,
+                        "percentile" => {
+                            let rank = read.required("percentile")?;
+                            match rank.as_f64() {
+                                Some(rank) if (0.0..=100.0).contains(&rank) => {
+                                    Aggregate::Percentile(rank)
+                                }
+                                _ => {
+                                    return Err(format!(
+                                        "parameter `percentile` must be a number from 0 to 100, not {}",
+                                        describe(&rank)
+                                    ));
+                                }
+                            }
+                        }
+                        _ => {
+                            return Err(format!(
+                                "parameter `aggregate` is `{text}`: use count, sum, avg, median or percentile"
+                            ));
+                        }
+                    },
+                    other => {
+                        return Err(format!(
+                            "parameter `aggregate` must be count, sum, avg, median or percentile, not {}",
+                            describe(&other)
+                        ));
+                    }
+                };
+                if !matches!(aggregate, Aggregate::Percentile(_))
+                    && parameters
+                        .get("percentile")
+                        .is_some_and(|value| !value.is_null())
+                {
+                    return Err(
+                        "parameter `percentile` is only for aggregate percentile".to_owned()
+                    );
+                }
+                let field = match aggregate {
+                    Aggregate::Count => {
+                        if parameters
+                            .get("field")
+                            .is_some_and(|value| !value.is_null())
+                        {
+                            return Err(
+                                "parameter `field` is only for aggregates other than count (sum, avg, median, percentile)"
+                                    .to_owned(),
+                            );
+                        }
+                        None
+                    }
+                    _ => Some(read.field("field")?),
+                };
+                let condition = read.value_condition(match aggregate {
+                    Aggregate::Count => Some(MAX_THRESHOLD),
+                    _ => None,
+                })?;
+                let group_by = read.fields("group_by")?;
                 KindConfig::Threshold(ThresholdConfig {
-                    group_by: read.fields("group_by")?,
+                    group_by_per_rule: read.group_by_per_rule(&group_by)?,
+                    group_by,
                     interval_micros: read.positive_duration("interval")?,
-                    compare: read.comparison("compare")?,
-                    threshold: read.count("threshold", MAX_THRESHOLD)?,
+                    condition,
+                    aggregate,
+                    field,
                     user_pattern,
                     user_pattern_text,
                     source_addresses,
                     max_entities: max_entities(&read)?,
                 })
             }
-            "distinct_count" => KindConfig::DistinctCount(DistinctCountConfig {
-                group_by: read.fields("group_by")?,
-                interval_micros: read.positive_duration("interval")?,
-                field: read.field("field")?,
-                compare: read.comparison("compare")?,
-                threshold: read.count("threshold", MAX_THRESHOLD)?,
-                max_entities: max_entities(&read)?,
-            }),
+            "distinct_count" => {
+                let group_by = read.fields("group_by")?;
+                KindConfig::DistinctCount(DistinctCountConfig {
+                    group_by_per_rule: read.group_by_per_rule(&group_by)?,
+                    group_by,
+                    interval_micros: read.positive_duration("interval")?,
+                    field: read.field("field")?,
+                    condition: read.value_condition(Some(MAX_THRESHOLD))?,
+                    max_entities: max_entities(&read)?,
+                })
+            }
             "sequence" => {
                 let steps = match read.required("steps")? {
                     Value::Array(items) => items,
@@ -819,8 +1187,10 @@ impl KindConfig {
                     .enumerate()
                     .map(|(index, step)| step_value(index, step))
                     .collect::<Result<Vec<_>, _>>()?;
+                let group_by = read.fields("group_by")?;
                 KindConfig::Sequence(SequenceConfig {
-                    group_by: read.fields("group_by")?,
+                    group_by_per_rule: read.group_by_per_rule(&group_by)?,
+                    group_by,
                     interval_micros: read.positive_duration("interval")?,
                     steps,
                     ordered: read.boolean("ordered")?,
@@ -982,8 +1352,8 @@ mod tests {
             panic!("a threshold kind")
         };
         assert_eq!(config.interval_micros, 300_000_000);
-        assert_eq!(config.compare, Comparison::Ge);
-        assert_eq!(config.threshold, 5);
+        assert_eq!(config.condition, ValueCondition::single(Comparison::Ge, 5));
+        assert_eq!(config.aggregate, Aggregate::Count);
         assert_eq!(config.max_entities, DEFAULT_MAX_ENTITIES);
         assert_eq!(
             config.group_by,
@@ -1044,6 +1414,105 @@ mod tests {
             )
             .contains("at most one field")
         );
+    }
+
+    #[test]
+    fn conditions_aggregates_and_keys_per_rule_are_typed_and_their_mistakes_refused() {
+        let config = KindConfig::from_parameters(
+            "threshold",
+            &parameters(
+                r#"{"condition": {"gte": 10, "lt": 20}, "aggregate": "percentile", "field": "details.bytes", "percentile": 95}"#,
+            ),
+        )
+        .unwrap();
+        let KindConfig::Threshold(config) = config else {
+            panic!("a threshold kind")
+        };
+        assert_eq!(config.aggregate, Aggregate::Percentile(95.0));
+        assert!(config.condition.holds(10.0) && config.condition.holds(19.5));
+        assert!(!config.condition.holds(9.0) && !config.condition.holds(20.0));
+        assert_eq!(config.condition.counts_needed(), 21);
+        assert_eq!(config.condition.threshold(), 10);
+
+        let refuse = |kind: &str, json: &str| {
+            KindConfig::from_parameters(kind, &parameters(json)).unwrap_err()
+        };
+        assert!(
+            refuse("threshold", r#"{"threshold": 5, "condition": {"ge": 5}}"#)
+                .contains("`condition` replaces `compare` and `threshold`")
+        );
+        assert!(refuse("threshold", r#"{"condition": {}}"#).contains("at least one comparison"));
+        assert!(refuse("threshold", r#"{"condition": {"about": 5}}"#).contains("has `about`"));
+        assert!(
+            refuse(
+                "distinct_count",
+                r#"{"field": "a", "condition": {"ge": 200000}}"#
+            )
+            .contains("more than the largest allowed")
+        );
+        assert!(
+            refuse(
+                "threshold",
+                r#"{"aggregate": "sum", "condition": {"ge": 5}}"#
+            )
+            .contains("`field` is required")
+        );
+        assert!(
+            refuse("threshold", r#"{"threshold": 5, "field": "details.bytes"}"#)
+                .contains("only for aggregates other than count")
+        );
+        assert!(
+            refuse(
+                "threshold",
+                r#"{"aggregate": "percentile", "field": "a", "percentile": 101, "condition": {"ge": 1}}"#
+            )
+            .contains("from 0 to 100")
+        );
+        assert!(
+            refuse(
+                "threshold",
+                r#"{"aggregate": "sum", "field": "a", "percentile": 50, "condition": {"ge": 1}}"#
+            )
+            .contains("only for aggregate percentile")
+        );
+        assert!(
+            refuse("threshold", r#"{"aggregate": "mode", "threshold": 1}"#)
+                .contains("use count, sum, avg, median or percentile")
+        );
+        assert!(
+            refuse(
+                "sequence",
+                r#"{"group_by": ["a"], "steps": [{"match": "a:b"}, {"match": "c:d"}], "group_by_per_rule": [{"match": "a:b", "group_by": ["x", "y"]}]}"#
+            )
+            .contains("has 2 group_by fields where `group_by` has 1")
+        );
+        assert!(
+            refuse(
+                "threshold",
+                r#"{"threshold": 1, "group_by_per_rule": [{"match": "((", "group_by": []}]}"#
+            )
+            .contains("entry 1 of `group_by_per_rule`")
+        );
+        // Sums and averages are compared with any number, not only counts.
+        assert!(
+            KindConfig::from_parameters(
+                "threshold",
+                &parameters(r#"{"aggregate": "avg", "field": "a", "condition": {"gt": 2.5e9}}"#),
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn aggregates_of_numbers() {
+        let values = || [4.0, 1.0, 3.0, 2.0].into_iter();
+        assert_eq!(Aggregate::Sum.of(values()), Some(10.0));
+        assert_eq!(Aggregate::Average.of(values()), Some(2.5));
+        assert_eq!(Aggregate::Median.of(values()), Some(2.5));
+        assert_eq!(Aggregate::Percentile(100.0).of(values()), Some(4.0));
+        assert_eq!(Aggregate::Percentile(0.0).of(values()), Some(1.0));
+        assert_eq!(Aggregate::Percentile(75.0).of(values()), Some(3.25));
+        assert_eq!(Aggregate::Sum.of(std::iter::empty()), None);
     }
 
     #[test]

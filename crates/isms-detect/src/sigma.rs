@@ -23,9 +23,21 @@
 //! trailing ones and misses a value inside longer encoded text).
 //!
 //! Filters add their condition to the rules they name (or every rule of their log source).
-//! Correlations run on the engine's windowed kinds over the events their rules match: event_count
-//! as `threshold`, value_count as `distinct_count`, temporal and temporal_ordered as `sequence`;
-//! their rules stop alerting on their own unless the correlation says `generate: true`.
+//! Correlations run on the engine's windowed kinds over the events their rules match, so they
+//! keep their state across restarts like native rules: event_count as `threshold`, value_sum,
+//! value_avg, value_median and value_percentile as `threshold` with that `aggregate` of the
+//! condition's field (values that are not numbers, nor text holding one, are not counted),
+//! value_count as `distinct_count`, temporal and temporal_ordered as `sequence`; their rules stop
+//! alerting on their own unless the correlation says `generate: true`. A condition of several
+//! comparisons (`gte: 10, lte: 20`) is a range, as are `eq` and `neq`: the group fires when its
+//! count (or aggregate) enters the range and clears when it leaves it (the threshold kind's
+//! lifecycle, `condition` parameter). `aliases` name the group's field per rule: the kinds'
+//! `group_by_per_rule` keys each rule's events by its own field, the detection shows the alias.
+//! A correlation may name another correlation: it takes the other's fired detections (fed back
+//! as events, `category:alert`, `details.rule_id`), grouped by the values the other's detections
+//! hold under `details.group` (so it can only group by fields the other groups by); correlations
+//! naming each other in a cycle are refused. Unlike a detection rule, a named correlation keeps
+//! making its own detections (the engine runs it to feed the other).
 //!
 //! `cidr` takes networks (a list: any of them) and matches IP addresses of the network's family
 //! inside it ([`FieldTest::Cidr`]). As in pySigma (Python's strict `ip_network`), a network with
@@ -44,8 +56,10 @@
 //! supported yet).
 //!
 //! What cannot be compiled yet is refused with the reason, never dropped: the modifier `expand`;
-//! value_sum, value_avg, value_percentile and value_median; correlations of correlations, field
-//! aliases, conditions with two comparisons, windows other than sliding; array blocks.
+//! windows other than sliding; temporal conditions other than all of their rules (rsigma-parser
+//! writes a missing condition as `gte: 1`, read here as the specification's default, all rules)
+//! and condition expressions; value_count and value_* over several fields or over another
+//! correlation's detections; array blocks.
 use std::collections::HashMap;
 
 use isms_query::{Bound, FieldPath, FieldTest, Predicate, RangeKind, TimeComponent};
@@ -236,17 +250,41 @@ pub fn compile_files(files: &[SigmaFile], mapping: &SigmaFieldMapping) -> Vec<Co
             }
         }
     }
-    for file in files {
-        for correlation in &file.collection.correlations {
-            let result = compile_correlation(correlation, &mut pending, mapping, &find)
-                .map_err(|reason| format!("Sigma correlation `{}`: {reason}", correlation.title));
-            compiled.push(CompiledSigma {
-                source: file.source.clone(),
-                line: line_of_id(&file.text, correlation.id.as_deref()),
-                rule_id: correlation.id.as_deref().map(sigma_rule_id),
-                result,
-            });
-        }
+    let correlations: Vec<(&SigmaFile, &rsigma_parser::CorrelationRule)> = files
+        .iter()
+        .flat_map(|file| {
+            file.collection
+                .correlations
+                .iter()
+                .map(move |correlation| (file, correlation))
+        })
+        .collect();
+    let mut progress: Vec<CorrelationProgress> = correlations
+        .iter()
+        .map(|_| CorrelationProgress::NotStarted)
+        .collect();
+    let mut compiling = Correlations {
+        all: &correlations,
+        progress: &mut progress,
+        pending: &mut pending,
+        mapping,
+        find: &find,
+    };
+    for index in 0..correlations.len() {
+        compiling.compile(index, &mut Vec::new());
+    }
+    for ((file, correlation), progress) in correlations.iter().zip(progress) {
+        let CorrelationProgress::Done(result) = progress else {
+            unreachable!("every correlation was compiled above")
+        };
+        compiled.push(CompiledSigma {
+            source: file.source.clone(),
+            line: line_of_id(&file.text, correlation.id.as_deref()),
+            rule_id: correlation.id.as_deref().map(sigma_rule_id),
+            result: (*result)
+                .map(|(definition, _)| definition)
+                .map_err(|reason| format!("Sigma correlation `{}`: {reason}", correlation.title)),
+        });
     }
     let mut rules: Vec<CompiledSigma> = pending
         .into_iter()
@@ -345,14 +383,143 @@ fn logsource_applies(filter: &rsigma_parser::LogSource, rule: &rsigma_parser::Lo
         && same(&filter.service, &rule.service)
 }
 
-/// A correlation as a rule of the engine's windowed kinds: event_count as threshold, value_count
-/// as distinct_count, temporal (ordered) as sequence; over the events its rules match.
+/// What another correlation needs of a compiled correlation that it names: the isms rule id its
+/// detections carry, and its group: each group-by name as the correlation wrote it, with the isms
+/// field the detections show it under.
+#[derive(Clone)]
+struct CorrelationOutput {
+    rule_id: String,
+    group: Vec<(String, FieldPath)>,
+}
+
+enum CorrelationProgress {
+    NotStarted,
+    /// Being compiled: met again through a reference, it closes a cycle.
+    InProgress,
+    Done(Box<Result<(RuleDefinition, CorrelationOutput), String>>),
+}
+
+/// The correlations of the files compiled together, each compiled once, those it names first.
+struct Correlations<'c, 'p, 'f> {
+    all: &'c [(&'c SigmaFile, &'c rsigma_parser::CorrelationRule)],
+    progress: &'c mut [CorrelationProgress],
+    pending: &'c mut [Pending<'p>],
+    mapping: &'c SigmaFieldMapping,
+    find: &'c Finder<'f>,
+}
+
+/// One rule or correlation a correlation names.
+enum Referenced {
+    /// A detection rule: its events.
+    Rule { index: usize, predicate: Predicate },
+    /// Another correlation: its (fired) detections, fed back to the rules as events.
+    Correlation(CorrelationOutput),
+}
+
+impl Correlations<'_, '_, '_> {
+    /// Compiles correlation `index` (and first those it names); `chain` holds the correlations
+    /// being compiled that led here, to tell a cycle.
+    fn compile(&mut self, index: usize, chain: &mut Vec<usize>) {
+        if !matches!(self.progress[index], CorrelationProgress::NotStarted) {
+            return;
+        }
+        self.progress[index] = CorrelationProgress::InProgress;
+        chain.push(index);
+        let result = self.compile_one(index, chain);
+        chain.pop();
+        self.progress[index] = CorrelationProgress::Done(Box::new(result));
+    }
+
+    fn find_correlation(&self, reference: &str) -> Option<usize> {
+        self.all.iter().position(|(_, correlation)| {
+            correlation.id.as_deref() == Some(reference)
+                || correlation.name.as_deref() == Some(reference)
+        })
+    }
+
+    fn compile_one(
+        &mut self,
+        index: usize,
+        chain: &mut Vec<usize>,
+    ) -> Result<(RuleDefinition, CorrelationOutput), String> {
+        let correlation = self.all[index].1;
+        let mut referenced = Vec::new();
+        for reference in &correlation.rules {
+            if let Some(rule) = (self.find)(self.pending, reference) {
+                let predicate = self.pending[rule].predicate.clone().map_err(|reason| {
+                    format!("its rule `{reference}` could not be compiled: {reason}")
+                })?;
+                referenced.push((
+                    reference.as_str(),
+                    Referenced::Rule {
+                        index: rule,
+                        predicate,
+                    },
+                ));
+                continue;
+            }
+            let Some(inner) = self.find_correlation(reference) else {
+                return Err(format!("it names rule `{reference}`, which is not loaded"));
+            };
+            if let Some(start) = chain.iter().position(|&known| known == inner) {
+                let names: Vec<String> = chain[start..]
+                    .iter()
+                    .chain([&inner])
+                    .map(|&known| {
+                        let other = self.all[known].1;
+                        other
+                            .name
+                            .clone()
+                            .or_else(|| other.id.clone())
+                            .unwrap_or_else(|| other.title.clone())
+                    })
+                    .collect();
+                return Err(format!(
+                    "correlations name each other in a cycle ({}): none of them can run",
+                    names.join(" → ")
+                ));
+            }
+            self.compile(inner, chain);
+            let CorrelationProgress::Done(result) = &self.progress[inner] else {
+                unreachable!("compiled above")
+            };
+            let output = match result.as_ref() {
+                Ok((_, output)) => output.clone(),
+                Err(reason) => {
+                    return Err(format!(
+                        "its correlation `{reference}` could not be compiled: {reason}"
+                    ));
+                }
+            };
+            referenced.push((reference.as_str(), Referenced::Correlation(output)));
+        }
+        compile_correlation(correlation, &referenced, self.pending, self.mapping)
+    }
+}
+
+/// How a Sigma correlation condition's operator is written in a kind's parameters.
+fn comparison_name(operator: rsigma_parser::ConditionOperator) -> &'static str {
+    use rsigma_parser::ConditionOperator;
+    match operator {
+        ConditionOperator::Lt => "lt",
+        ConditionOperator::Lte => "le",
+        ConditionOperator::Gt => "gt",
+        ConditionOperator::Gte => "ge",
+        ConditionOperator::Eq => "eq",
+        ConditionOperator::Neq => "ne",
+    }
+}
+
+/// A correlation as a rule of the engine's windowed kinds: event_count as threshold, value_sum,
+/// value_avg, value_median and value_percentile as threshold with that aggregate, value_count as
+/// distinct_count, temporal (ordered) as sequence; over the events its rules match, and the
+/// detections of the correlations it names.
 fn compile_correlation(
     correlation: &rsigma_parser::CorrelationRule,
+    referenced: &[(&str, Referenced)],
     pending: &mut [Pending],
     mapping: &SigmaFieldMapping,
-    find: &Finder,
-) -> Result<RuleDefinition, String> {
+) -> Result<(RuleDefinition, CorrelationOutput), String> {
     use rsigma_parser::{ConditionOperator, CorrelationCondition, CorrelationType};
     let Some(sigma_id) = &correlation.id else {
         return Err("the correlation has no id".into());
@@ -363,102 +530,263 @@ fn compile_correlation(
             correlation.window.as_str()
         ));
     }
-    if !correlation.aliases.is_empty() {
-        return Err("field aliases are not supported yet".into());
-    }
-    let mut referenced = Vec::new();
-    for reference in &correlation.rules {
-        let Some(index) = find(pending, reference) else {
-            return Err(format!(
-                "it names rule `{reference}`, which is not loaded (correlations of correlations are not supported yet)"
-            ));
-        };
-        let predicate = pending[index]
-            .predicate
-            .clone()
-            .map_err(|reason| format!("its rule `{reference}` could not be compiled: {reason}"))?;
-        referenced.push((index, predicate));
-    }
     if referenced.is_empty() {
         return Err("it names no rule".into());
     }
-    // Fields are named as in its (first) rule's log source.
-    let mapping = &mapping.for_logsource(&pending[referenced[0].0].rule.logsource);
-    let group_by: Vec<Value> = correlation
+    for alias in &correlation.aliases {
+        if !correlation.group_by.contains(&alias.alias) {
+            return Err(format!(
+                "alias `{}` is not one of its group-by fields",
+                alias.alias
+            ));
+        }
+    }
+    // Each referenced rule's fields are named as in its own log source; an alias names a
+    // different field per rule.
+    let mappings: Vec<Option<SigmaFieldMapping>> = referenced
+        .iter()
+        .map(|(_, item)| match item {
+            Referenced::Rule { index, .. } => {
+                Some(mapping.for_logsource(&pending[*index].rule.logsource))
+            }
+            Referenced::Correlation(_) => None,
+        })
+        .collect();
+    let mut per_rule_fields: Vec<Vec<FieldPath>> = Vec::new();
+    for ((reference, item), rule_mapping) in referenced.iter().zip(&mappings) {
+        let mut fields = Vec::new();
+        for name in &correlation.group_by {
+            let field = match correlation
+                .aliases
+                .iter()
+                .find(|alias| alias.alias == *name)
+            {
+                None => name.as_str(),
+                Some(alias) => {
+                    let identities: Vec<&str> = match item {
+                        Referenced::Rule { index, .. } => {
+                            let rule = pending[*index].rule;
+                            [Some(*reference), rule.id.as_deref(), rule.name.as_deref()]
+                                .into_iter()
+                                .flatten()
+                                .collect()
+                        }
+                        Referenced::Correlation(_) => vec![*reference],
+                    };
+                    identities
+                        .iter()
+                        .find_map(|identity| alias.mapping.get(*identity))
+                        .ok_or_else(|| {
+                            format!(
+                                "alias `{name}` gives no field for rule `{reference}` (an alias maps every rule of the correlation)"
+                            )
+                        })?
+                        .as_str()
+                }
+            };
+            fields.push(match (item, rule_mapping) {
+                (Referenced::Rule { .. }, Some(rule_mapping)) => rule_mapping.path_of(field),
+                (Referenced::Correlation(output), _) => {
+                    // Its detections hold their group under `details.group`, keys dotted paths
+                    // made `_` and lowercased as normalization makes keys.
+                    let (_, path) = output
+                        .group
+                        .iter()
+                        .find(|(inner, _)| inner == field)
+                        .or_else(|| {
+                            output
+                                .group
+                                .iter()
+                                .find(|(inner, _)| inner.eq_ignore_ascii_case(field))
+                        })
+                        .ok_or_else(|| {
+                            format!(
+                                "it groups by `{field}`, which correlation `{reference}` does not group by (its detections carry only their group's fields)"
+                            )
+                        })?;
+                    FieldPath(vec![
+                        "details".to_owned(),
+                        "group".to_owned(),
+                        path.dotted().to_lowercase().replace('.', "_"),
+                    ])
+                }
+                (Referenced::Rule { .. }, None) => unreachable!("a rule has its mapping"),
+            });
+        }
+        per_rule_fields.push(fields);
+    }
+    // The names the detections show the key under: an alias's own name; another field as the
+    // first rule names it (a correlation's detections: as that correlation showed it).
+    let first_mapping = mappings
+        .iter()
+        .flatten()
+        .next()
+        .cloned()
+        .unwrap_or_default();
+    let group_names: Vec<FieldPath> = correlation
         .group_by
         .iter()
-        .map(|field| Value::String(mapping.path_of(field).dotted()))
+        .enumerate()
+        .map(|(position, name)| {
+            if correlation.aliases.iter().any(|alias| alias.alias == *name) {
+                return first_mapping.path_of(name);
+            }
+            match &referenced[0].1 {
+                Referenced::Rule { .. } => per_rule_fields[0][position].clone(),
+                Referenced::Correlation(output) => output
+                    .group
+                    .iter()
+                    .find(|(inner, _)| inner.eq_ignore_ascii_case(name))
+                    .map(|(_, path)| path.clone())
+                    .unwrap_or_else(|| first_mapping.path_of(name)),
+            }
+        })
+        .collect();
+    let predicates: Vec<Predicate> = referenced
+        .iter()
+        .map(|(_, item)| match item {
+            Referenced::Rule { predicate, .. } => predicate.clone(),
+            Referenced::Correlation(output) => Predicate::And(vec![
+                equals("category", "alert"),
+                equals("details.rule_id", &output.rule_id),
+                equals("details.state", "fired"),
+            ]),
+        })
         .collect();
     let mut parameters = Map::new();
-    parameters.insert("group_by".into(), Value::Array(group_by));
+    parameters.insert(
+        "group_by".into(),
+        Value::Array(
+            group_names
+                .iter()
+                .map(|path| Value::String(path.dotted()))
+                .collect(),
+        ),
+    );
+    let per_rule: Vec<Value> = predicates
+        .iter()
+        .zip(&per_rule_fields)
+        .filter(|(_, fields)| **fields != group_names)
+        .map(|(predicate, fields)| {
+            serde_json::json!({
+                "match": isms_query::to_query_string(predicate),
+                "group_by": fields.iter().map(FieldPath::dotted).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    if !per_rule.is_empty() {
+        parameters.insert("group_by_per_rule".into(), Value::Array(per_rule));
+    }
     parameters.insert(
         "interval".into(),
         Value::String(format!("{}s", correlation.timespan.seconds.max(1))),
     );
-    let threshold = |parameters: &mut Map<String, Value>| -> Result<(), String> {
-        let CorrelationCondition::Threshold { predicates, .. } = &correlation.condition else {
-            return Err("condition expressions are not supported yet".into());
-        };
-        let [(operator, count)] = predicates.as_slice() else {
-            return Err("a condition with more than one comparison is not supported yet".into());
-        };
-        let compare = match operator {
-            ConditionOperator::Lt => "lt",
-            ConditionOperator::Lte => "le",
-            ConditionOperator::Gt => "gt",
-            ConditionOperator::Gte => "ge",
-            ConditionOperator::Eq => "eq",
-            ConditionOperator::Neq => "ne",
-        };
-        parameters.insert("compare".into(), Value::String(compare.into()));
-        parameters.insert("threshold".into(), Value::from(*count));
-        Ok(())
+    let (comparisons, condition_field, percentile) = match &correlation.condition {
+        CorrelationCondition::Threshold {
+            predicates,
+            field,
+            percentile,
+        } => (predicates.as_slice(), field.as_deref(), *percentile),
+        CorrelationCondition::Extended(_) => {
+            return Err(
+                "condition expressions (rule names with and/or) are not supported yet".into(),
+            );
+        }
     };
-    let either = |referenced: &[(usize, Predicate)]| -> Predicate {
-        if referenced.len() == 1 {
-            referenced[0].1.clone()
+    // One comparison as compare and threshold (as a native rule writes it), several as a range.
+    let counted_condition = |parameters: &mut Map<String, Value>| match comparisons {
+        [(operator, count)] => {
+            parameters.insert(
+                "compare".into(),
+                Value::String(comparison_name(*operator).into()),
+            );
+            parameters.insert("threshold".into(), Value::from(*count));
+        }
+        _ => {
+            parameters.insert("condition".into(), range_of(comparisons));
+        }
+    };
+    // The condition's field, one field, on a rule's events (a correlation's detections hold only
+    // their group).
+    let single_field = |what: &str| -> Result<String, String> {
+        let Some(fields) = condition_field else {
+            return Err(format!("{what} needs the field of its condition"));
+        };
+        let [field] = fields else {
+            return Err(format!(
+                "{what} over more than one field is not supported yet"
+            ));
+        };
+        if referenced
+            .iter()
+            .any(|(_, item)| matches!(item, Referenced::Correlation(_)))
+        {
+            return Err(format!(
+                "{what} over another correlation's detections is not supported (they carry only their group's fields)"
+            ));
+        }
+        Ok(first_mapping.path_of(field).dotted())
+    };
+    let either = || -> Predicate {
+        if predicates.len() == 1 {
+            predicates[0].clone()
         } else {
-            Predicate::Or(
-                referenced
-                    .iter()
-                    .map(|(_, predicate)| predicate.clone())
-                    .collect(),
-            )
+            Predicate::Or(predicates.clone())
         }
     };
     let (kind, query) = match correlation.correlation_type {
         CorrelationType::EventCount => {
-            threshold(&mut parameters)?;
-            ("threshold", either(&referenced))
+            counted_condition(&mut parameters);
+            ("threshold", either())
         }
         CorrelationType::ValueCount => {
-            threshold(&mut parameters)?;
-            let CorrelationCondition::Threshold {
-                field: Some(fields),
-                ..
-            } = &correlation.condition
-            else {
-                return Err("value_count needs the field whose values are counted".into());
+            let field = single_field("value_count")?;
+            counted_condition(&mut parameters);
+            parameters.insert("field".into(), Value::String(field));
+            ("distinct_count", either())
+        }
+        CorrelationType::ValueSum
+        | CorrelationType::ValueAvg
+        | CorrelationType::ValueMedian
+        | CorrelationType::ValuePercentile => {
+            let what = correlation.correlation_type.as_str();
+            let field = single_field(what)?;
+            let aggregate = match correlation.correlation_type {
+                CorrelationType::ValueSum => "sum",
+                CorrelationType::ValueAvg => "avg",
+                CorrelationType::ValueMedian => "median",
+                _ => "percentile",
             };
-            let [field] = fields.as_slice() else {
-                return Err("value_count over more than one field is not supported yet".into());
-            };
-            parameters.insert(
-                "field".into(),
-                Value::String(mapping.path_of(field).dotted()),
-            );
-            ("distinct_count", either(&referenced))
+            parameters.insert("aggregate".into(), Value::String(aggregate.into()));
+            parameters.insert("field".into(), Value::String(field));
+            if correlation.correlation_type == CorrelationType::ValuePercentile {
+                parameters.insert("percentile".into(), Value::from(percentile.unwrap_or(50)));
+            }
+            parameters.insert("condition".into(), range_of(comparisons));
+            ("threshold", either())
         }
         CorrelationType::Temporal | CorrelationType::TemporalOrdered => {
-            let steps: Vec<Value> = referenced
+            if predicates.len() < 2 {
+                return Err("a temporal correlation needs two or more rules".into());
+            }
+            // Without a condition, every rule (the specification's default, which rsigma-parser
+            // writes as `gte: 1`); `gte` the number of rules says the same.
+            let every_rule = matches!(
+                comparisons,
+                [(ConditionOperator::Gte, count)] if *count == 1 || *count == predicates.len() as u64
+            );
+            if !every_rule {
+                return Err(
+                    "a temporal condition other than all of its rules (`gte` their number) is not supported yet"
+                        .into(),
+                );
+            }
+            let steps: Vec<Value> = predicates
                 .iter()
-                .map(|(_, predicate)| {
+                .map(|predicate| {
                     serde_json::json!({"match": isms_query::to_query_string(predicate)})
                 })
                 .collect();
-            if steps.len() < 2 {
-                return Err("a temporal correlation needs two or more rules".into());
-            }
             parameters.insert("steps".into(), Value::Array(steps));
             parameters.insert(
                 "ordered".into(),
@@ -466,33 +794,60 @@ fn compile_correlation(
             );
             ("sequence", Predicate::All)
         }
-        other => {
-            return Err(format!(
-                "the `{}` correlation type is not supported yet",
-                other.as_str()
-            ));
-        }
     };
     if !correlation.generate {
-        for (index, _) in &referenced {
-            pending[*index].used_only_by_correlation = true;
+        for (_, item) in referenced {
+            if let Referenced::Rule { index, .. } = item {
+                pending[*index].used_only_by_correlation = true;
+            }
         }
     }
     let mut tags = correlation.tags.clone();
     tags.push(format!("sigma:{sigma_id}"));
-    Ok(RuleDefinition {
-        id: sigma_rule_id(sigma_id),
-        title: correlation.title.clone(),
-        description: correlation.description.clone().unwrap_or_default(),
-        severity: severity_of(correlation.level).to_owned(),
-        enabled: true,
-        tags,
-        kind: kind.into(),
-        query: isms_query::to_query_string(&query),
-        parameters,
-        message: None,
-        add_to_list: None,
-    })
+    let rule_id = sigma_rule_id(sigma_id);
+    let output = CorrelationOutput {
+        rule_id: rule_id.clone(),
+        group: correlation
+            .group_by
+            .iter()
+            .cloned()
+            .zip(group_names)
+            .collect(),
+    };
+    Ok((
+        RuleDefinition {
+            id: rule_id,
+            title: correlation.title.clone(),
+            description: correlation.description.clone().unwrap_or_default(),
+            severity: severity_of(correlation.level).to_owned(),
+            enabled: true,
+            tags,
+            kind: kind.into(),
+            query: isms_query::to_query_string(&query),
+            parameters,
+            message: None,
+            add_to_list: None,
+        },
+        output,
+    ))
+}
+
+/// A condition's comparisons as the kinds' `condition` parameter: `{ge: 10, le: 20}`.
+fn range_of(comparisons: &[(rsigma_parser::ConditionOperator, u64)]) -> Value {
+    Value::Object(
+        comparisons
+            .iter()
+            .map(|(operator, count)| (comparison_name(*operator).to_owned(), Value::from(*count)))
+            .collect(),
+    )
+}
+
+/// `field` equals `value`.
+fn equals(field: &str, value: &str) -> Predicate {
+    Predicate::Field {
+        field: FieldPath::parse_dotted(field),
+        test: FieldTest::Equals(value.to_owned()),
+    }
 }
 
 /// A Sigma rule's id as an isms rule id (`sigma-` and the id; ids are usually UUIDs).

@@ -901,3 +901,100 @@ message: '{count} failures from {details.sourceipaddress} in the last {interval}
             .is_empty()
     );
 }
+
+const BYTES_PER_PERSON: &str = "
+id: bytes-per-person
+title: Bytes sent per person
+kind: threshold
+match: 'category:transfer'
+parameters:
+  group_by: [details.person]
+  group_by_per_rule:
+    - {match: 'details.kind:vpn', group_by: [details.account]}
+  aggregate: sum
+  field: details.bytes
+  condition: {ge: 1000, lt: 5000}
+  interval: 10m
+";
+
+fn transfer(seconds: i64, details: serde_json::Value) -> Event {
+    let origin = Origin {
+        peer: None,
+        endpoint: "test".to_owned(),
+        key_name: None,
+    };
+    let time = jiff::Timestamp::from_second(1_780_000_000 + seconds).unwrap();
+    isms_event::normalize(
+        serde_json::json!({"utctimestamp": time.to_string(), "category": "transfer", "details": details}),
+        &origin,
+        time,
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_aggregate_keyed_per_rule_survives_a_restart_and_clears_when_its_sum_leaves_the_range() {
+    use serde_json::json;
+    let events = [
+        transfer(0, json!({"person": "alice", "bytes": 400})),
+        // A VPN event names the person `account`.
+        transfer(
+            10,
+            json!({"kind": "vpn", "account": "alice", "bytes": "300"}),
+        ),
+        transfer(20, json!({"person": "bob", "bytes": 900})),
+        transfer(30, json!({"person": "alice", "bytes": "lots"})),
+        transfer(40, json!({"person": "alice", "bytes": 300})),
+    ];
+    let mut before = engine(BYTES_PER_PERSON);
+    assert!(run(&mut before, &events[..3]).is_empty());
+    let mut saved = Vec::new();
+    before.write_snapshot(&mut saved).unwrap();
+
+    let mut after = engine(BYTES_PER_PERSON);
+    assert_eq!(after.restore(saved.as_slice()).unwrap(), 1);
+    let detections = run(&mut after, &events[3..]);
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert_eq!(
+        detections[0].group,
+        [("details.person".to_owned(), "alice".to_owned())]
+    );
+    assert_eq!(
+        detections[0].related_event_ids,
+        [
+            events[0].id.clone(),
+            events[1].id.clone(),
+            events[4].id.clone()
+        ],
+        "400 + 300 before the restart and 300 after make 1000; `lots` is not a number"
+    );
+    assert_eq!(detections[0].count, 3);
+
+    // 1000 + 4000 leaves the range (< 5000): cleared at once.
+    let more = run(
+        &mut after,
+        &[transfer(50, json!({"person": "alice", "bytes": 4000}))],
+    );
+    assert_eq!(more.len(), 1, "{more:#?}");
+    assert_eq!(more[0].state, DetectionState::Cleared);
+
+    // Fired again on a fresh engine, then the window empties: cleared by the sweep.
+    let mut fresh = engine(BYTES_PER_PERSON);
+    let fired = run(
+        &mut fresh,
+        &[
+            transfer(0, json!({"person": "carol", "bytes": 1500})),
+            transfer(2000, json!({"person": "dave", "bytes": 1})),
+        ],
+    );
+    let states: Vec<DetectionState> = fired.iter().map(|detection| detection.state).collect();
+    assert_eq!(states, [DetectionState::Fired, DetectionState::Cleared]);
+    assert_eq!(
+        fired[1].detected_micros,
+        (1_780_000_000 + 600) * 1_000_000,
+        "cleared when carol's 1500 left the 10-minute window"
+    );
+
+    let mut changed = engine(&BYTES_PER_PERSON.replace("ge: 1000", "ge: 900"));
+    assert_eq!(changed.restore(saved.as_slice()).unwrap(), 0);
+}

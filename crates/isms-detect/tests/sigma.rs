@@ -373,6 +373,7 @@ correlation:
     rules: [5f1c0f0e-0000-4000-8000-000000000001]
     group-by: [User]
     timespan: 5m
+    window: tumbling
     condition: {{gte: 5, field: Bytes}}
 ",
         rule("    selection:\n        EventID: 1\n    condition: selection")
@@ -397,7 +398,7 @@ correlation:
         "{reasons:#?}"
     );
     assert!(
-        has("the `value_sum` correlation type is not supported yet"),
+        has("the `tumbling` window is not supported yet"),
         "{reasons:#?}"
     );
     assert!(
@@ -977,4 +978,444 @@ fn windash_with_too_many_option_dashes_is_refused_not_expanded_without_bound() {
     );
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(rules.len(), 1);
+}
+
+/// Every detection of `rules` over `events` as `(rule id, state, group text)`, detections fed back
+/// to the rules (correlations of correlations build on them).
+fn detections_of(rules: Vec<Rule>, events: &[Event]) -> Vec<(String, &'static str, String)> {
+    let mut engine = Engine::new(
+        rules,
+        Lists::default(),
+        EngineOptions {
+            allowed_lateness_micros: 0,
+            max_chain_depth: 3,
+        },
+    );
+    let mut found = Vec::new();
+    for event in events {
+        for detection in engine.process(event) {
+            found.push((
+                detection.rule_id.clone(),
+                detection.state.name(),
+                detection.group_text(),
+            ));
+        }
+    }
+    found
+}
+
+fn correlation_rule(rules: &[Rule]) -> &Rule {
+    rules
+        .iter()
+        .find(|rule| rule.definition.kind != "match")
+        .expect("the correlation loaded")
+}
+
+const COUNT_ID: &str = "sigma-6e000000-0000-4000-8000-0000000000d1";
+
+fn login_count(condition: &str) -> String {
+    format!(
+        "{LOGIN_RULE}---
+title: Logins in a range
+id: 6e000000-0000-4000-8000-0000000000d1
+correlation:
+    type: event_count
+    rules: [login]
+    group-by: [User]
+    timespan: 5m
+    condition: {condition}
+"
+    )
+}
+
+#[test]
+fn a_condition_range_fires_when_the_count_enters_it_and_clears_when_it_leaves() {
+    let rules = sigma_rules(&login_count("{gte: 2, lte: 3}"));
+    assert_eq!(
+        correlation_rule(&rules).definition.parameters["condition"],
+        json!({"ge": 2, "le": 3})
+    );
+    let login = |seconds| timed(seconds, json!({"EventType": "login", "User": "admin"}));
+    let events: Vec<Event> = (0..5).map(|index| login(index * 10)).collect();
+    let states: Vec<(String, &str)> = detections_of(rules, &events)
+        .into_iter()
+        .map(|(rule, state, _)| (rule, state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (COUNT_ID.to_owned(), "fired"),
+            (COUNT_ID.to_owned(), "cleared")
+        ],
+        "fires at the second login (2 in range), stays active at the third, clears at the fourth (4 > 3)"
+    );
+
+    // A range that cannot hold never fires.
+    let empty = sigma_rules(&login_count("{gt: 3, lt: 4}"));
+    assert!(detections_of(empty, &events).is_empty());
+}
+
+#[test]
+fn eq_and_neq_compare_the_count_exactly() {
+    let login = |seconds| timed(seconds, json!({"EventType": "login", "User": "admin"}));
+    let events: Vec<Event> = (0..4).map(|index| login(index * 10)).collect();
+    let eq = sigma_rules(&login_count("{eq: 3}"));
+    assert_eq!(
+        correlation_rule(&eq).definition.parameters["compare"],
+        json!("eq")
+    );
+    let states: Vec<&str> = detections_of(eq, &events)
+        .into_iter()
+        .map(|(_, state, _)| state)
+        .collect();
+    assert_eq!(
+        states,
+        ["fired", "cleared"],
+        "the third login fires, the fourth clears"
+    );
+    // neq 1: one login is not enough; the second fires and further ones keep it active.
+    let neq = sigma_rules(&login_count("{neq: 1}"));
+    let fired = detections_of(neq, &events);
+    assert_eq!(fired.len(), 1, "{fired:#?}");
+    assert_eq!(fired[0].1, "fired");
+
+    // value_count takes ranges too.
+    let value_count = format!(
+        "{LOGIN_RULE}---
+title: A few users from one source
+id: 6e000000-0000-4000-8000-0000000000d2
+correlation:
+    type: value_count
+    rules: [login]
+    group-by: [SourceIp]
+    timespan: 1m
+    condition: {{gte: 2, lt: 4, field: User}}
+"
+    );
+    let from = |seconds, user: &str| {
+        timed(
+            seconds,
+            json!({"EventType": "login", "User": user, "SourceIp": "192.0.2.7"}),
+        )
+    };
+    let events = [
+        from(0, "a"),
+        from(1, "b"),
+        from(2, "c"),
+        from(3, "d"),
+        from(4, "e"),
+    ];
+    let states: Vec<&str> = detections_of(sigma_rules(&value_count), &events)
+        .into_iter()
+        .map(|(_, state, _)| state)
+        .collect();
+    assert_eq!(states, ["fired", "cleared"], "2 users fire, the 4th clears");
+}
+
+fn aggregate(kind: &str, condition: &str) -> String {
+    format!(
+        "title: Transfer
+id: 6e000000-0000-4000-8000-000000000010
+name: transfer
+logsource: {{product: linux}}
+detection:
+    selection:
+        EventType: transfer
+    condition: selection
+---
+title: Aggregated transfers
+id: 6e000000-0000-4000-8000-0000000000e1
+correlation:
+    type: {kind}
+    rules: [transfer]
+    group-by: [SourceIp]
+    timespan: 10m
+    condition: {condition}
+"
+    )
+}
+
+/// The index (in `amounts`) of each event at which the aggregate correlation fired.
+fn fired_at(yaml: &str, amounts: &[Value]) -> Vec<usize> {
+    let mut engine = Engine::new(
+        sigma_rules(yaml),
+        Lists::default(),
+        EngineOptions {
+            allowed_lateness_micros: 0,
+            max_chain_depth: 0,
+        },
+    );
+    let mut fired = Vec::new();
+    for (index, amount) in amounts.iter().enumerate() {
+        let event = timed(
+            index as i64,
+            json!({"EventType": "transfer", "SourceIp": "192.0.2.9", "Bytes": amount}),
+        );
+        for detection in engine.process(&event) {
+            if detection.state == isms_detect::DetectionState::Fired {
+                fired.push(index);
+            }
+        }
+    }
+    fired
+}
+
+#[test]
+fn value_sum_adds_the_numbers_of_the_window_and_ignores_what_is_not_a_number() {
+    let yaml = aggregate("value_sum", "{gte: 1000, field: Bytes}");
+    let rules = sigma_rules(&yaml);
+    let parameters = &correlation_rule(&rules).definition.parameters;
+    assert_eq!(parameters["aggregate"], json!("sum"));
+    assert_eq!(parameters["field"], json!("details.bytes"));
+    assert_eq!(parameters["condition"], json!({"ge": 1000}));
+    // 400 + "500" (a number as text counts) + "n/a" (not a number: ignored) + 99 = 999, + 1 = 1000.
+    assert_eq!(
+        fired_at(
+            &yaml,
+            &[json!(400), json!("500"), json!("n/a"), json!(99), json!(1)]
+        ),
+        [4]
+    );
+    // A range: the sum must stay at most 1000.
+    let ranged = aggregate("value_sum", "{gte: 500, lte: 1000, field: Bytes}");
+    assert_eq!(fired_at(&ranged, &[json!(600), json!(600)]), [0]);
+}
+
+#[test]
+fn value_avg_median_and_percentile_compare_their_statistic_of_the_window() {
+    // Averages: 50, then (50 + 200) / 2 = 125.
+    assert_eq!(
+        fired_at(
+            &aggregate("value_avg", "{gt: 100, field: Bytes}"),
+            &[json!(50), json!(200)]
+        ),
+        [1]
+    );
+    // Medians: 1, then 50.5 (between 1 and 100), then 100.
+    assert_eq!(
+        fired_at(
+            &aggregate("value_median", "{gte: 50, lt: 60, field: Bytes}"),
+            &[json!(1), json!(100), json!(100)]
+        ),
+        [1]
+    );
+    // The 90th percentile of 10, 20, ..., 90 is 82; with 100 it is 91.
+    let values: Vec<Value> = (1..=10).map(|tens| json!(tens * 10)).collect();
+    let yaml = aggregate(
+        "value_percentile",
+        "{gte: 90, field: Bytes, percentile: 90}",
+    );
+    let rules = sigma_rules(&yaml);
+    assert_eq!(
+        correlation_rule(&rules).definition.parameters["percentile"],
+        json!(90)
+    );
+    assert_eq!(fired_at(&yaml, &values), [9]);
+}
+
+const VPN_RULE: &str = "title: VPN connection
+id: 6e000000-0000-4000-8000-000000000003
+name: vpn
+logsource: {product: network}
+detection:
+    selection:
+        EventType: vpn
+    condition: selection
+";
+
+#[test]
+fn aliases_group_the_events_of_each_rule_by_their_own_field() {
+    let yaml = format!(
+        "{LOGIN_RULE}---
+{VPN_RULE}---
+title: Login and VPN by one person
+id: 6e000000-0000-4000-8000-0000000000f2
+correlation:
+    type: event_count
+    rules: [login, vpn]
+    group-by: [person]
+    aliases:
+        person:
+            login: User
+            vpn: Account
+    timespan: 5m
+    condition: {{gte: 2}}
+"
+    );
+    let rules = sigma_rules(&yaml);
+    let parameters = &correlation_rule(&rules).definition.parameters;
+    assert_eq!(parameters["group_by"], json!(["details.person"]));
+    assert_eq!(
+        parameters["group_by_per_rule"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["group_by"].clone())
+            .collect::<Vec<_>>(),
+        [json!(["details.username"]), json!(["details.account"])]
+    );
+    let events = [
+        timed(0, json!({"EventType": "login", "User": "bob"})),
+        timed(1, json!({"EventType": "vpn", "Account": "carol"})),
+        timed(2, json!({"EventType": "login", "User": "alice"})),
+        timed(3, json!({"EventType": "vpn", "Account": "alice"})),
+    ];
+    assert_eq!(
+        detections_of(rules, &events),
+        [(
+            "sigma-6e000000-0000-4000-8000-0000000000f2".to_owned(),
+            "fired",
+            "details.person=alice".to_owned()
+        )],
+        "alice's login and VPN connection are one person's; bob's and carol's are not"
+    );
+
+    // Temporal correlations key each step by its rule's field too.
+    let temporal = yaml
+        .replace("type: event_count", "type: temporal_ordered")
+        .replace("    condition: {gte: 2}\n", "");
+    let fired = detections_of(sigma_rules(&temporal), &events);
+    assert_eq!(fired.len(), 1, "{fired:#?}");
+    assert_eq!(fired[0].2, "details.person=alice");
+
+    // An alias must map every rule.
+    let (_, errors) = parse_rules(
+        &yaml.replace("            vpn: Account\n", ""),
+        "aliases.yml",
+    );
+    assert!(
+        errors.iter().any(|error| error
+            .to_string()
+            .contains("alias `person` gives no field for rule `vpn`")),
+        "{errors:#?}"
+    );
+}
+
+const INNER_CORRELATION: &str = "title: Two logins
+id: 6e000000-0000-4000-8000-0000000000a1
+name: two_logins
+correlation:
+    type: event_count
+    rules: [login]
+    group-by: [User]
+    timespan: 5m
+    condition: {gte: 2}
+";
+
+#[test]
+fn a_correlation_counts_the_detections_of_the_correlation_it_names() {
+    let yaml = format!(
+        "{LOGIN_RULE}---
+{INNER_CORRELATION}---
+title: Repeated bursts of logins
+id: 6e000000-0000-4000-8000-0000000000a2
+correlation:
+    type: event_count
+    rules: [two_logins]
+    group-by: [User]
+    timespan: 1h
+    condition: {{gte: 2}}
+"
+    );
+    let rules = sigma_rules(&yaml);
+    let outer = rules
+        .iter()
+        .find(|rule| rule.id() == "sigma-6e000000-0000-4000-8000-0000000000a2")
+        .unwrap();
+    assert_eq!(
+        outer.definition.parameters["group_by"],
+        json!(["details.username"])
+    );
+    assert!(
+        outer
+            .definition
+            .query
+            .contains("sigma-6e000000-0000-4000-8000-0000000000a1"),
+        "{}",
+        outer.definition.query
+    );
+    let login = |seconds, user: &str| timed(seconds, json!({"EventType": "login", "User": user}));
+    let events = [
+        login(0, "alice"),
+        login(10, "alice"),
+        login(20, "bob"),
+        login(30, "bob"),
+        // Long after: the first bursts have cleared; alice bursts again, bob logs in once.
+        login(1000, "alice"),
+        login(1010, "alice"),
+        login(1020, "bob"),
+    ];
+    let outer_fired: Vec<String> = detections_of(rules, &events)
+        .into_iter()
+        .filter(|(rule, state, _)| {
+            rule == "sigma-6e000000-0000-4000-8000-0000000000a2" && *state == "fired"
+        })
+        .map(|(_, _, group)| group)
+        .collect();
+    assert_eq!(
+        outer_fired,
+        ["details.username=alice"],
+        "alice burst twice within the hour, bob once"
+    );
+}
+
+#[test]
+fn correlations_naming_each_other_in_a_cycle_are_refused() {
+    let yaml = format!(
+        "{LOGIN_RULE}---
+title: First
+id: 6e000000-0000-4000-8000-0000000000b1
+name: first
+correlation:
+    type: event_count
+    rules: [second]
+    group-by: [User]
+    timespan: 5m
+    condition: {{gte: 2}}
+---
+title: Second
+id: 6e000000-0000-4000-8000-0000000000b2
+name: second
+correlation:
+    type: event_count
+    rules: [first, login]
+    group-by: [User]
+    timespan: 5m
+    condition: {{gte: 2}}
+"
+    );
+    let (rules, errors) = parse_rules(&yaml, "cycle.yml");
+    assert_eq!(rules.len(), 1, "only the login rule loads: {errors:#?}");
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    for error in &errors {
+        let reason = error.to_string();
+        assert!(
+            reason.contains("cycle (first → second → first)"),
+            "{reason}"
+        );
+    }
+
+    // Grouping by a field the named correlation does not group by is refused too.
+    let (_, errors) = parse_rules(
+        &format!(
+            "{LOGIN_RULE}---
+{INNER_CORRELATION}---
+title: By source
+id: 6e000000-0000-4000-8000-0000000000b3
+correlation:
+    type: event_count
+    rules: [two_logins]
+    group-by: [SourceIp]
+    timespan: 1h
+    condition: {{gte: 2}}
+"
+        ),
+        "group.yml",
+    );
+    assert!(
+        errors.iter().any(|error| error
+            .to_string()
+            .contains("it groups by `SourceIp`, which correlation `two_logins` does not group by")),
+        "{errors:#?}"
+    );
 }
