@@ -30,6 +30,6 @@ pub use engine::{Engine, EngineOptions, EngineStatistics, RuleColour, RuleStatus
 pub use lists::{Lists, NamedList};
 pub use parameters::{KINDS, KindConfig, KindSpec, ParameterSpec, ParameterType};
 pub use rule::{
-    LoadedRules, Rule, RuleDefinition, RuleError, load_directory, load_directory_with_pipelines,
-    parse_rules,
+    LoadedRules, Rule, RuleDefinition, RuleError, load_directory, load_directory_with_lists,
+    load_directory_with_pipelines, parse_rules,
 };

@@ -466,6 +466,9 @@ pub struct LoadedRules {
     pub files: usize,
     /// The Sigma pipelines read from the directories (`NAME.pipeline.yml`): name and file.
     pub pipelines: Vec<(String, String)>,
+    /// The `%name%` placeholders of the Sigma rules' `|expand` values: when a list of one of these
+    /// names changes, the rules must be loaded again ([`crate::sigma`]).
+    pub expand_placeholders: std::collections::BTreeSet<String>,
 }
 
 /// Loads every `*.yml` and `*.yaml` file under `directory` (sorted, recursively), keeping the good
@@ -481,6 +484,17 @@ pub fn load_directory(directory: &Path) -> Result<LoadedRules, std::io::Error> {
 pub fn load_directory_with_pipelines(
     directory: &Path,
     more_pipelines: &[std::sync::Arc<crate::sigma_pipeline::SigmaPipeline>],
+) -> Result<LoadedRules, std::io::Error> {
+    load_directory_with_lists(directory, more_pipelines, &std::sync::Arc::default())
+}
+
+/// [`load_directory_with_pipelines`], with the named lists the rules run with: `%name%`
+/// placeholders of Sigma `|expand` values take their values from them (when no pipeline gives the
+/// placeholder). Load again when those lists change ([`LoadedRules::expand_placeholders`]).
+pub fn load_directory_with_lists(
+    directory: &Path,
+    more_pipelines: &[std::sync::Arc<crate::sigma_pipeline::SigmaPipeline>],
+    lists: &std::sync::Arc<crate::lists::Lists>,
 ) -> Result<LoadedRules, std::io::Error> {
     let mut files = Vec::new();
     collect_rule_files(directory, &mut files, 0)?;
@@ -537,7 +551,9 @@ pub fn load_directory_with_pipelines(
             add_unique(&mut loaded, rule);
         }
     }
-    let mapping = crate::sigma::SigmaFieldMapping::with_pipelines(pipelines);
+    let mapping =
+        crate::sigma::SigmaFieldMapping::with_pipelines(pipelines).with_lists(lists.clone());
+    loaded.expand_placeholders = crate::sigma::expand_placeholder_names(&sigma_files);
     let (rules, errors) = compile_sigma_files(&sigma_files, &mapping);
     loaded.errors.extend(errors);
     for rule in rules {

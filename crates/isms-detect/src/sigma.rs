@@ -55,8 +55,30 @@
 //! `hour|gte` are refused; `fieldref` with `contains`, `startswith` or `endswith` is not
 //! supported yet).
 //!
-//! What cannot be compiled yet is refused with the reason, never dropped: the modifier `expand`;
-//! windows other than sliding; temporal conditions other than all of their rules (rsigma-parser
+//! `expand` (pySigma's placeholders): each `%name%` in the value stands for every value of a
+//! named set, and the value becomes one alternative per combination (any of them matches; at most
+//! [`MAX_EXPANSIONS`], past that the rule is refused). A placeholder's values come from the
+//! `placeholders` of a pipeline entry covering the rule's log source, else from the named list of
+//! that name ([`SigmaFieldMapping::lists`]: the lists directory the rules run with); a name that is
+//! neither refuses the rule ("placeholder %name% has no list or pipeline placeholder"); a known but
+//! empty set matches nothing (and `neq` everything that has a value). The other modifiers apply to
+//! each alternative (`|expand|endswith`, `|expand|cidr` over a list of addresses and networks,
+//! `|expand|windash`, encodings); `neq` means none of them; `all` still joins the values as
+//! written. `expand` with `re`, `fieldref`, a comparison or a time part is refused (their values are
+//! not text made of placeholders), and `cased` with a list (lists keep text in lower case).
+//! Placeholder values are literal text (a `*` in a list entry is a star). rsigma-eval 0.23 reads
+//! `expand` without a pipeline differently (placeholders are other fields of the event, at match
+//! time); pySigma and this compiler fill them in when the rule is compiled.
+//!
+//! Lists change at run time (files, the API, rules that add values), so a rule expanded from a list
+//! is compiled again when its lists change, rather than testing membership when it runs: the
+//! expansion may be inside a longer value (`C:\Users\%user%\`), under any modifier, which a
+//! membership test cannot express, and the IR (shared by the store's SQL) has no notion of lists.
+//! [`expand_placeholder_names`] says which names a set of files depends on; the server recompiles
+//! its rules when a list changes and some rule expands a placeholder (rules whose match did not
+//! change keep their state), and `isms replay` does when a rule adds a value to such a list.
+//!
+//! What cannot be compiled yet is refused with the reason, never dropped: windows other than sliding; temporal conditions other than all of their rules (rsigma-parser
 //! writes a missing condition as `gte: 1`, read here as the specification's default, all rules)
 //! and condition expressions; value_count and value_* over several fields or over another
 //! correlation's detections; array blocks.
@@ -84,9 +106,17 @@ pub struct SigmaFieldMapping {
     pub pipelines: Vec<std::sync::Arc<crate::sigma_pipeline::SigmaPipeline>>,
     /// What the pipelines give the log source of the rule being compiled.
     pub(crate) logsource: Option<std::sync::Arc<crate::sigma_pipeline::LogsourceMapping>>,
+    /// The named lists `%name%` placeholders of `|expand` values take their values from, when no
+    /// pipeline gives the placeholder (the lists the rules run with).
+    pub lists: std::sync::Arc<crate::lists::Lists>,
 }
 
 impl SigmaFieldMapping {
+    /// This mapping, with `%name%` placeholders taking their values from `lists`.
+    pub fn with_lists(self, lists: std::sync::Arc<crate::lists::Lists>) -> SigmaFieldMapping {
+        SigmaFieldMapping { lists, ..self }
+    }
+
     /// The isms field a Sigma field name means (the first, when a pipeline gives several).
     pub fn path_of(&self, sigma_field: &str) -> FieldPath {
         if let Some(path) = self.renames.get(sigma_field) {
@@ -1020,12 +1050,6 @@ fn compile_detection(
 
 fn compile_item(item: &DetectionItem, mapping: &SigmaFieldMapping) -> Result<Predicate, String> {
     let modifiers = &item.field.modifiers;
-    if modifiers.contains(&Modifier::Expand) {
-        return Err(format!(
-            "the modifier `{}` is not supported yet",
-            modifier_name(Modifier::Expand)
-        ));
-    }
     check_modifiers(modifiers)?;
     let path = match &item.field.name {
         Some(name) => mapping.path_of(name),
@@ -1120,14 +1144,30 @@ fn check_modifiers(modifiers: &[Modifier]) -> Result<(), String> {
             }
         }
     }
+    // `expand` makes text (or networks, with `cidr`) of placeholders' values: a regex, a field
+    // name, a number or a time part is not made of them.
+    if has(Expand) {
+        for other in [Re, FieldRef, Minute, Hour, Day, Week, Month, Year]
+            .iter()
+            .chain(&comparisons)
+        {
+            if has(*other) {
+                return conflict(Expand, *other);
+            }
+        }
+    }
     // Modifiers that make the value something else than text to match: a network, a field name, a
-    // time component. They take `all` and `neq` only.
+    // time component. They take `all` and `neq` only (and `cidr` takes `expand`: networks from a
+    // list or a pipeline's placeholder).
     for special in [Cidr, FieldRef, Minute, Hour, Day, Week, Month, Year] {
         if !has(special) {
             continue;
         }
         for other in modifiers {
-            if *other == special || matches!(other, All | Neq) {
+            if *other == special
+                || matches!(other, All | Neq)
+                || (special == Cidr && *other == Expand)
+            {
                 continue;
             }
             if special == FieldRef && placement.contains(other) {
@@ -1283,8 +1323,48 @@ fn time_part_value(value: &SigmaValue, part: TimeComponent) -> Result<i64, Strin
     }
 }
 
-/// The test of one value under the item's modifiers.
+/// The test of one value under the item's modifiers (with `expand`: any of the value's
+/// alternatives, see [`expanded_alternatives`]); `neq` over the whole of it.
 fn value_test(
+    path: &FieldPath,
+    value: &SigmaValue,
+    modifiers: &[Modifier],
+    mapping: &SigmaFieldMapping,
+) -> Result<Predicate, String> {
+    let test = match value {
+        SigmaValue::String(text) if modifiers.contains(&Modifier::Expand) => {
+            let mut tests = expanded_alternatives(text, modifiers, mapping)?
+                .into_iter()
+                .map(|alternative| {
+                    unnegated_value_test(path, &SigmaValue::String(alternative), modifiers, mapping)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if tests.len() == 1 {
+                tests.remove(0)
+            } else {
+                Predicate::Or(tests)
+            }
+        }
+        _ => unnegated_value_test(path, value, modifiers, mapping)?,
+    };
+    // `neq`: the field has a value and it is not this one (a missing field has no value that
+    // differs); with `expand`, none of its alternatives.
+    Ok(if modifiers.contains(&Modifier::Neq) {
+        Predicate::And(vec![
+            Predicate::Field {
+                field: path.clone(),
+                test: FieldTest::Exists,
+            },
+            Predicate::Not(Box::new(test)),
+        ])
+    } else {
+        test
+    })
+}
+
+/// The test of one value (one alternative of an expanded one) under the item's modifiers,
+/// `neq` left to the caller.
+fn unnegated_value_test(
     path: &FieldPath,
     value: &SigmaValue,
     modifiers: &[Modifier],
@@ -1336,16 +1416,211 @@ fn value_test(
         }
         SigmaValue::String(text) => string_test(path, text, modifiers)?,
     };
-    // `neq`: the field has a value and it is not this one (a missing field has no value that
-    // differs).
-    Ok(if modifiers.contains(&Modifier::Neq) {
-        Predicate::And(vec![
-            field(FieldTest::Exists),
-            Predicate::Not(Box::new(test)),
-        ])
-    } else {
-        test
-    })
+    Ok(test)
+}
+
+/// Most alternatives one `|expand` value may become (every combination of its placeholders'
+/// values; each is a test in the rule's match, which is bounded in size).
+pub const MAX_EXPANSIONS: usize = 256;
+
+/// A stretch of a value's literal text: text, or a `%name%` placeholder.
+#[derive(Debug, PartialEq)]
+enum PlaceholderPiece<'a> {
+    Literal(&'a str),
+    Placeholder(&'a str),
+}
+
+/// The literal text and the `%name%` placeholders of `plain`, in order; a `%` that does not open
+/// a placeholder (no closing `%`, or something else than a name between) is literal.
+fn placeholder_pieces(plain: &str) -> Vec<PlaceholderPiece<'_>> {
+    let mut pieces = Vec::new();
+    let mut literal_start = 0;
+    let mut search_from = 0;
+    while let Some(offset) = plain[search_from..].find('%') {
+        let open = search_from + offset;
+        let Some(length) = plain[open + 1..].find('%') else {
+            break;
+        };
+        let name = &plain[open + 1..open + 1 + length];
+        if crate::sigma_pipeline::is_placeholder_name(name) {
+            if open > literal_start {
+                pieces.push(PlaceholderPiece::Literal(&plain[literal_start..open]));
+            }
+            pieces.push(PlaceholderPiece::Placeholder(name));
+            literal_start = open + length + 2;
+            search_from = literal_start;
+        } else {
+            // The closing `%` may open the next placeholder.
+            search_from = open + 1;
+        }
+    }
+    if literal_start < plain.len() {
+        pieces.push(PlaceholderPiece::Literal(&plain[literal_start..]));
+    }
+    pieces
+}
+
+/// The names of the `%name%` placeholders of `|expand` values in the Sigma rules and filters of
+/// `files`: the lists (or pipeline placeholders) their compiled rules depend on.
+pub fn expand_placeholder_names(files: &[SigmaFile]) -> std::collections::BTreeSet<String> {
+    fn walk(detection: &Detection, names: &mut std::collections::BTreeSet<String>) {
+        match detection {
+            Detection::AllOf(items) => {
+                for item in items {
+                    if !item.field.modifiers.contains(&Modifier::Expand) {
+                        continue;
+                    }
+                    for value in &item.values {
+                        let SigmaValue::String(text) = value else {
+                            continue;
+                        };
+                        for part in &text.parts {
+                            if let StringPart::Plain(plain) = part {
+                                for piece in placeholder_pieces(plain) {
+                                    if let PlaceholderPiece::Placeholder(name) = piece {
+                                        names.insert(name.to_owned());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Detection::AnyOf(children) | Detection::And(children) => {
+                for child in children {
+                    walk(child, names);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for file in files {
+        let detections = file
+            .collection
+            .rules
+            .iter()
+            .map(|rule| &rule.detection)
+            .chain(
+                file.collection
+                    .filters
+                    .iter()
+                    .map(|filter| &filter.detection),
+            );
+        for detections in detections {
+            for detection in detections.named.values() {
+                walk(detection, &mut names);
+            }
+        }
+    }
+    names
+}
+
+/// The values placeholder `%name%` stands for: a pipeline's placeholder of the rule's log source,
+/// else the named list (its entries: addresses, networks, text in lower case).
+fn placeholder_values(
+    name: &str,
+    modifiers: &[Modifier],
+    mapping: &SigmaFieldMapping,
+) -> Result<Vec<String>, String> {
+    if let Some(values) = mapping.pipeline_placeholder(name) {
+        return Ok(values.to_vec());
+    }
+    let Some(list) = mapping.lists.get(name) else {
+        return Err(format!(
+            "placeholder %{name}% has no list or pipeline placeholder"
+        ));
+    };
+    if modifiers.contains(&Modifier::Cased) {
+        return Err(format!(
+            "placeholder %{name}% is a list, whose text entries are kept in lower case: `cased` cannot be used with it"
+        ));
+    }
+    let mut entries = list.entries();
+    if modifiers.contains(&Modifier::Cidr) {
+        // A list takes `10.1.0.0/8` as `10.0.0.0/8`; so does its expansion (a network written in a
+        // rule with host bits is refused as a likely typo, a list's is the list's own business).
+        for entry in &mut entries {
+            if let Err(isms_query::network::NetworkError::HostBitsSet { network }) =
+                entry.parse::<isms_query::network::IpNetwork>()
+            {
+                *entry = network.to_string();
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// `expand`: the value with each `%name%` placeholder replaced by each of its values, one
+/// alternative per combination (at most [`MAX_EXPANSIONS`]). Placeholders' values are literal
+/// text (a `*` in one is not a wildcard); the value's own wildcards are kept.
+fn expanded_alternatives(
+    text: &SigmaString,
+    modifiers: &[Modifier],
+    mapping: &SigmaFieldMapping,
+) -> Result<Vec<SigmaString>, String> {
+    let mut alternatives: Vec<Vec<StringPart>> = vec![Vec::new()];
+    let mut expanded: Vec<String> = Vec::new();
+    for part in &text.parts {
+        let plain = match part {
+            StringPart::Special(_) => {
+                for alternative in &mut alternatives {
+                    alternative.push(part.clone());
+                }
+                continue;
+            }
+            StringPart::Plain(plain) => plain,
+        };
+        for piece in placeholder_pieces(plain) {
+            match piece {
+                PlaceholderPiece::Literal(literal) => {
+                    for alternative in &mut alternatives {
+                        push_plain(alternative, literal);
+                    }
+                }
+                PlaceholderPiece::Placeholder(name) => {
+                    let values = placeholder_values(name, modifiers, mapping)?;
+                    expanded.push(format!("%{name}%"));
+                    if alternatives.len() * values.len() > MAX_EXPANSIONS {
+                        return Err(format!(
+                            "`{}`: {} make more than {MAX_EXPANSIONS} alternatives",
+                            text.original,
+                            expanded.join(", ")
+                        ));
+                    }
+                    alternatives = alternatives
+                        .iter()
+                        .flat_map(|alternative| {
+                            values.iter().map(move |value| {
+                                let mut next = alternative.clone();
+                                push_plain(&mut next, value);
+                                next
+                            })
+                        })
+                        .collect();
+                }
+            }
+        }
+    }
+    Ok(alternatives
+        .into_iter()
+        .map(|parts| SigmaString {
+            original: wildcard_text(&parts),
+            parts,
+        })
+        .collect())
+}
+
+/// Appends literal text, joined to a literal part before it (windash looks at the character
+/// before a dash, across what was a placeholder).
+fn push_plain(parts: &mut Vec<StringPart>, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    match parts.last_mut() {
+        Some(StringPart::Plain(previous)) => previous.push_str(text),
+        _ => parts.push(StringPart::Plain(text.to_owned())),
+    }
 }
 
 fn is_comparison(modifiers: &[Modifier]) -> bool {
@@ -1631,4 +1906,32 @@ fn base64_offsets(bytes: &[u8]) -> Vec<String> {
             text.to_owned()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_names_between_percent_signs_and_other_percents_are_text() {
+        use PlaceholderPiece::{Literal, Placeholder};
+        assert_eq!(
+            placeholder_pieces(r"C:\Users\%user%\x"),
+            [Literal(r"C:\Users\"), Placeholder("user"), Literal(r"\x")]
+        );
+        assert_eq!(
+            placeholder_pieces("%a%%b.c-d%"),
+            [Placeholder("a"), Placeholder("b.c-d")]
+        );
+        assert_eq!(placeholder_pieces("100% sure"), [Literal("100% sure")]);
+        assert_eq!(
+            placeholder_pieces("50% or %more%"),
+            [Literal("50% or "), Placeholder("more")]
+        );
+        assert_eq!(
+            placeholder_pieces("%not a name%x%"),
+            [Literal("%not a name"), Placeholder("x")]
+        );
+        assert_eq!(placeholder_pieces("%%"), [Literal("%%")]);
+    }
 }

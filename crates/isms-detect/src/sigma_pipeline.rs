@@ -27,6 +27,8 @@
 //!       - {fields: [User], transform: lowercase}          # or uppercase
 //!       - {fields: [Image], transform: prefix, value: '/usr'}   # or suffix
 //!       - {fields: [Image], transform: replace, regex: '\\', replacement: '/'}
+//!     placeholders:               # values of `%name%` in `|expand` values (pySigma's vars)
+//!       admins: [root, toor]
 //! ```
 //!
 //! - A field's path comes from the last matching entry (of the last pipeline) whose `fields`
@@ -45,6 +47,11 @@
 //!   and the values of `re`, `cidr`, `fieldref` and `expand` are left alone.
 //! - Conditions are parsed by the query parser when the file is read; a rule compiled under them
 //!   shows them in its match.
+//! - Placeholders give the values a `%name%` of an `|expand` value stands for (each value one
+//!   alternative, see [`crate::sigma`]); the last matching entry naming a placeholder wins. They
+//!   win over a named list of the same name: a pipeline is written for its rules and log source,
+//!   a list is the site's data (and the fallback). Names are letters, digits, `-`, `_` and `.`, as
+//!   list names are; values are text (numbers and booleans as YAML writes them).
 //!
 //! Every problem is a [`PipelineError`] with the file, the line where one is found and the reason.
 //!
@@ -159,6 +166,7 @@ struct PipelineEntry {
     other_fields: Vec<String>,
     conditions: Vec<Predicate>,
     values: Vec<ValueTransformation>,
+    placeholders: Vec<(String, Vec<String>)>,
 }
 
 /// A change to the string values of some fields.
@@ -204,6 +212,38 @@ struct EntryFile {
     conditions: Vec<String>,
     #[serde(default)]
     values: Vec<TransformationFile>,
+    #[serde(default)]
+    placeholders: std::collections::BTreeMap<String, Vec<PlaceholderValueFile>>,
+}
+
+/// A placeholder's value as YAML writes it (text, or a number or boolean taken as its text).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PlaceholderValueFile {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Flag(bool),
+}
+
+impl PlaceholderValueFile {
+    fn into_text(self) -> String {
+        match self {
+            PlaceholderValueFile::Text(text) => text,
+            PlaceholderValueFile::Integer(number) => number.to_string(),
+            PlaceholderValueFile::Float(number) => number.to_string(),
+            PlaceholderValueFile::Flag(flag) => flag.to_string(),
+        }
+    }
+}
+
+/// Whether `name` may name a placeholder: what a list name may be (letters, digits, `-`, `_`,
+/// `.`), so that `%name%` can stand for a list.
+pub fn is_placeholder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[derive(Deserialize)]
@@ -328,12 +368,31 @@ pub fn parse_pipeline(text: &str, source: &str) -> Result<SigmaPipeline, Pipelin
                     .map_err(|reason| entry_error(&needle, reason))?,
             );
         }
+        let mut placeholders = Vec::new();
+        for (name, values) in entry.placeholders {
+            if !is_placeholder_name(&name) {
+                return Err(entry_error(
+                    &name,
+                    format!(
+                        "placeholder `{name}`: a placeholder name is letters, digits, - _ and . (as a list name)"
+                    ),
+                ));
+            }
+            placeholders.push((
+                name,
+                values
+                    .into_iter()
+                    .map(PlaceholderValueFile::into_text)
+                    .collect(),
+            ));
+        }
         entries.push(PipelineEntry {
             logsource: entry.logsource,
             fields,
             other_fields: entry.other_fields,
             conditions,
             values,
+            placeholders,
         });
     }
     Ok(SigmaPipeline {
@@ -518,6 +577,8 @@ pub(crate) struct LogsourceMapping {
     other_fields: Vec<String>,
     conditions: Vec<Predicate>,
     values: Vec<ValueTransformation>,
+    /// `%name%` of `|expand` values: the values each stands for.
+    placeholders: HashMap<String, Vec<String>>,
 }
 
 impl LogsourceMapping {
@@ -669,13 +730,25 @@ impl SigmaFieldMapping {
                 }
                 resolved.conditions.extend(entry.conditions.iter().cloned());
                 resolved.values.extend(entry.values.iter().cloned());
+                for (name, values) in &entry.placeholders {
+                    resolved.placeholders.insert(name.clone(), values.clone());
+                }
             }
         }
         SigmaFieldMapping {
             renames: self.renames.clone(),
             pipelines: self.pipelines.clone(),
             logsource: any.then(|| Arc::new(resolved)),
+            lists: self.lists.clone(),
         }
+    }
+
+    /// The values a pipeline gives placeholder `%name%` for this log source, if one does.
+    pub(crate) fn pipeline_placeholder(&self, name: &str) -> Option<&[String]> {
+        self.logsource
+            .as_ref()
+            .and_then(|logsource| logsource.placeholders.get(name))
+            .map(Vec::as_slice)
     }
 
     /// Every path a Sigma field may be at under this mapping (one unless a pipeline lists more).
@@ -774,6 +847,33 @@ mod tests {
             assert_eq!(&pipeline.name, name);
         }
         assert_eq!(shipped_pipelines().len(), SHIPPED_PIPELINES.len());
+    }
+
+    #[test]
+    fn placeholders_are_read_as_text_and_bad_names_are_refused_with_the_line() {
+        let pipeline = parse_pipeline(
+            "name: t\nentries:\n  - placeholders:\n      ports: [22, '2222']\n      flags: [true]\n",
+            "t.yml",
+        )
+        .unwrap();
+        let mapping = SigmaFieldMapping::with_pipelines(vec![Arc::new(pipeline)])
+            .for_logsource(&LogSource::default());
+        assert_eq!(
+            mapping.pipeline_placeholder("ports"),
+            Some(&["22".to_owned(), "2222".to_owned()][..])
+        );
+        assert_eq!(
+            mapping.pipeline_placeholder("flags"),
+            Some(&["true".to_owned()][..])
+        );
+        assert_eq!(mapping.pipeline_placeholder("other"), None);
+        let error = parse_pipeline(
+            "name: t\nentries:\n  - placeholders:\n      'two words': [x]\n",
+            "t.yml",
+        )
+        .unwrap_err();
+        assert_eq!(error.line, Some(4), "{error}");
+        assert!(error.reason.contains("placeholder `two words`"), "{error}");
     }
 
     #[test]

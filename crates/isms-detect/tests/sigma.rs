@@ -383,7 +383,7 @@ correlation:
     let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
     let has = |needle: &str| reasons.iter().any(|reason| reason.contains(needle));
     assert!(
-        has("the modifier `expand` is not supported yet"),
+        has("placeholder %allowed% has no list or pipeline placeholder"),
         "{reasons:#?}"
     );
     assert!(
@@ -912,7 +912,10 @@ fn bad_sigma_input_is_refused_with_the_reason_and_bounded() {
     assert!(reason.contains("invalid regex"), "{reason}");
     let reason =
         refused("    selection:\n        A|expand: '%placeholder%'\n    condition: selection");
-    assert!(reason.contains("`expand` is not supported yet"), "{reason}");
+    assert!(
+        reason.contains("placeholder %placeholder% has no list or pipeline placeholder"),
+        "{reason}"
+    );
 
     // YAML aliases that would expand a billion times are refused by the YAML reader's limit.
     let mut laughs = String::from(

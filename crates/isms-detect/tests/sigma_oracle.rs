@@ -17,6 +17,12 @@
 //! that also depend on the bytes after the value; rsigma-eval keeps them (it trims only `=`), so
 //! it misses a value followed by more encoded text (`base64("http://evil")` for `http://`). For
 //! these rules isms must find everything rsigma-eval finds, and may find more.
+//!
+//! `expand` is not compared: rsigma-eval 0.23 fills `%name%` from other fields of the same event
+//! when it matches (and ignores the value's other modifiers), where pySigma and isms fill it from
+//! named sets when the rule is compiled; its pipeline `value_placeholders` comes closest but keeps
+//! `expand` on the item (so `|expand|endswith` becomes whole-value) and stops at the first
+//! placeholder with several values. `tests/sigma_expand.rs` tests isms's expansion on its own.
 use std::collections::BTreeSet;
 
 use isms_detect::{Engine, EngineOptions, Lists, parse_rules};

@@ -27,6 +27,12 @@
 //! the API (seed 002's modifiable detectors) are kept in `<data_dir>/rule-overrides.json` and laid
 //! over any rule, built-in ones too, at every load. Values that rules add to lists are appended to the
 //! list's file, so they last and show where operators keep their lists.
+//!
+//! Sigma rules with `|expand` take `%name%` placeholders' values from the lists when they are
+//! compiled, so the lists are read before the rules, and when the lists change (a file, the API,
+//! values rules added, seen at the next look) and some rule expands a placeholder, the rules are
+//! compiled again with them (a rule whose match did not change keeps its state; one refused for a
+//! list that did not exist yet loads once it does).
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -73,6 +79,9 @@ pub struct DetectService {
     all_rules: Mutex<Vec<Rule>>,
     rules_fingerprint: Mutex<Vec<(PathBuf, SystemTime, u64)>>,
     lists_fingerprint: Mutex<Vec<(PathBuf, SystemTime, u64)>>,
+    /// The `%name%` placeholders of the loaded Sigma rules' `|expand` values: when not empty, a
+    /// change of the lists compiles the rules again.
+    expand_placeholders: Mutex<std::collections::BTreeSet<String>>,
     /// When each scheduled rule runs next (microseconds), by rule id.
     next_runs: Mutex<BTreeMap<String, i64>>,
     /// Asks the detection loop to finish, store, save and stop; it answers on `stopped`.
@@ -94,18 +103,23 @@ pub enum DetectStartError {
 }
 
 impl DetectService {
-    /// The rules and lists as the directories and the pack give them now.
+    /// The rules and lists as the directories and the pack give them now (the lists first: Sigma
+    /// `|expand` placeholders are filled from them).
     fn load(&self) -> (LoadedRules, Lists) {
+        let lists = Arc::new(self.load_lists());
         let mut loaded = if self.builtin {
             isms_detect::builtin::builtin_rules()
         } else {
             LoadedRules::default()
         };
         for directory in [&self.rules_dir, &self.api_rules_dir] {
-            match isms_detect::load_directory(directory) {
+            match isms_detect::load_directory_with_lists(directory, &[], &lists) {
                 Ok(from_directory) => {
                     loaded.files += from_directory.files;
                     loaded.errors.extend(from_directory.errors);
+                    loaded
+                        .expand_placeholders
+                        .extend(from_directory.expand_placeholders);
                     for rule in from_directory.rules {
                         isms_detect::rule::add_unique(&mut loaded, rule);
                     }
@@ -132,6 +146,13 @@ impl DetectService {
                 }
             }
         }
+        // The rules are compiled: the lists are no longer shared.
+        let lists = Arc::try_unwrap(lists).unwrap_or_else(|shared| (*shared).clone());
+        (loaded, lists)
+    }
+
+    /// The lists as the lists directory gives them now.
+    fn load_lists(&self) -> Lists {
         let mut lists = Lists::default();
         match lists.load_directory(&self.lists_dir) {
             Ok(problems) => {
@@ -143,7 +164,7 @@ impl DetectService {
                 tracing::error!(directory = %self.lists_dir.display(), %error, "lists directory not readable");
             }
         }
-        (loaded, lists)
+        lists
     }
 
     fn report_load(loaded: &LoadedRules) {
@@ -185,6 +206,8 @@ impl DetectService {
     /// Hands loaded rules (and lists, when given) to the engine and the API.
     fn install(&self, loaded: LoadedRules, lists: Option<Lists>) {
         Self::report_load(&loaded);
+        *self.expand_placeholders.lock().expect("not poisoned") =
+            loaded.expand_placeholders.clone();
         *self.rule_errors.lock().expect("not poisoned") = loaded.errors;
         *self.all_rules.lock().expect("not poisoned") = loaded.rules.clone();
         let mut engine = self.engine.lock().expect("not poisoned");
@@ -340,13 +363,20 @@ impl DetectService {
         Ok(new.len())
     }
 
-    /// Reads the lists directory again (after a change of a list).
+    /// Reads the lists directory again (after a change of a list), and the rules too when some
+    /// Sigma rule expands placeholders (from lists).
     fn reload_lists_now(&self) {
-        let lists_now = directory_fingerprint(&self.lists_dir);
-        let mut lists = Lists::default();
-        if let Err(error) = lists.load_directory(&self.lists_dir) {
-            tracing::error!(directory = %self.lists_dir.display(), %error, "lists directory not readable");
+        if !self
+            .expand_placeholders
+            .lock()
+            .expect("not poisoned")
+            .is_empty()
+        {
+            self.reload_now();
+            return;
         }
+        let lists_now = directory_fingerprint(&self.lists_dir);
+        let lists = self.load_lists();
         self.engine.lock().expect("not poisoned").set_lists(lists);
         *self.lists_fingerprint.lock().expect("not poisoned") = lists_now;
     }
@@ -401,7 +431,9 @@ impl DetectService {
         if lists_changed {
             tracing::info!(lists = lists.names().count(), "detection lists reloaded");
         }
-        if rules_changed {
+        // Rules expanded from lists follow the lists (a rule whose match is the same keeps its
+        // state).
+        if rules_changed || !loaded.expand_placeholders.is_empty() {
             self.install(loaded, lists_changed.then_some(lists));
         } else {
             self.engine.lock().expect("not poisoned").set_lists(lists);
@@ -568,6 +600,7 @@ pub async fn start_detection(
         )),
         rules_fingerprint: Mutex::new(Vec::new()),
         lists_fingerprint: Mutex::new(directory_fingerprint(&lists_dir)),
+        expand_placeholders: Mutex::new(std::collections::BTreeSet::new()),
         overrides_path: config.data_dir.join("rule-overrides.json"),
         changing: Mutex::new(()),
         api_rules_dir,

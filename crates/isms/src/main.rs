@@ -179,6 +179,11 @@ enum SigmaAction {
         /// applied after the shipped pipelines and the directories' own. May be given several times.
         #[arg(long, value_name = "FILE")]
         pipeline: Vec<PathBuf>,
+        /// A directory of list files (NAME.txt or NAME.list), the values of Sigma `|expand`
+        /// placeholders (`%NAME%`) that no pipeline gives, as `isms replay --lists` and the
+        /// server's `detect.lists_dir`.
+        #[arg(long, value_name = "DIR")]
+        lists: Option<PathBuf>,
     },
 }
 
@@ -230,9 +235,10 @@ fn main() -> ExitCode {
                     directories,
                     show,
                     pipeline,
+                    lists,
                 },
         } => {
-            return match replay::check_rules(&directories, &pipeline, show) {
+            return match replay::check_rules(&directories, &pipeline, lists.as_deref(), show) {
                 Ok(code) => code,
                 Err(error) => {
                     eprintln!("error: {error:#}");

@@ -8,6 +8,11 @@
 //! interleave): each file through a bounded reordering heap, the files merged by their next event's
 //! time, so a replay of gigabytes holds a bounded number of events, not the files.
 //!
+//! The lists (`--lists`) are read before the rules: Sigma `|expand` placeholders take their values
+//! from them. When a rule adds a value to a list some `|expand` placeholder names, the rules are
+//! compiled again with the lists as they are then (rules whose match did not change keep their
+//! state), as the server does when a list file changes.
+//!
 //! Exit status, like grep: 0 when a rule fired, 1 when none did, 2 on an error.
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,7 +44,8 @@ pub struct ReplayOptions {
     /// several times.
     #[arg(long, value_name = "FILE")]
     pub pipeline: Vec<PathBuf>,
-    /// A directory of list files (NAME.txt or NAME.list: one entry per line).
+    /// A directory of list files (NAME.txt or NAME.list: one entry per line); also the values of
+    /// Sigma `|expand` placeholders (`%NAME%`) that no pipeline gives.
     #[arg(long, value_name = "DIR")]
     pub lists: Option<PathBuf>,
     /// Print detections as JSON lines instead of a table.
@@ -61,17 +67,12 @@ pub struct ReplayOptions {
 
 /// Runs a replay; the exit status says whether anything fired.
 pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
-    let loaded = load_rules(&options)?;
-    let mut lists = Lists::default();
-    if let Some(directory) = &options.lists {
-        let problems = lists
-            .load_directory(directory)
-            .with_context(|| format!("cannot read the lists directory {}", directory.display()))?;
-        for problem in problems {
-            eprintln!("list not loaded: {problem}");
-        }
-    }
+    let lists = std::sync::Arc::new(read_lists(options.lists.as_deref())?);
+    let loaded = load_rules(&options, &lists)?;
+    let expand_placeholders = loaded.expand_placeholders.clone();
+    let lists = std::sync::Arc::try_unwrap(lists).unwrap_or_else(|shared| (*shared).clone());
     let rule_count = loaded.rules.len();
+    let mut recompiled = 0u64;
     let mut engine = Engine::new(
         loaded.rules,
         lists,
@@ -106,6 +107,17 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     let mut count = 0u64;
     while let Some((file, event)) = merged.next_event()? {
         take(engine.process(&event), &mut batch);
+        if !expand_placeholders.is_empty()
+            && engine
+                .take_list_additions()
+                .iter()
+                .any(|(list, _)| expand_placeholders.contains(list))
+        {
+            // A list an `|expand` placeholder names has grown: its rules follow it.
+            let lists = std::sync::Arc::new(engine.lists().clone());
+            engine.set_rules(compile_rules(&options, &lists)?.rules);
+            recompiled += 1;
+        }
         merged.give_back(file, event);
         if batch.len() >= PRINT_BATCH {
             printer.print(std::mem::take(&mut batch))?;
@@ -122,7 +134,7 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     let seconds = started.elapsed().as_secs_f64();
     let statistics = engine.statistics();
     eprintln!(
-        "replayed {count} events ({} lines or records not readable{}) through {rule_count} rules: {fired} fired, {cleared} cleared in {seconds:.2} s ({:.0} events/s){}{}",
+        "replayed {count} events ({} lines or records not readable{}) through {rule_count} rules: {fired} fired, {cleared} cleared in {seconds:.2} s ({:.0} events/s){}{}{}",
         merged.unreadable(),
         if merged.out_of_order() > 0 {
             format!(
@@ -145,6 +157,13 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
         },
         if statistics.evictions > 0 {
             format!("; {} entities evicted (max_entities)", statistics.evictions)
+        } else {
+            String::new()
+        },
+        if recompiled > 0 {
+            format!(
+                "; rules compiled again {recompiled} times (lists of `|expand` placeholders grew)"
+            )
         } else {
             String::new()
         },
@@ -172,18 +191,37 @@ fn read_pipelines(
     Ok(pipelines)
 }
 
-/// Adds the rules of each directory to `loaded` (an id already taken is reported, not loaded).
+/// The lists of `--lists DIR` (none without it); a list file that cannot be read is reported.
+fn read_lists(directory: Option<&Path>) -> anyhow::Result<Lists> {
+    let mut lists = Lists::default();
+    if let Some(directory) = directory {
+        let problems = lists
+            .load_directory(directory)
+            .with_context(|| format!("cannot read the lists directory {}", directory.display()))?;
+        for problem in problems {
+            eprintln!("list not loaded: {problem}");
+        }
+    }
+    Ok(lists)
+}
+
+/// Adds the rules of each directory to `loaded` (an id already taken is reported, not loaded);
+/// Sigma `|expand` placeholders take their values from `lists`.
 fn add_directories(
     loaded: &mut LoadedRules,
     directories: &[PathBuf],
     pipelines: &[std::sync::Arc<isms_detect::sigma_pipeline::SigmaPipeline>],
+    lists: &std::sync::Arc<Lists>,
 ) -> anyhow::Result<()> {
     for directory in directories {
-        let from_directory = isms_detect::load_directory_with_pipelines(directory, pipelines)
+        let from_directory = isms_detect::load_directory_with_lists(directory, pipelines, lists)
             .with_context(|| format!("cannot read the rules directory {}", directory.display()))?;
         loaded.files += from_directory.files;
         loaded.errors.extend(from_directory.errors);
         loaded.pipelines.extend(from_directory.pipelines);
+        loaded
+            .expand_placeholders
+            .extend(from_directory.expand_placeholders);
         for rule in from_directory.rules {
             isms_detect::rule::add_unique(loaded, rule);
         }
@@ -196,11 +234,13 @@ fn add_directories(
 pub fn check_rules(
     directories: &[PathBuf],
     pipeline_files: &[PathBuf],
+    lists_directory: Option<&Path>,
     show: bool,
 ) -> anyhow::Result<ExitCode> {
     let pipelines = read_pipelines(pipeline_files)?;
+    let lists = std::sync::Arc::new(read_lists(lists_directory)?);
     let mut loaded = LoadedRules::default();
-    add_directories(&mut loaded, directories, &pipelines)?;
+    add_directories(&mut loaded, directories, &pipelines, &lists)?;
     let sigma = loaded
         .rules
         .iter()
@@ -270,17 +310,30 @@ pub fn check_rules(
 
 /// Loads the rules asked for and prints the summary: how many loaded, and each one that did not with
 /// its file, line and reason. Fails only when no rule at all can run.
-fn load_rules(options: &ReplayOptions) -> anyhow::Result<LoadedRules> {
-    if options.rules.is_empty() && !options.builtin {
-        anyhow::bail!("no rules: give --rules DIR (several times if needed) and/or --builtin");
-    }
+/// The rules of `--builtin` and `--rules`, compiled with `lists`.
+fn compile_rules(
+    options: &ReplayOptions,
+    lists: &std::sync::Arc<Lists>,
+) -> anyhow::Result<LoadedRules> {
     let mut loaded = if options.builtin {
         isms_detect::builtin::builtin_rules()
     } else {
         LoadedRules::default()
     };
     let pipelines = read_pipelines(&options.pipeline)?;
-    add_directories(&mut loaded, &options.rules, &pipelines)?;
+    add_directories(&mut loaded, &options.rules, &pipelines, lists)?;
+    Ok(loaded)
+}
+
+/// The rules of the replay, compiled with `lists` (printed: what loaded, what did not).
+fn load_rules(
+    options: &ReplayOptions,
+    lists: &std::sync::Arc<Lists>,
+) -> anyhow::Result<LoadedRules> {
+    if options.rules.is_empty() && !options.builtin {
+        anyhow::bail!("no rules: give --rules DIR (several times if needed) and/or --builtin");
+    }
+    let loaded = compile_rules(options, lists)?;
     let disabled = loaded
         .rules
         .iter()

@@ -652,3 +652,120 @@ detection:
         assert_eq!(detections[0]["severity"], "ERROR");
     });
 }
+
+/// A Sigma rule whose `User|expand` takes `%list%`.
+fn expand_rule(number: u32, list: &str) -> String {
+    format!(
+        "title: Expanded from {list}
+id: 6b000000-0000-4000-8000-{number:012}
+logsource: {{product: acme}}
+detection:
+    selection:
+        User|expand: '%{list}%'
+    condition: selection
+"
+    )
+}
+
+fn login_of(user: &str) -> Value {
+    json!({
+        "summary": format!("login of {user}"),
+        "utctimestamp": jiff::Timestamp::now().to_string(),
+        "User": user
+    })
+}
+
+#[test]
+fn sigma_rules_expanded_from_lists_follow_the_lists_as_they_change() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rules = tempfile::tempdir().unwrap();
+    let lists = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("admins.yml"), expand_rule(1, "admins")).unwrap();
+    std::fs::write(
+        rules.path().join("watchers.yml"),
+        expand_rule(2, "watchers"),
+    )
+    .unwrap();
+    std::fs::write(lists.path().join("admins.txt"), "alice\n").unwrap();
+    let rules_dir = rules.path().to_str().unwrap().to_owned();
+    let lists_dir = lists.path().to_str().unwrap().to_owned();
+    let server = ServerProcess::start(&[
+        ("ISMS_DETECT_ENABLED", "on"),
+        ("ISMS_DETECT_BUILTIN_RULES", "off"),
+        ("ISMS_DETECT_RULES_DIR", &rules_dir),
+        ("ISMS_DETECT_LISTS_DIR", &lists_dir),
+        ("ISMS_DETECT_ALLOWED_LATENESS_SECONDS", "0"),
+    ]);
+    let admins_rule = "sigma-6b000000-0000-4000-8000-000000000001";
+    let watchers_rule = "sigma-6b000000-0000-4000-8000-000000000002";
+    run_test(Duration::from_secs(120), async {
+        use reqwest::Method;
+        let listed = server.get_json("/api/rules", &[]).await;
+        assert!(listed_rule(&listed, admins_rule).is_some(), "{listed:#}");
+        let not_loaded = listed["not_loaded"].as_array().unwrap();
+        assert_eq!(not_loaded.len(), 1, "{listed:#}");
+        assert!(
+            not_loaded[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("placeholder %watchers% has no list or pipeline placeholder"),
+            "{listed:#}"
+        );
+
+        server
+            .post_events_ok(serde_json::to_vec(&login_of("alice")).unwrap())
+            .await;
+        wait_for_detections(&server, &[("rule", admins_rule)], 1).await;
+
+        // A value added through the API: the rule is compiled again with it.
+        let (status, added) = call(
+            &server,
+            Method::POST,
+            "/api/lists/admins",
+            Some(json!({"entries": ["bob"]})),
+        )
+        .await;
+        assert_eq!((status, added["added"].as_u64()), (200, Some(1)), "{added}");
+        server
+            .post_events_ok(serde_json::to_vec(&login_of("bob")).unwrap())
+            .await;
+        let detections = wait_for_detections(&server, &[("rule", admins_rule)], 2).await;
+        assert!(
+            detections.iter().any(|detection| detection["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("bob")
+                || detection["details"].to_string().contains("bob")),
+            "{detections:#?}"
+        );
+
+        // A list file made by hand: the rule refused for want of it loads at the next look.
+        std::fs::write(lists.path().join("watchers.txt"), "carol\n").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let listed = server.get_json("/api/rules", &[]).await;
+            if listed_rule(&listed, watchers_rule).is_some() {
+                assert!(
+                    listed["not_loaded"].as_array().unwrap().is_empty(),
+                    "{listed:#}"
+                );
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                server.fail(format!("the watchers rule never loaded: {listed:#}"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        server
+            .post_events_ok(serde_json::to_vec(&login_of("carol")).unwrap())
+            .await;
+        wait_for_detections(&server, &[("rule", watchers_rule)], 1).await;
+        // Dave is on no list: only the three detections above.
+        server
+            .post_events_ok(serde_json::to_vec(&login_of("dave")).unwrap())
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let all = server.get_json("/api/detections", &[]).await;
+        assert_eq!(all["detections"].as_array().unwrap().len(), 3, "{all:#}");
+    });
+}

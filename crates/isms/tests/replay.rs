@@ -370,12 +370,12 @@ detection:
         User: 'SYSTEM'
     condition: selection and not filter
 ---
-title: Uses cidr with contains
+title: Uses an unknown placeholder
 id: 8a000000-0000-4000-8000-000000000002
 logsource: {product: windows}
 detection:
     selection:
-        SourceIp|cidr|contains: '10.0.0.0/8'
+        SourceIp|expand: '%allowed%'
     condition: selection
 ";
 
@@ -409,7 +409,7 @@ fn sigma_rules_run_in_replay_and_sigma_check_lists_what_cannot_be_compiled() {
     );
     assert!(
         output.contains("windows.yml:13: rule `sigma-8a000000-0000-4000-8000-000000000002`")
-            && output.contains("the modifiers `cidr` and `contains` cannot be combined"),
+            && output.contains("placeholder %allowed% has no list or pipeline placeholder"),
         "{output}"
     );
     assert!(
@@ -577,5 +577,125 @@ detection:
             .contains("later.yml:3: entry 1: condition `processname:(sshd` is not a query"),
         "{}",
         bad.stderr
+    );
+}
+
+const EXPAND_RULES: &str = "title: Login from a blocked address
+id: 8e000000-0000-4000-8000-000000000001
+logsource: {product: acme}
+level: high
+detection:
+    selection:
+        details.sourceipaddress|expand|cidr: '%blocked%'
+    condition: selection
+";
+
+const SCANNER_RULE: &str = "
+id: port-scanner
+title: Port scan
+kind: match
+match: 'category:portscan'
+add_to_list: {list: blocked, field: details.sourceipaddress}
+";
+
+#[test]
+fn expand_placeholders_come_from_the_lists_and_follow_values_rules_add() {
+    let directory = tempfile::tempdir().unwrap();
+    let rules = directory.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("blocked.yml"), EXPAND_RULES).unwrap();
+    std::fs::write(rules.join("scanner.yml"), SCANNER_RULE).unwrap();
+    let lists = directory.path().join("lists");
+    std::fs::create_dir(&lists).unwrap();
+    std::fs::write(lists.join("blocked.txt"), "198.51.100.0/24\n").unwrap();
+    let events = directory.path().join("events.jsonl");
+    let line = |second: u32, category: &str, address: &str| {
+        format!(
+            "{{\"utctimestamp\": \"2026-06-01T10:00:{second:02}Z\", \"summary\": \"{category}\", \"category\": \"{category}\", \"details\": {{\"sourceipaddress\": \"{address}\"}}}}\n"
+        )
+    };
+    std::fs::write(
+        &events,
+        [
+            line(0, "authentication", "198.51.100.7"),
+            line(1, "authentication", "192.0.2.9"),
+            line(2, "portscan", "192.0.2.9"),
+            line(3, "authentication", "192.0.2.9"),
+            line(4, "authentication", "192.0.2.10"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+
+    // Without the lists the placeholder is unknown: reported with the file, line, id and reason.
+    let check = run_isms(&["sigma", "check", rules.to_str().unwrap()], &[]);
+    let output = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(1), "{output}{}", check.stderr);
+    assert!(
+        output.contains("blocked.yml:2: rule `sigma-8e000000-0000-4000-8000-000000000001`")
+            && output.contains("placeholder %blocked% has no list or pipeline placeholder"),
+        "{output}"
+    );
+    let check = run_isms(
+        &[
+            "sigma",
+            "check",
+            rules.to_str().unwrap(),
+            "--lists",
+            lists.to_str().unwrap(),
+            "--show",
+        ],
+        &[],
+    );
+    let output = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(0), "{output}{}", check.stderr);
+    assert!(
+        output.contains(
+            "sigma-8e000000-0000-4000-8000-000000000001  match  details.sourceipaddress:cidr(198.51.100.0/24)"
+        ),
+        "{output}"
+    );
+
+    let replay = run_isms(
+        &[
+            "replay",
+            "--json",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--lists",
+            lists.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(replay.status.code(), Some(0), "{}", replay.stderr);
+    let fired: Vec<(String, i64)> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .map(|detection| {
+            (
+                detection["rule_id"].as_str().unwrap().to_owned(),
+                // The second of the minute of its event.
+                detection["last_event_micros"].as_i64().unwrap() / 1_000_000 % 60,
+            )
+        })
+        .collect();
+    let blocked = "sigma-8e000000-0000-4000-8000-000000000001";
+    assert_eq!(
+        fired,
+        [
+            // 198.51.100.7, from the list file.
+            (blocked.to_owned(), 0),
+            ("port-scanner".to_owned(), 2),
+            // 192.0.2.9 once the scanner rule put it on the list (not before, at 10:00:01).
+            (blocked.to_owned(), 3),
+        ],
+        "{}",
+        replay.stderr
+    );
+    assert!(
+        replay.stderr.contains("rules compiled again 1 times"),
+        "{}",
+        replay.stderr
     );
 }
