@@ -176,6 +176,8 @@ pub async fn start(
     store: Arc<dyn Store>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<RunningServer> {
+    // Before detection starts: the engine takes its per-rule counters from the recorder.
+    let metrics = metrics_handle();
     let detect = detect::start_detection(config, store.clone())
         .await
         .map_err(|error| std::io::Error::other(error.to_string()))?;
@@ -183,7 +185,7 @@ pub async fn start(
         keys: KeyVerifier::new(store.clone()),
         store: store.clone(),
         limits: IngestLimits::from_config(config),
-        metrics: metrics_handle(),
+        metrics,
         started: Instant::now(),
         detect: detect.clone(),
     });

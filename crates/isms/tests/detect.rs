@@ -650,6 +650,22 @@ detection:
             .await;
         assert_eq!(all["detections"].as_array().unwrap().len(), 1, "{all:#}");
         assert_eq!(detections[0]["severity"], "ERROR");
+        // Each rule's detections are counted for Prometheus.
+        let metrics = reqwest::Client::new()
+            .get(format!("{}/metrics", server.base))
+            .bearer_auth(&server.key)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        assert!(
+            metrics.contains(
+                "isms_detect_detections_total{rule=\"sigma-8b000000-0000-4000-8000-000000000001\"} 1"
+            ),
+            "{metrics}"
+        );
     });
 }
 
