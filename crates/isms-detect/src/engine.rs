@@ -186,13 +186,9 @@ const MIN_LITERAL_BYTES: usize = 3;
 
 impl Dispatch {
     fn build(rules: &[RuleRuntime]) -> Dispatch {
-        let predicates: Vec<Option<isms_query::Predicate>> = rules
+        let sets: Vec<Vec<Vec<Alternative>>> = rules
             .iter()
-            .map(|runtime| isms_query::parse(&runtime.rule.definition.query).ok())
-            .collect();
-        let sets: Vec<Vec<Vec<Alternative>>> = predicates
-            .iter()
-            .map(|predicate| predicate.as_ref().map(candidate_sets).unwrap_or_default())
+            .map(|runtime| candidate_sets(&runtime.rule.ir))
             .collect();
         // How many rules could be filed under each alternative, to file a rule under its rarest.
         let mut shared: HashMap<Alternative, usize, Hasher> = HashMap::default();
@@ -225,9 +221,8 @@ impl Dispatch {
                 // Not run per event at all.
                 continue;
             }
-            dispatch.takes_detections |= predicates[index]
-                .as_ref()
-                .is_none_or(|predicate| detection_could_match(predicate, &group_fields));
+            dispatch.takes_detections |=
+                detection_could_match(&rules[index].rule.ir, &group_fields);
             let Some(alternatives) = alternatives else {
                 dispatch.always.push(index);
                 continue;

@@ -25,7 +25,7 @@ use isms_query::{CompiledPredicate, FieldPath};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::parameters::{KindConfig, compile_query};
+use crate::parameters::KindConfig;
 use crate::template::{Template, suggest_message};
 
 /// Largest rule file read, in bytes.
@@ -90,6 +90,8 @@ pub struct Rule {
     pub definition: RuleDefinition,
     pub severity: Severity,
     pub predicate: CompiledPredicate,
+    /// The match as parsed (the engine reads what each rule needs of an event from it).
+    pub ir: isms_query::Predicate,
     pub kind: KindConfig,
     pub template: Template,
     pub add_to_list: Option<(String, FieldPath)>,
@@ -131,12 +133,16 @@ impl Rule {
                 definition.severity
             ))
         })?;
-        let predicate = compile_query(&definition.query).map_err(|reason| {
+        let match_error = |reason: String| {
             error(format!(
                 "match `{}`: {reason}",
                 shortened(&definition.query)
             ))
-        })?;
+        };
+        let ir = isms_query::parse(&definition.query)
+            .map_err(|problem| match_error(problem.to_string()))?;
+        let predicate =
+            CompiledPredicate::compile(&ir).map_err(|problem| match_error(problem.to_string()))?;
         let kind =
             KindConfig::from_parameters(&definition.kind, &definition.parameters).map_err(error)?;
         let message = definition
@@ -166,6 +172,7 @@ impl Rule {
         Ok(Rule {
             severity,
             predicate,
+            ir,
             kind,
             template,
             add_to_list,
