@@ -465,6 +465,58 @@ impl Ord for Timed {
     }
 }
 
+/// Events waiting to be put in time order: those read in order (nearly all) in a queue, the few
+/// that came behind a later one in a heap; the oldest of the two fronts goes first. (A heap alone
+/// moved every event through its levels twice.)
+#[derive(Default)]
+struct Reorder {
+    in_order: std::collections::VecDeque<Timed>,
+    behind: std::collections::BinaryHeap<std::cmp::Reverse<Timed>>,
+}
+
+impl Reorder {
+    fn len(&self) -> usize {
+        self.in_order.len() + self.behind.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.in_order.is_empty() && self.behind.is_empty()
+    }
+
+    fn push(&mut self, timed: Timed) {
+        match self.in_order.back() {
+            Some(last) if timed < *last => self.behind.push(std::cmp::Reverse(timed)),
+            _ => self.in_order.push_back(timed),
+        }
+    }
+
+    /// The oldest event's time.
+    fn oldest_time(&self) -> Option<i64> {
+        match (self.in_order.front(), self.behind.peek()) {
+            (Some(first), Some(std::cmp::Reverse(straggler))) => {
+                Some(first.time.min(straggler.time))
+            }
+            (Some(first), None) => Some(first.time),
+            (None, Some(std::cmp::Reverse(straggler))) => Some(straggler.time),
+            (None, None) => None,
+        }
+    }
+
+    fn pop(&mut self) -> Option<Timed> {
+        let from_queue = match (self.in_order.front(), self.behind.peek()) {
+            (Some(first), Some(std::cmp::Reverse(straggler))) => first < straggler,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        if from_queue {
+            self.in_order.pop_front()
+        } else {
+            self.behind.pop().map(|std::cmp::Reverse(timed)| timed)
+        }
+    }
+}
+
 impl MergedEvents {
     /// Opens every file (an error names the first that cannot be read) and starts its thread.
     fn open(options: &ReplayOptions) -> anyhow::Result<MergedEvents> {
@@ -551,7 +603,7 @@ fn sort_file(
     sender: &std::sync::mpsc::SyncSender<Result<Vec<Event>, String>>,
     given_back: &std::sync::mpsc::Receiver<Vec<Event>>,
 ) {
-    let mut heap = std::collections::BinaryHeap::new();
+    let mut waiting = Reorder::default();
     let mut sequence = 0u64;
     let mut given = i64::MIN;
     let mut newest = i64::MIN;
@@ -575,20 +627,18 @@ fn sort_file(
         if let Some(event) = next {
             sequence += 1;
             newest = newest.max(event.utctimestamp_micros);
-            heap.push(std::cmp::Reverse(Timed {
+            waiting.push(Timed {
                 time: event.utctimestamp_micros,
                 sequence,
                 event,
-            }));
+            });
         }
         let settled = newest.saturating_sub(REORDER_WINDOW_MICROS);
-        while heap.len() >= reorder_bound
-            || (ended && !heap.is_empty())
-            || heap
-                .peek()
-                .is_some_and(|std::cmp::Reverse(oldest)| oldest.time < settled)
+        while waiting.len() >= reorder_bound
+            || (ended && !waiting.is_empty())
+            || waiting.oldest_time().is_some_and(|oldest| oldest < settled)
         {
-            let Some(std::cmp::Reverse(timed)) = heap.pop() else {
+            let Some(timed) = waiting.pop() else {
                 break;
             };
             if timed.time < given {
@@ -925,5 +975,73 @@ impl Printer {
             terminal_safe(&detection.message),
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reorder_gives_events_back_by_time_then_by_reading_order() {
+        let origin = Origin {
+            peer: None,
+            endpoint: "test".to_owned(),
+            key_name: None,
+        };
+        let received = jiff::Timestamp::UNIX_EPOCH;
+        let event =
+            isms_event::normalize(serde_json::json!({"summary": "x"}), &origin, received).unwrap();
+        // Mostly in order, with stragglers and ties (a fixed pseudo-random walk).
+        let mut state = 12345u64;
+        let mut times = Vec::new();
+        let mut time = 1000i64;
+        for _ in 0..2000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let step = (state >> 33) % 10;
+            time += match step {
+                0 => -50,
+                1 | 2 => 0,
+                _ => step as i64,
+            };
+            times.push(time);
+        }
+        let mut reorder = Reorder::default();
+        let mut given = Vec::new();
+        for (sequence, &time) in times.iter().enumerate() {
+            reorder.push(Timed {
+                time,
+                sequence: sequence as u64,
+                event: event.clone(),
+            });
+            // Give some back as it goes, as the reading thread does past its bound.
+            if reorder.len() > 64 {
+                let oldest = reorder.oldest_time();
+                let timed = reorder.pop().unwrap();
+                assert_eq!(Some(timed.time), oldest);
+                given.push((timed.time, timed.sequence));
+            }
+        }
+        while let Some(timed) = reorder.pop() {
+            given.push((timed.time, timed.sequence));
+        }
+        assert!(reorder.is_empty());
+        assert_eq!(given.len(), times.len());
+        // Within what the bound allows, the order is by time, ties by reading order: what a heap of
+        // everything gives when each pop takes its minimum.
+        let mut heap = std::collections::BinaryHeap::new();
+        let mut expected = Vec::new();
+        for (sequence, &time) in times.iter().enumerate() {
+            heap.push(std::cmp::Reverse((time, sequence as u64)));
+            if heap.len() > 64 {
+                expected.push(heap.pop().unwrap().0);
+            }
+        }
+        while let Some(std::cmp::Reverse(item)) = heap.pop() {
+            expected.push(item);
+        }
+        assert_eq!(given, expected);
     }
 }
