@@ -22,7 +22,6 @@
 //!   reference compares the two fields' rendered texts as `Equals` does.
 use std::cell::OnceCell;
 
-use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::ir::{
@@ -323,11 +322,27 @@ fn contains_ignoring_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
     false
 }
 
+/// The regexes of tests: `regex`'s engine without its full DFAs. Another dependency turns on the
+/// building of full DFAs, which `regex` then builds for every small expression when it is
+/// compiled: most of the time a thousand rules took to load, for searches over values of a few
+/// dozen bytes, where the lazy DFA is as fast.
+pub(crate) type Regex = regex_automata::meta::Regex;
+
+/// Builds a test's regex within [`REGEX_SIZE_LIMIT`] (the same engine and limits `regex` uses).
+pub(crate) fn build_regex(pattern: &str) -> Result<Regex, Box<regex_automata::meta::BuildError>> {
+    regex_automata::meta::Builder::new()
+        .configure(
+            regex_automata::meta::Config::new()
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                .dfa(false),
+        )
+        .build(pattern)
+        .map_err(Box::new)
+}
+
 /// Compiles an IR glob (the parser checks its globs with this too), within [`REGEX_SIZE_LIMIT`].
-pub(crate) fn compile_glob(pattern: &str) -> Result<Regex, regex::Error> {
-    regex::RegexBuilder::new(&glob_to_regex(pattern))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
+pub(crate) fn compile_glob(pattern: &str) -> Result<Regex, Box<regex_automata::meta::BuildError>> {
+    build_regex(&glob_to_regex(pattern))
 }
 
 /// An IR glob as an anchored regex: `*` any run, `?` one character, ASCII letters as `[xX]` classes so
@@ -567,7 +582,7 @@ fn scalar_matches(test: &Test, scalar: &Value) -> bool {
             render_scalar(scalar).is_some_and(|text| text.eq_ignore_ascii_case(value))
         }
         Test::Wildcard(regex) | Test::Regex(regex) => {
-            render_scalar(scalar).is_some_and(|text| regex.is_match(&text))
+            render_scalar(scalar).is_some_and(|text| regex.is_match(text.as_ref() as &str))
         }
         Test::Affix(affix) => render_scalar(scalar).is_some_and(|text| affix.matches(&text)),
         Test::Range(RangeKind::Number { lower, upper }) => {

@@ -976,7 +976,7 @@ impl Parser {
             Err(error) => Err(self.error(
                 position,
                 "a wildcard pattern small enough to run",
-                describe_regex_error(&error),
+                describe_build_error(&error),
             )),
         }
     }
@@ -1008,21 +1008,29 @@ fn pattern_of(units: &[(char, bool)]) -> String {
 }
 
 /// Compiles `^(?:expression)$` with the size limit the matcher uses; the problem in words if it fails.
-pub(crate) fn compile_anchored(expression: &str) -> Result<regex::Regex, String> {
+pub(crate) fn compile_anchored(expression: &str) -> Result<crate::matcher::Regex, String> {
     // The bare expression must be a regex too: `a)(?:b` is not, though its anchored form would compile.
     // Only its syntax matters, so it is built with no room at all: a size error means the syntax is fine.
     match regex::RegexBuilder::new(expression).size_limit(0).build() {
         Ok(_) | Err(regex::Error::CompiledTooBig(_)) => {}
         Err(error) => return Err(describe_regex_error(&error)),
     }
-    regex::RegexBuilder::new(&format!("^(?:{expression})$"))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|error| describe_regex_error(&error))
+    crate::matcher::build_regex(&format!("^(?:{expression})$"))
+        .map_err(|error| describe_build_error(&error))
 }
 
 fn check_regex(expression: &str) -> Result<(), String> {
     compile_anchored(expression).map(|_| ())
+}
+
+fn describe_build_error(error: &regex_automata::meta::BuildError) -> String {
+    if let Some(limit) = error.size_limit() {
+        return describe_regex_error(&regex::Error::CompiledTooBig(limit));
+    }
+    match error.syntax_error() {
+        Some(syntax) => describe_regex_error(&regex::Error::Syntax(syntax.to_string())),
+        None => format!("an invalid one ({error})"),
+    }
 }
 
 fn describe_regex_error(error: &regex::Error) -> String {
