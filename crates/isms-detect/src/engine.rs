@@ -124,7 +124,8 @@ pub struct RuleStatus {
 /// `category:authentication`; else the fewest, longest literals); an OR needs every child to have a
 /// set and takes them all. Each rule is filed under its alternatives: equalities in a table per
 /// field, literals in one Aho-Corasick automaton per field (Sigma's `contains`, `endswith` and
-/// keyword rules). An event looks up its own values of the filed fields and meets only those rules
+/// keyword rules; a regex gives the literals every text it matches holds, read from its syntax
+/// tree). An event looks up its own values of the filed fields and meets only those rules
 /// and the ones with no alternatives. The full match still decides: filing only skips rules that
 /// cannot match, so answers are the same (a property test holds it to every rule's own match).
 #[derive(Debug, Default)]
