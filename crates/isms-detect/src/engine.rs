@@ -139,6 +139,9 @@ struct Dispatch {
     /// Whether some rule could match a detection's event: when none can, detections are not made
     /// into events to be fed back (most of a detection's cost when many rules match).
     takes_detections: bool,
+    /// Every value and literal rules are filed under, when all are on fields an incoming event
+    /// carries as sent (see [`EventPrefilter`]).
+    raw_alternatives: Option<(Vec<String>, Vec<String>)>,
 }
 
 /// The rules filed under each value of one field.
@@ -210,7 +213,10 @@ impl Dispatch {
                 })
             })
             .collect();
-        let mut dispatch = Dispatch::default();
+        let mut dispatch = Dispatch {
+            raw_alternatives: Some((Vec::new(), Vec::new())),
+            ..Dispatch::default()
+        };
         let mut literals: Vec<(FieldPath, RulesByValue)> = Vec::new();
         // A detection's event copies its group's fields (see `Detection::to_event`).
         let group_fields: Vec<&FieldPath> = rules
@@ -226,9 +232,23 @@ impl Dispatch {
                 detection_could_match(&rules[index].rule.ir, &group_fields);
             let Some(alternatives) = alternatives else {
                 dispatch.always.push(index);
+                dispatch.raw_alternatives = None;
                 continue;
             };
             for alternative in alternatives {
+                let (field, text) = match &alternative {
+                    Alternative::Equals(field, value) | Alternative::Contains(field, value) => {
+                        (field, value)
+                    }
+                };
+                let as_sent = !FILLED_BY_NORMALIZATION.contains(&field.0[0].as_str());
+                match (&mut dispatch.raw_alternatives, as_sent, &alternative) {
+                    (Some((values, _)), true, Alternative::Equals(..)) => values.push(text.clone()),
+                    (Some((_, literals)), true, Alternative::Contains(..)) => {
+                        literals.push(text.clone())
+                    }
+                    _ => dispatch.raw_alternatives = None,
+                }
                 match alternative {
                     Alternative::Equals(field, value) => {
                         file_under(&mut dispatch.by_field, field, value, index)
@@ -291,6 +311,79 @@ impl Dispatch {
         }
         candidates.sort_unstable();
         candidates.dedup();
+    }
+}
+
+/// The fields normalization fills in, defaults or rewrites: a rule filed under one of them may match
+/// an event whose incoming form does not hold the value.
+const FILLED_BY_NORMALIZATION: [&str; 13] = [
+    "category",
+    "severity",
+    "source",
+    "processname",
+    "processid",
+    "hostname",
+    "summary",
+    "tags",
+    "utctimestamp",
+    "receivedtimestamp",
+    "timestamp",
+    "id",
+    "origin",
+];
+
+/// A test of an incoming event (as sent or decoded, before normalization builds the stored event)
+/// that is false only when no rule can match it: none of its values is a value some rule is filed
+/// under, and none holds a literal one is. Normalization moves values between keys but does not
+/// change them, apart from the fields it fills ([`FILLED_BY_NORMALIZATION`]), which no rule may be
+/// filed under for the test to exist. A replay of match rules skips the events it rules out
+/// without building them (most of a routine log, and most of the replay's cost).
+pub struct EventPrefilter {
+    /// Whole values (ASCII lowercase).
+    values: std::collections::HashSet<String, Hasher>,
+    /// Literals found anywhere in a value, ASCII case folded.
+    literals: Option<aho_corasick::AhoCorasick>,
+}
+
+impl EventPrefilter {
+    /// Whether some rule may match the event whose incoming form is `raw`.
+    pub fn may_match(&self, raw: &Value) -> bool {
+        let mut lowered = String::new();
+        self.any_value(raw, &mut lowered, 0)
+    }
+
+    fn any_value(&self, value: &Value, lowered: &mut String, depth: usize) -> bool {
+        let text = match value {
+            Value::Object(map) => {
+                return depth > 64
+                    || map
+                        .values()
+                        .any(|value| self.any_value(value, lowered, depth + 1));
+            }
+            Value::Array(items) => {
+                return depth > 64
+                    || items
+                        .iter()
+                        .any(|value| self.any_value(value, lowered, depth + 1));
+            }
+            Value::Null => return false,
+            other => match render_scalar(other) {
+                Some(text) => text,
+                None => return false,
+            },
+        };
+        if let Some(literals) = &self.literals
+            && literals.is_match(text.as_ref())
+        {
+            return true;
+        }
+        if self.values.is_empty() {
+            return false;
+        }
+        lowered.clear();
+        lowered.push_str(&text);
+        lowered.make_ascii_lowercase();
+        self.values.contains(lowered.as_str())
     }
 }
 
@@ -974,6 +1067,35 @@ impl Engine {
                 }
             })
             .collect()
+    }
+
+    /// A test that rules out incoming events no rule can match ([`EventPrefilter`]), when every rule
+    /// is a `match` rule filed under values or literals of fields events carry as sent; `None`
+    /// when some rule must see every event (a window, a timer, a rule with nothing to file it
+    /// under).
+    pub fn event_prefilter(&self) -> Option<EventPrefilter> {
+        if self
+            .rules
+            .iter()
+            .any(|runtime| !matches!(runtime.rule.kind, KindConfig::Match))
+        {
+            return None;
+        }
+        let (values, literals) = self.dispatch.raw_alternatives.as_ref()?;
+        let literals = if literals.is_empty() {
+            None
+        } else {
+            Some(
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(literals)
+                    .ok()?,
+            )
+        };
+        Some(EventPrefilter {
+            values: values.iter().cloned().collect(),
+            literals,
+        })
     }
 
     /// Runs one event through every rule; returns the detections it caused, those of the chains it

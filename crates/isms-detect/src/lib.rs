@@ -26,7 +26,7 @@ pub mod sigma_pipeline;
 pub mod template;
 
 pub use detection::{Detection, DetectionState};
-pub use engine::{Engine, EngineOptions, EngineStatistics, RuleColour, RuleStatus};
+pub use engine::{Engine, EngineOptions, EngineStatistics, EventPrefilter, RuleColour, RuleStatus};
 pub use lists::{Lists, NamedList};
 pub use parameters::{KINDS, KindConfig, KindSpec, ParameterSpec, ParameterType};
 pub use rule::{

@@ -998,3 +998,126 @@ fn an_aggregate_keyed_per_rule_survives_a_restart_and_clears_when_its_sum_leaves
     let mut changed = engine(&BYTES_PER_PERSON.replace("ge: 1000", "ge: 900"));
     assert_eq!(changed.restore(saved.as_slice()).unwrap(), 0);
 }
+
+mod prefilter {
+    //! A replay rules out incoming events no rule can match before it builds them: an event the
+    //! test rules out must be one the engine, given the built event, would not have fired on.
+    use isms_detect::{Engine, EngineOptions, Lists, parse_rules};
+    use isms_event::Origin;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const FIELDS: [&str; 3] = ["details.image", "details.commandline", "details.username"];
+    const TESTS: [&str; 9] = [
+        "cmd.exe",
+        "*\\\\cmd.exe",
+        "*whoami*",
+        "Power*",
+        "/.*net\\\\s+user.*/",
+        "/(?i)MIMI(katz|dogz)/",
+        "root",
+        "4688",
+        "*b?b*",
+    ];
+    const VALUES: [&str; 9] = [
+        "cmd.exe",
+        "C:\\Windows\\CMD.EXE",
+        "whoami /all",
+        "powershell -nop",
+        "net  user add",
+        "mimikatz",
+        "ROOT",
+        "bob",
+        "notepad",
+    ];
+
+    fn query() -> impl Strategy<Value = String> {
+        proptest::collection::vec((0..FIELDS.len(), 0..TESTS.len()), 1..3).prop_map(|tests| {
+            tests
+                .into_iter()
+                .map(|(field, test)| format!("{}:{}", FIELDS[field], TESTS[test]))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        })
+    }
+
+    fn raw_event() -> impl Strategy<Value = serde_json::Value> {
+        (0..VALUES.len(), 0..VALUES.len(), 0..VALUES.len(), 0u64..5000).prop_map(
+            |(image, command, user, id)| {
+                json!({"Image": VALUES[image], "CommandLine": VALUES[command], "User": VALUES[user], "EventID": id})
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn what_the_prefilter_rules_out_no_rule_fires_on(
+            queries in proptest::collection::vec(query(), 1..6),
+            raw_events in proptest::collection::vec(raw_event(), 1..30),
+        ) {
+            let yaml: Vec<String> = queries
+                .iter()
+                .enumerate()
+                .map(|(index, query)| format!("id: rule-{index}\ntitle: t\nkind: match\nmatch: '{query}'\n"))
+                .collect();
+            let (rules, errors) = parse_rules(&yaml.join("---\n"), "generated.yml");
+            prop_assert!(errors.is_empty(), "{:?}", errors);
+            let mut engine = Engine::new(rules, Lists::default(), EngineOptions { allowed_lateness_micros: 0, max_chain_depth: 5 });
+            let prefilter = engine.event_prefilter();
+            let origin = Origin { peer: None, endpoint: "test".to_owned(), key_name: None };
+            let received = "2026-06-01T00:00:00Z".parse().unwrap();
+            let mut ruled_out = 0;
+            for raw in raw_events {
+                let unbuilt = raw.as_object().is_some_and(isms_event::normalizes_to_details_only);
+                prop_assert!(unbuilt, "{}", raw);
+                let out = prefilter.as_ref().is_some_and(|prefilter| !prefilter.may_match(&raw));
+                let event = isms_event::normalize(raw.clone(), &origin, received).unwrap();
+                let detections = engine.process(&event);
+                if out {
+                    ruled_out += 1;
+                    prop_assert!(detections.is_empty(), "{} ruled out, but {:?} fired", raw, detections.iter().map(|d| &d.rule_id).collect::<Vec<_>>());
+                }
+            }
+            // Every rule is filed under something (`*b?b*` has no literal long enough): the test exists,
+            // and with it most of these events are ruled out.
+            let filed = queries.iter().all(|query| !query.contains("b?b"));
+            prop_assert_eq!(prefilter.is_some(), filed);
+            let _ = ruled_out;
+        }
+    }
+
+    #[test]
+    fn there_is_no_prefilter_when_a_rule_needs_every_event_or_a_field_normalization_fills() {
+        for query in [
+            "NOT details.image:cmd.exe",
+            "hostname:web1",
+            "category:authentication AND details.username:root",
+        ] {
+            let (rules, errors) = parse_rules(
+                &format!("id: r\ntitle: t\nkind: match\nmatch: '{query}'\n"),
+                "r.yml",
+            );
+            assert!(errors.is_empty(), "{errors:?}");
+            let engine = Engine::new(rules, Lists::default(), EngineOptions::default());
+            assert!(engine.event_prefilter().is_none(), "{query}");
+        }
+        let (rules, _) = parse_rules(
+            "id: r\ntitle: t\nkind: threshold\nmatch: 'details.image:cmd.exe'\nparameters: {group_by: [details.username], interval: 5m, threshold: 3}\n",
+            "r.yml",
+        );
+        let engine = Engine::new(rules, Lists::default(), EngineOptions::default());
+        assert!(engine.event_prefilter().is_none());
+        let (rules, _) = parse_rules(
+            "id: r\ntitle: t\nkind: match\nmatch: 'details.image:*\\\\cmd.exe'\n",
+            "r.yml",
+        );
+        let engine = Engine::new(rules, Lists::default(), EngineOptions::default());
+        let prefilter = engine.event_prefilter().expect("a match rule on a literal");
+        assert!(prefilter.may_match(&serde_json::json!({"Image": "C:\\Windows\\CMD.exe"})));
+        assert!(
+            !prefilter.may_match(
+                &serde_json::json!({"Image": "C:\\Windows\\notepad.exe", "User": "cmd"})
+            )
+        );
+    }
+}

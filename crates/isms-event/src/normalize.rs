@@ -169,6 +169,30 @@ impl Delivery {
     }
 }
 
+/// Whether normalization can neither refuse `raw` nor read anything from it but keys and values
+/// to put under `details`: it is not empty, no key (once lowercased, `.` as `_`) is a MozDef field
+/// or an alias of one (times, host, message, severity, tags... are checked and rewritten), and
+/// it nests within [`MAX_DEPTH`]. Such an event's stored values are exactly its incoming ones,
+/// so a caller may judge it (a replay ruling out events no rule can match) without building it.
+pub fn normalizes_to_details_only(raw: &Map<String, Value>) -> bool {
+    fn within(value: &Value, depth: usize) -> bool {
+        match value {
+            Value::Object(map) => depth < MAX_DEPTH && map.values().all(|v| within(v, depth + 1)),
+            Value::Array(items) => depth < MAX_DEPTH && items.iter().all(|v| within(v, depth + 1)),
+            _ => true,
+        }
+    }
+    !raw.is_empty()
+        && raw.keys().all(|key| {
+            let key = normalize_key(key.clone());
+            !MOZDEF_FIELDS.contains(&key.as_str())
+                && !crate::alias::FIELD_ALIASES.iter().any(|alias| {
+                    alias.from == key && !matches!(alias.to, crate::alias::AliasTarget::Details(_))
+                })
+        })
+        && raw.values().all(|value| within(value, 2))
+}
+
 /// Normalizes one incoming event (see the crate documentation for the rules).
 ///
 /// `origin` is recorded as the event's `origin`; `received` becomes `receivedtimestamp` and is the

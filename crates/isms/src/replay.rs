@@ -103,7 +103,15 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
             batch.extend(detections);
         }
     };
-    let mut merged = MergedEvents::open(&options)?;
+    // With only match rules, events no rule can match are ruled out as they are read, before the
+    // stored event is built (most of a routine log); they count as replayed. Not when rules may be
+    // compiled again while replaying (lists that grow under `|expand`): the test would be stale.
+    let prefilter = if expand_placeholders.is_empty() {
+        engine.event_prefilter().map(std::sync::Arc::new)
+    } else {
+        None
+    };
+    let mut merged = MergedEvents::open(&options, prefilter)?;
     let mut count = 0u64;
     while let Some((file, event)) = merged.next_event()? {
         take(engine.process(&event), &mut batch);
@@ -131,6 +139,7 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     printer.print(batch)?;
     printer.finish()?;
     bar.finish_and_clear();
+    let count = count + merged.ruled_out();
     let seconds = started.elapsed().as_secs_f64();
     let statistics = engine.statistics();
     eprintln!(
@@ -394,6 +403,8 @@ struct ReadCounts {
     unreadable: std::sync::atomic::AtomicU64,
     /// Events that came later in their file than the reordering bound allows for their time.
     out_of_order: std::sync::atomic::AtomicU64,
+    /// Events no rule could match, left out as they were read.
+    ruled_out: std::sync::atomic::AtomicU64,
 }
 
 /// The events of every file, merged in event-time order, without holding the files. Each file is
@@ -519,12 +530,15 @@ impl Reorder {
 
 impl MergedEvents {
     /// Opens every file (an error names the first that cannot be read) and starts its thread.
-    fn open(options: &ReplayOptions) -> anyhow::Result<MergedEvents> {
+    fn open(
+        options: &ReplayOptions,
+        prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
+    ) -> anyhow::Result<MergedEvents> {
         let counts = std::sync::Arc::new(ReadCounts::default());
         let reorder_bound = (REORDER_EVENTS / options.files.len().max(1)).max(1024);
         let mut readers = Vec::new();
         for path in &options.files {
-            readers.push(FileEvents::open(path, options)?);
+            readers.push(FileEvents::open(path, options, prefilter.clone())?);
         }
         let mut files = Vec::new();
         for reader in readers {
@@ -590,6 +604,12 @@ impl MergedEvents {
     fn out_of_order(&self) -> u64 {
         self.counts
             .out_of_order
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn ruled_out(&self) -> u64 {
+        self.counts
+            .ruled_out
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
@@ -677,6 +697,8 @@ struct FileEvents {
     /// Events decoded and not yet normalized, with where they came from.
     pending: std::collections::VecDeque<(isms_decode::LineEvent, Place)>,
     finished: bool,
+    /// Rules out incoming events no rule can match (see `Engine::event_prefilter`).
+    prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
 }
 
 enum FileSource {
@@ -692,7 +714,11 @@ enum FileSource {
 }
 
 impl FileEvents {
-    fn open(path: &Path, options: &ReplayOptions) -> anyhow::Result<FileEvents> {
+    fn open(
+        path: &Path,
+        options: &ReplayOptions,
+        prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
+    ) -> anyhow::Result<FileEvents> {
         let received = if path == Path::new("-") {
             jiff::Timestamp::now()
         } else {
@@ -724,6 +750,7 @@ impl FileEvents {
             source,
             pending: std::collections::VecDeque::new(),
             finished: false,
+            prefilter,
         })
     }
 
@@ -739,6 +766,19 @@ impl FileEvents {
     fn next_event(&mut self, counts: &ReadCounts) -> anyhow::Result<Option<Event>> {
         loop {
             if let Some((line_event, place)) = self.pending.pop_front() {
+                if let (Some(prefilter), isms_decode::LineEvent::Raw(raw)) =
+                    (&self.prefilter, &line_event)
+                    // Only events normalization cannot refuse: one it would refuse is reported.
+                    && raw
+                        .as_object()
+                        .is_some_and(isms_event::normalizes_to_details_only)
+                    && !prefilter.may_match(raw)
+                {
+                    counts
+                        .ruled_out
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
                 match line_event.into_event(&self.delivery) {
                     Ok(event) => return Ok(Some(event)),
                     Err(error) => report(counts, self.place_text(place), error.to_string()),

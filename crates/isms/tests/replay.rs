@@ -359,6 +359,59 @@ fn a_line_more_than_five_minutes_behind_a_later_one_is_taken_late_and_counted() 
     );
 }
 
+#[test]
+fn events_no_match_rule_can_take_are_counted_as_replayed_and_bad_ones_still_reported() {
+    let directory = tempfile::tempdir().unwrap();
+    let rules = directory.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("whoami.yml"),
+        "id: whoami\ntitle: Whoami\nkind: match\nmatch: 'details.image:*\\\\whoami.exe'\n",
+    )
+    .unwrap();
+    // Routine events (ruled out unbuilt), one that matches, and one normalization refuses (its
+    // time): the refused one is reported even though no rule could match it.
+    let events = directory.path().join("events.jsonl");
+    let mut lines = String::new();
+    for index in 0..50 {
+        lines.push_str(&format!(
+            "{{\"Image\": \"C:\\\\Program Files\\\\agent{index}.exe\", \"User\": \"bob\"}}\n"
+        ));
+    }
+    lines.push_str("{\"Image\": \"C:\\\\Windows\\\\System32\\\\WHOAMI.exe\", \"User\": \"eve\"}\n");
+    lines.push_str("{\"Image\": \"C:\\\\agent.exe\", \"utctimestamp\": \"yesterday-ish\"}\n");
+    std::fs::write(&events, lines).unwrap();
+    let output = run_isms(
+        &[
+            "replay".as_ref(),
+            "--json".as_ref(),
+            "--rules".as_ref(),
+            rules.as_os_str(),
+            events.as_os_str(),
+        ],
+        &[],
+    );
+    output.assert_success("isms replay");
+    let detections: Vec<Value> = output
+        .stdout_text()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert!(
+        output
+            .stderr
+            .contains("replayed 51 events (1 lines or records not readable"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("events.jsonl:52"),
+        "{}",
+        output.stderr
+    );
+}
+
 const SIGMA_RULES: &str = "title: Whoami run
 id: 8a000000-0000-4000-8000-000000000001
 logsource: {product: windows, category: process_creation}
