@@ -192,7 +192,7 @@ impl Dispatch {
     fn build(rules: &[RuleRuntime]) -> Dispatch {
         let sets: Vec<Vec<Vec<Alternative>>> = rules
             .iter()
-            .map(|runtime| candidate_sets(&runtime.rule.ir))
+            .map(|runtime| candidate_sets(&runtime.rule.ir, MIN_LITERAL_BYTES))
             .collect();
         // How many rules could be filed under each alternative, to file a rule under its rarest.
         let mut shared: HashMap<Alternative, usize, Hasher> = HashMap::default();
@@ -232,23 +232,18 @@ impl Dispatch {
                 detection_could_match(&rules[index].rule.ir, &group_fields);
             let Some(alternatives) = alternatives else {
                 dispatch.always.push(index);
-                dispatch.raw_alternatives = None;
+                // Too short a literal to file the rule under is still one every match holds.
+                let short = candidate_sets(&rules[index].rule.ir, 1)
+                    .into_iter()
+                    .min_by_key(|set| set_cost(set));
+                match short {
+                    Some(set) => add_raw_alternatives(&mut dispatch.raw_alternatives, &set),
+                    None => dispatch.raw_alternatives = None,
+                }
                 continue;
             };
+            add_raw_alternatives(&mut dispatch.raw_alternatives, &alternatives);
             for alternative in alternatives {
-                let (field, text) = match &alternative {
-                    Alternative::Equals(field, value) | Alternative::Contains(field, value) => {
-                        (field, value)
-                    }
-                };
-                let as_sent = !FILLED_BY_NORMALIZATION.contains(&field.0[0].as_str());
-                match (&mut dispatch.raw_alternatives, as_sent, &alternative) {
-                    (Some((values, _)), true, Alternative::Equals(..)) => values.push(text.clone()),
-                    (Some((_, literals)), true, Alternative::Contains(..)) => {
-                        literals.push(text.clone())
-                    }
-                    _ => dispatch.raw_alternatives = None,
-                }
                 match alternative {
                     Alternative::Equals(field, value) => {
                         file_under(&mut dispatch.by_field, field, value, index)
@@ -387,6 +382,28 @@ impl EventPrefilter {
     }
 }
 
+/// Adds a rule's alternatives to the values and literals of the [`EventPrefilter`]; gives up the
+/// prefilter (`None`) when one is on a field normalization fills.
+fn add_raw_alternatives(
+    raw: &mut Option<(Vec<String>, Vec<String>)>,
+    alternatives: &[Alternative],
+) {
+    for alternative in alternatives {
+        let (Alternative::Equals(field, text) | Alternative::Contains(field, text)) = alternative;
+        let Some((values, literals)) = raw.as_mut() else {
+            return;
+        };
+        if FILLED_BY_NORMALIZATION.contains(&field.0[0].as_str()) {
+            *raw = None;
+            return;
+        }
+        match alternative {
+            Alternative::Equals(..) => values.push(text.clone()),
+            Alternative::Contains(..) => literals.push(text.clone()),
+        }
+    }
+}
+
 /// Whether a detection's event (`Detection::to_event`) could match `predicate`: false when it
 /// needs a field such events never have (their fixed fields, their own `details`, the group fields
 /// of any rule) or a value other than the fixed one of `category`, `source` or `processname`.
@@ -446,13 +463,13 @@ const MAX_REGEX_LITERALS: usize = 16;
 /// syntax tree: a literal run of a concatenation, each branch of an alternation, the inside of a
 /// group or of a repetition done at least once. `None` when no such set is known or one of its
 /// literals is too short to narrow.
-fn regex_required_literals(pattern: &str) -> Option<Vec<String>> {
+fn regex_required_literals(pattern: &str, min_literal: usize) -> Option<Vec<String>> {
     let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
     let literals = required_literals(&hir)?;
     (literals.len() <= MAX_REGEX_LITERALS
         && literals
             .iter()
-            .all(|literal| literal.len() >= MIN_LITERAL_BYTES))
+            .all(|literal| literal.len() >= min_literal.max(1)))
     .then_some(literals)
 }
 
@@ -548,7 +565,7 @@ fn literal_text(hir: &regex_syntax::hir::Hir) -> Option<String> {
 /// Sets of alternatives every match of `predicate` holds one of (see [`Dispatch`]), each set
 /// enough on its own: an AND offers each child's sets, an OR one set made of a set of every child
 /// (none when a child has none). Empty when the rule must be tried on every event.
-fn candidate_sets(predicate: &isms_query::Predicate) -> Vec<Vec<Alternative>> {
+fn candidate_sets(predicate: &isms_query::Predicate, min_literal: usize) -> Vec<Vec<Alternative>> {
     use isms_query::{FieldTest, Predicate};
     match predicate {
         // Time fields compare instants, not text.
@@ -564,13 +581,13 @@ fn candidate_sets(predicate: &isms_query::Predicate) -> Vec<Vec<Alternative>> {
             field,
             test: FieldTest::Wildcard(pattern),
         } => longest_literal(pattern)
-            .filter(|literal| literal.len() >= MIN_LITERAL_BYTES)
+            .filter(|literal| literal.len() >= min_literal.max(1))
             .map(|literal| vec![vec![Alternative::Contains(field.clone(), literal)]])
             .unwrap_or_default(),
         Predicate::Field {
             field,
             test: FieldTest::Regex(pattern),
-        } => regex_required_literals(pattern)
+        } => regex_required_literals(pattern, min_literal)
             .map(|literals| {
                 vec![
                     literals
@@ -580,11 +597,14 @@ fn candidate_sets(predicate: &isms_query::Predicate) -> Vec<Vec<Alternative>> {
                 ]
             })
             .unwrap_or_default(),
-        Predicate::And(children) => children.iter().flat_map(candidate_sets).collect(),
+        Predicate::And(children) => children
+            .iter()
+            .flat_map(|child| candidate_sets(child, min_literal))
+            .collect(),
         Predicate::Or(children) if !children.is_empty() => {
             let mut union = Vec::new();
             for child in children {
-                let Some(best) = candidate_sets(child)
+                let Some(best) = candidate_sets(child, min_literal)
                     .into_iter()
                     .min_by_key(|set| set_cost(set))
                 else {

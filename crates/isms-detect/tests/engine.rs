@@ -1078,10 +1078,9 @@ mod prefilter {
                     prop_assert!(detections.is_empty(), "{} ruled out, but {:?} fired", raw, detections.iter().map(|d| &d.rule_id).collect::<Vec<_>>());
                 }
             }
-            // Every rule is filed under something (`*b?b*` has no literal long enough): the test exists,
-            // and with it most of these events are ruled out.
-            let filed = queries.iter().all(|query| !query.contains("b?b"));
-            prop_assert_eq!(prefilter.is_some(), filed);
+            // Every rule needs some literal (`*b?b*` one too short to file the rule under, which still
+            // counts here): the test exists.
+            prop_assert!(prefilter.is_some());
             let _ = ruled_out;
         }
     }
