@@ -141,7 +141,7 @@ struct Dispatch {
     takes_detections: bool,
     /// Every value and literal rules are filed under, when all are on fields an incoming event
     /// carries as sent (see [`EventPrefilter`]).
-    raw_alternatives: Option<(Vec<String>, Vec<String>)>,
+    raw_alternatives: Option<Vec<Alternative>>,
 }
 
 /// The rules filed under each value of one field.
@@ -214,7 +214,7 @@ impl Dispatch {
             })
             .collect();
         let mut dispatch = Dispatch {
-            raw_alternatives: Some((Vec::new(), Vec::new())),
+            raw_alternatives: Some(Vec::new()),
             ..Dispatch::default()
         };
         let mut literals: Vec<(FieldPath, RulesByValue)> = Vec::new();
@@ -328,12 +328,20 @@ const FILLED_BY_NORMALIZATION: [&str; 13] = [
 ];
 
 /// A test of an incoming event (as sent or decoded, before normalization builds the stored event)
-/// that is false only when no rule can match it: none of its values is a value some rule is filed
-/// under, and none holds a literal one is. Normalization moves values between keys but does not
-/// change them, apart from the fields it fills ([`FILLED_BY_NORMALIZATION`]), which no rule may be
-/// filed under for the test to exist. A replay of match rules skips the events it rules out
-/// without building them (most of a routine log, and most of the replay's cost).
+/// that is false only when no rule can match it: no value at a path where a rule is filed under an
+/// equality or a literal (all of them under `details`) is that value or holds that literal. For an
+/// event normalization keeps as details only, the stored values are the incoming ones under the
+/// keys normalization makes (or where an alias moves them), so the test reads the incoming object
+/// as the stored one would be read. A replay of match rules skips the events it rules out without
+/// building them (most of a routine log, and most of the replay's cost).
 pub struct EventPrefilter {
+    /// Per stored path (`details` and the incoming keys, as normalization stores them), what a
+    /// value there must be or hold for some rule to match.
+    by_path: HashMap<Vec<String>, PathTests, Hasher>,
+}
+
+/// What some rule needs of the values at one path.
+struct PathTests {
     /// Whole values (ASCII lowercase).
     values: std::collections::HashSet<String, Hasher>,
     /// Literals found anywhere in a value, ASCII case folded.
@@ -341,66 +349,142 @@ pub struct EventPrefilter {
 }
 
 impl EventPrefilter {
-    /// Whether some rule may match the event whose incoming form is `raw`.
-    pub fn may_match(&self, raw: &Value) -> bool {
-        let mut lowered = String::new();
-        self.any_value(raw, &mut lowered, 0)
+    fn new(alternatives: &[Alternative]) -> Option<EventPrefilter> {
+        let mut gathered: HashMap<Vec<String>, (Vec<String>, Vec<String>), Hasher> =
+            HashMap::default();
+        for alternative in alternatives {
+            let (Alternative::Equals(field, text) | Alternative::Contains(field, text)) =
+                alternative;
+            let (values, literals) = gathered.entry(field.0.clone()).or_default();
+            match alternative {
+                Alternative::Equals(..) => values.push(text.clone()),
+                Alternative::Contains(..) => literals.push(text.clone()),
+            }
+        }
+        let mut by_path = HashMap::default();
+        for (path, (values, literals)) in gathered {
+            let literals = if literals.is_empty() {
+                None
+            } else {
+                Some(
+                    aho_corasick::AhoCorasick::builder()
+                        .ascii_case_insensitive(true)
+                        .build(&literals)
+                        .ok()?,
+                )
+            };
+            by_path.insert(
+                path,
+                PathTests {
+                    values: values.into_iter().collect(),
+                    literals,
+                },
+            );
+        }
+        Some(EventPrefilter { by_path })
     }
 
-    fn any_value(&self, value: &Value, lowered: &mut String, depth: usize) -> bool {
-        let text = match value {
-            Value::Object(map) => {
-                return depth > 64
-                    || map
-                        .values()
-                        .any(|value| self.any_value(value, lowered, depth + 1));
-            }
-            Value::Array(items) => {
-                return depth > 64
-                    || items
-                        .iter()
-                        .any(|value| self.any_value(value, lowered, depth + 1));
-            }
-            Value::Null => return false,
-            other => match render_scalar(other) {
-                Some(text) => text,
-                None => return false,
-            },
+    /// Whether some rule may match the event whose incoming form is `raw`, an object normalization
+    /// keeps as details only (`isms_event::normalizes_to_details_only`): each of its keys stored
+    /// under `details` as `isms_event::stored_key` makes it (or where its alias puts it).
+    pub fn may_match(&self, raw: &Value) -> bool {
+        let Value::Object(map) = raw else {
+            return true;
         };
-        if let Some(literals) = &self.literals
-            && literals.is_match(text.as_ref())
-        {
+        let mut path = vec!["details".to_owned()];
+        let mut lowered = String::new();
+        self.any_member(map, &mut path, &mut lowered, 0)
+    }
+
+    fn any_member(
+        &self,
+        map: &Map<String, Value>,
+        path: &mut Vec<String>,
+        lowered: &mut String,
+        depth: usize,
+    ) -> bool {
+        if depth > 64 {
             return true;
         }
-        if self.values.is_empty() {
-            return false;
+        for (key, value) in map {
+            let key = isms_event::stored_key(key);
+            // An alias may move the value (`user` to `username`); it may also stay (the target
+            // taken): both places are looked at.
+            let alias = isms_event::FIELD_ALIASES
+                .iter()
+                .find_map(|alias| match alias.to {
+                    isms_event::AliasTarget::Details(target)
+                        if alias.from == key && target != key =>
+                    {
+                        Some(target)
+                    }
+                    _ => None,
+                });
+            for name in std::iter::once(key.as_ref()).chain(alias) {
+                path.push(name.to_owned());
+                let found = self.any_value(value, path, lowered, depth + 1);
+                path.pop();
+                if found {
+                    return true;
+                }
+            }
         }
-        lowered.clear();
-        lowered.push_str(&text);
-        lowered.make_ascii_lowercase();
-        self.values.contains(lowered.as_str())
+        false
+    }
+
+    fn any_value(
+        &self,
+        value: &Value,
+        path: &mut Vec<String>,
+        lowered: &mut String,
+        depth: usize,
+    ) -> bool {
+        match value {
+            Value::Object(map) => self.any_member(map, path, lowered, depth),
+            // A path's scalars are those of its array too (objects inside arrays are not reached).
+            Value::Array(items) => items
+                .iter()
+                .any(|item| !item.is_object() && self.any_value(item, path, lowered, depth + 1)),
+            Value::Null => false,
+            scalar => {
+                let Some(tests) = self.by_path.get(path.as_slice()) else {
+                    return false;
+                };
+                let Some(text) = render_scalar(scalar) else {
+                    return false;
+                };
+                if let Some(literals) = &tests.literals
+                    && literals.is_match(text.as_ref())
+                {
+                    return true;
+                }
+                if tests.values.is_empty() {
+                    return false;
+                }
+                lowered.clear();
+                lowered.push_str(&text);
+                lowered.make_ascii_lowercase();
+                tests.values.contains(lowered.as_str())
+            }
+        }
     }
 }
 
-/// Adds a rule's alternatives to the values and literals of the [`EventPrefilter`]; gives up the
-/// prefilter (`None`) when one is on a field normalization fills.
-fn add_raw_alternatives(
-    raw: &mut Option<(Vec<String>, Vec<String>)>,
-    alternatives: &[Alternative],
-) {
+/// Adds a rule's alternatives to those of the [`EventPrefilter`]; gives the prefilter up (`None`)
+/// when one is on a field normalization fills or not under `details`.
+fn add_raw_alternatives(raw: &mut Option<Vec<Alternative>>, alternatives: &[Alternative]) {
     for alternative in alternatives {
-        let (Alternative::Equals(field, text) | Alternative::Contains(field, text)) = alternative;
-        let Some((values, literals)) = raw.as_mut() else {
+        let (Alternative::Equals(field, _) | Alternative::Contains(field, _)) = alternative;
+        let Some(gathered) = raw.as_mut() else {
             return;
         };
-        if FILLED_BY_NORMALIZATION.contains(&field.0[0].as_str()) {
+        if field.0.first().map(String::as_str) != Some("details")
+            || FILLED_BY_NORMALIZATION.contains(&field.0[0].as_str())
+        {
             *raw = None;
             return;
         }
-        match alternative {
-            Alternative::Equals(..) => values.push(text.clone()),
-            Alternative::Contains(..) => literals.push(text.clone()),
-        }
+        gathered.push(alternative.clone());
     }
 }
 
@@ -1101,21 +1185,7 @@ impl Engine {
         {
             return None;
         }
-        let (values, literals) = self.dispatch.raw_alternatives.as_ref()?;
-        let literals = if literals.is_empty() {
-            None
-        } else {
-            Some(
-                aho_corasick::AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .build(literals)
-                    .ok()?,
-            )
-        };
-        Some(EventPrefilter {
-            values: values.iter().cloned().collect(),
-            literals,
-        })
+        EventPrefilter::new(self.dispatch.raw_alternatives.as_ref()?)
     }
 
     /// Runs one event through every rule; returns the detections it caused, those of the chains it

@@ -628,6 +628,15 @@ fn key_needs_normalizing_bytewise(key: &str) -> bool {
 }
 
 /// A key as stored: lowercase, `.` replaced by `_`.
+/// The key an incoming key is stored under: lowercased, `.` as `_` (see [`normalize`]).
+pub fn stored_key(key: &str) -> std::borrow::Cow<'_, str> {
+    if key_needs_normalizing(key) {
+        std::borrow::Cow::Owned(key.to_lowercase().replace('.', "_"))
+    } else {
+        std::borrow::Cow::Borrowed(key)
+    }
+}
+
 fn normalize_key(key: String) -> String {
     if key_needs_normalizing(&key) {
         key.to_lowercase().replace('.', "_")
