@@ -139,9 +139,6 @@ struct Dispatch {
     /// Whether some rule could match a detection's event: when none can, detections are not made
     /// into events to be fed back (most of a detection's cost when many rules match).
     takes_detections: bool,
-    /// Every value and literal rules are filed under, when all are on fields an incoming event
-    /// carries as sent (see [`EventPrefilter`]).
-    raw_alternatives: Option<Vec<Alternative>>,
 }
 
 /// The rules filed under each value of one field.
@@ -213,10 +210,7 @@ impl Dispatch {
                 })
             })
             .collect();
-        let mut dispatch = Dispatch {
-            raw_alternatives: Some(Vec::new()),
-            ..Dispatch::default()
-        };
+        let mut dispatch = Dispatch::default();
         let mut literals: Vec<(FieldPath, RulesByValue)> = Vec::new();
         // A detection's event copies its group's fields (see `Detection::to_event`).
         let group_fields: Vec<&FieldPath> = rules
@@ -232,17 +226,8 @@ impl Dispatch {
                 detection_could_match(&rules[index].rule.ir, &group_fields);
             let Some(alternatives) = alternatives else {
                 dispatch.always.push(index);
-                // Too short a literal to file the rule under is still one every match holds.
-                let short = candidate_sets(&rules[index].rule.ir, 1)
-                    .into_iter()
-                    .min_by_key(|set| set_cost(set));
-                match short {
-                    Some(set) => add_raw_alternatives(&mut dispatch.raw_alternatives, &set),
-                    None => dispatch.raw_alternatives = None,
-                }
                 continue;
             };
-            add_raw_alternatives(&mut dispatch.raw_alternatives, &alternatives);
             for alternative in alternatives {
                 match alternative {
                     Alternative::Equals(field, value) => {
@@ -309,24 +294,6 @@ impl Dispatch {
     }
 }
 
-/// The fields normalization fills in, defaults or rewrites: a rule filed under one of them may match
-/// an event whose incoming form does not hold the value.
-const FILLED_BY_NORMALIZATION: [&str; 13] = [
-    "category",
-    "severity",
-    "source",
-    "processname",
-    "processid",
-    "hostname",
-    "summary",
-    "tags",
-    "utctimestamp",
-    "receivedtimestamp",
-    "timestamp",
-    "id",
-    "origin",
-];
-
 /// A test of an incoming event (as sent or decoded, before normalization builds the stored event)
 /// that is false only when no rule can match it: no value at a path where a rule is filed under an
 /// equality or a literal (all of them under `details`) is that value or holds that literal. For an
@@ -335,30 +302,74 @@ const FILLED_BY_NORMALIZATION: [&str; 13] = [
 /// as the stored one would be read. A replay of match rules skips the events it rules out without
 /// building them (most of a routine log, and most of the replay's cost).
 pub struct EventPrefilter {
-    /// Per stored path (`details` and the incoming keys, as normalization stores them), what a
-    /// value there must be or hold for some rule to match.
+    /// Per stored path (`details` and the incoming keys, as normalization stores them), the
+    /// alternatives a value there can hold.
     by_path: HashMap<Vec<String>, PathTests, Hasher>,
+    /// Per alternative, the rules with a set it is in.
+    rules_of: Vec<Vec<usize>>,
+    /// Per rule, its sets of alternatives (each must have one that holds).
+    rule_sets: Vec<Vec<Vec<usize>>>,
 }
 
-/// What some rule needs of the values at one path.
+/// The alternatives of one path.
 struct PathTests {
-    /// Whole values (ASCII lowercase).
-    values: std::collections::HashSet<String, Hasher>,
-    /// Literals found anywhere in a value, ASCII case folded.
-    literals: Option<aho_corasick::AhoCorasick>,
+    /// Whole values (ASCII lowercase) and the alternatives they are.
+    values: HashMap<String, Vec<usize>, Hasher>,
+    /// Literals found anywhere in a value (ASCII case folded), and the alternatives of each.
+    literals: Option<(aho_corasick::AhoCorasick, Vec<Vec<usize>>)>,
 }
 
 impl EventPrefilter {
-    fn new(alternatives: &[Alternative]) -> Option<EventPrefilter> {
-        let mut gathered: HashMap<Vec<String>, (Vec<String>, Vec<String>), Hasher> =
-            HashMap::default();
-        for alternative in alternatives {
+    /// From each rule's sets of alternatives (a set on a field not kept as sent is left out: fewer
+    /// conditions only rule out less); `None` when a rule has no set left.
+    fn new(rules: &[Vec<Vec<Alternative>>]) -> Option<EventPrefilter> {
+        let mut ids: HashMap<&Alternative, usize, Hasher> = HashMap::default();
+        let mut alternatives: Vec<&Alternative> = Vec::new();
+        let mut rule_sets = Vec::new();
+        for sets in rules {
+            let mut kept = Vec::new();
+            for set in sets {
+                let as_sent = set.iter().all(|alternative| {
+                    let (Alternative::Equals(field, _) | Alternative::Contains(field, _)) =
+                        alternative;
+                    field.0.first().map(String::as_str) == Some("details")
+                });
+                if !as_sent {
+                    continue;
+                }
+                kept.push(
+                    set.iter()
+                        .map(|alternative| {
+                            *ids.entry(alternative).or_insert_with(|| {
+                                alternatives.push(alternative);
+                                alternatives.len() - 1
+                            })
+                        })
+                        .collect::<Vec<usize>>(),
+                );
+            }
+            if kept.is_empty() {
+                return None;
+            }
+            rule_sets.push(kept);
+        }
+        let mut rules_of = vec![Vec::new(); alternatives.len()];
+        for (rule, sets) in rule_sets.iter().enumerate() {
+            for &id in sets.iter().flatten() {
+                if rules_of[id].last() != Some(&rule) {
+                    rules_of[id].push(rule);
+                }
+            }
+        }
+        type Gathered = (HashMap<String, Vec<usize>, Hasher>, Vec<(String, usize)>);
+        let mut gathered: HashMap<Vec<String>, Gathered, Hasher> = HashMap::default();
+        for (id, alternative) in alternatives.iter().enumerate() {
             let (Alternative::Equals(field, text) | Alternative::Contains(field, text)) =
                 alternative;
             let (values, literals) = gathered.entry(field.0.clone()).or_default();
             match alternative {
-                Alternative::Equals(..) => values.push(text.clone()),
-                Alternative::Contains(..) => literals.push(text.clone()),
+                Alternative::Equals(..) => values.entry(text.clone()).or_default().push(id),
+                Alternative::Contains(..) => literals.push((text.clone(), id)),
             }
         }
         let mut by_path = HashMap::default();
@@ -366,43 +377,59 @@ impl EventPrefilter {
             let literals = if literals.is_empty() {
                 None
             } else {
-                Some(
-                    aho_corasick::AhoCorasick::builder()
-                        .ascii_case_insensitive(true)
-                        .build(&literals)
-                        .ok()?,
-                )
+                let automaton = aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(literals.iter().map(|(literal, _)| literal))
+                    .ok()?;
+                Some((
+                    automaton,
+                    literals.into_iter().map(|(_, id)| vec![id]).collect(),
+                ))
             };
-            by_path.insert(
-                path,
-                PathTests {
-                    values: values.into_iter().collect(),
-                    literals,
-                },
-            );
+            by_path.insert(path, PathTests { values, literals });
         }
-        Some(EventPrefilter { by_path })
+        Some(EventPrefilter {
+            by_path,
+            rules_of,
+            rule_sets,
+        })
     }
 
     /// Whether some rule may match the event whose incoming form is `raw`, an object normalization
     /// keeps as details only (`isms_event::normalizes_to_details_only`): each of its keys stored
-    /// under `details` as `isms_event::stored_key` makes it (or where its alias puts it).
+    /// under `details` as `isms_event::stored_key` makes it (or where its alias puts it), and some
+    /// rule has, in each of its sets, an alternative one of those values holds.
     pub fn may_match(&self, raw: &Value) -> bool {
         let Value::Object(map) = raw else {
             return true;
         };
-        let mut path = vec!["details".to_owned()];
-        let mut lowered = String::new();
-        self.any_member(map, &mut path, &mut lowered, 0)
+        let mut walk = Walk {
+            path: vec!["details".to_owned()],
+            lowered: String::new(),
+            held: vec![false; self.rules_of.len()],
+            any: false,
+        };
+        if self.walk_members(map, &mut walk, 0) {
+            return true;
+        }
+        if !walk.any {
+            return false;
+        }
+        let held = &walk.held;
+        self.rules_of
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| held[*id])
+            .flat_map(|(_, rules)| rules)
+            .any(|&rule| {
+                self.rule_sets[rule]
+                    .iter()
+                    .all(|set| set.iter().any(|&id| held[id]))
+            })
     }
 
-    fn any_member(
-        &self,
-        map: &Map<String, Value>,
-        path: &mut Vec<String>,
-        lowered: &mut String,
-        depth: usize,
-    ) -> bool {
+    /// Marks the alternatives the members of `map` hold; true when too deep to tell.
+    fn walk_members(&self, map: &Map<String, Value>, walk: &mut Walk, depth: usize) -> bool {
         if depth > 64 {
             return true;
         }
@@ -421,10 +448,10 @@ impl EventPrefilter {
                     _ => None,
                 });
             for name in std::iter::once(key.as_ref()).chain(alias) {
-                path.push(name.to_owned());
-                let found = self.any_value(value, path, lowered, depth + 1);
-                path.pop();
-                if found {
+                walk.path.push(name.to_owned());
+                let too_deep = self.walk_value(value, walk, depth + 1);
+                walk.path.pop();
+                if too_deep {
                     return true;
                 }
             }
@@ -432,60 +459,54 @@ impl EventPrefilter {
         false
     }
 
-    fn any_value(
-        &self,
-        value: &Value,
-        path: &mut Vec<String>,
-        lowered: &mut String,
-        depth: usize,
-    ) -> bool {
+    fn walk_value(&self, value: &Value, walk: &mut Walk, depth: usize) -> bool {
         match value {
-            Value::Object(map) => self.any_member(map, path, lowered, depth),
+            Value::Object(map) => self.walk_members(map, walk, depth),
             // A path's scalars are those of its array too (objects inside arrays are not reached).
             Value::Array(items) => items
                 .iter()
-                .any(|item| !item.is_object() && self.any_value(item, path, lowered, depth + 1)),
+                .filter(|item| !item.is_object())
+                .any(|item| self.walk_value(item, walk, depth + 1)),
             Value::Null => false,
             scalar => {
-                let Some(tests) = self.by_path.get(path.as_slice()) else {
+                let Some(tests) = self.by_path.get(walk.path.as_slice()) else {
                     return false;
                 };
                 let Some(text) = render_scalar(scalar) else {
                     return false;
                 };
-                if let Some(literals) = &tests.literals
-                    && literals.is_match(text.as_ref())
-                {
-                    return true;
+                if let Some((automaton, ids)) = &tests.literals {
+                    for found in automaton.find_overlapping_iter(text.as_bytes()) {
+                        for &id in &ids[found.pattern().as_usize()] {
+                            walk.held[id] = true;
+                            walk.any = true;
+                        }
+                    }
                 }
-                if tests.values.is_empty() {
-                    return false;
+                if !tests.values.is_empty() {
+                    walk.lowered.clear();
+                    walk.lowered.push_str(&text);
+                    walk.lowered.make_ascii_lowercase();
+                    if let Some(ids) = tests.values.get(walk.lowered.as_str()) {
+                        for &id in ids {
+                            walk.held[id] = true;
+                            walk.any = true;
+                        }
+                    }
                 }
-                lowered.clear();
-                lowered.push_str(&text);
-                lowered.make_ascii_lowercase();
-                tests.values.contains(lowered.as_str())
+                false
             }
         }
     }
 }
 
-/// Adds a rule's alternatives to those of the [`EventPrefilter`]; gives the prefilter up (`None`)
-/// when one is on a field normalization fills or not under `details`.
-fn add_raw_alternatives(raw: &mut Option<Vec<Alternative>>, alternatives: &[Alternative]) {
-    for alternative in alternatives {
-        let (Alternative::Equals(field, _) | Alternative::Contains(field, _)) = alternative;
-        let Some(gathered) = raw.as_mut() else {
-            return;
-        };
-        if field.0.first().map(String::as_str) != Some("details")
-            || FILLED_BY_NORMALIZATION.contains(&field.0[0].as_str())
-        {
-            *raw = None;
-            return;
-        }
-        gathered.push(alternative.clone());
-    }
+/// Where [`EventPrefilter::may_match`] is in an event, and what it found so far.
+struct Walk {
+    path: Vec<String>,
+    lowered: String,
+    /// Per alternative, whether some value holds it.
+    held: Vec<bool>,
+    any: bool,
 }
 
 /// Whether a detection's event (`Detection::to_event`) could match `predicate`: false when it
@@ -1185,7 +1206,12 @@ impl Engine {
         {
             return None;
         }
-        EventPrefilter::new(self.dispatch.raw_alternatives.as_ref()?)
+        let sets: Vec<Vec<Vec<Alternative>>> = self
+            .rules
+            .iter()
+            .map(|runtime| candidate_sets(&runtime.rule.ir, 1))
+            .collect();
+        EventPrefilter::new(&sets)
     }
 
     /// Runs one event through every rule; returns the detections it caused, those of the chains it

@@ -1032,13 +1032,17 @@ mod prefilter {
     ];
 
     fn query() -> impl Strategy<Value = String> {
-        proptest::collection::vec((0..FIELDS.len(), 0..TESTS.len()), 1..3).prop_map(|tests| {
-            tests
-                .into_iter()
-                .map(|(field, test)| format!("{}:{}", FIELDS[field], TESTS[test]))
-                .collect::<Vec<_>>()
-                .join(" OR ")
-        })
+        (
+            proptest::collection::vec((0..FIELDS.len(), 0..TESTS.len()), 1..4),
+            any::<bool>(),
+        )
+            .prop_map(|(tests, all)| {
+                tests
+                    .into_iter()
+                    .map(|(field, test)| format!("{}:{}", FIELDS[field], TESTS[test]))
+                    .collect::<Vec<_>>()
+                    .join(if all { " AND " } else { " OR " })
+            })
     }
 
     fn raw_event() -> impl Strategy<Value = serde_json::Value> {
@@ -1090,7 +1094,7 @@ mod prefilter {
         for query in [
             "NOT details.image:cmd.exe",
             "hostname:web1",
-            "category:authentication AND details.username:root",
+            "category:authentication OR details.username:root",
         ] {
             let (rules, errors) = parse_rules(
                 &format!("id: r\ntitle: t\nkind: match\nmatch: '{query}'\n"),
@@ -1118,5 +1122,27 @@ mod prefilter {
                 &serde_json::json!({"Image": "C:\\Windows\\notepad.exe", "User": "cmd"})
             )
         );
+        // A field normalization fills is left to the rule; the other conditions of an AND still
+        // rule out, each of them (the user where `User` is stored, and the image).
+        let (rules, errors) = parse_rules(
+            "id: r\ntitle: t\nkind: match\nmatch: 'category:process AND details.username:root AND details.image:*\\\\cmd.exe'\n",
+            "r.yml",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let engine = Engine::new(rules, Lists::default(), EngineOptions::default());
+        let prefilter = engine.event_prefilter().expect("two conditions on details");
+        let may = |raw: serde_json::Value| prefilter.may_match(&raw);
+        assert!(may(
+            serde_json::json!({"User": "ROOT", "Image": "c:\\cmd.exe"})
+        ));
+        assert!(!may(
+            serde_json::json!({"User": "bob", "Image": "c:\\cmd.exe"})
+        ));
+        assert!(!may(
+            serde_json::json!({"User": "root", "Image": "c:\\calc.exe"})
+        ));
+        assert!(!may(
+            serde_json::json!({"Image": "c:\\cmd.exe", "Note": "root"})
+        ));
     }
 }
