@@ -699,7 +699,14 @@ struct FileEvents {
     finished: bool,
     /// Rules out incoming events no rule can match (see `Engine::event_prefilter`).
     prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
+    /// Events the prefilter looked at, and those it let through: a file where nearly every event
+    /// may match stops asking (the test is then only extra work).
+    prefilter_checked: u64,
+    prefilter_passed: u64,
 }
+
+/// Events the prefilter is tried on before the replay judges whether it pays.
+const PREFILTER_TRIAL: u64 = 8192;
 
 enum FileSource {
     /// Log lines (syslog text, JSON lines, audit records).
@@ -751,6 +758,8 @@ impl FileEvents {
             pending: std::collections::VecDeque::new(),
             finished: false,
             prefilter,
+            prefilter_checked: 0,
+            prefilter_passed: 0,
         })
     }
 
@@ -772,12 +781,21 @@ impl FileEvents {
                     && raw
                         .as_object()
                         .is_some_and(isms_event::normalizes_to_details_only)
-                    && !prefilter.may_match(raw)
                 {
-                    counts
-                        .ruled_out
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    continue;
+                    let may_match = prefilter.may_match(raw);
+                    self.prefilter_checked += 1;
+                    self.prefilter_passed += u64::from(may_match);
+                    if self.prefilter_checked == PREFILTER_TRIAL
+                        && self.prefilter_passed * 4 > self.prefilter_checked * 3
+                    {
+                        self.prefilter = None;
+                    }
+                    if !may_match {
+                        counts
+                            .ruled_out
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        continue;
+                    }
                 }
                 match line_event.into_event(&self.delivery) {
                     Ok(event) => return Ok(Some(event)),
