@@ -5,7 +5,8 @@
 //! event id, `endswith` on images, `contains` and `contains|all` on command lines, value lists,
 //! `startswith`, a regex, a numeric comparison, and selections with a filter, `1 of` and `all of`),
 //! each with its own values, so every rule is different and most events match a few rules. Events
-//! are JSON lines drawn from the same vocabulary. `base64offset` is left out: rsigma-eval 0.23
+//! are JSON lines drawn from the same vocabulary, or (`--routine-percent`) mostly routine activity
+//! no rule names, as most of a real log is. `base64offset` is left out: rsigma-eval 0.23
 //! reads it differently from pySigma (see `isms-detect/tests/sigma_oracle.rs`).
 use std::collections::BTreeMap;
 use std::io::Write;
