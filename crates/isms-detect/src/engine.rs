@@ -1980,15 +1980,12 @@ fn threshold_event<'event>(
     let time = context.time();
     let entity = entities.entry(key.clone()).or_default();
     entity.touched = context.clock;
-    // Kept in time order; a late event (within the lateness) goes to its place.
-    let position = entity.events.partition_point(|&(known, _)| known <= time);
-    entity
-        .events
-        .insert(position, (time, context.event.id.clone()));
-    let keep = config.condition.counts_needed();
-    while entity.events.len() > keep {
-        entity.events.pop_front();
-    }
+    remember_event(
+        &mut entity.events,
+        time,
+        &context.event.id,
+        config.condition.counts_needed(),
+    );
     let reference = entity.events.back().map_or(time, |&(newest, _)| newest);
     let cutoff = reference.saturating_sub(config.interval_micros);
     let count = entity
@@ -1997,16 +1994,20 @@ fn threshold_event<'event>(
         .filter(|&&(known, _)| known > cutoff)
         .count() as u64;
     let holds = config.condition.holds(count as f64);
-    let opening = (entity.active.is_none() && holds).then(|| {
-        let in_window: Vec<&(i64, String)> = entity
-            .events
-            .iter()
-            .filter(|&&(known, _)| known > cutoff)
-            .collect();
-        Opening::of(&in_window, count, time, reference)
-    });
+    let opening = (entity.active.is_none() && holds)
+        .then(|| Opening::within(&entity.events, cutoff, count, time, reference));
     judge(entity, holds, opening, context, key, pending);
     false
+}
+
+/// Puts an event's time and id in their place among an entity's (kept in time order: a late event
+/// within the lateness goes where it belongs), keeping the newest `keep`.
+fn remember_event(events: &mut VecDeque<(i64, String)>, time: i64, id: &str, keep: usize) {
+    let position = events.partition_point(|&(known, _)| known <= time);
+    events.insert(position, (time, id.to_owned()));
+    while events.len() > keep {
+        events.pop_front();
+    }
 }
 
 /// Adds one event's number to a threshold rule with an aggregate (sum, avg, median, percentile)
@@ -2041,13 +2042,12 @@ fn aggregate_event<'event>(
         entity.amounts.pop_front();
     }
     // The newest events only, for the related list.
-    let position = entity.events.partition_point(|&(known, _)| known <= time);
-    entity
-        .events
-        .insert(position, (time, context.event.id.clone()));
-    if entity.events.len() > MAX_RELATED_EVENTS {
-        entity.events.pop_front();
-    }
+    remember_event(
+        &mut entity.events,
+        time,
+        &context.event.id,
+        MAX_RELATED_EVENTS,
+    );
     let reference = entity.amounts.back().map_or(time, |&(newest, _)| newest);
     let cutoff = reference.saturating_sub(config.interval_micros);
     let in_window = || {
@@ -2062,14 +2062,8 @@ fn aggregate_event<'event>(
         .aggregate
         .of(in_window())
         .is_some_and(|value| config.condition.holds(value));
-    let opening = (entity.active.is_none() && holds).then(|| {
-        let related: Vec<&(i64, String)> = entity
-            .events
-            .iter()
-            .filter(|&&(known, _)| known > cutoff)
-            .collect();
-        Opening::of(&related, count, time, reference)
-    });
+    let opening = (entity.active.is_none() && holds)
+        .then(|| Opening::within(&entity.events, cutoff, count, time, reference));
     judge(entity, holds, opening, context, key, pending);
     false
 }
@@ -2099,6 +2093,21 @@ impl Opening {
             related,
             last,
         }
+    }
+
+    /// [`Opening::of`] the events of `events` after `cutoff`.
+    fn within(
+        events: &VecDeque<(i64, String)>,
+        cutoff: i64,
+        count: u64,
+        time: i64,
+        last: i64,
+    ) -> Opening {
+        let in_window: Vec<&(i64, String)> = events
+            .iter()
+            .filter(|&&(known, _)| known > cutoff)
+            .collect();
+        Opening::of(&in_window, count, time, last)
     }
 }
 
