@@ -42,6 +42,27 @@ kind: match
 match: 'category:alert AND details.rule_id:port-scan'
 ";
 
+/// `isms replay --json --rules RULES FILE`, which must succeed: its detections and its standard error.
+fn replay_json(rules: &std::path::Path, file: &std::path::Path) -> (Vec<Value>, String) {
+    let output = run_isms(
+        &[
+            "replay".as_ref(),
+            "--json".as_ref(),
+            "--rules".as_ref(),
+            rules.as_os_str(),
+            file.as_os_str(),
+        ],
+        &[],
+    );
+    output.assert_success("isms replay");
+    let detections = output
+        .stdout_text()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    (detections, output.stderr.clone())
+}
+
 fn failed(time: &str, user: &str) -> String {
     format!(
         "Jun  1 {time} web1 sshd[1234]: Failed password for {user} from 203.0.113.5 port 40022 ssh2\n"
@@ -285,23 +306,8 @@ parameters:
         ),
     )
     .unwrap();
-    let output = run_isms(
-        &[
-            "replay".as_ref(),
-            "--json".as_ref(),
-            "--rules".as_ref(),
-            rules.as_os_str(),
-            log.as_os_str(),
-        ],
-        &[],
-    );
-    output.assert_success("isms replay");
-    let detections: Vec<Value> = output
-        .stdout_text()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert_eq!(detections.len(), 1, "{detections:#?}\n{}", output.stderr);
+    let (detections, stderr) = replay_json(&rules, &log);
+    assert_eq!(detections.len(), 1, "{detections:#?}\n{stderr}");
     assert_eq!(detections[0]["count"], 3);
 }
 
@@ -330,32 +336,17 @@ fn a_line_more_than_five_minutes_behind_a_later_one_is_taken_late_and_counted() 
         ),
     )
     .unwrap();
-    let output = run_isms(
-        &[
-            "replay".as_ref(),
-            "--json".as_ref(),
-            "--rules".as_ref(),
-            rules.as_os_str(),
-            log.as_os_str(),
-        ],
-        &[],
-    );
-    output.assert_success("isms replay");
-    let users: Vec<String> = output
-        .stdout_text()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+    let (detections, stderr) = replay_json(&rules, &log);
+    let users: Vec<String> = detections
+        .iter()
         .map(|detection| detection["message"].as_str().unwrap().to_owned())
         .collect();
     let position = |user: &str| users.iter().position(|message| message.contains(user));
     assert!(position("bob") < position("carol"), "{users:?}");
     assert_eq!(users.len(), 4, "{users:?}");
     assert!(
-        output
-            .stderr
-            .contains("1 came more than 5 minutes or 65536 events after later ones"),
-        "{}",
-        output.stderr
+        stderr.contains("1 came more than 5 minutes or 65536 events after later ones"),
+        "{stderr}"
     );
 }
 
@@ -381,35 +372,13 @@ fn events_no_match_rule_can_take_are_counted_as_replayed_and_bad_ones_still_repo
     lines.push_str("{\"Image\": \"C:\\\\Windows\\\\System32\\\\WHOAMI.exe\", \"User\": \"eve\"}\n");
     lines.push_str("{\"Image\": \"C:\\\\agent.exe\", \"utctimestamp\": \"yesterday-ish\"}\n");
     std::fs::write(&events, lines).unwrap();
-    let output = run_isms(
-        &[
-            "replay".as_ref(),
-            "--json".as_ref(),
-            "--rules".as_ref(),
-            rules.as_os_str(),
-            events.as_os_str(),
-        ],
-        &[],
-    );
-    output.assert_success("isms replay");
-    let detections: Vec<Value> = output
-        .stdout_text()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let (detections, stderr) = replay_json(&rules, &events);
     assert_eq!(detections.len(), 1, "{detections:#?}");
     assert!(
-        output
-            .stderr
-            .contains("replayed 51 events (1 lines or records not readable"),
-        "{}",
-        output.stderr
+        stderr.contains("replayed 51 events (1 lines or records not readable"),
+        "{stderr}"
     );
-    assert!(
-        output.stderr.contains("events.jsonl:52"),
-        "{}",
-        output.stderr
-    );
+    assert!(stderr.contains("events.jsonl:52"), "{stderr}");
 }
 
 const SIGMA_RULES: &str = "title: Whoami run
