@@ -2192,13 +2192,12 @@ fn distinct_event<'event>(
     {
         entity.values.remove(&oldest);
     }
-    let position = entity.events.partition_point(|&(known, _)| known <= time);
-    entity
-        .events
-        .insert(position, (time, context.event.id.clone()));
-    if entity.events.len() > MAX_RELATED_EVENTS {
-        entity.events.pop_front();
-    }
+    remember_event(
+        &mut entity.events,
+        time,
+        &context.event.id,
+        MAX_RELATED_EVENTS,
+    );
     let reference = entity.values.values().copied().max().unwrap_or(time);
     let cutoff = reference.saturating_sub(config.interval_micros);
     let count = entity
@@ -2207,17 +2206,10 @@ fn distinct_event<'event>(
         .filter(|&&seen| seen > cutoff)
         .count() as u64;
     let holds = config.condition.holds(count as f64);
-    let opening = (entity.active.is_none() && holds).then(|| {
-        // Every event of the key in the window (several may carry one value), oldest first.
-        let in_window: Vec<&(i64, String)> = entity
-            .events
-            .iter()
-            .filter(|&&(known, _)| known > cutoff)
-            .collect();
-        Opening {
-            more: 0,
-            ..Opening::of(&in_window, count, time, reference)
-        }
+    // Every event of the key in the window (several may carry one value), oldest first.
+    let opening = (entity.active.is_none() && holds).then(|| Opening {
+        more: 0,
+        ..Opening::within(&entity.events, cutoff, count, time, reference)
     });
     judge(entity, holds, opening, context, key, pending);
     false
