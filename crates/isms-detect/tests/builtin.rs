@@ -5,13 +5,13 @@
 //! Each test runs the one rule it is about, through the engine with its default options (30 s of
 //! allowed lateness), so that another rule's detection cannot pass for it; the last test runs the
 //! whole pack over an ordinary day to show the rules do not trip over each other.
-use std::collections::{BTreeSet, HashSet};
-use std::sync::Arc;
+mod common;
 
-use isms_decode::{Decoders, LineDecoder};
+use std::collections::{BTreeSet, HashSet};
+
 use isms_detect::builtin::{BUILTIN_RULE_FILES, builtin_rules};
 use isms_detect::{Detection, DetectionState, Engine, EngineOptions, Lists, Rule};
-use isms_event::{Event, Origin};
+use isms_event::Event;
 
 /// Every built-in rule id, each with a test below. A rule added to the pack without a test here
 /// fails `every_builtin_rule_loads_without_errors_with_a_unique_id_and_a_test`.
@@ -33,35 +33,10 @@ const TESTED_RULES: &[&str] = &[
     "isms-syslog-mark-missing",
 ];
 
-/// When the test logs were read: RFC 3164 lines carry no year, so `Jun  1` is 2026-06-01.
-const RECEIVED: &str = "2026-06-02T00:00:00Z";
-
 /// Decodes a log (one syslog line per line; leading indentation and blank lines are skipped) into
 /// events, in order, as `isms decode` and the file sources do.
 fn events(log: &str) -> Vec<Event> {
-    let received = RECEIVED.parse().unwrap();
-    let mut decoder = LineDecoder::new(
-        Arc::new(Decoders::builtin()),
-        isms_syslog::ParseContext {
-            received,
-            time_zone: jiff::tz::TimeZone::UTC,
-        },
-    );
-    let mut raw = Vec::new();
-    for line in log.lines().map(str::trim_start) {
-        if !line.is_empty() {
-            raw.extend(decoder.push_line(line));
-        }
-    }
-    raw.extend(decoder.finish());
-    let origin = Origin {
-        peer: None,
-        endpoint: "test".to_owned(),
-        key_name: None,
-    };
-    raw.into_iter()
-        .map(|value| isms_event::normalize(value, &origin, received).unwrap())
-        .collect()
+    common::decoded_events(log.lines().map(str::trim_start))
 }
 
 fn pack() -> Vec<Rule> {

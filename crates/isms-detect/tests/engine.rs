@@ -1,8 +1,7 @@
 //! The engine on real log lines: sshd, su, useradd and syslog MARK lines as the decoders make them,
 //! through every kind, chains, lists, bounds and lateness.
-use std::sync::Arc;
+mod common;
 
-use isms_decode::{Decoders, LineDecoder};
 use isms_detect::{
     Detection, DetectionState, Engine, EngineOptions, Lists, Rule, RuleColour, parse_rules,
 };
@@ -10,27 +9,7 @@ use isms_event::{Event, Origin};
 
 /// Decodes syslog lines (RFC 3164, read as of June 2026 in UTC) into events, in order.
 fn events(lines: &[&str]) -> Vec<Event> {
-    let received = "2026-06-02T00:00:00Z".parse().unwrap();
-    let mut decoder = LineDecoder::new(
-        Arc::new(Decoders::builtin()),
-        isms_syslog::ParseContext {
-            received,
-            time_zone: jiff::tz::TimeZone::UTC,
-        },
-    );
-    let mut raw = Vec::new();
-    for line in lines {
-        raw.extend(decoder.push_line(line));
-    }
-    raw.extend(decoder.finish());
-    let origin = Origin {
-        peer: None,
-        endpoint: "test".to_owned(),
-        key_name: None,
-    };
-    raw.into_iter()
-        .map(|value| isms_event::normalize(value, &origin, received).unwrap())
-        .collect()
+    common::decoded_events(lines.iter().copied())
 }
 
 fn rules(yaml: &str) -> Vec<Rule> {

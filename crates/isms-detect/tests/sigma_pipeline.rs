@@ -2,18 +2,19 @@
 //! by isms's own decoders (`../shared/data`: sshd lines, audit.log EXECVE records, Zeek and
 //! Suricata JSON), Windows event logs as JSON tools write them, a rules directory's own
 //! `.pipeline.yml`, and value transformations.
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use isms_decode::{Decoders, LineDecoder};
 use isms_detect::sigma::SigmaFieldMapping;
 use isms_detect::sigma_pipeline::{optional_pipeline, parse_pipeline};
 use isms_detect::{DetectionState, Engine, EngineOptions, Lists, Rule, parse_rules};
 use isms_event::{Event, Origin};
 use serde_json::{Value, json};
 
-const RECEIVED: &str = "2026-06-02T00:00:00Z";
+use common::RECEIVED;
 
 /// `../shared/data`: `ISMS_TEST_SHARED_DATA`, else `shared/data` beside an ancestor of this crate.
 /// `None` when absent, a failure when `CI` is set.
@@ -57,33 +58,12 @@ fn data_text(root: &Path, relative: &str) -> String {
 }
 
 fn origin() -> Origin {
-    Origin {
-        peer: None,
-        endpoint: "test".to_owned(),
-        key_name: None,
-    }
+    common::test_origin()
 }
 
 /// The events isms's decoders make of log lines (syslog, audit.log, JSON records).
 fn decoded_events<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Event> {
-    let received = RECEIVED.parse().unwrap();
-    let mut decoder = LineDecoder::new(
-        Arc::new(Decoders::builtin()),
-        isms_syslog::ParseContext {
-            received,
-            time_zone: jiff::tz::TimeZone::UTC,
-        },
-    );
-    let mut raw = Vec::new();
-    for line in lines {
-        if !line.trim().is_empty() {
-            raw.extend(decoder.push_line(line));
-        }
-    }
-    raw.extend(decoder.finish());
-    raw.into_iter()
-        .map(|value| isms_event::normalize(value, &origin(), received).unwrap())
-        .collect()
+    common::decoded_events(lines)
 }
 
 /// A JSON event as an HTTP sender posts it.
