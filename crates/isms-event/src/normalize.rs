@@ -184,8 +184,8 @@ pub fn normalizes_to_details_only(raw: &Map<String, Value>) -> bool {
     }
     !raw.is_empty()
         && raw.keys().all(|key| {
-            let key = normalize_key(key.clone());
-            !MOZDEF_FIELDS.contains(&key.as_str())
+            let key = stored_key(key);
+            !MOZDEF_FIELDS.contains(&key.as_ref())
                 && !crate::alias::FIELD_ALIASES.iter().any(|alias| {
                     alias.from == key && !matches!(alias.to, crate::alias::AliasTarget::Details(_))
                 })
@@ -638,11 +638,11 @@ pub fn stored_key(key: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn normalize_key(key: String) -> String {
-    if key_needs_normalizing(&key) {
-        key.to_lowercase().replace('.', "_")
-    } else {
-        key
-    }
+    let changed = match stored_key(&key) {
+        std::borrow::Cow::Owned(changed) => Some(changed),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    changed.unwrap_or(key)
 }
 
 /// True if the slot holds a value other than null.
