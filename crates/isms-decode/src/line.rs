@@ -125,6 +125,15 @@ impl LineDecoder {
         vec![event]
     }
 
+    /// Whether a JSON object line holding a member of this key may come out of
+    /// [`LineDecoder::push_line_typed`] changed: the keys a sensor record is recognized by (Suricata's
+    /// `event_type` and `timestamp`, Zeek's `ts`) and the `summary` decoders read. An object line
+    /// with none of them comes out as the object it is, and changes nothing in the decoder, so a
+    /// reader may judge the line before it is decoded (or skip it).
+    pub fn json_key_may_be_decoded(key: &str) -> bool {
+        matches!(key, "event_type" | "timestamp" | "ts" | "summary")
+    }
+
     /// Emits what is still held (audit events waiting for more records), at the end of the input.
     pub fn finish(&mut self) -> Vec<Value> {
         self.audit.flush()
@@ -649,6 +658,39 @@ mod tests {
         let mut events = decoder.push_line(line);
         assert_eq!(events.len(), 1, "{line}");
         events.remove(0)
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// A reader may judge (or skip) an object line before it is decoded when no key of it is one
+        /// `json_key_may_be_decoded` names: the decoder gives it back as the object it is.
+        #[test]
+        fn object_lines_without_a_decoded_key_come_out_as_they_are(
+            members in proptest::collection::btree_map(
+                proptest::sample::select(vec![
+                    "event_type", "timestamp", "ts", "summary", "uid", "_path", "id.orig_h", "id",
+                    "host", "port_num", "processname", "program", "Image", "src_ip", "alert",
+                    "message",
+                ]),
+                proptest::prop_oneof![
+                    proptest::sample::select(vec!["alert", "dns", "sshd", "Failed password for root from 198.51.100.8 port 22 ssh2"]).prop_map(Value::from),
+                    (0u64..100).prop_map(Value::from),
+                    proptest::strategy::Just(serde_json::json!({"orig_h": "10.0.0.1"})),
+                ],
+                1..6,
+            )
+        ) {
+            let object: Map<String, Value> = members
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value))
+                .collect();
+            let line = serde_json::to_string(&object).unwrap();
+            let events = decoder().push_line(&line);
+            if !object.keys().any(|key| LineDecoder::json_key_may_be_decoded(key)) {
+                proptest::prop_assert_eq!(events, vec![Value::Object(object)]);
+            }
+        }
     }
 
     #[test]

@@ -20,15 +20,17 @@ pub mod duration;
 pub mod engine;
 pub mod lists;
 pub mod parameters;
+pub mod prefilter;
 pub mod rule;
 pub mod sigma;
 pub mod sigma_pipeline;
 pub mod template;
 
 pub use detection::{Detection, DetectionState};
-pub use engine::{Engine, EngineOptions, EngineStatistics, EventPrefilter, RuleColour, RuleStatus};
+pub use engine::{Engine, EngineOptions, EngineStatistics, RuleColour, RuleStatus};
 pub use lists::{Lists, NamedList};
 pub use parameters::{KINDS, KindConfig, KindSpec, ParameterSpec, ParameterType};
+pub use prefilter::{EventPrefilter, PrefilterScratch};
 pub use rule::{
     LoadedRules, Rule, RuleDefinition, RuleError, load_directory, load_directory_with_lists,
     load_directory_with_pipelines, parse_rules,

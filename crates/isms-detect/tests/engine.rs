@@ -986,8 +986,15 @@ mod prefilter {
     use proptest::prelude::*;
     use serde_json::json;
 
-    const FIELDS: [&str; 3] = ["details.image", "details.commandline", "details.username"];
-    const TESTS: [&str; 9] = [
+    const FIELDS: [&str; 6] = [
+        "details.image",
+        "details.commandline",
+        "details.username",
+        "details.proc.image",
+        "details.image_path",
+        "details.eventid",
+    ];
+    const TESTS: [&str; 10] = [
         "cmd.exe",
         "*\\\\cmd.exe",
         "*whoami*",
@@ -997,6 +1004,7 @@ mod prefilter {
         "root",
         "4688",
         "*b?b*",
+        "1.5",
     ];
     const VALUES: [&str; 9] = [
         "cmd.exe",
@@ -1008,6 +1016,19 @@ mod prefilter {
         "ROOT",
         "bob",
         "notepad",
+    ];
+    /// Incoming keys: as the rules name them, in capitals, with a dot, aliased (`user` is stored
+    /// as `username` unless that is taken), nesting, and a MozDef field (not judged from the text).
+    const KEYS: [&str; 9] = [
+        "Image",
+        "CommandLine",
+        "User",
+        "user",
+        "username",
+        "Proc",
+        "Image.Path",
+        "EventID",
+        "summary",
     ];
 
     fn query() -> impl Strategy<Value = String> {
@@ -1024,12 +1045,50 @@ mod prefilter {
             })
     }
 
+    fn scalar() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            4 => (0..VALUES.len()).prop_map(|index| json!(VALUES[index])),
+            1 => (0u64..5000).prop_map(|number| json!(number)),
+            1 => Just(json!(4688)),
+            1 => Just(json!(1.5)),
+            1 => Just(json!(-2)),
+            1 => Just(json!(null)),
+            1 => any::<bool>().prop_map(|value| json!(value)),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = serde_json::Value> {
+        scalar().prop_recursive(3, 12, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("Image".to_owned()),
+                        Just("IMAGE".to_owned()),
+                        Just("other".to_owned())
+                    ],
+                    inner,
+                    0..3
+                )
+                .prop_map(|members| serde_json::Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
     fn raw_event() -> impl Strategy<Value = serde_json::Value> {
-        (0..VALUES.len(), 0..VALUES.len(), 0..VALUES.len(), 0u64..5000).prop_map(
-            |(image, command, user, id)| {
-                json!({"Image": VALUES[image], "CommandLine": VALUES[command], "User": VALUES[user], "EventID": id})
-            },
+        proptest::collection::btree_map(
+            prop_oneof![9 => (0..KEYS.len() - 1).prop_map(|index| KEYS[index]), 1 => Just(KEYS[KEYS.len() - 1])],
+            value(),
+            1..6,
         )
+        .prop_map(|members| {
+            serde_json::Value::Object(
+                members
+                    .into_iter()
+                    .map(|(key, value)| (key.to_owned(), value))
+                    .collect(),
+            )
+        })
     }
 
     proptest! {
@@ -1047,25 +1106,86 @@ mod prefilter {
             prop_assert!(errors.is_empty(), "{:?}", errors);
             let mut engine = Engine::new(rules, Lists::default(), EngineOptions { allowed_lateness_micros: 0, max_chain_depth: 5 });
             let prefilter = engine.event_prefilter();
+            // Every rule needs some literal (`*b?b*` one too short to file the rule under, which
+            // still counts here): the test exists.
+            prop_assert!(prefilter.is_some());
+            let prefilter = prefilter.unwrap();
+            let mut scratch = isms_detect::PrefilterScratch::default();
             let origin = Origin { peer: None, endpoint: "test".to_owned(), key_name: None };
             let received = "2026-06-01T00:00:00Z".parse().unwrap();
-            let mut ruled_out = 0;
             for raw in raw_events {
-                let unbuilt = raw.as_object().is_some_and(isms_event::normalizes_to_details_only);
-                prop_assert!(unbuilt, "{}", raw);
-                let out = prefilter.as_ref().is_some_and(|prefilter| !prefilter.may_match(&raw));
-                let event = isms_event::normalize(raw.clone(), &origin, received).unwrap();
+                let details_only = raw.as_object().is_some_and(isms_event::normalizes_to_details_only);
+                // The event read from its text is judged as the parsed one is, and only when
+                // normalization keeps it as details only.
+                let text = serde_json::to_string(&raw).unwrap();
+                let judged = prefilter.judge_json_line(&text, &mut scratch, &|_| true);
+                let may_match = prefilter.may_match(&raw);
+                if details_only {
+                    prop_assert_eq!(judged, Some(may_match), "{}", text);
+                } else {
+                    prop_assert_eq!(judged, None, "{}", text);
+                }
+                let event = match isms_event::normalize(raw.clone(), &origin, received) {
+                    Ok(event) => event,
+                    // Only an event with a MozDef field may be refused (and it is never ruled out).
+                    Err(_) if !details_only => continue,
+                    Err(error) => panic!("{raw} refused: {error}"),
+                };
                 let detections = engine.process(&event);
-                if out {
-                    ruled_out += 1;
+                if details_only && !may_match {
                     prop_assert!(detections.is_empty(), "{} ruled out, but {:?} fired", raw, detections.iter().map(|d| &d.rule_id).collect::<Vec<_>>());
                 }
             }
-            // Every rule needs some literal (`*b?b*` one too short to file the rule under, which still
-            // counts here): the test exists.
-            prop_assert!(prefilter.is_some());
-            let _ = ruled_out;
         }
+    }
+
+    #[test]
+    fn a_line_that_is_not_one_object_of_details_is_not_judged_from_its_text() {
+        let (rules, errors) = parse_rules(
+            "id: r\ntitle: t\nkind: match\nmatch: 'details.image:*\\\\cmd.exe'\n",
+            "r.yml",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let engine = Engine::new(rules, Lists::default(), EngineOptions::default());
+        let prefilter = engine.event_prefilter().unwrap();
+        let mut scratch = isms_detect::PrefilterScratch::default();
+        let mut judge = |line: &str, keeps: &dyn Fn(&str) -> bool| {
+            prefilter.judge_json_line(line, &mut scratch, keeps)
+        };
+        let all = |_: &str| true;
+        assert_eq!(judge(r#"{"Image": "c:\\cmd.exe"}"#, &all), Some(true));
+        assert_eq!(
+            judge(
+                r#"{"Image": "c:\\calc.exe", "x": [1, {"Image": "cmd.exe"}]}"#,
+                &all
+            ),
+            Some(false)
+        );
+        // Escapes in keys and values are read as the parser reads them.
+        assert_eq!(
+            judge(r#"{"Im\u0061ge": "c:\u005ccmd.exe"}"#, &all),
+            Some(true)
+        );
+        for line in [
+            "{}",
+            "[1, 2]",
+            r#"{"Image": "c:\\calc.exe"} trailing"#,
+            r#"{"Image": "c:\\calc.exe""#,
+            r#"{"Image": "c:\\calc.exe", "summary": "a MozDef field"}"#,
+            r#"{"Image": "c:\\calc.exe", "Host": "an alias of hostname"}"#,
+        ] {
+            assert_eq!(judge(line, &all), None, "{line}");
+        }
+        // A key the reader's decoder may change the object for.
+        assert_eq!(
+            judge(r#"{"Image": "c:\\calc.exe", "ts": 1}"#, &|key| key != "ts"),
+            None
+        );
+        // Too deep to walk where a rule looks: not judged (and let through when parsed).
+        let deep = format!("{{\"Image\": {}1{}}}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(judge(&deep, &all), None);
+        let deep_value: serde_json::Value = serde_json::from_str(&deep).unwrap();
+        assert!(prefilter.may_match(&deep_value));
     }
 
     #[test]

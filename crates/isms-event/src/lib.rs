@@ -105,7 +105,8 @@ pub use incoming::IncomingValue;
 pub use json_text::object_text;
 pub use normalize::{
     DEFAULT_CATEGORY, Delivery, Event, EventFields, MAX_DEPTH, MOZDEF_FIELDS, NormalizeError,
-    Origin, normalize, normalize_delivered, normalizes_to_details_only, stored_key,
+    Origin, normalize, normalize_delivered, normalizes_to_details_only, stays_in_details,
+    stored_key,
 };
 pub use severity::Severity;
 pub use time::{TimeError, format_time, micros_of, parse_time, parse_time_value};

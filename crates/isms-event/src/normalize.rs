@@ -183,14 +183,20 @@ pub fn normalizes_to_details_only(raw: &Map<String, Value>) -> bool {
         }
     }
     !raw.is_empty()
-        && raw.keys().all(|key| {
-            let key = stored_key(key);
-            !MOZDEF_FIELDS.contains(&key.as_ref())
-                && !crate::alias::FIELD_ALIASES.iter().any(|alias| {
-                    alias.from == key && !matches!(alias.to, crate::alias::AliasTarget::Details(_))
-                })
-        })
+        && raw.keys().all(|key| stays_in_details(key))
         && raw.values().all(|value| within(value, 2))
+}
+
+/// Whether normalization stores a top-level incoming member of this key under `details` as it
+/// came (at its [`stored_key`], or where a details alias moves it): the key is neither a MozDef
+/// field nor an alias of one. An object of only such keys, nested within [`MAX_DEPTH`], is one
+/// [`normalizes_to_details_only`] accepts.
+pub fn stays_in_details(key: &str) -> bool {
+    let key = stored_key(key);
+    !MOZDEF_FIELDS.contains(&key.as_ref())
+        && !crate::alias::FIELD_ALIASES.iter().any(|alias| {
+            alias.from == key && !matches!(alias.to, crate::alias::AliasTarget::Details(_))
+        })
 }
 
 /// Normalizes one incoming event (see the crate documentation for the rules).

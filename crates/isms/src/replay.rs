@@ -694,15 +694,72 @@ struct FileEvents {
     path: PathBuf,
     delivery: isms_event::Delivery,
     source: FileSource,
-    /// Events decoded and not yet normalized, with where they came from.
-    pending: std::collections::VecDeque<(isms_decode::LineEvent, Place)>,
+    /// Events decoded and not yet normalized, with where they came from and whether the prefilter
+    /// has already let them through (a JSON line judged from its text).
+    pending: std::collections::VecDeque<(isms_decode::LineEvent, Place, bool)>,
     finished: bool,
-    /// Rules out incoming events no rule can match (see `Engine::event_prefilter`).
+    prefilter: Prefiltering,
+}
+
+/// Ruling out, as they are read, the incoming events no rule can match (see
+/// `isms_detect::EventPrefilter`), for as long as it pays.
+struct Prefiltering {
     prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
+    scratch: isms_detect::PrefilterScratch,
     /// Events the prefilter looked at, and those it let through: a file where nearly every event
     /// may match stops asking (the test is then only extra work).
-    prefilter_checked: u64,
-    prefilter_passed: u64,
+    checked: u64,
+    passed: u64,
+}
+
+impl Prefiltering {
+    /// Counts a judgement; after the trial, stops judging when most events pass.
+    fn judged(&mut self, may_match: bool, counts: &ReadCounts) {
+        self.checked += 1;
+        self.passed += u64::from(may_match);
+        if self.checked == PREFILTER_TRIAL && self.passed * 4 > self.checked * 3 {
+            self.prefilter = None;
+        }
+        if !may_match {
+            counts
+                .ruled_out
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Judges a JSON object line from its text, before it is decoded: `Some(false)` to skip it,
+    /// `Some(true)` when it may match, `None` when it was not judged. Only a line the decoder keeps
+    /// as the object it is, and one normalization cannot refuse, is judged (a bad one is reported).
+    fn judge_line(&mut self, line: &str, counts: &ReadCounts) -> Option<bool> {
+        let prefilter = self.prefilter.as_ref()?;
+        let trimmed = line.trim_end_matches(['\n', '\r', '\0']).trim_start();
+        if !trimmed.starts_with('{') {
+            return None;
+        }
+        let may_match = prefilter.judge_json_line(trimmed, &mut self.scratch, &|key| {
+            !isms_decode::LineDecoder::json_key_may_be_decoded(key)
+        })?;
+        self.judged(may_match, counts);
+        Some(may_match)
+    }
+
+    /// Judges a decoded event before it is built; true when it may match (or was not judged).
+    fn judge_event(&mut self, line_event: &isms_decode::LineEvent, counts: &ReadCounts) -> bool {
+        let (Some(prefilter), isms_decode::LineEvent::Raw(raw)) = (&self.prefilter, line_event)
+        else {
+            return true;
+        };
+        // Only events normalization cannot refuse: one it would refuse is reported.
+        if !raw
+            .as_object()
+            .is_some_and(isms_event::normalizes_to_details_only)
+        {
+            return true;
+        }
+        let may_match = prefilter.may_match_with(raw, &mut self.scratch);
+        self.judged(may_match, counts);
+        may_match
+    }
 }
 
 /// Events the prefilter is tried on before the replay judges whether it pays.
@@ -757,9 +814,12 @@ impl FileEvents {
             source,
             pending: std::collections::VecDeque::new(),
             finished: false,
-            prefilter,
-            prefilter_checked: 0,
-            prefilter_passed: 0,
+            prefilter: Prefiltering {
+                prefilter,
+                scratch: isms_detect::PrefilterScratch::default(),
+                checked: 0,
+                passed: 0,
+            },
         })
     }
 
@@ -774,28 +834,9 @@ impl FileEvents {
     /// The next event, reporting (and counting in `counts`) what cannot be read on the way.
     fn next_event(&mut self, counts: &ReadCounts) -> anyhow::Result<Option<Event>> {
         loop {
-            if let Some((line_event, place)) = self.pending.pop_front() {
-                if let (Some(prefilter), isms_decode::LineEvent::Raw(raw)) =
-                    (&self.prefilter, &line_event)
-                    // Only events normalization cannot refuse: one it would refuse is reported.
-                    && raw
-                        .as_object()
-                        .is_some_and(isms_event::normalizes_to_details_only)
-                {
-                    let may_match = prefilter.may_match(raw);
-                    self.prefilter_checked += 1;
-                    self.prefilter_passed += u64::from(may_match);
-                    if self.prefilter_checked == PREFILTER_TRIAL
-                        && self.prefilter_passed * 4 > self.prefilter_checked * 3
-                    {
-                        self.prefilter = None;
-                    }
-                    if !may_match {
-                        counts
-                            .ruled_out
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        continue;
-                    }
+            if let Some((line_event, place, let_through)) = self.pending.pop_front() {
+                if !let_through && !self.prefilter.judge_event(&line_event, counts) {
+                    continue;
                 }
                 match line_event.into_event(&self.delivery) {
                     Ok(event) => return Ok(Some(event)),
@@ -809,8 +850,11 @@ impl FileEvents {
             match &mut self.source {
                 FileSource::Items(items) => match items.pop_front() {
                     Some(FileItem::Event(raw)) => {
-                        self.pending
-                            .push_back((isms_decode::LineEvent::Raw(raw), Place::Item));
+                        self.pending.push_back((
+                            isms_decode::LineEvent::Raw(raw),
+                            Place::Item,
+                            false,
+                        ));
                     }
                     Some(FileItem::Unreadable { place, reason }) => report(counts, place, reason),
                     None => self.finished = true,
@@ -820,33 +864,40 @@ impl FileEvents {
                     decoder,
                     number,
                     buffer,
-                } => match read_bounded_line(input, buffer)? {
-                    None => {
-                        self.pending.extend(
-                            decoder
-                                .finish()
-                                .into_iter()
-                                .map(|raw| (isms_decode::LineEvent::Raw(raw), Place::End)),
-                        );
-                        self.finished = true;
-                    }
-                    Some(line) => {
-                        *number += 1;
-                        let place = Place::Line(*number);
-                        match line {
-                            Ok(text) => self.pending.extend(
-                                decoder
-                                    .push_line_typed(&text)
-                                    .into_iter()
-                                    .map(|line_event| (line_event, place)),
-                            ),
-                            Err(reason) => {
-                                let place = self.place_text(place);
-                                report(counts, place, reason)
+                } => {
+                    match read_bounded_line(input, buffer)? {
+                        None => {
+                            self.pending.extend(
+                                decoder.finish().into_iter().map(|raw| {
+                                    (isms_decode::LineEvent::Raw(raw), Place::End, false)
+                                }),
+                            );
+                            self.finished = true;
+                        }
+                        Some(line) => {
+                            *number += 1;
+                            let place = Place::Line(*number);
+                            match line {
+                                Ok(text) => {
+                                    // A JSON line no rule can match is skipped before it is decoded.
+                                    let judged = self.prefilter.judge_line(&text, counts);
+                                    if judged == Some(false) {
+                                        continue;
+                                    }
+                                    self.pending.extend(
+                                        decoder.push_line_typed(&text).into_iter().map(
+                                            |line_event| (line_event, place, judged.is_some()),
+                                        ),
+                                    );
+                                }
+                                Err(reason) => {
+                                    let place = self.place_text(place);
+                                    report(counts, place, reason)
+                                }
                             }
                         }
                     }
-                },
+                }
             }
         }
     }
@@ -867,11 +918,12 @@ fn report(counts: &ReadCounts, place: String, reason: String) {
 /// Longest line read; longer ones are reported and skipped.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
 
-/// The next line (lossy UTF-8), `Err` for one too long (skipped), `None` at the end.
-fn read_bounded_line(
+/// The next line (lossy UTF-8, borrowed from `buffer` when it is valid), `Err` for one too long
+/// (skipped), `None` at the end.
+fn read_bounded_line<'buffer>(
     input: &mut Box<dyn std::io::BufRead + Send>,
-    buffer: &mut Vec<u8>,
-) -> anyhow::Result<Option<Result<String, String>>> {
+    buffer: &'buffer mut Vec<u8>,
+) -> anyhow::Result<Option<Result<std::borrow::Cow<'buffer, str>, String>>> {
     use std::io::{BufRead, Read};
     buffer.clear();
     let read = (&mut **input)
@@ -895,7 +947,7 @@ fn read_bounded_line(
             "line longer than {MAX_LINE_BYTES} bytes"
         ))));
     }
-    Ok(Some(Ok(String::from_utf8_lossy(buffer).into_owned())))
+    Ok(Some(Ok(String::from_utf8_lossy(buffer))))
 }
 
 /// Whether a file is one JSON document (an array of events, or an object spread over lines) rather

@@ -357,11 +357,12 @@ fn events_no_match_rule_can_take_are_counted_as_replayed_and_bad_ones_still_repo
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(
         rules.join("whoami.yml"),
-        "id: whoami\ntitle: Whoami\nkind: match\nmatch: 'details.image:*\\\\whoami.exe'\n",
+        "id: whoami\ntitle: Whoami\nkind: match\nmatch: 'details.image:*\\\\whoami.exe'\n---\nid: zeek\ntitle: From 10.9.8.7\nkind: match\nmatch: 'details.sourceipaddress:10.9.8.7'\n",
     )
     .unwrap();
-    // Routine events (ruled out unbuilt), one that matches, and one normalization refuses (its
-    // time): the refused one is reported even though no rule could match it.
+    // Routine events (ruled out unbuilt), one that matches, one normalization refuses (its time):
+    // the refused one is reported even though no rule could match it. And a Zeek record, whose
+    // keys no rule names as they are sent, but whose decoded event a rule matches.
     let events = directory.path().join("events.jsonl");
     let mut lines = String::new();
     for index in 0..50 {
@@ -371,11 +372,16 @@ fn events_no_match_rule_can_take_are_counted_as_replayed_and_bad_ones_still_repo
     }
     lines.push_str("{\"Image\": \"C:\\\\Windows\\\\System32\\\\WHOAMI.exe\", \"User\": \"eve\"}\n");
     lines.push_str("{\"Image\": \"C:\\\\agent.exe\", \"utctimestamp\": \"yesterday-ish\"}\n");
+    lines.push_str("{\"ts\": 1780000000.5, \"uid\": \"C1\", \"id.orig_h\": \"10.9.8.7\", \"id.orig_p\": 50000, \"id.resp_h\": \"10.0.0.1\", \"id.resp_p\": 22}\n");
     std::fs::write(&events, lines).unwrap();
     let (detections, stderr) = replay_json(&rules, &events);
-    assert_eq!(detections.len(), 1, "{detections:#?}");
+    let fired: Vec<&str> = detections
+        .iter()
+        .map(|detection| detection["rule_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(fired, ["zeek", "whoami"], "{detections:#?}");
     assert!(
-        stderr.contains("replayed 51 events (1 lines or records not readable"),
+        stderr.contains("replayed 52 events (1 lines or records not readable"),
         "{stderr}"
     );
     assert!(stderr.contains("events.jsonl:52"), "{stderr}");
