@@ -98,7 +98,7 @@ use serde_json::{Map, Value};
 
 pub use audit::{AuditAssembler, AuditRecord, parse_audit_record, syscall_name};
 pub use decoded::Decoded;
-pub use line::{LineDecoder, LineEvent};
+pub use line::{JsonLines, LineDecoder, LineEvent, json_object_text};
 pub use user::{USER_PATTERN_MAX_BYTES, USER_PATTERN_SIZE_LIMIT, UserDecoderSpec};
 
 use user::UserDecoder;

@@ -104,10 +104,8 @@ impl LineDecoder {
         if trimmed.is_empty() {
             return Vec::new();
         }
-        if trimmed.starts_with('{')
-            && let Ok(Value::Object(object)) = serde_json::from_str::<Value>(trimmed)
-        {
-            return vec![LineEvent::Raw(self.json_event(object))];
+        if let Some(raw) = json_line_event(&self.decoders, trimmed) {
+            return vec![LineEvent::Raw(raw)];
         }
         if line.contains("audit(")
             && let Some(record) = parse_audit_record(line)
@@ -151,13 +149,13 @@ impl LineDecoder {
         self.audit.expire(now)
     }
 
-    fn json_event(&self, mut object: Map<String, Value>) -> Value {
-        if let Some(event) = self.decoders.decode_json(&object) {
-            return event;
+    /// What decodes this decoder's JSON object lines, for other threads: such a line needs none of
+    /// the decoder's state and changes none of it, so a reader may decode those lines in parallel
+    /// and pass only the others through [`LineDecoder::push_line_typed`], in order.
+    pub fn json_lines(&self) -> JsonLines {
+        JsonLines {
+            decoders: self.decoders.clone(),
         }
-        // Not a sensor record: kept as it is (perhaps already an event), decoded if it can be.
-        self.decoders.apply(&mut object);
-        Value::Object(object)
     }
 
     /// The typed fields of a text line with what its decoder found, and the line's time when it
@@ -315,6 +313,45 @@ impl LineEvent {
 
 fn raw_events(events: Vec<Value>) -> Vec<LineEvent> {
     events.into_iter().map(LineEvent::Raw).collect()
+}
+
+/// Decodes the lines of a file that are one JSON object each, on any thread (see
+/// [`LineDecoder::json_lines`]).
+#[derive(Clone)]
+pub struct JsonLines {
+    decoders: Arc<Decoders>,
+}
+
+impl JsonLines {
+    /// The raw event of a line that is one JSON object, as [`LineDecoder::push_line_typed`] gives
+    /// it; `None` for any other line, which must go through the decoder in order.
+    pub fn decode(&self, line: &str) -> Option<Value> {
+        json_line_event(&self.decoders, json_object_text(line)?)
+    }
+}
+
+/// The text of a line that may be a JSON object: trimmed as [`LineDecoder::push_line_typed`] trims
+/// lines, and starting with `{`.
+pub fn json_object_text(line: &str) -> Option<&str> {
+    let trimmed = line.trim_end_matches(['\n', '\r', '\0']).trim_start();
+    trimmed.starts_with('{').then_some(trimmed)
+}
+
+/// The raw event of a trimmed line that is one JSON object: a sensor record decoded, any other
+/// object kept as it is (perhaps already an event) and decoded if it can be.
+fn json_line_event(decoders: &Decoders, trimmed: &str) -> Option<Value> {
+    if !trimmed.starts_with('{') {
+        return None;
+    }
+    let Ok(isms_event::IncomingValue(Value::Object(mut object))) = serde_json::from_str(trimmed)
+    else {
+        return None;
+    };
+    if let Some(event) = decoders.decode_json(&object) {
+        return Some(event);
+    }
+    decoders.apply(&mut object);
+    Some(Value::Object(object))
 }
 
 /// Programs that log one connection per process, whose lines may be joined by pid.

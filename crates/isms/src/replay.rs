@@ -24,6 +24,8 @@ use isms_detect::{Detection, DetectionState, Engine, EngineOptions, Lists, Loade
 use isms_event::{Event, Origin};
 use serde_json::Value;
 
+mod lines;
+
 use crate::commands::{
     FileItem, line_decoder, open_input, progress_bar, read_items, terminal_safe, written_at,
 };
@@ -390,6 +392,9 @@ const REORDER_EVENTS: usize = 65_536;
 /// million whole events in memory for files read in order).
 const REORDER_WINDOW_MICROS: i64 = 5 * 60 * 1_000_000;
 
+/// Most threads decoding lines, over all files.
+const MAX_DECODING_THREADS: usize = 4;
+
 /// Events sent from a file's reading thread at a time.
 const BATCH_EVENTS: usize = 1024;
 
@@ -536,9 +541,18 @@ impl MergedEvents {
     ) -> anyhow::Result<MergedEvents> {
         let counts = std::sync::Arc::new(ReadCounts::default());
         let reorder_bound = (REORDER_EVENTS / options.files.len().max(1)).max(1024);
+        // The cores are shared out among the files for decoding their lines.
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let workers = (cores.min(MAX_DECODING_THREADS) / options.files.len().max(1)).max(1);
         let mut readers = Vec::new();
         for path in &options.files {
-            readers.push(FileEvents::open(path, options, prefilter.clone())?);
+            readers.push(FileEvents::open(
+                path,
+                options,
+                prefilter.clone(),
+                &counts,
+                workers,
+            )?);
         }
         let mut files = Vec::new();
         for reader in readers {
@@ -694,84 +708,18 @@ struct FileEvents {
     path: PathBuf,
     delivery: isms_event::Delivery,
     source: FileSource,
-    /// Events decoded and not yet normalized, with where they came from and whether the prefilter
-    /// has already let them through (a JSON line judged from its text).
-    pending: std::collections::VecDeque<(isms_decode::LineEvent, Place, bool)>,
+    /// Events decoded and not yet normalized, with where they came from.
+    pending: std::collections::VecDeque<(isms_decode::LineEvent, Place)>,
     finished: bool,
-    prefilter: Prefiltering,
+    prefilter: lines::Prefiltering,
 }
-
-/// Ruling out, as they are read, the incoming events no rule can match (see
-/// `isms_detect::EventPrefilter`), for as long as it pays.
-struct Prefiltering {
-    prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
-    scratch: isms_detect::PrefilterScratch,
-    /// Events the prefilter looked at, and those it let through: a file where nearly every event
-    /// may match stops asking (the test is then only extra work).
-    checked: u64,
-    passed: u64,
-}
-
-impl Prefiltering {
-    /// Counts a judgement; after the trial, stops judging when most events pass.
-    fn judged(&mut self, may_match: bool, counts: &ReadCounts) {
-        self.checked += 1;
-        self.passed += u64::from(may_match);
-        if self.checked == PREFILTER_TRIAL && self.passed * 4 > self.checked * 3 {
-            self.prefilter = None;
-        }
-        if !may_match {
-            counts
-                .ruled_out
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-
-    /// Judges a JSON object line from its text, before it is decoded: `Some(false)` to skip it,
-    /// `Some(true)` when it may match, `None` when it was not judged. Only a line the decoder keeps
-    /// as the object it is, and one normalization cannot refuse, is judged (a bad one is reported).
-    fn judge_line(&mut self, line: &str, counts: &ReadCounts) -> Option<bool> {
-        let prefilter = self.prefilter.as_ref()?;
-        let trimmed = line.trim_end_matches(['\n', '\r', '\0']).trim_start();
-        if !trimmed.starts_with('{') {
-            return None;
-        }
-        let may_match = prefilter.judge_json_line(trimmed, &mut self.scratch, &|key| {
-            !isms_decode::LineDecoder::json_key_may_be_decoded(key)
-        })?;
-        self.judged(may_match, counts);
-        Some(may_match)
-    }
-
-    /// Judges a decoded event before it is built; true when it may match (or was not judged).
-    fn judge_event(&mut self, line_event: &isms_decode::LineEvent, counts: &ReadCounts) -> bool {
-        let (Some(prefilter), isms_decode::LineEvent::Raw(raw)) = (&self.prefilter, line_event)
-        else {
-            return true;
-        };
-        // Only events normalization cannot refuse: one it would refuse is reported.
-        if !raw
-            .as_object()
-            .is_some_and(isms_event::normalizes_to_details_only)
-        {
-            return true;
-        }
-        let may_match = prefilter.may_match_with(raw, &mut self.scratch);
-        self.judged(may_match, counts);
-        may_match
-    }
-}
-
-/// Events the prefilter is tried on before the replay judges whether it pays.
-const PREFILTER_TRIAL: u64 = 8192;
 
 enum FileSource {
     /// Log lines (syslog text, JSON lines, audit records).
+    /// JSON object lines are decoded on worker threads; the others go through `decoder` in order.
     Lines {
-        input: Box<dyn std::io::BufRead + Send>,
+        lines: lines::ParallelLines,
         decoder: Box<isms_decode::LineDecoder>,
-        number: usize,
-        buffer: Vec<u8>,
     },
     /// One JSON document (an array of events, or objects spread over lines), read whole.
     Items(std::collections::VecDeque<FileItem>),
@@ -782,6 +730,8 @@ impl FileEvents {
         path: &Path,
         options: &ReplayOptions,
         prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
+        counts: &std::sync::Arc<ReadCounts>,
+        workers: usize,
     ) -> anyhow::Result<FileEvents> {
         let received = if path == Path::new("-") {
             jiff::Timestamp::now()
@@ -793,33 +743,34 @@ impl FileEvents {
             endpoint: format!("replay:{}", path.display()),
             key_name: None,
         };
+        let delivery = isms_event::Delivery::new(&origin, received);
         let source = if is_json_document(path)? {
             FileSource::Items(read_items(path)?.into())
         } else {
+            let decoder = line_decoder(
+                options.decoders.as_deref(),
+                &options.time_zone,
+                received,
+                options.program.clone(),
+            )?;
+            let setup = lines::WorkerSetup {
+                json_lines: decoder.json_lines(),
+                delivery: delivery.clone(),
+                prefilter: prefilter.clone(),
+                counts: counts.clone(),
+            };
             FileSource::Lines {
-                input: open_input(path)?,
-                decoder: Box::new(line_decoder(
-                    options.decoders.as_deref(),
-                    &options.time_zone,
-                    received,
-                    options.program.clone(),
-                )?),
-                number: 0,
-                buffer: Vec::new(),
+                lines: lines::ParallelLines::start(open_input(path)?, setup, workers)?,
+                decoder: Box::new(decoder),
             }
         };
         Ok(FileEvents {
             path: path.to_path_buf(),
-            delivery: isms_event::Delivery::new(&origin, received),
+            delivery,
             source,
             pending: std::collections::VecDeque::new(),
             finished: false,
-            prefilter: Prefiltering {
-                prefilter,
-                scratch: isms_detect::PrefilterScratch::default(),
-                checked: 0,
-                passed: 0,
-            },
+            prefilter: lines::Prefiltering::new(prefilter),
         })
     }
 
@@ -834,8 +785,10 @@ impl FileEvents {
     /// The next event, reporting (and counting in `counts`) what cannot be read on the way.
     fn next_event(&mut self, counts: &ReadCounts) -> anyhow::Result<Option<Event>> {
         loop {
-            if let Some((line_event, place, let_through)) = self.pending.pop_front() {
-                if !let_through && !self.prefilter.judge_event(&line_event, counts) {
+            if let Some((line_event, place)) = self.pending.pop_front() {
+                if let isms_decode::LineEvent::Raw(raw) = &line_event
+                    && !self.prefilter.judge_raw(raw, counts)
+                {
                     continue;
                 }
                 match line_event.into_event(&self.delivery) {
@@ -850,54 +803,34 @@ impl FileEvents {
             match &mut self.source {
                 FileSource::Items(items) => match items.pop_front() {
                     Some(FileItem::Event(raw)) => {
-                        self.pending.push_back((
-                            isms_decode::LineEvent::Raw(raw),
-                            Place::Item,
-                            false,
-                        ));
+                        self.pending
+                            .push_back((isms_decode::LineEvent::Raw(raw), Place::Item));
                     }
                     Some(FileItem::Unreadable { place, reason }) => report(counts, place, reason),
                     None => self.finished = true,
                 },
-                FileSource::Lines {
-                    input,
-                    decoder,
-                    number,
-                    buffer,
-                } => {
-                    match read_bounded_line(input, buffer)? {
-                        None => {
-                            self.pending.extend(
-                                decoder.finish().into_iter().map(|raw| {
-                                    (isms_decode::LineEvent::Raw(raw), Place::End, false)
-                                }),
-                            );
-                            self.finished = true;
-                        }
-                        Some(line) => {
-                            *number += 1;
-                            let place = Place::Line(*number);
-                            match line {
-                                Ok(text) => {
-                                    // A JSON line no rule can match is skipped before it is decoded.
-                                    let judged = self.prefilter.judge_line(&text, counts);
-                                    if judged == Some(false) {
-                                        continue;
-                                    }
-                                    self.pending.extend(
-                                        decoder.push_line_typed(&text).into_iter().map(
-                                            |line_event| (line_event, place, judged.is_some()),
-                                        ),
-                                    );
-                                }
-                                Err(reason) => {
-                                    let place = self.place_text(place);
-                                    report(counts, place, reason)
-                                }
-                            }
-                        }
+                FileSource::Lines { lines, decoder } => match lines.next()? {
+                    None => {
+                        self.pending.extend(
+                            decoder
+                                .finish()
+                                .into_iter()
+                                .map(|raw| (isms_decode::LineEvent::Raw(raw), Place::End)),
+                        );
+                        self.finished = true;
                     }
-                }
+                    // A JSON object line, built on a worker thread.
+                    Some(lines::LineOutcome::Event(event)) => return Ok(Some(event)),
+                    Some(lines::LineOutcome::Text { number, text }) => self.pending.extend(
+                        decoder
+                            .push_line_typed(&text)
+                            .into_iter()
+                            .map(|line_event| (line_event, Place::Line(number))),
+                    ),
+                    Some(lines::LineOutcome::Unreadable { number, reason }) => {
+                        report(counts, self.place_text(Place::Line(number)), reason)
+                    }
+                },
             }
         }
     }

@@ -727,3 +727,99 @@ fn expand_placeholders_come_from_the_lists_and_follow_values_rules_add() {
         replay.stderr
     );
 }
+
+/// JSON lines are decoded on worker threads in blocks of lines, the others by the file's decoder in
+/// order: a file of many blocks must replay as one thread reading it would. Its lines mix routine
+/// JSON (ruled out unread), matching JSON, syslog text, an audit event whose records straddle a
+/// block boundary (the decoder's state carries over), a line normalization refuses and one too
+/// long, each reported at its own line number.
+#[test]
+fn a_file_of_many_blocks_replays_as_one_thread_reading_it_would() {
+    let directory = tempfile::tempdir().unwrap();
+    let rules = directory.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("rules.yml"),
+        "id: whoami\ntitle: Whoami\nkind: match\nmatch: 'details.image:*\\\\whoami.exe'\n---\nid: id-run\ntitle: id run\nkind: match\nmatch: 'details.comm:id AND details.syscall:execve'\n",
+    )
+    .unwrap();
+    // 2026-06-01T00:00:00Z; line N is N seconds later.
+    let start = 1_780_272_000i64;
+    let time = |number: i64| {
+        jiff::Timestamp::from_second(start + number)
+            .unwrap()
+            .to_string()
+    };
+    let audit = [
+        "type=SYSCALL msg=audit({T}.100:500): arch=c000003e syscall=59 success=yes exit=0 items=2 ppid=10 pid=11 auid=1000 uid=0 gid=0 comm=\"id\" exe=\"/usr/bin/id\" key=\"exec\"",
+        "type=EXECVE msg=audit({T}.100:500): argc=2 a0=\"id\" a1=\"-u\"",
+        "type=CWD msg=audit({T}.100:500): cwd=\"/root\"",
+        "type=PROCTITLE msg=audit({T}.100:500): proctitle=6964002D75",
+        "type=EOE msg=audit({T}.100:500): ",
+    ];
+    let lines_count = 5000i64;
+    let mut lines = String::new();
+    let mut whoami_lines = Vec::new();
+    for number in 1..=lines_count {
+        let line = match number {
+            // Records 510 to 514: the first block ends at line 512.
+            510..=514 => audit[(number - 510) as usize].replace("{T}", &(start + 510).to_string()),
+            2345 => format!(
+                "{{\"utctimestamp\": \"not a time\", \"Image\": \"C:\\\\agent.exe\", \"n\": {number}}}"
+            ),
+            3000 => format!("{{\"Image\": \"{}\"}}", "x".repeat(1024 * 1024 + 10)),
+            _ if number % 97 == 0 => {
+                whoami_lines.push(number);
+                format!(
+                    "{{\"utctimestamp\": \"{}\", \"Image\": \"C:\\\\Windows\\\\System32\\\\whoami.exe\", \"n\": {number}}}",
+                    time(number)
+                )
+            }
+            _ if number % 5 == 0 => {
+                let stamp = jiff::Timestamp::from_second(start + number).unwrap();
+                format!(
+                    "{} web1 cron[{number}]: (root) CMD (run-parts /etc/cron.hourly)",
+                    stamp.strftime("%b %e %H:%M:%S")
+                )
+            }
+            _ => format!(
+                "{{\"utctimestamp\": \"{}\", \"Image\": \"C:\\\\Program Files\\\\agent.exe\", \"n\": {number}}}",
+                time(number)
+            ),
+        };
+        lines.push_str(&line);
+        lines.push('\n');
+    }
+    let events = directory.path().join("events.log");
+    std::fs::write(&events, lines).unwrap();
+    let (detections, stderr) = replay_json(&rules, &events);
+    let whoami: Vec<i64> = detections
+        .iter()
+        .filter(|detection| detection["rule_id"] == "whoami")
+        .map(|detection| (detection["detected_micros"].as_i64().unwrap() / 1_000_000) - start)
+        .collect();
+    assert_eq!(whoami, whoami_lines, "{stderr}");
+    let id_runs: Vec<&Value> = detections
+        .iter()
+        .filter(|detection| detection["rule_id"] == "id-run")
+        .collect();
+    assert_eq!(id_runs.len(), 1, "{detections:#?}");
+    assert_eq!(
+        id_runs[0]["detected_micros"].as_i64().unwrap(),
+        (start + 510) * 1_000_000 + 100_000
+    );
+    // The audit event's five lines make one event; two lines are not readable.
+    let replayed = lines_count - 2 - 5 + 1;
+    assert!(
+        stderr.contains(&format!(
+            "replayed {replayed} events (2 lines or records not readable)"
+        )),
+        "{stderr}"
+    );
+    let path = events.display().to_string();
+    assert!(stderr.contains(&format!("{path}:2345: ")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{path}:3000: line longer than")),
+        "{stderr}"
+    );
+}
