@@ -600,11 +600,8 @@ pub fn chain_problems(rules: &[Rule]) -> Vec<RuleError> {
         .collect();
     let mut problems = Vec::new();
     for rule in rules {
-        let Ok(predicate) = isms_query::parse(&rule.definition.query) else {
-            continue;
-        };
         let mut named = Vec::new();
-        rule_ids_required(&predicate, &mut named);
+        rule_ids_required(&rule.ir, &mut named);
         for id in named {
             if !known.contains(&id.to_ascii_lowercase()) {
                 problems.push(RuleError {

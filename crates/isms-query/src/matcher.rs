@@ -328,16 +328,48 @@ fn contains_ignoring_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
 /// dozen bytes, where the lazy DFA is as fast.
 pub(crate) type Regex = regex_automata::meta::Regex;
 
-/// Builds a test's regex within [`REGEX_SIZE_LIMIT`] (the same engine and limits `regex` uses).
+/// Regexes built last on this thread, kept for [`build_regex`]: a query's regexes and globs are
+/// built when it is parsed (to report one too big at its place) and again when it is compiled,
+/// and building one was most of the time a thousand Sigma rules took to load.
+const RECENT_REGEXES: usize = 32;
+
+thread_local! {
+    static RECENT: std::cell::RefCell<std::collections::VecDeque<(String, Regex)>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+}
+
+/// Builds a test's regex within [`REGEX_SIZE_LIMIT`] (the same engine and limits `regex` uses),
+/// or gives back the same one built a moment ago on this thread (a regex is shared, not copied).
 pub(crate) fn build_regex(pattern: &str) -> Result<Regex, Box<regex_automata::meta::BuildError>> {
-    regex_automata::meta::Builder::new()
+    if let Some(regex) = RECENT.with_borrow(|recent| {
+        recent
+            .iter()
+            .find(|(built, _)| built == pattern)
+            .map(|(_, regex)| regex.clone())
+    }) {
+        return Ok(regex);
+    }
+    let regex = regex_automata::meta::Builder::new()
         .configure(
             regex_automata::meta::Config::new()
                 .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
                 .dfa(false),
         )
         .build(pattern)
-        .map_err(Box::new)
+        .map_err(Box::new)?;
+    RECENT.with_borrow_mut(|recent| {
+        if recent.len() == RECENT_REGEXES {
+            recent.pop_front();
+        }
+        recent.push_back((pattern.to_owned(), regex.clone()));
+    });
+    Ok(regex)
+}
+
+/// Whether the matcher runs an IR glob as a regex: any glob but a literal with stars only at its
+/// ends (compared byte by byte, see `Affix`).
+pub(crate) fn glob_needs_regex(pattern: &str) -> bool {
+    affix_of(pattern).is_none()
 }
 
 /// Compiles an IR glob (the parser checks its globs with this too), within [`REGEX_SIZE_LIMIT`].

@@ -968,9 +968,13 @@ impl Parser {
         })
     }
 
-    /// A glob is run as a regex (see [`crate::matcher`]); one too large to compile is refused here, with
-    /// its position, rather than when the predicate is compiled.
+    /// A glob other than a literal with stars at its ends is run as a regex (see
+    /// [`crate::matcher`]); one too large to compile is refused here, with its position, rather
+    /// than when the predicate is compiled. (Literals are compared as they are: nothing to build.)
     fn check_glob(&self, pattern: &str, position: usize) -> Result<(), ParseError> {
+        if !crate::matcher::glob_needs_regex(pattern) {
+            return Ok(());
+        }
         match crate::matcher::compile_glob(pattern) {
             Ok(_) => Ok(()),
             Err(error) => Err(self.error(
