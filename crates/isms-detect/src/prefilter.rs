@@ -35,8 +35,8 @@ const MAX_WALK_DEPTH: usize = 64;
 /// A test of an incoming event that is false only when no rule can match it (see the module
 /// documentation). Made by `Engine::event_prefilter`.
 pub struct EventPrefilter {
-    /// The node of `details`: every path a rule is filed under starts there.
-    root: PathNode,
+    /// The nodes of the paths rules are filed under; the first is `details`, where they all start.
+    nodes: Vec<PathNode>,
     /// Per alternative, the rules with a set it is in.
     rules_of: Vec<Vec<usize>>,
     /// Per rule, its sets of alternatives (each must have one that holds).
@@ -47,8 +47,18 @@ pub struct EventPrefilter {
 #[derive(Default)]
 struct PathNode {
     tests: Option<PathTests>,
-    children: HashMap<String, PathNode, Hasher>,
+    children: HashMap<String, NodeId, Hasher>,
 }
+
+/// A node's place in [`EventPrefilter::nodes`].
+type NodeId = u32;
+
+/// The node every path starts at: `details`.
+const ROOT: NodeId = 0;
+
+/// Most top-level keys a scratch remembers the nodes of (past that it forgets them all: a log
+/// whose keys never repeat).
+const MAX_REMEMBERED_KEYS: usize = 4096;
 
 /// The alternatives of one path.
 struct PathTests {
@@ -67,6 +77,10 @@ pub struct PrefilterScratch {
     touched: Vec<usize>,
     lowered: String,
     number: String,
+    /// Top-level incoming keys seen before, and their nodes (`None`: not stored under `details`
+    /// as sent). Most logs repeat the same few keys: looking them up again made a lowercase copy
+    /// of each and searched the alias and MozDef tables, per key of every event.
+    top_keys: HashMap<Box<str>, Option<Nodes>, Hasher>,
 }
 
 impl PrefilterScratch {
@@ -88,26 +102,18 @@ impl PrefilterScratch {
 
 /// The nodes a value's path reaches: one, or two where a details alias may also have moved it.
 #[derive(Clone, Copy, Default)]
-struct Nodes<'a> {
-    first: Option<&'a PathNode>,
-    second: Option<&'a PathNode>,
+struct Nodes {
+    first: Option<NodeId>,
+    second: Option<NodeId>,
 }
 
-impl<'a> Nodes<'a> {
+impl Nodes {
     fn is_empty(&self) -> bool {
         self.first.is_none() && self.second.is_none()
     }
 
-    fn iter(self) -> impl Iterator<Item = &'a PathNode> {
+    fn iter(self) -> impl Iterator<Item = NodeId> {
         self.first.into_iter().chain(self.second)
-    }
-
-    /// The nodes of a key (as stored) below these.
-    fn child(self, key: &str) -> Nodes<'a> {
-        Nodes {
-            first: self.first.and_then(|node| node.children.get(key)),
-            second: self.second.and_then(|node| node.children.get(key)),
-        }
     }
 }
 
@@ -164,7 +170,7 @@ impl EventPrefilter {
                 Alternative::Contains(..) => literals.push((text.clone(), id)),
             }
         }
-        let mut root = PathNode::default();
+        let mut nodes = vec![PathNode::default()];
         for (path, (values, literals)) in gathered {
             let literals = if literals.is_empty() {
                 None
@@ -175,14 +181,22 @@ impl EventPrefilter {
                     .ok()?;
                 Some((automaton, literals.into_iter().map(|(_, id)| id).collect()))
             };
-            let mut node = &mut root;
+            let mut node = ROOT;
             for key in path {
-                node = node.children.entry(key.clone()).or_default();
+                let next = nodes.len() as NodeId;
+                let child = *nodes[node as usize]
+                    .children
+                    .entry(key.clone())
+                    .or_insert(next);
+                if child == next {
+                    nodes.push(PathNode::default());
+                }
+                node = child;
             }
-            node.tests = Some(PathTests { values, literals });
+            nodes[node as usize].tests = Some(PathTests { values, literals });
         }
         Some(EventPrefilter {
-            root,
+            nodes,
             rules_of,
             rule_sets,
         })
@@ -201,7 +215,7 @@ impl EventPrefilter {
         };
         scratch.begin(self.rules_of.len());
         for (key, value) in map {
-            let nodes = self.top_nodes(key);
+            let nodes = self.top_nodes(key).unwrap_or_default();
             if !nodes.is_empty() && self.walk_value(value, nodes, scratch, 1, false) {
                 return true;
             }
@@ -236,9 +250,35 @@ impl EventPrefilter {
         }
     }
 
+    /// The nodes of a key (as stored) below `nodes`.
+    fn child(&self, nodes: Nodes, key: &str) -> Nodes {
+        let child_of = |node: NodeId| self.nodes[node as usize].children.get(key).copied();
+        Nodes {
+            first: nodes.first.and_then(child_of),
+            second: nodes.second.and_then(child_of),
+        }
+    }
+
+    /// The nodes of a top-level incoming key as a scratch remembers them ([`Self::top_nodes`]).
+    fn remembered_top_nodes(&self, key: &str, scratch: &mut PrefilterScratch) -> Option<Nodes> {
+        if let Some(&nodes) = scratch.top_keys.get(key) {
+            return nodes;
+        }
+        let nodes = self.top_nodes(key);
+        if scratch.top_keys.len() >= MAX_REMEMBERED_KEYS {
+            scratch.top_keys.clear();
+        }
+        scratch.top_keys.insert(key.into(), nodes);
+        nodes
+    }
+
     /// The nodes of a top-level incoming key: where normalization stores it, and where a details
-    /// alias may move it (`user` to `username`; it stays when the target is taken: both are read).
-    fn top_nodes(&self, key: &str) -> Nodes<'_> {
+    /// alias may move it (`user` to `username`; it stays when the target is taken: both are read);
+    /// `None` when normalization does not keep it under `details` as sent.
+    fn top_nodes(&self, key: &str) -> Option<Nodes> {
+        if !isms_event::stays_in_details(key) {
+            return None;
+        }
         let key = isms_event::stored_key(key);
         let alias = isms_event::FIELD_ALIASES
             .iter()
@@ -248,10 +288,11 @@ impl EventPrefilter {
                 }
                 _ => None,
             });
-        Nodes {
-            first: self.root.children.get(key.as_ref()),
-            second: alias.and_then(|target| self.root.children.get(target)),
-        }
+        let root = &self.nodes[ROOT as usize];
+        Some(Nodes {
+            first: root.children.get(key.as_ref()).copied(),
+            second: alias.and_then(|target| root.children.get(target).copied()),
+        })
     }
 
     /// Marks the alternatives `value` holds at `nodes`; true when too deep to tell. Objects inside
@@ -259,7 +300,7 @@ impl EventPrefilter {
     fn walk_value(
         &self,
         value: &Value,
-        nodes: Nodes<'_>,
+        nodes: Nodes,
         scratch: &mut PrefilterScratch,
         depth: usize,
         in_array: bool,
@@ -270,7 +311,7 @@ impl EventPrefilter {
         match value {
             Value::Object(_) if in_array => false,
             Value::Object(map) => map.iter().any(|(key, value)| {
-                let next = nodes.child(&isms_event::stored_key(key));
+                let next = self.child(nodes, &isms_event::stored_key(key));
                 !next.is_empty() && self.walk_value(value, next, scratch, depth + 1, false)
             }),
             Value::Array(items) => items
@@ -286,9 +327,9 @@ impl EventPrefilter {
     }
 
     /// Marks the alternatives `text`, a value at `nodes`, holds.
-    fn test_scalar(&self, nodes: Nodes<'_>, text: &str, scratch: &mut PrefilterScratch) {
+    fn test_scalar(&self, nodes: Nodes, text: &str, scratch: &mut PrefilterScratch) {
         for node in nodes.iter() {
-            let Some(tests) = &node.tests else {
+            let Some(tests) = &self.nodes[node as usize].tests else {
                 continue;
             };
             if let Some((automaton, ids)) = &tests.literals {
@@ -387,10 +428,13 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
         let mut members = 0usize;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             members += 1;
-            if !isms_event::stays_in_details(&key) || !(self.keeps_key)(&key) {
+            let Some(nodes) = self
+                .prefilter
+                .remembered_top_nodes(&key, self.scratch)
+                .filter(|_| (self.keeps_key)(&key))
+            else {
                 return Err(serde::de::Error::custom(Unjudged));
-            }
-            let nodes = self.prefilter.top_nodes(&key);
+            };
             if nodes.is_empty() {
                 map.next_value::<IgnoredAny>()?;
             } else {
@@ -415,7 +459,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
 struct ValueSeed<'p, 's> {
     prefilter: &'p EventPrefilter,
     scratch: &'s mut PrefilterScratch,
-    nodes: Nodes<'p>,
+    nodes: Nodes,
     depth: usize,
     in_array: bool,
 }
@@ -496,7 +540,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
             return Ok(());
         }
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let next = self.nodes.child(&isms_event::stored_key(&key));
+            let next = self
+                .prefilter
+                .child(self.nodes, &isms_event::stored_key(&key));
             if next.is_empty() {
                 map.next_value::<IgnoredAny>()?;
             } else {
