@@ -3,6 +3,8 @@
 //! Every detection is also an event (category `alert`) so that it is stored, searched and shown like
 //! any other, and so that it re-enters detection: rules can build on other rules' output (seed 002's
 //! login → remote login → outside-domain login chain).
+use std::sync::Arc;
+
 use isms_event::{Event, Origin, Severity, format_time};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -39,11 +41,12 @@ pub struct Detection {
     /// For a cleared detection, the id of the detection it clears.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clears: Option<String>,
-    pub rule_id: String,
-    pub rule_title: String,
+    /// The rule's id, title and tags, shared with the rule (a rule may fire millions of times).
+    pub rule_id: Arc<str>,
+    pub rule_title: Arc<str>,
     pub kind: &'static str,
     pub severity: &'static str,
-    pub tags: Vec<String>,
+    pub tags: Arc<[String]>,
     pub state: DetectionState,
     /// The group key, field by field (empty for rules without one).
     pub group: Vec<(String, String)>,
@@ -141,7 +144,7 @@ impl Detection {
             category: Some("alert".to_owned()),
             source: Some("isms-detect".to_owned()),
             utctimestamp_micros: Some(self.detected_micros),
-            tags: self.tags.clone(),
+            tags: self.tags.to_vec(),
             details: match details {
                 Value::Object(map) => map,
                 _ => unreachable!("details is built as an object"),
@@ -240,11 +243,11 @@ mod tests {
         let detection = Detection {
             id: String::new(),
             clears: Some("0190-earlier".to_owned()),
-            rule_id: "ssh-Brute".to_owned(),
-            rule_title: "SSH brute force".to_owned(),
+            rule_id: "ssh-Brute".into(),
+            rule_title: "SSH brute force".into(),
             kind: "threshold",
             severity: "ERROR",
-            tags: vec!["ssh".to_owned(), "sigma:abc".to_owned()],
+            tags: vec!["ssh".to_owned(), "sigma:abc".to_owned()].into(),
             state: DetectionState::Cleared,
             group: vec![
                 ("details.sourceipaddress".to_owned(), "10.0.0.1".to_owned()),

@@ -1082,12 +1082,14 @@ impl Engine {
         } else {
             None
         };
+        // The fields the candidates test are looked up in the event once.
+        let mut lookups = isms_query::FieldLookups::new(&event.document);
         for &index in &candidates {
             let runtime = &mut self.rules[index];
             if own_rule == Some(runtime.rule.id()) {
                 continue;
             }
-            if !runtime.rule.predicate.matches(&event.document) {
+            if !runtime.rule.predicate.matches_with(&mut lookups) {
                 continue;
             }
             runtime.matched += 1;
@@ -1361,11 +1363,11 @@ impl Engine {
         let mut detection = Detection {
             id: String::new(),
             clears: item.clears,
-            rule_id: rule.id().to_owned(),
-            rule_title: rule.definition.title.clone(),
+            rule_id: rule.shared.id.clone(),
+            rule_title: rule.shared.title.clone(),
             kind: rule.kind.kind_name(),
             severity: rule.severity.name(),
-            tags: rule.definition.tags.clone(),
+            tags: rule.shared.tags.clone(),
             state: item.state,
             group,
             count: item.count,

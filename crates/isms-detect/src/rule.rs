@@ -97,6 +97,17 @@ pub struct Rule {
     pub add_to_list: Option<(String, FieldPath)>,
     /// Where it came from: a file path, `built-in` or `api`.
     pub source: String,
+    /// The definition's id, title and tags as every detection of the rule shares them.
+    pub shared: SharedRuleText,
+}
+
+/// A rule's id, title and tags, made once and shared by its detections (a rule may fire millions of
+/// times; each detection copied them).
+#[derive(Debug, Clone)]
+pub struct SharedRuleText {
+    pub id: std::sync::Arc<str>,
+    pub title: std::sync::Arc<str>,
+    pub tags: std::sync::Arc<[String]>,
 }
 
 /// Why a rule was not loaded.
@@ -177,6 +188,11 @@ impl Rule {
             template,
             add_to_list,
             source: source.to_owned(),
+            shared: SharedRuleText {
+                id: definition.id.as_str().into(),
+                title: definition.title.as_str().into(),
+                tags: definition.tags.as_slice().into(),
+            },
             definition,
         })
     }

@@ -119,7 +119,7 @@ impl Template {
 
     /// The message for `event` (the event that made the rule fire, if any).
     pub fn render(&self, event: Option<&Map<String, Value>>, values: &MessageValues<'_>) -> String {
-        let mut text = String::new();
+        let mut text = String::with_capacity(96);
         for piece in &self.pieces {
             match piece {
                 Piece::Text(literal) => text.push_str(literal),
@@ -155,12 +155,10 @@ impl Template {
     }
 }
 
-fn first_scalar(value: &Value) -> Option<String> {
+fn first_scalar(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
     match value {
-        Value::Array(items) => items
-            .iter()
-            .find_map(|item| render_scalar(item).map(|text| text.into_owned())),
-        other => render_scalar(other).map(|text| text.into_owned()),
+        Value::Array(items) => items.iter().find_map(render_scalar),
+        other => render_scalar(other),
     }
 }
 

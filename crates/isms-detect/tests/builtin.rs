@@ -169,7 +169,7 @@ fn five_failed_passwords_for_one_user_fire_once_counting_attempts_not_log_lines(
     assert_eq!(detections.len(), 1, "{detections:#?}");
     let detection = &detections[0];
     assert_eq!(detection.state, DetectionState::Fired);
-    assert_eq!(detection.rule_id, "isms-auth-failures-per-user");
+    assert_eq!(&*detection.rule_id, "isms-auth-failures-per-user");
     assert_eq!(detection.group, group(&[("details.username", "root")]));
     assert_eq!(detection.count, 5);
     assert_eq!(detection.related_event_ids.len(), 5);
@@ -248,7 +248,7 @@ fn more_than_five_failures_from_one_source_fire_at_the_sixth_whatever_the_user_n
     let detections = run(&mut engine, &sixth);
     assert_eq!(detections.len(), 1, "{detections:#?}");
     let detection = &detections[0];
-    assert_eq!(detection.rule_id, "isms-auth-failures-per-source");
+    assert_eq!(&*detection.rule_id, "isms-auth-failures-per-source");
     assert_eq!(
         detection.group,
         group(&[("details.sourceipaddress", "198.51.100.23")])
@@ -300,7 +300,7 @@ fn five_failures_then_a_success_from_one_source_fire_for_the_account_that_got_in
     let detections = run(&mut engine, attack);
     assert_eq!(detections.len(), 1, "{detections:#?}");
     let detection = &detections[0];
-    assert_eq!(detection.rule_id, "isms-auth-failures-then-success");
+    assert_eq!(&*detection.rule_id, "isms-auth-failures-then-success");
     assert_eq!(
         detection.group,
         group(&[("details.sourceipaddress", "203.0.113.50")])
@@ -382,7 +382,10 @@ fn a_root_login_from_a_host_not_in_root_login_hosts_fires_and_listed_hosts_do_no
     engine.lists_mut().add("root-login-hosts", "192.0.2.10");
     let detections = run(&mut engine, ROOT_LOGINS);
     assert_eq!(detections.len(), 1, "{detections:#?}");
-    assert_eq!(detections[0].rule_id, "isms-auth-root-login-unlisted-host");
+    assert_eq!(
+        &*detections[0].rule_id,
+        "isms-auth-root-login-unlisted-host"
+    );
     assert_eq!(
         detections[0].message,
         "root logged in on db1 from 203.0.113.9, which is not in list root-login-hosts (sshd, password)"
@@ -836,7 +839,7 @@ fn the_whole_pack_on_an_ordinary_day_fires_only_the_sudo_notice() {
     detections.extend(engine.finish());
     let rules: Vec<&str> = detections
         .iter()
-        .map(|detection| detection.rule_id.as_str())
+        .map(|detection| &*detection.rule_id)
         .collect();
     assert_eq!(rules, vec!["isms-priv-sudo-as-root"], "{detections:#?}");
     assert_eq!(engine.statistics().chain_stops, 0);

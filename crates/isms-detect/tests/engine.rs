@@ -81,7 +81,7 @@ fn a_threshold_fires_once_attaches_further_events_and_clears_when_the_window_emp
     assert_eq!(fired.len(), 1, "{fired:#?}");
     let detection = &fired[0];
     assert_eq!(detection.state, DetectionState::Fired);
-    assert_eq!(detection.rule_id, "failures-per-user");
+    assert_eq!(&*detection.rule_id, "failures-per-user");
     assert_eq!(
         detection.group,
         vec![("details.username".to_owned(), "root".to_owned())]
@@ -441,7 +441,7 @@ parameters: {field: details.sourceipaddress, list: blocklist}
     );
     let rules: Vec<(&str, DetectionState)> = detections
         .iter()
-        .map(|detection| (detection.rule_id.as_str(), detection.state))
+        .map(|detection| (&*detection.rule_id, detection.state))
         .collect();
     // The probe's own count clears once its minute has passed, before the login is looked up.
     assert_eq!(
@@ -487,7 +487,7 @@ match: 'category:alert'
     );
     let chain: Vec<(&str, u32)> = detections
         .iter()
-        .map(|detection| (detection.rule_id.as_str(), detection.depth))
+        .map(|detection| (&*detection.rule_id, detection.depth))
         .collect();
     // failures-per-user (0) -> brute-force-on-root and the two every-alert rules (1) -> each
     // every-alert rule on the other's detections and on brute-force-on-root's (2) ... a loop between
@@ -509,7 +509,7 @@ match: 'category:alert'
     }
     let root = detections
         .iter()
-        .find(|detection| detection.rule_id == "brute-force-on-root")
+        .find(|detection| &*detection.rule_id == "brute-force-on-root")
         .unwrap();
     assert_eq!(root.related_event_ids, vec![detections[0].id.clone()]);
 }
@@ -552,10 +552,10 @@ match: 'details.username:root AND NOT details.sourceport:*'
     let detections = run(&mut chained, &events);
     let fed_back = detections
         .iter()
-        .find(|detection| detection.rule_id == "root-anywhere")
+        .find(|detection| &*detection.rule_id == "root-anywhere")
         .expect("the detection was fed back");
     let parent = &detections[0];
-    assert_eq!(parent.rule_id, "failures-per-user");
+    assert_eq!(&*parent.rule_id, "failures-per-user");
     assert_eq!(parent.event.as_ref().unwrap().id, parent.id);
     assert_eq!(fed_back.related_event_ids, vec![parent.id.clone()]);
 }
@@ -814,7 +814,7 @@ mod dispatch {
             for event in &events {
                 for detection in engine.process(event) {
                     if detection.depth == 0 {
-                        fired.insert((detection.related_event_ids[0].clone(), detection.rule_id.clone()));
+                        fired.insert((detection.related_event_ids[0].clone(), detection.rule_id.to_string()));
                     }
                 }
             }

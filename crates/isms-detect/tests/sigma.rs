@@ -452,7 +452,7 @@ fn fired(rules: Vec<Rule>, events: &[Event]) -> Vec<String> {
     for event in events {
         for detection in engine.process(event) {
             if detection.state == isms_detect::DetectionState::Fired {
-                fired.push(detection.rule_id);
+                fired.push(detection.rule_id.to_string());
             }
         }
     }
@@ -998,7 +998,7 @@ fn detections_of(rules: Vec<Rule>, events: &[Event]) -> Vec<(String, &'static st
     for event in events {
         for detection in engine.process(event) {
             found.push((
-                detection.rule_id.clone(),
+                detection.rule_id.to_string(),
                 detection.state.name(),
                 detection.group_text(),
             ));

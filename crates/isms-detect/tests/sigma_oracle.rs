@@ -411,7 +411,7 @@ impl Engines {
             .process(&event)
             .iter()
             .filter_map(|detection| {
-                (0..RULES.len()).find(|index| isms_id(*index) == detection.rule_id)
+                (0..RULES.len()).find(|index| *isms_id(*index) == *detection.rule_id)
             })
             .collect();
         (oracle, isms)
@@ -748,7 +748,7 @@ correlation:
                 let made: Vec<(String, DetectionState)> = isms
                     .process(&event)
                     .into_iter()
-                    .map(|detection| (detection.rule_title, detection.state))
+                    .map(|detection| (detection.rule_title.to_string(), detection.state))
                     .collect();
                 for (name, _, _) in CORRELATIONS {
                     let Some(group) = group_of(name, raw) else {

@@ -299,23 +299,19 @@ pub fn contains_scalar(value: &serde_json::Value) -> bool {
 pub fn for_each_scalar<'a>(
     document: &'a serde_json::Map<String, serde_json::Value>,
     path: &FieldPath,
+    visit: impl FnMut(&'a serde_json::Value),
+) {
+    if let Some(value) = value_at(document, path) {
+        for_each_scalar_of(value, visit);
+    }
+}
+
+/// The scalars [`for_each_scalar`] visits for the value found at a path: the value itself, or
+/// the scalar elements of an array.
+pub fn for_each_scalar_of<'a>(
+    current: &'a serde_json::Value,
     mut visit: impl FnMut(&'a serde_json::Value),
 ) {
-    let Some((first, rest)) = path.0.split_first() else {
-        return;
-    };
-    let Some(mut current) = document.get(first) else {
-        return;
-    };
-    for segment in rest {
-        match current {
-            serde_json::Value::Object(object) => match object.get(segment) {
-                Some(next) => current = next,
-                None => return,
-            },
-            _ => return,
-        }
-    }
     match current {
         serde_json::Value::Array(elements) => {
             for element in elements {

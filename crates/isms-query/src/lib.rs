@@ -19,5 +19,5 @@ pub mod network;
 pub mod parser;
 
 pub use ir::{Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, TimeComponent};
-pub use matcher::{CompileError, CompiledPredicate};
+pub use matcher::{CompileError, CompiledPredicate, FieldLookups, PathId, path_id};
 pub use parser::{ParseError, parse, to_query_string};

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::ir::{
     Bound, FieldPath, FieldTest, Predicate, RangeKind, TextTest, TimeComponent, contains_scalar,
-    for_each_scalar, is_numeric_text, render_scalar, value_at,
+    for_each_scalar, for_each_scalar_of, is_numeric_text, render_scalar, value_at,
 };
 use crate::network::{IpNetwork, text_is_in_network};
 use crate::parser::{REGEX_SIZE_LIMIT, compile_anchored};
@@ -80,7 +80,12 @@ enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Not(Box<Node>),
-    Field { path: FieldPath, test: Test },
+    Field {
+        path: FieldPath,
+        /// The path's number, under which an event's value there is looked up once.
+        id: PathId,
+        test: Test,
+    },
     Text(Text),
     Never,
 }
@@ -126,11 +131,73 @@ impl CompiledPredicate {
 
     /// Whether `document` (an event) satisfies the predicate.
     pub fn matches(&self, document: &Map<String, Value>) -> bool {
-        let context = Context {
+        self.matches_with(&mut FieldLookups::new(document))
+    }
+
+    /// Whether the event of `lookups` satisfies the predicate; the fields it reads are looked up
+    /// once for all the predicates run on the same `lookups` (many rules test the same fields).
+    pub fn matches_with(&self, lookups: &mut FieldLookups<'_>) -> bool {
+        evaluate(&self.root, lookups)
+    }
+}
+
+/// A field path's number: equal paths have the same one in this process (see [`FieldLookups`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PathId(u32);
+
+/// The number of `path`, the same for every equal path in this process.
+pub fn path_id(path: &FieldPath) -> PathId {
+    static NUMBERS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<FieldPath, u32>>,
+    > = std::sync::OnceLock::new();
+    let mut numbers = NUMBERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let next = numbers.len() as u32;
+    PathId(*numbers.entry(path.clone()).or_insert(next))
+}
+
+/// Most paths of one event [`FieldLookups`] remembers (others are looked up each time).
+const REMEMBERED_PATHS: usize = 32;
+
+/// One event's field values as the predicates run on it read them: each path is looked up in the
+/// document once, however many predicates test it (with a thousand rules, the same few fields were
+/// looked up in the event's maps a hundred times per event). Also the summary's words, split once.
+pub struct FieldLookups<'a> {
+    document: &'a Map<String, Value>,
+    found: Vec<(PathId, Option<&'a Value>)>,
+    /// The summary's words (as slices of the original text, not yet lowercased), computed on first use.
+    summary_words: OnceCell<Vec<&'a str>>,
+}
+
+impl<'a> FieldLookups<'a> {
+    pub fn new(document: &'a Map<String, Value>) -> FieldLookups<'a> {
+        FieldLookups {
             document,
+            found: Vec::new(),
             summary_words: OnceCell::new(),
-        };
-        evaluate(&self.root, &context)
+        }
+    }
+
+    /// The value at `path` (numbered `id`), as [`value_at`] finds it.
+    pub fn value(&mut self, path: &FieldPath, id: PathId) -> Option<&'a Value> {
+        if let Some((_, value)) = self.found.iter().find(|(found, _)| *found == id) {
+            return *value;
+        }
+        let value = value_at(self.document, path);
+        if self.found.len() < REMEMBERED_PATHS {
+            self.found.push((id, value));
+        }
+        value
+    }
+
+    fn summary_words(&self) -> &[&'a str] {
+        self.summary_words
+            .get_or_init(|| match self.document.get("summary") {
+                Some(Value::String(summary)) => word_runs(summary),
+                _ => Vec::new(),
+            })
     }
 }
 
@@ -161,6 +228,7 @@ fn compile_node(predicate: &Predicate, depth: usize) -> Result<Node, CompileErro
         Predicate::Field { field, test } => match compile_test(field, test)? {
             Some(test) => Node::Field {
                 path: field.clone(),
+                id: path_id(field),
                 test,
             },
             None => Node::Never,
@@ -416,22 +484,6 @@ fn glob_to_regex(pattern: &str) -> String {
     regex
 }
 
-struct Context<'a> {
-    document: &'a Map<String, Value>,
-    /// The summary's words (as slices of the original text, not yet lowercased), computed on first use.
-    summary_words: OnceCell<Vec<&'a str>>,
-}
-
-impl<'a> Context<'a> {
-    fn summary_words(&self) -> &[&'a str] {
-        self.summary_words
-            .get_or_init(|| match self.document.get("summary") {
-                Some(Value::String(summary)) => word_runs(summary),
-                _ => Vec::new(),
-            })
-    }
-}
-
 /// The maximal runs of alphanumeric characters: [`crate::ir::tokenize`] before lowercasing.
 fn word_runs(text: &str) -> Vec<&str> {
     let mut runs = Vec::new();
@@ -516,7 +568,7 @@ pub fn summary_has_phrase<W: AsRef<str>>(summary: &str, words: &[W]) -> bool {
     runs_have_phrase(&word_runs(summary), words)
 }
 
-fn evaluate(node: &Node, context: &Context<'_>) -> bool {
+fn evaluate(node: &Node, context: &mut FieldLookups<'_>) -> bool {
     match node {
         Node::All => true,
         Node::Never => false,
@@ -533,15 +585,20 @@ fn evaluate(node: &Node, context: &Context<'_>) -> bool {
         }
         Node::Field {
             path,
+            id,
             test: Test::Exists,
-        } => value_at(context.document, path).is_some_and(contains_scalar),
+        } => context.value(path, *id).is_some_and(contains_scalar),
         Node::Field {
             path,
             test: Test::FieldRef(other),
+            ..
         } => fields_share_a_value(context.document, path, other),
-        Node::Field { path, test } => {
+        Node::Field { path, id, test } => {
+            let Some(value) = context.value(path, *id) else {
+                return false;
+            };
             let mut found = false;
-            for_each_scalar(context.document, path, |scalar| {
+            for_each_scalar_of(value, |scalar| {
                 if !found && scalar_matches(test, scalar) {
                     found = true;
                 }

@@ -940,12 +940,17 @@ impl DetectionPrinter {
             .name("replay-printer".to_owned())
             .spawn(move || -> anyhow::Result<()> {
                 let stdout = std::io::stdout();
-                let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+                let mut out = stdout.lock();
                 let mut printer = Printer::new(json);
+                // A batch is written into memory, then out in one piece (the JSON writer's many
+                // small writes cost less into a plain buffer).
+                let mut text = Vec::with_capacity(512 * 1024);
                 for batch in received {
+                    text.clear();
                     for detection in &batch {
-                        printer.print(detection, &mut out)?;
+                        printer.print(detection, &mut text)?;
                     }
+                    out.write_all(&text)?;
                 }
                 out.flush()?;
                 Ok(())
@@ -996,7 +1001,7 @@ impl Printer {
         }
     }
 
-    fn print(&mut self, detection: &Detection, out: &mut dyn Write) -> anyhow::Result<()> {
+    fn print(&mut self, detection: &Detection, out: &mut Vec<u8>) -> anyhow::Result<()> {
         if self.json {
             serde_json::to_writer(&mut *out, detection)?;
             out.write_all(b"\n")?;
