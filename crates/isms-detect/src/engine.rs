@@ -932,7 +932,7 @@ impl Engine {
         let mut detections = Vec::new();
         let mut queue = VecDeque::new();
         for item in pending {
-            self.emit(item, &mut detections, &mut queue);
+            self.emit(item, &mut detections, &mut queue, None);
         }
         self.run_chains(&mut detections, &mut queue);
         detections
@@ -1159,7 +1159,14 @@ impl Engine {
         }
         self.candidates = candidates;
         for item in pending {
-            self.emit(item, detections, queue);
+            // A message of the event at hand reads its fields through the rules' lookups.
+            let of_this_event = matches!(&item.event, Some(Cow::Borrowed(document)) if std::ptr::eq(*document, &event.document));
+            self.emit(
+                item,
+                detections,
+                queue,
+                of_this_event.then_some(&mut lookups),
+            );
         }
     }
 
@@ -1302,13 +1309,19 @@ impl Engine {
             .min()
             .unwrap_or(i64::MAX);
         for item in pending {
-            self.emit(item, detections, queue);
+            self.emit(item, detections, queue, None);
         }
     }
 
     /// Gives a pending detection its message, event and id; records it as the entity's active
     /// detection where it opens one; adds to a list if the rule says so; queues it for the chains.
-    fn emit(&mut self, item: Pending, detections: &mut Vec<Detection>, queue: &mut ChainQueue) {
+    fn emit(
+        &mut self,
+        item: Pending,
+        detections: &mut Vec<Detection>,
+        queue: &mut ChainQueue,
+        lookups: Option<&mut isms_query::FieldLookups<'_>>,
+    ) {
         let runtime = &mut self.rules[item.rule];
         runtime.detections += 1;
         let rule = &runtime.rule;
@@ -1331,19 +1344,22 @@ impl Engine {
             Some(_) => None,
             None => Some(group_document(&group)),
         };
-        let mut message = rule.template.render(
-            item.event.as_deref().or(group_document.as_ref()),
-            &MessageValues {
-                count: item.count,
-                threshold: rule.kind.threshold(),
-                interval: interval.as_deref(),
-                group: &group_text,
-                rule_title: &rule.definition.title,
-                rule_id: rule.id(),
-                severity: rule.severity.name(),
-                state: item.state.name(),
-            },
-        );
+        let values = MessageValues {
+            count: item.count,
+            threshold: rule.kind.threshold(),
+            interval: interval.as_deref(),
+            group: &group_text,
+            rule_title: &rule.definition.title,
+            rule_id: rule.id(),
+            severity: rule.severity.name(),
+            state: item.state.name(),
+        };
+        let mut message = match lookups {
+            Some(lookups) => rule.template.render_with(Some(lookups), &values),
+            None => rule
+                .template
+                .render(item.event.as_deref().or(group_document.as_ref()), &values),
+        };
         if item.state == DetectionState::Cleared && !rule.template.mentions_state() {
             message.insert_str(0, "cleared: ");
         }

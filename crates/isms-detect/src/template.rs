@@ -7,7 +7,7 @@
 //! `{state}` (fired or cleared). `{{` and `}}` write a brace. A template is checked when the rule is
 //! loaded, so a typo is an error with the rule's file and not a silent blank at 3 a.m.
 use isms_query::FieldPath;
-use isms_query::ir::{render_scalar, value_at};
+use isms_query::ir::render_scalar;
 use serde_json::{Map, Value};
 
 use crate::parameters::KindConfig;
@@ -22,7 +22,7 @@ const MAX_FIELD_TEXT: usize = 512;
 enum Piece {
     Text(String),
     /// Fields tried in turn (`{details.byuser|details.username}`); the first present is written.
-    Field(Vec<FieldPath>),
+    Field(Vec<(FieldPath, isms_query::PathId)>),
     Count,
     Threshold,
     Interval,
@@ -119,14 +119,30 @@ impl Template {
 
     /// The message for `event` (the event that made the rule fire, if any).
     pub fn render(&self, event: Option<&Map<String, Value>>, values: &MessageValues<'_>) -> String {
+        match event {
+            Some(document) => {
+                self.render_with(Some(&mut isms_query::FieldLookups::new(document)), values)
+            }
+            None => self.render_with(None, values),
+        }
+    }
+
+    /// [`Template::render`] reading the event's fields through `lookups` (shared with the rules
+    /// that matched it: many rules write the same fields in their messages).
+    pub fn render_with(
+        &self,
+        mut lookups: Option<&mut isms_query::FieldLookups<'_>>,
+        values: &MessageValues<'_>,
+    ) -> String {
         let mut text = String::with_capacity(96);
         for piece in &self.pieces {
             match piece {
                 Piece::Text(literal) => text.push_str(literal),
                 Piece::Field(paths) => {
-                    let found = paths.iter().find_map(|path| {
-                        event
-                            .and_then(|document| value_at(document, path))
+                    let found = paths.iter().find_map(|(path, id)| {
+                        lookups
+                            .as_mut()
+                            .and_then(|lookups| lookups.value(path, *id))
                             .and_then(first_scalar)
                     });
                     match found {
@@ -200,7 +216,9 @@ fn placeholder(name: &str) -> Result<Piece, String> {
                         "`{field}` is neither an event field (dotted words such as details.username; several separated by | are tried in turn) nor one of count, threshold, interval, group, rule, rule_id, severity, state"
                     ));
                 }
-                paths.push(FieldPath::parse_dotted(field));
+                let path = FieldPath::parse_dotted(field);
+                let id = isms_query::path_id(&path);
+                paths.push((path, id));
             }
             Piece::Field(paths)
         }
