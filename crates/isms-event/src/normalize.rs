@@ -662,11 +662,22 @@ fn apply_top_aliases(
     names: &mut FieldNames,
 ) {
     // Most events use the MozDef names already: one pass over their keys spares the table walk.
-    if !top.keys().any(|key| is_alias_source(key, false)) {
+    // The keys an alias reads are gathered in that pass; the table is then walked in its order
+    // against them alone (a search of the map per entry was most of what an event with one alias
+    // key cost to normalize).
+    let mut sources: Vec<&'static str> = Vec::new();
+    for key in top.keys() {
+        if is_alias_source(key, false)
+            && let Some(alias) = FIELD_ALIASES.iter().find(|alias| alias.from == key)
+        {
+            sources.push(alias.from);
+        }
+    }
+    if sources.is_empty() {
         return;
     }
     for alias in FIELD_ALIASES {
-        if !top.contains_key(alias.from) {
+        if !sources.contains(&alias.from) || !top.contains_key(alias.from) {
             continue;
         }
         match alias.to {
@@ -676,6 +687,10 @@ fn apply_top_aliases(
                 {
                     top.insert(target.to_owned(), value);
                     names.0.push((target, alias.from));
+                    // What an alias puts in place may be read by a later one.
+                    if is_alias_source(target, false) {
+                        sources.push(target);
+                    }
                 }
             }
             AliasTarget::Details(target) => {
