@@ -642,9 +642,9 @@ fn sort_file(
     let mut given = i64::MIN;
     let mut newest = i64::MIN;
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
-    let send = |batch: &mut Vec<Event>| -> bool {
+    let send = |batch: &mut Vec<Event>, reader: &FileEvents| -> bool {
         while let Ok(spent) = given_back.try_recv() {
-            drop(spent);
+            reader.drop_spent(spent);
         }
         let full = std::mem::replace(batch, Vec::with_capacity(BATCH_EVENTS));
         sender.send(Ok(full)).is_ok()
@@ -682,13 +682,13 @@ fn sort_file(
             }
             given = given.max(timed.time);
             batch.push(timed.event);
-            if batch.len() >= BATCH_EVENTS && !send(&mut batch) {
+            if batch.len() >= BATCH_EVENTS && !send(&mut batch, &reader) {
                 return;
             }
         }
         if ended {
             if !batch.is_empty() {
-                send(&mut batch);
+                send(&mut batch, &reader);
             }
             return;
         }
@@ -772,6 +772,15 @@ impl FileEvents {
             finished: false,
             prefilter: lines::Prefiltering::new(prefilter),
         })
+    }
+
+    /// Drops events detection is done with: JSON lines' events on the threads that built them
+    /// (the allocator frees fastest on the thread that allocated), the others here.
+    fn drop_spent(&self, spent: Vec<Event>) {
+        match &self.source {
+            FileSource::Lines { lines, .. } => lines.drop_spent(spent),
+            FileSource::Items(_) => drop(spent),
+        }
     }
 
     fn place_text(&self, place: Place) -> String {

@@ -70,6 +70,8 @@ pub(super) struct WorkerSetup {
 /// A file's lines, decoded by worker threads, in file order.
 pub(super) struct ParallelLines {
     results: Receiver<DecodedBlock>,
+    /// Events detection is done with, for the workers to drop.
+    spent: Sender<Vec<Event>>,
     /// Blocks decoded before the one due.
     waiting: BTreeMap<u64, DecodedBlock>,
     next_block: u64,
@@ -90,6 +92,8 @@ impl ParallelLines {
         let (blocks_sender, blocks) =
             std::sync::mpsc::sync_channel(workers * BLOCKS_AHEAD_PER_WORKER);
         let (results_sender, results) = std::sync::mpsc::channel();
+        let (spent, spent_receiver) = std::sync::mpsc::channel();
+        let spent_receiver = Arc::new(Mutex::new(spent_receiver));
         std::thread::Builder::new()
             .name("replay-lines".into())
             .spawn(move || read_blocks(input, &blocks_sender))?;
@@ -99,18 +103,27 @@ impl ParallelLines {
             let blocks = blocks.clone();
             let results_sender = results_sender.clone();
             let setup = setup.clone();
+            let spent = spent_receiver.clone();
             std::thread::Builder::new()
                 .name("replay-decode".into())
-                .spawn(move || decode_blocks(&blocks, &results_sender, &setup))?;
+                .spawn(move || decode_blocks(&blocks, &results_sender, &spent, &setup))?;
         }
         Ok(ParallelLines {
             results,
+            spent,
             waiting: BTreeMap::new(),
             next_block: 0,
             current: Vec::new().into_iter(),
             after_current: None,
             ended: false,
         })
+    }
+
+    /// Hands events detection is done with to the workers, to be dropped on the threads that
+    /// built them (mostly: any worker takes them).
+    pub(super) fn drop_spent(&self, spent: Vec<Event>) {
+        // Workers that have ended drop nothing more: the events are dropped here instead.
+        let _ = self.spent.send(spent);
     }
 
     /// The next line's outcome in file order (ruled-out lines skipped); `None` at the end. An error
@@ -195,10 +208,16 @@ fn read_blocks(mut input: Box<dyn std::io::BufRead + Send>, blocks: &SyncSender<
 fn decode_blocks(
     blocks: &Mutex<Receiver<LineBlock>>,
     results: &Sender<DecodedBlock>,
+    spent: &Mutex<Receiver<Vec<Event>>>,
     setup: &WorkerSetup,
 ) {
     let mut prefiltering = Prefiltering::new(setup.prefilter.clone());
     loop {
+        if let Ok(spent) = spent.try_lock() {
+            while let Ok(events) = spent.try_recv() {
+                drop(events);
+            }
+        }
         let received = match blocks.lock() {
             Ok(blocks) => blocks.recv(),
             Err(_) => return,
