@@ -24,8 +24,9 @@ const BLOCK_LINES: usize = 512;
 /// Most bytes of text in one block (lines are read whole, so a block may end a line past it).
 const BLOCK_BYTES: usize = 256 * 1024;
 
-/// Blocks read ahead of the workers, per worker.
-const BLOCKS_AHEAD_PER_WORKER: usize = 2;
+/// Blocks read and not yet given out, per worker: the bound on what a file's lines hold in memory
+/// however far the workers run ahead of the replay.
+const BLOCKS_IN_FLIGHT_PER_WORKER: usize = 4;
 
 /// What became of one line.
 pub(super) enum LineOutcome {
@@ -72,6 +73,8 @@ pub(super) struct ParallelLines {
     results: Receiver<DecodedBlock>,
     /// Events detection is done with, for the workers to drop.
     spent: Sender<Vec<Event>>,
+    /// One credit per block given out: the reader reads a block only with a credit in hand.
+    credits: SyncSender<()>,
     /// Blocks decoded before the one due.
     waiting: BTreeMap<u64, DecodedBlock>,
     next_block: u64,
@@ -89,14 +92,20 @@ impl ParallelLines {
         workers: usize,
     ) -> anyhow::Result<ParallelLines> {
         let workers = workers.max(1);
-        let (blocks_sender, blocks) =
-            std::sync::mpsc::sync_channel(workers * BLOCKS_AHEAD_PER_WORKER);
+        let in_flight = workers * BLOCKS_IN_FLIGHT_PER_WORKER;
+        let (blocks_sender, blocks) = std::sync::mpsc::sync_channel(in_flight);
+        let (credits, credits_receiver) = std::sync::mpsc::sync_channel(in_flight);
+        for _ in 0..in_flight {
+            credits
+                .send(())
+                .expect("the channel has room for every credit");
+        }
         let (results_sender, results) = std::sync::mpsc::channel();
         let (spent, spent_receiver) = std::sync::mpsc::channel();
         let spent_receiver = Arc::new(Mutex::new(spent_receiver));
         std::thread::Builder::new()
             .name("replay-lines".into())
-            .spawn(move || read_blocks(input, &blocks_sender))?;
+            .spawn(move || read_blocks(input, &blocks_sender, &credits_receiver))?;
         let blocks = Arc::new(Mutex::new(blocks));
         let setup = Arc::new(setup);
         for _ in 0..workers {
@@ -111,6 +120,7 @@ impl ParallelLines {
         Ok(ParallelLines {
             results,
             spent,
+            credits,
             waiting: BTreeMap::new(),
             next_block: 0,
             current: Vec::new().into_iter(),
@@ -156,6 +166,8 @@ impl ParallelLines {
                 }
             };
             self.next_block += 1;
+            // The block is out of the pipeline: the reader may read another.
+            let _ = self.credits.try_send(());
             self.current = block.outcomes.into_iter();
             self.after_current = match block.error {
                 Some(error) => Some(Err(error)),
@@ -167,10 +179,18 @@ impl ParallelLines {
 }
 
 /// The reading thread: the input's lines in blocks, until the end, an error, or no worker is left.
-fn read_blocks(mut input: Box<dyn std::io::BufRead + Send>, blocks: &SyncSender<LineBlock>) {
+/// Each block takes a credit, given back when the block is given out in order.
+fn read_blocks(
+    mut input: Box<dyn std::io::BufRead + Send>,
+    blocks: &SyncSender<LineBlock>,
+    credits: &Receiver<()>,
+) {
     let mut buffer = Vec::new();
     let mut number = 0usize;
     for index in 0u64.. {
+        if credits.recv().is_err() {
+            return;
+        }
         let mut block = LineBlock {
             index,
             first_line: number + 1,
