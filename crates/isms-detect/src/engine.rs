@@ -37,7 +37,7 @@ use std::collections::{HashMap, VecDeque};
 
 use isms_event::Event;
 use isms_query::FieldPath;
-use isms_query::ir::{for_each_scalar, render_scalar};
+use isms_query::ir::{for_each_scalar, for_each_scalar_of, render_scalar};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -134,7 +134,7 @@ struct Dispatch {
     /// Rules tried on every event.
     always: Vec<usize>,
     /// Per field, per value (ASCII lowercase, as equality compares), the rules filed under it.
-    by_field: Vec<(FieldPath, RulesByValue)>,
+    by_field: Vec<(FieldPath, isms_query::PathId, RulesByValue)>,
     /// Per field, the literals rules need in its value, and the rules of each literal.
     by_literal: Vec<LiteralIndex>,
     /// Whether some rule could match a detection's event: when none can, detections are not made
@@ -149,6 +149,7 @@ type RulesByValue = HashMap<String, Vec<usize>, Hasher>;
 #[derive(Debug)]
 struct LiteralIndex {
     field: FieldPath,
+    field_id: isms_query::PathId,
     automaton: aho_corasick::AhoCorasick,
     /// The rules of each literal (by pattern index).
     rules: Vec<Vec<usize>>,
@@ -159,19 +160,20 @@ type LiteralRules = (String, Vec<usize>);
 
 /// Files rule `index` under `value` of `field` (equalities and literals alike).
 fn file_under(
-    tables: &mut Vec<(FieldPath, RulesByValue)>,
+    tables: &mut Vec<(FieldPath, isms_query::PathId, RulesByValue)>,
     field: FieldPath,
     value: String,
     index: usize,
 ) {
-    let position = match tables.iter().position(|(known, _)| *known == field) {
+    let position = match tables.iter().position(|(known, _, _)| *known == field) {
         Some(position) => position,
         None => {
-            tables.push((field, HashMap::default()));
+            let id = isms_query::path_id(&field);
+            tables.push((field, id, HashMap::default()));
             tables.len() - 1
         }
     };
-    tables[position].1.entry(value).or_default().push(index);
+    tables[position].2.entry(value).or_default().push(index);
 }
 
 /// One way a matching event must look.
@@ -212,7 +214,7 @@ impl Dispatch {
             })
             .collect();
         let mut dispatch = Dispatch::default();
-        let mut literals: Vec<(FieldPath, RulesByValue)> = Vec::new();
+        let mut literals: Vec<(FieldPath, isms_query::PathId, RulesByValue)> = Vec::new();
         // A detection's event copies its group's fields (see `Detection::to_event`).
         let group_fields: Vec<&FieldPath> = rules
             .iter()
@@ -240,13 +242,14 @@ impl Dispatch {
                 }
             }
         }
-        for (field, patterns) in literals {
+        for (field, field_id, patterns) in literals {
             let patterns: Vec<LiteralRules> = patterns.into_iter().collect();
             let automaton = aho_corasick::AhoCorasick::builder()
                 .ascii_case_insensitive(true)
                 .build(patterns.iter().map(|(literal, _)| literal.as_bytes()));
             match automaton {
                 Ok(automaton) => dispatch.by_literal.push(LiteralIndex {
+                    field_id,
                     field,
                     automaton,
                     rules: patterns.into_iter().map(|(_, rules)| rules).collect(),
@@ -264,13 +267,17 @@ impl Dispatch {
         dispatch
     }
 
-    /// The rules `document` can match, in rule order, into `candidates` (reused between events).
-    fn candidates(&self, document: &Map<String, Value>, candidates: &mut Vec<usize>) {
+    /// The rules the event of `lookups` can match, in rule order, into `candidates` (reused
+    /// between events); the fields are looked up through `lookups`, which the rules then share.
+    fn candidates(&self, lookups: &mut isms_query::FieldLookups<'_>, candidates: &mut Vec<usize>) {
         candidates.clear();
         candidates.extend_from_slice(&self.always);
         let mut lowered = String::new();
-        for (field, by_value) in &self.by_field {
-            for_each_scalar(document, field, |value| {
+        for (field, id, by_value) in &self.by_field {
+            let Some(found) = lookups.value(field, *id) else {
+                continue;
+            };
+            for_each_scalar_of(found, |value| {
                 if let Some(text) = render_scalar(value) {
                     lowered.clear();
                     lowered.push_str(&text);
@@ -282,7 +289,10 @@ impl Dispatch {
             });
         }
         for index in &self.by_literal {
-            for_each_scalar(document, &index.field, |value| {
+            let Some(found) = lookups.value(&index.field, index.field_id) else {
+                continue;
+            };
+            for_each_scalar_of(found, |value| {
                 if let Some(text) = render_scalar(value) {
                     for found in index.automaton.find_overlapping_iter(text.as_bytes()) {
                         candidates.extend_from_slice(&index.rules[found.pattern().as_usize()]);
@@ -1070,7 +1080,9 @@ impl Engine {
         let watermark = self.watermark().unwrap_or(i64::MIN);
         let mut pending = Vec::new();
         let mut candidates = std::mem::take(&mut self.candidates);
-        self.dispatch.candidates(&event.document, &mut candidates);
+        // The fields the dispatch and the candidates test are looked up in the event once.
+        let mut lookups = isms_query::FieldLookups::new(&event.document);
+        self.dispatch.candidates(&mut lookups, &mut candidates);
         // A detection fed back goes to the other rules: a rule never sees its own detections (an
         // absence rule on `MARK` would take its own "no MARK" alert for a sign of life).
         let own_rule = if depth > 0 {
@@ -1082,8 +1094,6 @@ impl Engine {
         } else {
             None
         };
-        // The fields the candidates test are looked up in the event once.
-        let mut lookups = isms_query::FieldLookups::new(&event.document);
         for &index in &candidates {
             let runtime = &mut self.rules[index];
             if own_rule == Some(runtime.rule.id()) {
