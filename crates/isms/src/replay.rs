@@ -721,6 +721,13 @@ enum FileSource {
         lines: lines::ParallelLines,
         decoder: Box<isms_decode::LineDecoder>,
     },
+    /// Lines of text, read and decoded on the file's thread.
+    TextLines {
+        input: Box<dyn std::io::BufRead + Send>,
+        decoder: Box<isms_decode::LineDecoder>,
+        number: usize,
+        buffer: Vec<u8>,
+    },
     /// One JSON document (an array of events, or objects spread over lines), read whole.
     Items(std::collections::VecDeque<FileItem>),
 }
@@ -744,25 +751,35 @@ impl FileEvents {
             key_name: None,
         };
         let delivery = isms_event::Delivery::new(&origin, received);
-        let source = if is_json_document(path)? {
-            FileSource::Items(read_items(path)?.into())
-        } else {
-            let decoder = line_decoder(
+        let decoder = || {
+            line_decoder(
                 options.decoders.as_deref(),
                 &options.time_zone,
                 received,
                 options.program.clone(),
-            )?;
-            let setup = lines::WorkerSetup {
-                json_lines: decoder.json_lines(),
-                delivery: delivery.clone(),
-                prefilter: prefilter.clone(),
-                counts: counts.clone(),
-            };
-            FileSource::Lines {
-                lines: lines::ParallelLines::start(open_input(path)?, setup, workers)?,
-                decoder: Box::new(decoder),
+            )
+        };
+        let source = match file_kind(path)? {
+            FileKind::Document => FileSource::Items(read_items(path)?.into()),
+            FileKind::JsonLines => {
+                let decoder = decoder()?;
+                let setup = lines::WorkerSetup {
+                    json_lines: decoder.json_lines(),
+                    delivery: delivery.clone(),
+                    prefilter: prefilter.clone(),
+                    counts: counts.clone(),
+                };
+                FileSource::Lines {
+                    lines: lines::ParallelLines::start(open_input(path)?, setup, workers)?,
+                    decoder: Box::new(decoder),
+                }
             }
+            FileKind::TextLines => FileSource::TextLines {
+                input: open_input(path)?,
+                decoder: Box::new(decoder()?),
+                number: 0,
+                buffer: Vec::new(),
+            },
         };
         Ok(FileEvents {
             path: path.to_path_buf(),
@@ -779,7 +796,7 @@ impl FileEvents {
     fn drop_spent(&self, spent: Vec<Event>) {
         match &self.source {
             FileSource::Lines { lines, .. } => lines.drop_spent(spent),
-            FileSource::Items(_) => drop(spent),
+            FileSource::Items(_) | FileSource::TextLines { .. } => drop(spent),
         }
     }
 
@@ -840,6 +857,44 @@ impl FileEvents {
                         report(counts, self.place_text(Place::Line(number)), reason)
                     }
                 },
+                FileSource::TextLines {
+                    input,
+                    decoder,
+                    number,
+                    buffer,
+                } => match read_bounded_line(input, buffer)? {
+                    None => {
+                        self.pending.extend(
+                            decoder
+                                .finish()
+                                .into_iter()
+                                .map(|raw| (isms_decode::LineEvent::Raw(raw), Place::End)),
+                        );
+                        self.finished = true;
+                    }
+                    Some(Ok(text)) => {
+                        *number += 1;
+                        let place = Place::Line(*number);
+                        // A JSON line among text lines, which no rule can match, is skipped
+                        // before it is decoded.
+                        if isms_decode::json_object_text(&text).is_some_and(|object_text| {
+                            self.prefilter.judge_line(object_text, counts) == Some(false)
+                        }) {
+                            continue;
+                        }
+                        self.pending.extend(
+                            decoder
+                                .push_line_typed(&text)
+                                .into_iter()
+                                .map(|line_event| (line_event, place)),
+                        );
+                    }
+                    Some(Err(reason)) => {
+                        *number += 1;
+                        let line = *number;
+                        report(counts, self.place_text(Place::Line(line)), reason)
+                    }
+                },
             }
         }
     }
@@ -896,28 +951,51 @@ fn read_bounded_line<'buffer>(
     })))
 }
 
-/// Whether a file is one JSON document (an array of events, or an object spread over lines) rather
-/// than lines: its first non-blank byte is `[`, or `{` on a first line that is not JSON by itself.
-fn is_json_document(path: &Path) -> anyhow::Result<bool> {
+/// What a file holds, judged by its first non-blank line.
+#[derive(Debug, PartialEq, Eq)]
+enum FileKind {
+    /// One JSON document (an array of events, or an object spread over lines): its first
+    /// non-blank byte is `[`, or `{` on a first line that is not JSON by itself.
+    Document,
+    /// Lines, the first a JSON object: decoded on worker threads.
+    JsonLines,
+    /// Lines of text (syslog, audit): decoded in order on the file's thread. (Workers would only
+    /// pass them on, and free on their threads what this one built.)
+    TextLines,
+}
+
+fn file_kind(path: &Path) -> anyhow::Result<FileKind> {
     if path == Path::new("-") {
-        return Ok(false);
+        // Standard input cannot be looked at twice; the workers handle text lines too.
+        return Ok(FileKind::JsonLines);
     }
     let mut input = open_input(path)?;
     let mut buffer = Vec::new();
     // Lines are read bounded: a document on one long line is a document, not a line too long.
     loop {
         match read_bounded_line(&mut input, &mut buffer)? {
-            None => return Ok(false),
+            None => return Ok(FileKind::TextLines),
             Some(Err(_)) => {
                 let first = buffer.iter().find(|byte| !byte.is_ascii_whitespace());
-                return Ok(matches!(first, Some(b'[' | b'{')));
+                return Ok(if matches!(first, Some(b'[' | b'{')) {
+                    FileKind::Document
+                } else {
+                    FileKind::TextLines
+                });
             }
             Some(Ok(line)) if line.trim().is_empty() => continue,
             Some(Ok(line)) => {
                 let trimmed = line.trim();
-                return Ok(trimmed.starts_with('[')
-                    || (trimmed.starts_with('{')
-                        && serde_json::from_str::<Value>(trimmed).is_err()));
+                return Ok(if trimmed.starts_with('[') {
+                    FileKind::Document
+                } else if trimmed.starts_with('{') {
+                    match serde_json::from_str::<Value>(trimmed) {
+                        Ok(Value::Object(_)) => FileKind::JsonLines,
+                        _ => FileKind::Document,
+                    }
+                } else {
+                    FileKind::TextLines
+                });
             }
         }
     }

@@ -790,36 +790,45 @@ fn a_file_of_many_blocks_replays_as_one_thread_reading_it_would() {
         lines.push_str(&line);
         lines.push('\n');
     }
-    let events = directory.path().join("events.log");
-    std::fs::write(&events, lines).unwrap();
-    let (detections, stderr) = replay_json(&rules, &events);
-    let whoami: Vec<i64> = detections
-        .iter()
-        .filter(|detection| detection["rule_id"] == "whoami")
-        .map(|detection| (detection["detected_micros"].as_i64().unwrap() / 1_000_000) - start)
-        .collect();
-    assert_eq!(whoami, whoami_lines, "{stderr}");
-    let id_runs: Vec<&Value> = detections
-        .iter()
-        .filter(|detection| detection["rule_id"] == "id-run")
-        .collect();
-    assert_eq!(id_runs.len(), 1, "{detections:#?}");
-    assert_eq!(
-        id_runs[0]["detected_micros"].as_i64().unwrap(),
-        (start + 510) * 1_000_000 + 100_000
-    );
-    // The audit event's five lines make one event; two lines are not readable.
-    let replayed = lines_count - 2 - 5 + 1;
-    assert!(
-        stderr.contains(&format!(
-            "replayed {replayed} events (2 lines or records not readable)"
-        )),
-        "{stderr}"
-    );
-    let path = events.display().to_string();
-    assert!(stderr.contains(&format!("{path}:2345: ")), "{stderr}");
-    assert!(
-        stderr.contains(&format!("{path}:3000: line longer than")),
-        "{stderr}"
-    );
+    // Once as JSON lines (decoded on workers), once behind a first line of text (the file then
+    // read on one thread): the same detections, each problem at its own line.
+    let text_first =
+        format!("Jun  1 00:00:00 web1 cron[1]: (root) CMD (run-parts /etc/cron.hourly)\n{lines}");
+    for (name, content, shift) in [("json.log", lines, 0), ("text-first.log", text_first, 1)] {
+        let events = directory.path().join(name);
+        std::fs::write(&events, content).unwrap();
+        let (detections, stderr) = replay_json(&rules, &events);
+        let whoami: Vec<i64> = detections
+            .iter()
+            .filter(|detection| detection["rule_id"] == "whoami")
+            .map(|detection| (detection["detected_micros"].as_i64().unwrap() / 1_000_000) - start)
+            .collect();
+        assert_eq!(whoami, whoami_lines, "{name}: {stderr}");
+        let id_runs: Vec<&Value> = detections
+            .iter()
+            .filter(|detection| detection["rule_id"] == "id-run")
+            .collect();
+        assert_eq!(id_runs.len(), 1, "{name}: {detections:#?}");
+        assert_eq!(
+            id_runs[0]["detected_micros"].as_i64().unwrap(),
+            (start + 510) * 1_000_000 + 100_000
+        );
+        // The audit event's five lines make one event; two lines are not readable.
+        let replayed = lines_count - 2 - 5 + 1 + shift;
+        assert!(
+            stderr.contains(&format!(
+                "replayed {replayed} events (2 lines or records not readable)"
+            )),
+            "{name}: {stderr}"
+        );
+        let path = events.display().to_string();
+        assert!(
+            stderr.contains(&format!("{path}:{}: ", 2345 + shift)),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("{path}:{}: line longer than", 3000 + shift)),
+            "{stderr}"
+        );
+    }
 }

@@ -350,7 +350,7 @@ impl Prefiltering {
     /// decoded: `Some(false)` to skip it, `Some(true)` when it may match, `None` when it was not
     /// judged. Only a line the decoder keeps as the object it is, and one normalization cannot
     /// refuse, is judged (a bad one is reported).
-    fn judge_line(&mut self, object_text: &str, counts: &ReadCounts) -> Option<bool> {
+    pub(super) fn judge_line(&mut self, object_text: &str, counts: &ReadCounts) -> Option<bool> {
         let prefilter = self.prefilter.as_ref()?;
         let may_match = prefilter.judge_json_line(object_text, &mut self.scratch, &|key| {
             !isms_decode::LineDecoder::json_key_may_be_decoded(key)
