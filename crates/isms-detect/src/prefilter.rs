@@ -35,6 +35,8 @@ const MAX_WALK_DEPTH: usize = 64;
 /// A test of an incoming event that is false only when no rule can match it (see the module
 /// documentation). Made by `Engine::event_prefilter`.
 pub struct EventPrefilter {
+    /// This prefilter's number in the process: a scratch used with another forgets its keys.
+    number: u64,
     /// The nodes of the paths rules are filed under; the first is `details`, where they all start.
     nodes: Vec<PathNode>,
     /// Per alternative, the rules with a set it is in.
@@ -81,15 +83,22 @@ pub struct PrefilterScratch {
     /// as sent). Most logs repeat the same few keys: looking them up again made a lowercase copy
     /// of each and searched the alias and MozDef tables, per key of every event.
     top_keys: HashMap<Box<str>, Option<Nodes>, Hasher>,
+    /// The prefilter whose nodes `top_keys` holds.
+    used_with: Option<u64>,
 }
 
 impl PrefilterScratch {
-    fn begin(&mut self, alternatives: usize) {
+    fn begin(&mut self, prefilter: &EventPrefilter) {
         for &id in &self.touched {
             self.held[id] = false;
         }
         self.touched.clear();
-        self.held.resize(alternatives, false);
+        if self.used_with != Some(prefilter.number) {
+            self.top_keys.clear();
+            self.held.clear();
+            self.used_with = Some(prefilter.number);
+        }
+        self.held.resize(prefilter.rules_of.len(), false);
     }
 
     fn hold(&mut self, id: usize) {
@@ -195,7 +204,9 @@ impl EventPrefilter {
             }
             nodes[node as usize].tests = Some(PathTests { values, literals });
         }
+        static NUMBERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Some(EventPrefilter {
+            number: NUMBERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             nodes,
             rules_of,
             rule_sets,
@@ -213,7 +224,7 @@ impl EventPrefilter {
         let Value::Object(map) = raw else {
             return true;
         };
-        scratch.begin(self.rules_of.len());
+        scratch.begin(self);
         for (key, value) in map {
             let nodes = self.top_nodes(key).unwrap_or_default();
             if !nodes.is_empty() && self.walk_value(value, nodes, scratch, 1, false) {
@@ -235,7 +246,7 @@ impl EventPrefilter {
         scratch: &mut PrefilterScratch,
         keeps_key: &dyn Fn(&str) -> bool,
     ) -> Option<bool> {
-        scratch.begin(self.rules_of.len());
+        scratch.begin(self);
         let mut deserializer = serde_json::Deserializer::from_str(line);
         let walked = TopSeed {
             prefilter: self,

@@ -1140,6 +1140,44 @@ mod prefilter {
     }
 
     #[test]
+    fn a_scratch_moved_to_another_prefilter_forgets_what_it_knew_of_the_first() {
+        let prefilter_of = |query: &str| {
+            let (rules, errors) = parse_rules(
+                &format!("id: r\ntitle: t\nkind: match\nmatch: '{query}'\n"),
+                "r.yml",
+            );
+            assert!(errors.is_empty(), "{errors:?}");
+            Engine::new(rules, Lists::default(), EngineOptions::default())
+                .event_prefilter()
+                .unwrap()
+        };
+        let on_image = prefilter_of("details.image:*cmd.exe");
+        let on_user = prefilter_of("details.username:root OR details.commandline:*whoami*");
+        let mut scratch = isms_detect::PrefilterScratch::default();
+        let all = |_: &str| true;
+        for _ in 0..2 {
+            let line = r#"{"Image": "cmd.exe", "User": "bob"}"#;
+            assert_eq!(
+                on_image.judge_json_line(line, &mut scratch, &all),
+                Some(true)
+            );
+            assert_eq!(
+                on_user.judge_json_line(line, &mut scratch, &all),
+                Some(false)
+            );
+            let line = r#"{"Image": "calc.exe", "User": "root"}"#;
+            assert_eq!(
+                on_image.judge_json_line(line, &mut scratch, &all),
+                Some(false)
+            );
+            assert_eq!(
+                on_user.judge_json_line(line, &mut scratch, &all),
+                Some(true)
+            );
+        }
+    }
+
+    #[test]
     fn a_line_that_is_not_one_object_of_details_is_not_judged_from_its_text() {
         let (rules, errors) = parse_rules(
             "id: r\ntitle: t\nkind: match\nmatch: 'details.image:*\\\\cmd.exe'\n",
