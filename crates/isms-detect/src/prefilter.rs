@@ -446,23 +446,35 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
             else {
                 return Err(serde::de::Error::custom(Unjudged));
             };
-            if nodes.is_empty() {
-                map.next_value::<IgnoredAny>()?;
-            } else {
-                map.next_value_seed(ValueSeed {
-                    prefilter: self.prefilter,
-                    scratch: &mut *self.scratch,
-                    nodes,
-                    depth: 1,
-                    in_array: false,
-                })?;
-            }
+            member_value(&mut map, self.prefilter, self.scratch, nodes, 1)?;
         }
         if members == 0 {
             // `{}` is refused by normalization: it is reported the usual way.
             return Err(serde::de::Error::custom(Unjudged));
         }
         Ok(())
+    }
+}
+
+/// The value of the member whose key was just read: skipped unread where no rule looks, else
+/// walked at `nodes`.
+fn member_value<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    prefilter: &EventPrefilter,
+    scratch: &mut PrefilterScratch,
+    nodes: Nodes,
+    depth: usize,
+) -> Result<(), A::Error> {
+    if nodes.is_empty() {
+        map.next_value::<IgnoredAny>().map(|_| ())
+    } else {
+        map.next_value_seed(ValueSeed {
+            prefilter,
+            scratch,
+            nodes,
+            depth,
+            in_array: false,
+        })
     }
 }
 
@@ -554,17 +566,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
             let next = self
                 .prefilter
                 .child(self.nodes, &isms_event::stored_key(&key));
-            if next.is_empty() {
-                map.next_value::<IgnoredAny>()?;
-            } else {
-                map.next_value_seed(ValueSeed {
-                    prefilter: self.prefilter,
-                    scratch: &mut *self.scratch,
-                    nodes: next,
-                    depth: self.depth + 1,
-                    in_array: false,
-                })?;
-            }
+            member_value(&mut map, self.prefilter, self.scratch, next, self.depth + 1)?;
         }
         Ok(())
     }

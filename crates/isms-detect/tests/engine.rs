@@ -1155,25 +1155,22 @@ mod prefilter {
         let on_user = prefilter_of("details.username:root OR details.commandline:*whoami*");
         let mut scratch = isms_detect::PrefilterScratch::default();
         let all = |_: &str| true;
+        let bob_runs_cmd = r#"{"Image": "cmd.exe", "User": "bob"}"#;
+        let root_runs_calc = r#"{"Image": "calc.exe", "User": "root"}"#;
+        // Twice over, the scratch going from one prefilter to the other at each line.
         for _ in 0..2 {
-            let line = r#"{"Image": "cmd.exe", "User": "bob"}"#;
-            assert_eq!(
-                on_image.judge_json_line(line, &mut scratch, &all),
-                Some(true)
-            );
-            assert_eq!(
-                on_user.judge_json_line(line, &mut scratch, &all),
-                Some(false)
-            );
-            let line = r#"{"Image": "calc.exe", "User": "root"}"#;
-            assert_eq!(
-                on_image.judge_json_line(line, &mut scratch, &all),
-                Some(false)
-            );
-            assert_eq!(
-                on_user.judge_json_line(line, &mut scratch, &all),
-                Some(true)
-            );
+            for (prefilter, line, expected) in [
+                (&on_image, bob_runs_cmd, true),
+                (&on_user, bob_runs_cmd, false),
+                (&on_image, root_runs_calc, false),
+                (&on_user, root_runs_calc, true),
+            ] {
+                assert_eq!(
+                    prefilter.judge_json_line(line, &mut scratch, &all),
+                    Some(expected),
+                    "{line}"
+                );
+            }
         }
     }
 

@@ -837,12 +837,7 @@ impl FileEvents {
                 },
                 FileSource::Lines { lines, decoder } => match lines.next()? {
                     None => {
-                        self.pending.extend(
-                            decoder
-                                .finish()
-                                .into_iter()
-                                .map(|raw| (isms_decode::LineEvent::Raw(raw), Place::End)),
-                        );
+                        self.pending.extend(held_at_the_end(decoder));
                         self.finished = true;
                     }
                     // A JSON object line, built on a worker thread.
@@ -864,12 +859,7 @@ impl FileEvents {
                     buffer,
                 } => match read_bounded_line(input, buffer)? {
                     None => {
-                        self.pending.extend(
-                            decoder
-                                .finish()
-                                .into_iter()
-                                .map(|raw| (isms_decode::LineEvent::Raw(raw), Place::End)),
-                        );
+                        self.pending.extend(held_at_the_end(decoder));
                         self.finished = true;
                     }
                     Some(Ok(text)) => {
@@ -898,6 +888,17 @@ impl FileEvents {
             }
         }
     }
+}
+
+/// The events a file's decoder still holds when its lines end (audit events waiting for more
+/// records).
+fn held_at_the_end(
+    decoder: &mut isms_decode::LineDecoder,
+) -> impl Iterator<Item = (isms_decode::LineEvent, Place)> {
+    decoder
+        .finish()
+        .into_iter()
+        .map(|raw| (isms_decode::LineEvent::Raw(raw), Place::End))
 }
 
 /// Reports a line or record that cannot be read: the first 20 in full, then only counted.
