@@ -6,7 +6,9 @@
 //! such as Suricata's), or MozDef JSON (an object or an array). Their events are put in event-time
 //! order as they are read (files of one host rotated into several, or several hosts' logs,
 //! interleave): each file through a bounded reordering heap, the files merged by their next event's
-//! time, so a replay of gigabytes holds a bounded number of events, not the files.
+//! time, so a replay of gigabytes holds a bounded number of events, not the files. A file of JSON
+//! lines is decoded on every core ([`lines`]): routine lines no match rule can take are ruled out
+//! from their text, unparsed, which is most of a routine log.
 //!
 //! The lists (`--lists`) are read before the rules: Sigma `|expand` placeholders take their values
 //! from them. When a rule adds a value to a list some `|expand` placeholder names, the rules are
@@ -413,9 +415,10 @@ struct ReadCounts {
 }
 
 /// The events of every file, merged in event-time order, without holding the files. Each file is
-/// read, decoded, normalized and put in order on its own thread (lines a little out of order are
-/// put right by a bounded reordering heap), so reading runs beside detection on another core;
-/// the batches it sends are merged here by their next event's time.
+/// read, decoded, normalized and put in order on its own thread (its JSON lines decoded by worker
+/// threads, see [`lines`]; lines a little out of order are put right by a bounded reordering heap),
+/// so reading runs beside detection on other cores; the batches it sends are merged here by their
+/// next event's time.
 struct MergedEvents {
     files: Vec<FileStream>,
     counts: std::sync::Arc<ReadCounts>,
