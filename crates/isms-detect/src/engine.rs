@@ -1817,10 +1817,16 @@ fn threshold_event<'event>(
 /// Puts an event's time and id in their place among an entity's (kept in time order: a late event
 /// within the lateness goes where it belongs), keeping the newest `keep`.
 fn remember_event(events: &mut VecDeque<(i64, String)>, time: i64, id: &str, keep: usize) {
-    let position = events.partition_point(|&(known, _)| known <= time);
-    events.insert(position, (time, id.to_owned()));
-    while events.len() > keep {
-        events.pop_front();
+    insert_in_time_order(events, time, id.to_owned(), keep);
+}
+
+/// Puts `item` of `time` in its place among `entries` (kept in time order, ties in arrival order),
+/// keeping the newest `keep`.
+fn insert_in_time_order<T>(entries: &mut VecDeque<(i64, T)>, time: i64, item: T, keep: usize) {
+    let position = entries.partition_point(|&(known, _)| known <= time);
+    entries.insert(position, (time, item));
+    while entries.len() > keep {
+        entries.pop_front();
     }
 }
 
@@ -1850,11 +1856,7 @@ fn aggregate_event<'event>(
     let time = context.time();
     let entity = entities.entry(key.clone()).or_default();
     entity.touched = context.clock;
-    let position = entity.amounts.partition_point(|&(known, _)| known <= time);
-    entity.amounts.insert(position, (time, amount));
-    while entity.amounts.len() > MAX_AGGREGATED_VALUES {
-        entity.amounts.pop_front();
-    }
+    insert_in_time_order(&mut entity.amounts, time, amount, MAX_AGGREGATED_VALUES);
     // The newest events only, for the related list.
     remember_event(
         &mut entity.events,
@@ -2063,12 +2065,11 @@ fn sequence_event<'event>(
     let cutoff = time.saturating_sub(config.interval_micros);
     for &index in &matched {
         let events = &mut entity.steps[index];
-        let position = events.partition_point(|&(known, _)| known <= time);
-        events.insert(position, (time, context.event.id.clone()));
         let keep = (config.steps[index].count as usize)
             .saturating_mul(2)
             .max(16);
-        while events.len() > keep || events.front().is_some_and(|&(known, _)| known < cutoff) {
+        remember_event(events, time, &context.event.id, keep);
+        while events.front().is_some_and(|&(known, _)| known < cutoff) {
             events.pop_front();
         }
     }
