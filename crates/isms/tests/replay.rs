@@ -63,6 +63,16 @@ fn replay_json(rules: &std::path::Path, file: &std::path::Path) -> (Vec<Value>, 
     (detections, output.stderr.clone())
 }
 
+/// A `rules` directory in `directory` holding `files` (name, content).
+fn rules_directory(directory: &std::path::Path, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let rules = directory.join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    for (name, content) in files {
+        std::fs::write(rules.join(name), content).unwrap();
+    }
+    rules
+}
+
 fn failed(time: &str, user: &str) -> String {
     format!(
         "Jun  1 {time} web1 sshd[1234]: Failed password for {user} from 203.0.113.5 port 40022 ssh2\n"
@@ -202,9 +212,7 @@ fn replay_runs_rules_over_files_in_event_time_order_and_lists_the_rules_it_could
 #[test]
 fn replay_prints_a_table_and_exits_1_when_nothing_fired_and_2_on_errors() {
     let directory = tempfile::tempdir().unwrap();
-    let rules = directory.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("ssh.yml"), RULES).unwrap();
+    let rules = rules_directory(directory.path(), &[("ssh.yml", RULES)]);
     let log = directory.path().join("auth.log");
     let five: String = (0..5)
         .map(|minute| failed(&format!("10:0{minute}:00"), "root\u{1b}[31m"))
@@ -279,11 +287,11 @@ fn replay_prints_a_table_and_exits_1_when_nothing_fired_and_2_on_errors() {
 #[test]
 fn lines_out_of_order_in_a_file_are_put_in_event_time_order() {
     let directory = tempfile::tempdir().unwrap();
-    let rules = directory.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(
-        rules.join("sequence.yml"),
-        "id: failures-then-success
+    let rules = rules_directory(
+        directory.path(),
+        &[(
+            "sequence.yml",
+            "id: failures-then-success
 title: Failures then a success
 kind: sequence
 match: 'category:authentication'
@@ -293,8 +301,8 @@ parameters:
     - {match: 'details.result:failure', count: 2}
     - {match: 'details.result:success'}
 ",
-    )
-    .unwrap();
+        )],
+    );
     // The success is written first but happened last (a relay that delivers late, a merged log).
     let log = directory.path().join("auth.log");
     std::fs::write(
@@ -314,13 +322,13 @@ parameters:
 #[test]
 fn a_line_more_than_five_minutes_behind_a_later_one_is_taken_late_and_counted() {
     let directory = tempfile::tempdir().unwrap();
-    let rules = directory.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(
-        rules.join("failures.yml"),
-        "id: any-failure\ntitle: Any failure\nkind: match\nmatch: 'details.result:failure'\n",
-    )
-    .unwrap();
+    let rules = rules_directory(
+        directory.path(),
+        &[(
+            "failures.yml",
+            "id: any-failure\ntitle: Any failure\nkind: match\nmatch: 'details.result:failure'\n",
+        )],
+    );
     // 10:10:00 passes 10:00:00 on (more than five minutes newer); 10:09:30 comes 30 s behind
     // 10:10:00 (put in its place); 09:59:00 comes behind 10:00:00, already passed on (taken late,
     // and said so).
@@ -353,13 +361,13 @@ fn a_line_more_than_five_minutes_behind_a_later_one_is_taken_late_and_counted() 
 #[test]
 fn events_no_match_rule_can_take_are_counted_as_replayed_and_bad_ones_still_reported() {
     let directory = tempfile::tempdir().unwrap();
-    let rules = directory.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(
-        rules.join("whoami.yml"),
-        "id: whoami\ntitle: Whoami\nkind: match\nmatch: 'details.image:*\\\\whoami.exe'\n---\nid: zeek\ntitle: From 10.9.8.7\nkind: match\nmatch: 'details.sourceipaddress:10.9.8.7'\n",
-    )
-    .unwrap();
+    let rules = rules_directory(
+        directory.path(),
+        &[(
+            "whoami.yml",
+            "id: whoami\ntitle: Whoami\nkind: match\nmatch: 'details.image:*\\\\whoami.exe'\n---\nid: zeek\ntitle: From 10.9.8.7\nkind: match\nmatch: 'details.sourceipaddress:10.9.8.7'\n",
+        )],
+    );
     // Routine events (ruled out unbuilt), one that matches, one normalization refuses (its time):
     // the refused one is reported even though no rule could match it. And a Zeek record, whose
     // keys no rule names as they are sent, but whose decoded event a rule matches.
@@ -410,10 +418,13 @@ detection:
 #[test]
 fn sigma_rules_run_in_replay_and_sigma_check_lists_what_cannot_be_compiled() {
     let directory = tempfile::tempdir().unwrap();
-    let rules = directory.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("windows.yml"), SIGMA_RULES).unwrap();
-    std::fs::write(rules.join("ssh.yml"), RULES.split("---").next().unwrap()).unwrap();
+    let rules = rules_directory(
+        directory.path(),
+        &[
+            ("windows.yml", SIGMA_RULES),
+            ("ssh.yml", RULES.split("---").next().unwrap()),
+        ],
+    );
     let events = directory.path().join("events.jsonl");
     std::fs::write(
         &events,
@@ -495,11 +506,11 @@ fn sigma_rules_run_in_replay_and_sigma_check_lists_what_cannot_be_compiled() {
 fn sigma_pipelines_from_the_rules_directory_and_the_command_line_map_what_check_shows_and_replay_runs()
  {
     let directory = tempfile::tempdir().unwrap();
-    let rules = directory.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(
-        rules.join("sshd.yml"),
-        "title: Root password failure
+    let rules = rules_directory(
+        directory.path(),
+        &[(
+            "sshd.yml",
+            "title: Root password failure
 id: 8c000000-0000-4000-8000-000000000001
 logsource: {product: linux, service: sshd}
 level: high
@@ -509,8 +520,8 @@ detection:
         Outcome: failure
     condition: selection
 ",
-    )
-    .unwrap();
+        )],
+    );
     // The directory's own pipeline: not a rule; `Outcome` is where the sshd decoder says it.
     std::fs::write(
         rules.join("site.pipeline.yml"),
@@ -629,10 +640,10 @@ add_to_list: {list: blocked, field: details.sourceipaddress}
 #[test]
 fn expand_placeholders_come_from_the_lists_and_follow_values_rules_add() {
     let directory = tempfile::tempdir().unwrap();
-    let rules = directory.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("blocked.yml"), EXPAND_RULES).unwrap();
-    std::fs::write(rules.join("scanner.yml"), SCANNER_RULE).unwrap();
+    let rules = rules_directory(
+        directory.path(),
+        &[("blocked.yml", EXPAND_RULES), ("scanner.yml", SCANNER_RULE)],
+    );
     let lists = directory.path().join("lists");
     std::fs::create_dir(&lists).unwrap();
     std::fs::write(lists.join("blocked.txt"), "198.51.100.0/24\n").unwrap();
@@ -736,13 +747,13 @@ fn expand_placeholders_come_from_the_lists_and_follow_values_rules_add() {
 #[test]
 fn a_file_of_many_blocks_replays_as_one_thread_reading_it_would() {
     let directory = tempfile::tempdir().unwrap();
-    let rules = directory.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(
-        rules.join("rules.yml"),
-        "id: whoami\ntitle: Whoami\nkind: match\nmatch: 'details.image:*\\\\whoami.exe'\n---\nid: id-run\ntitle: id run\nkind: match\nmatch: 'details.comm:id AND details.syscall:execve'\n",
-    )
-    .unwrap();
+    let rules = rules_directory(
+        directory.path(),
+        &[(
+            "rules.yml",
+            "id: whoami\ntitle: Whoami\nkind: match\nmatch: 'details.image:*\\\\whoami.exe'\n---\nid: id-run\ntitle: id run\nkind: match\nmatch: 'details.comm:id AND details.syscall:execve'\n",
+        )],
+    );
     // 2026-06-01T00:00:00Z; line N is N seconds later.
     let start = 1_780_272_000i64;
     let time = |number: i64| {
