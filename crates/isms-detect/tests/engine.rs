@@ -18,6 +18,21 @@ fn rules(yaml: &str) -> Vec<Rule> {
     rules
 }
 
+/// Match rules `rule-0`, `rule-1`, ... of these queries (each must compile).
+fn match_rules<Q: AsRef<str>>(queries: &[Q]) -> Vec<Rule> {
+    let yaml: Vec<String> = queries
+        .iter()
+        .enumerate()
+        .map(|(index, query)| {
+            format!(
+                "id: rule-{index}\ntitle: t\nkind: match\nmatch: '{}'\n",
+                query.as_ref()
+            )
+        })
+        .collect();
+    rules(&yaml.join("---\n"))
+}
+
 fn engine(yaml: &str) -> Engine {
     Engine::new(
         rules(yaml),
@@ -715,7 +730,7 @@ mod dispatch {
     //! arrays, ORs and NOTs.
     use std::collections::BTreeSet;
 
-    use isms_detect::{Engine, EngineOptions, Lists, parse_rules};
+    use isms_detect::{Engine, EngineOptions, Lists};
     use isms_event::{Event, Origin};
     use proptest::prelude::*;
     use serde_json::json;
@@ -788,13 +803,7 @@ mod dispatch {
             queries in proptest::collection::vec(query(), 1..12),
             raw_events in proptest::collection::vec(event(), 1..20),
         ) {
-            let yaml: Vec<String> = queries
-                .iter()
-                .enumerate()
-                .map(|(index, query)| format!("id: rule-{index}\ntitle: t\nkind: match\nmatch: '{query}'\n"))
-                .collect();
-            let (rules, errors) = parse_rules(&yaml.join("---\n"), "generated.yml");
-            prop_assert!(errors.is_empty(), "{:?}", errors);
+            let rules = super::match_rules(&queries);
             let origin = Origin { peer: None, endpoint: "test".to_owned(), key_name: None };
             let received = "2026-06-01T00:00:00Z".parse().unwrap();
             let events: Vec<Event> = raw_events
@@ -1097,13 +1106,7 @@ mod prefilter {
             queries in proptest::collection::vec(query(), 1..6),
             raw_events in proptest::collection::vec(raw_event(), 1..30),
         ) {
-            let yaml: Vec<String> = queries
-                .iter()
-                .enumerate()
-                .map(|(index, query)| format!("id: rule-{index}\ntitle: t\nkind: match\nmatch: '{query}'\n"))
-                .collect();
-            let (rules, errors) = parse_rules(&yaml.join("---\n"), "generated.yml");
-            prop_assert!(errors.is_empty(), "{:?}", errors);
+            let rules = super::match_rules(&queries);
             let mut engine = Engine::new(rules, Lists::default(), EngineOptions { allowed_lateness_micros: 0, max_chain_depth: 5 });
             let prefilter = engine.event_prefilter();
             // Every rule needs some literal (`*b?b*` one too short to file the rule under, which
@@ -1142,14 +1145,13 @@ mod prefilter {
     #[test]
     fn a_scratch_moved_to_another_prefilter_forgets_what_it_knew_of_the_first() {
         let prefilter_of = |query: &str| {
-            let (rules, errors) = parse_rules(
-                &format!("id: r\ntitle: t\nkind: match\nmatch: '{query}'\n"),
-                "r.yml",
-            );
-            assert!(errors.is_empty(), "{errors:?}");
-            Engine::new(rules, Lists::default(), EngineOptions::default())
-                .event_prefilter()
-                .unwrap()
+            Engine::new(
+                super::match_rules(&[query]),
+                Lists::default(),
+                EngineOptions::default(),
+            )
+            .event_prefilter()
+            .unwrap()
         };
         let on_image = prefilter_of("details.image:*cmd.exe");
         let on_user = prefilter_of("details.username:root OR details.commandline:*whoami*");
@@ -1230,12 +1232,11 @@ mod prefilter {
             "hostname:web1",
             "category:authentication OR details.username:root",
         ] {
-            let (rules, errors) = parse_rules(
-                &format!("id: r\ntitle: t\nkind: match\nmatch: '{query}'\n"),
-                "r.yml",
+            let engine = Engine::new(
+                super::match_rules(&[query]),
+                Lists::default(),
+                EngineOptions::default(),
             );
-            assert!(errors.is_empty(), "{errors:?}");
-            let engine = Engine::new(rules, Lists::default(), EngineOptions::default());
             assert!(engine.event_prefilter().is_none(), "{query}");
         }
         let (rules, _) = parse_rules(
