@@ -1,17 +1,14 @@
 //! Sigma rules compiled onto the engine: each value modifier and condition form the compiler
 //! handles, on JSON events normalized as isms stores them; and every rule it cannot use reported
 //! with its file, id and reason while the others load.
+mod common;
+
 use isms_detect::{Engine, EngineOptions, Lists, Rule, parse_rules};
-use isms_event::{Event, Origin};
+use isms_event::Event;
 use serde_json::{Value, json};
 
 fn event(raw: Value) -> Event {
-    let origin = Origin {
-        peer: None,
-        endpoint: "test".to_owned(),
-        key_name: None,
-    };
-    isms_event::normalize(raw, &origin, "2026-06-02T00:00:00Z".parse().unwrap()).unwrap()
+    common::json_event(raw)
 }
 
 fn sigma_rules(yaml: &str) -> Vec<Rule> {

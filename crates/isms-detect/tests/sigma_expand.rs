@@ -2,20 +2,17 @@
 //! `placeholders`, compiled into one alternative per combination, with the other modifiers applied
 //! to each; unknown placeholders and too many combinations refused with file, id and reason while
 //! the other rules load.
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use isms_detect::{Engine, EngineOptions, Lists, LoadedRules, Rule};
-use isms_event::{Event, Origin};
+use isms_event::Event;
 use serde_json::{Value, json};
 
 fn event(raw: Value) -> Event {
-    let origin = Origin {
-        peer: None,
-        endpoint: "test".to_owned(),
-        key_name: None,
-    };
-    isms_event::normalize(raw, &origin, "2026-06-02T00:00:00Z".parse().unwrap()).unwrap()
+    common::json_event(raw)
 }
 
 fn sigma_rule(number: u32, detection: &str) -> String {

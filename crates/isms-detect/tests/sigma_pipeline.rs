@@ -11,10 +11,8 @@ use std::sync::Arc;
 use isms_detect::sigma::SigmaFieldMapping;
 use isms_detect::sigma_pipeline::{optional_pipeline, parse_pipeline};
 use isms_detect::{DetectionState, Engine, EngineOptions, Lists, Rule, parse_rules};
-use isms_event::{Event, Origin};
+use isms_event::Event;
 use serde_json::{Value, json};
-
-use common::RECEIVED;
 
 /// `../shared/data`: `ISMS_TEST_SHARED_DATA`, else `shared/data` beside an ancestor of this crate.
 /// `None` when absent, a failure when `CI` is set.
@@ -55,20 +53,6 @@ fn data_text(root: &Path, relative: &str) -> String {
     } else {
         String::from_utf8(bytes).unwrap()
     }
-}
-
-fn origin() -> Origin {
-    common::test_origin()
-}
-
-/// The events isms's decoders make of log lines (syslog, audit.log, JSON records).
-fn decoded_events<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Event> {
-    common::decoded_events(lines)
-}
-
-/// A JSON event as an HTTP sender posts it.
-fn json_event(raw: Value) -> Event {
-    isms_event::normalize(raw, &origin(), RECEIVED.parse().unwrap()).unwrap()
 }
 
 fn sigma_rules(yaml: &str) -> Vec<Rule> {
@@ -208,8 +192,8 @@ fn a_rules_directory_pipeline_is_read_as_a_pipeline_and_its_errors_are_reported(
         loaded.rules[0].definition.query,
         "processname:acmed AND details.account:root"
     );
-    let matching = json_event(json!({"program": "acmed", "account": "root"}));
-    let other_program = json_event(json!({"program": "other", "account": "root"}));
+    let matching = common::json_event(json!({"program": "acmed", "account": "root"}));
+    let other_program = common::json_event(json!({"program": "other", "account": "root"}));
     assert_eq!(firings(loaded.rules, &[matching, other_program]), 1);
 
     std::fs::write(
@@ -259,12 +243,13 @@ fn a_linux_sshd_rule_detects_on_real_sshd_lines_and_not_on_other_programs() {
         })
         .count();
     assert!(expected >= 2, "the sample has such lines");
-    let events = decoded_events(log.lines());
+    let events = common::decoded_events(log.lines());
     assert_eq!(firings(rules.clone(), &events), expected);
 
     // The same words from another program are not sshd's.
-    let forged =
-        decoded_events(["Feb 21 21:56:12 localhost myapp[77]: Invalid user test from 10.0.2.2"]);
+    let forged = common::decoded_events([
+        "Feb 21 21:56:12 localhost myapp[77]: Invalid user test from 10.0.2.2",
+    ]);
     assert_eq!(firings(rules.clone(), &forged), 0);
 
     // A field of the sshd decoder: the user of a failed password.
@@ -279,7 +264,7 @@ fn a_linux_sshd_rule_detects_on_real_sshd_lines_and_not_on_other_programs() {
 fn process_creation_and_auditd_rules_detect_on_real_audit_log_execve_records() {
     let Some(root) = data_root() else { return };
     let log = data_text(&root, "auditd/sh_binary_padding_dd_2020-11-10081941.log");
-    let events = decoded_events(log.lines());
+    let events = common::decoded_events(log.lines());
     let process_creation = sigma_rules(&sigma_rule(
         "{product: linux, category: process_creation}",
         "    selection:
@@ -310,7 +295,7 @@ fn process_creation_and_auditd_rules_detect_on_real_audit_log_execve_records() {
 #[test]
 fn windows_event_logs_as_json_match_through_their_system_and_eventdata_fields() {
     // nxlog's im_msvistalog with to_json: flat.
-    let nxlog = json_event(json!({
+    let nxlog = common::json_event(json!({
         "EventTime": "2026-06-01 10:00:00", "Hostname": "DC01.corp.example",
         "EventID": 4625, "SourceName": "Microsoft-Windows-Security-Auditing",
         "Channel": "Security", "Severity": "INFO", "Category": "Logon",
@@ -318,7 +303,7 @@ fn windows_event_logs_as_json_match_through_their_system_and_eventdata_fields() 
         "TargetUserName": "administrator", "LogonType": "10", "IpAddress": "203.0.113.9"
     }));
     // evtx_dump -o json --separate-json-attributes.
-    let evtx = json_event(json!({"Event": {
+    let evtx = common::json_event(json!({"Event": {
         "#attributes": {"xmlns": "http://schemas.microsoft.com/win/2004/08/events/event"},
         "System": {
             "Provider_attributes": {"Name": "Microsoft-Windows-Security-Auditing"},
@@ -328,7 +313,7 @@ fn windows_event_logs_as_json_match_through_their_system_and_eventdata_fields() 
         "EventData": {"TargetUserName": "administrator", "LogonType": "10", "IpAddress": "203.0.113.9"}
     }}));
     // winlogbeat 8.
-    let winlogbeat = json_event(json!({
+    let winlogbeat = common::json_event(json!({
         "@timestamp": "2026-06-01T10:00:00Z", "message": "An account failed to log on.",
         "winlog": {
             "event_id": "4625", "channel": "Security", "computer_name": "DC01.corp.example",
@@ -419,8 +404,8 @@ fn zeek_rules_detect_on_real_zeek_records_decoded_by_isms() {
     };
     let dns_records = records(&dns);
     let rdp_records = records(&rdp);
-    let mut events = decoded_events(dns.iter().copied());
-    events.extend(decoded_events(rdp.iter().copied()));
+    let mut events = common::decoded_events(dns.iter().copied());
+    events.extend(common::decoded_events(rdp.iter().copied()));
 
     let dns_rule = sigma_rules(&sigma_rule(
         "{product: zeek, service: dns}",
@@ -470,7 +455,7 @@ fn suricata_rules_detect_on_real_eve_records_decoded_by_isms() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    let events = decoded_events(eve.lines());
+    let events = common::decoded_events(eve.lines());
 
     let alert_rule = sigma_rules(&sigma_rule(
         "{product: suricata, service: alert}",
@@ -547,7 +532,7 @@ entries:
     assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
     let rules = loaded.rules;
     let event = |image: &str, name: &str, tag: &str| {
-        json_event(json!({"Image": image, "Name": name, "Tag": tag}))
+        common::json_event(json!({"Image": image, "Name": name, "Tag": tag}))
     };
     assert_eq!(
         firings(

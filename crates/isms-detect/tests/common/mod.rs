@@ -41,3 +41,8 @@ pub fn decoded_events<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Event
         .map(|value| isms_event::normalize(value, &test_origin(), received).unwrap())
         .collect()
 }
+
+/// A JSON event as an HTTP sender posts it, stored as isms stores it.
+pub fn json_event(raw: serde_json::Value) -> Event {
+    isms_event::normalize(raw, &test_origin(), RECEIVED.parse().unwrap()).unwrap()
+}
