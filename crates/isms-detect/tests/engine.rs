@@ -730,7 +730,6 @@ mod dispatch {
     //! arrays, ORs and NOTs.
     use std::collections::BTreeSet;
 
-    use isms_detect::{Engine, EngineOptions, Lists};
     use isms_event::{Event, Origin};
     use proptest::prelude::*;
     use serde_json::json;
@@ -818,7 +817,7 @@ mod dispatch {
                     }
                 }
             }
-            let mut engine = Engine::new(rules, Lists::default(), EngineOptions { allowed_lateness_micros: 0, max_chain_depth: 0 });
+            let mut engine = crate::common::engine_of(rules);
             let mut fired = BTreeSet::new();
             for event in &events {
                 for detection in engine.process(event) {

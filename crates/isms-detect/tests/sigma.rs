@@ -19,14 +19,7 @@ fn sigma_rules(yaml: &str) -> Vec<Rule> {
 
 /// Whether the single rule of `yaml` fires on the event made of `raw`.
 fn fires(yaml: &str, raw: Value) -> bool {
-    let mut engine = Engine::new(
-        sigma_rules(yaml),
-        Lists::default(),
-        EngineOptions {
-            allowed_lateness_micros: 0,
-            max_chain_depth: 0,
-        },
-    );
+    let mut engine = common::engine_of(sigma_rules(yaml));
     !engine.process(&event(raw)).is_empty()
 }
 
@@ -437,14 +430,7 @@ fn timed(seconds: i64, fields: Value) -> Event {
 
 /// Rule ids of the fired (not cleared) detections of `rules` over `events`.
 fn fired(rules: Vec<Rule>, events: &[Event]) -> Vec<String> {
-    let mut engine = Engine::new(
-        rules,
-        Lists::default(),
-        EngineOptions {
-            allowed_lateness_micros: 0,
-            max_chain_depth: 0,
-        },
-    );
+    let mut engine = common::engine_of(rules);
     let mut fired = Vec::new();
     for event in events {
         for detection in engine.process(event) {
@@ -1137,14 +1123,7 @@ correlation:
 
 /// The index (in `amounts`) of each event at which the aggregate correlation fired.
 fn fired_at(yaml: &str, amounts: &[Value]) -> Vec<usize> {
-    let mut engine = Engine::new(
-        sigma_rules(yaml),
-        Lists::default(),
-        EngineOptions {
-            allowed_lateness_micros: 0,
-            max_chain_depth: 0,
-        },
-    );
+    let mut engine = common::engine_of(sigma_rules(yaml));
     let mut fired = Vec::new();
     for (index, amount) in amounts.iter().enumerate() {
         let event = timed(

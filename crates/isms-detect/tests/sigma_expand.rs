@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use isms_detect::{Engine, EngineOptions, Lists, LoadedRules, Rule};
+use isms_detect::{Lists, LoadedRules, Rule};
 use isms_event::Event;
 use serde_json::{Value, json};
 
@@ -75,14 +75,7 @@ fn loaded_without_errors(setup: &Setup) -> Vec<Rule> {
 
 /// Which of `raws` make a rule of `rules` fire (by index).
 fn firing(rules: Vec<Rule>, raws: &[Value]) -> Vec<usize> {
-    let mut engine = Engine::new(
-        rules,
-        Lists::default(),
-        EngineOptions {
-            allowed_lateness_micros: 0,
-            max_chain_depth: 0,
-        },
-    );
+    let mut engine = common::engine_of(rules);
     raws.iter()
         .enumerate()
         .filter(|(_, raw)| !engine.process(&event((*raw).clone())).is_empty())

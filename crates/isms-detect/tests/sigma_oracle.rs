@@ -23,9 +23,11 @@
 //! named sets when the rule is compiled; its pipeline `value_placeholders` comes closest but keeps
 //! `expand` on the item (so `|expand|endswith` becomes whole-value) and stops at the first
 //! placeholder with several values. `tests/sigma_expand.rs` tests isms's expansion on its own.
+mod common;
+
 use std::collections::BTreeSet;
 
-use isms_detect::{Engine, EngineOptions, Lists, parse_rules};
+use isms_detect::{Engine, parse_rules};
 use isms_event::Origin;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -377,14 +379,7 @@ impl Engines {
         let (rules, errors) = parse_rules(&yaml, "oracle.yml");
         assert!(errors.is_empty(), "{errors:#?}");
         assert_eq!(rules.len(), RULES.len());
-        let isms = Engine::new(
-            rules,
-            Lists::default(),
-            EngineOptions {
-                allowed_lateness_micros: 0,
-                max_chain_depth: 0,
-            },
-        );
+        let isms = common::engine_of(rules);
         Engines { oracle, isms }
     }
 
@@ -535,14 +530,7 @@ fn field_references_compare_text_with_ascii_case_folding() {
         .expect("rsigma compiles the rule");
     let (rules, errors) = parse_rules(yaml, "reference.yml");
     assert!(errors.is_empty(), "{errors:#?}");
-    let mut isms = Engine::new(
-        rules,
-        Lists::default(),
-        EngineOptions {
-            allowed_lateness_micros: 0,
-            max_chain_depth: 0,
-        },
-    );
+    let mut isms = common::engine_of(rules);
     let origin = Origin {
         peer: None,
         endpoint: "test".to_owned(),
@@ -586,7 +574,7 @@ fn field_references_compare_text_with_ascii_case_folding() {
 mod correlations {
     use std::collections::HashMap;
 
-    use isms_detect::{DetectionState, Engine, EngineOptions, Lists, parse_rules};
+    use isms_detect::{DetectionState, parse_rules};
     use isms_event::Origin;
     use proptest::prelude::*;
     use serde_json::{Value, json};
@@ -722,11 +710,7 @@ correlation:
             oracle.add_collection(&collection).expect("rsigma compiles the correlations");
             let (rules, errors) = parse_rules(&yaml, "oracle.yml");
             prop_assert!(errors.is_empty(), "{:#?}", errors);
-            let mut isms = Engine::new(
-                rules,
-                Lists::default(),
-                EngineOptions { allowed_lateness_micros: 0, max_chain_depth: 0 },
-            );
+            let mut isms = crate::common::engine_of(rules);
             let origin = Origin { peer: None, endpoint: "test".to_owned(), key_name: None };
             // Per correlation and group: whether rsigma-eval's condition held after its last event.
             let mut held: HashMap<(&str, String), bool> = HashMap::new();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use isms_detect::sigma::SigmaFieldMapping;
 use isms_detect::sigma_pipeline::{optional_pipeline, parse_pipeline};
-use isms_detect::{DetectionState, Engine, EngineOptions, Lists, Rule, parse_rules};
+use isms_detect::{DetectionState, Rule, parse_rules};
 use isms_event::Event;
 use serde_json::{Value, json};
 
@@ -63,14 +63,7 @@ fn sigma_rules(yaml: &str) -> Vec<Rule> {
 
 /// How many events make the (single, enabled) rule fire.
 fn firings(rules: Vec<Rule>, events: &[Event]) -> usize {
-    let mut engine = Engine::new(
-        rules,
-        Lists::default(),
-        EngineOptions {
-            allowed_lateness_micros: 0,
-            max_chain_depth: 0,
-        },
-    );
+    let mut engine = common::engine_of(rules);
     events
         .iter()
         .map(|event| {

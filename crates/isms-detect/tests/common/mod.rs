@@ -46,3 +46,16 @@ pub fn decoded_events<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Event
 pub fn json_event(raw: serde_json::Value) -> Event {
     isms_event::normalize(raw, &test_origin(), RECEIVED.parse().unwrap()).unwrap()
 }
+
+/// An engine of `rules` with no lists, nothing allowed to come late and no chains: each event's own
+/// detections.
+pub fn engine_of(rules: Vec<isms_detect::Rule>) -> isms_detect::Engine {
+    isms_detect::Engine::new(
+        rules,
+        isms_detect::Lists::default(),
+        isms_detect::EngineOptions {
+            allowed_lateness_micros: 0,
+            max_chain_depth: 0,
+        },
+    )
+}
