@@ -1755,7 +1755,7 @@ fn string_test(
 }
 
 /// The IR's wildcard text of Sigma string parts (`*`, `?` and `\` in plain text escaped).
-fn wildcard_text(parts: &[StringPart]) -> String {
+pub(crate) fn wildcard_text(parts: &[StringPart]) -> String {
     let mut text = String::new();
     for part in parts {
         match part {

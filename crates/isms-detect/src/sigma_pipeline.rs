@@ -76,9 +76,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use isms_query::{FieldPath, Predicate};
-use rsigma_parser::{
-    DetectionItem, LogSource, Modifier, SigmaString, SigmaValue, SpecialChar, StringPart,
-};
+use rsigma_parser::{DetectionItem, LogSource, Modifier, SigmaString, SigmaValue, StringPart};
 use serde::Deserialize;
 
 use crate::sigma::SigmaFieldMapping;
@@ -674,21 +672,8 @@ fn transform_string(text: &SigmaString, change: &ValueChange) -> SigmaString {
             (_, part) => merged.push(part),
         }
     }
-    let mut original = String::new();
-    for part in &merged {
-        match part {
-            StringPart::Plain(plain) => {
-                for character in plain.chars() {
-                    if matches!(character, '*' | '?' | '\\') {
-                        original.push('\\');
-                    }
-                    original.push(character);
-                }
-            }
-            StringPart::Special(SpecialChar::WildcardMulti) => original.push('*'),
-            StringPart::Special(SpecialChar::WildcardSingle) => original.push('?'),
-        }
-    }
+    // Sigma's own text of the parts: wildcards as they are, escaped where plain.
+    let original = crate::sigma::wildcard_text(&merged);
     SigmaString {
         parts: merged,
         original,
