@@ -1010,6 +1010,24 @@ impl Engine {
         EventPrefilter::new(&sets)
     }
 
+    /// A copy of this engine to run events on another thread beside it, when no rule keeps state
+    /// from one event to the next (every rule a `match` or `list` rule that adds nothing to a
+    /// list): an event's detections, those of the chains it starts included, are then the same
+    /// whichever copy runs it, so a replay can run its events on every core. `None` when some rule
+    /// keeps state (a window, a timer, a list it grows).
+    pub fn stateless_copy(&self) -> Option<Engine> {
+        let stateless = self.rules.iter().all(|runtime| {
+            matches!(runtime.state, State::Stateless) && runtime.rule.add_to_list.is_none()
+        });
+        stateless.then(|| {
+            Engine::new(
+                self.rules().cloned().collect(),
+                self.lists.clone(),
+                self.options,
+            )
+        })
+    }
+
     /// Runs one event through every rule; returns the detections it caused, those of the chains it
     /// started included, in the order they were made.
     pub fn process(&mut self, event: &Event) -> Vec<Detection> {

@@ -1280,3 +1280,72 @@ mod prefilter {
         ));
     }
 }
+
+/// A copy for another thread exists only when no rule keeps state from one event to the next,
+/// and it makes the same detections of an event as the engine it was copied from.
+#[test]
+fn only_rules_without_state_give_a_copy_and_it_makes_the_same_detections() {
+    let stateless = engine(
+        "
+id: failure
+title: A failure
+kind: match
+match: 'details.result:failure'
+message: '{details.username} failed'
+---
+id: blocklisted
+title: From a blocklisted address
+kind: list
+match: 'category:authentication'
+parameters: {field: details.sourceipaddress, list: blocklist}
+---
+id: after-failure
+title: After a failure
+kind: match
+match: 'category:alert AND details.rule_id:failure'
+",
+    );
+    let mut copy = stateless
+        .stateless_copy()
+        .expect("match and list rules keep no state");
+    let mut original = stateless;
+    let lines = [
+        failed("10:00:00", "alice", "203.0.113.5"),
+        failed("10:00:01", "bob", "203.0.113.6"),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let events = events(&lines);
+    let summary = |detections: Vec<Detection>| -> Vec<(String, String, u32)> {
+        detections
+            .into_iter()
+            .map(|detection| {
+                (
+                    detection.rule_id.to_string(),
+                    detection.message,
+                    detection.depth,
+                )
+            })
+            .collect()
+    };
+    let from_copy = summary(run(&mut copy, &events));
+    assert_eq!(from_copy, summary(run(&mut original, &events)));
+    assert_eq!(
+        from_copy
+            .iter()
+            .map(|(rule, _, depth)| (rule.as_str(), *depth))
+            .collect::<Vec<_>>(),
+        [
+            ("failure", 0),
+            ("after-failure", 1),
+            ("failure", 0),
+            ("after-failure", 1)
+        ]
+    );
+    // A window, or a list a rule grows, is state.
+    for stateful in [
+        "id: t\ntitle: t\nkind: threshold\nmatch: 'details.result:failure'\nparameters: {group_by: [details.username], threshold: 3, interval: 1m}\n",
+        "id: m\ntitle: m\nkind: match\nmatch: 'details.result:failure'\nadd_to_list: {list: blocklist, field: details.sourceipaddress}\n",
+    ] {
+        assert!(engine(stateful).stateless_copy().is_none(), "{stateful}");
+    }
+}

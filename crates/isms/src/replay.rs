@@ -88,37 +88,65 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     );
     let bar = progress_bar(0, "{msg} {pos} events ({per_sec})", "replaying".to_owned());
     let started = Instant::now();
-    let mut fired = 0u64;
-    let mut cleared = 0u64;
+    // Detections fired and cleared.
+    let mut tally = (0u64, 0u64);
     // Detections are written on a thread of their own: with many matches, formatting and writing
     // them took a fifth of the detection thread.
     let mut printer = DetectionPrinter::start(options.json);
-    let mut batch: Vec<Detection> = Vec::new();
-    let mut take = |detections: Vec<Detection>, batch: &mut Vec<Detection>| {
+    let mut batch: Vec<Printable> = Vec::new();
+    let take = |detections: Vec<Detection>, batch: &mut Vec<Printable>, tally: &mut (u64, u64)| {
         for detection in &detections {
             match detection.state {
-                DetectionState::Fired => fired += 1,
-                DetectionState::Cleared => cleared += 1,
+                DetectionState::Fired => tally.0 += 1,
+                DetectionState::Cleared => tally.1 += 1,
             }
         }
-        if batch.is_empty() {
-            *batch = detections;
-        } else {
-            batch.extend(detections);
+        if !detections.is_empty() {
+            batch.push(Printable::Made(detections));
         }
     };
     // With only match rules, events no rule can match are ruled out as they are read, before the
     // stored event is built (most of a routine log); they count as replayed. Not when rules may be
     // compiled again while replaying (lists that grow under `|expand`): the test would be stale.
-    let prefilter = if expand_placeholders.is_empty() {
-        engine.event_prefilter().map(std::sync::Arc::new)
+    // With rules that keep no state, the workers decoding JSON lines also run their events
+    // through copies of the engine: detection then runs on every core, and only what fired comes
+    // here, in time order.
+    let read_ahead = if expand_placeholders.is_empty() {
+        ReadAhead {
+            prefilter: engine.event_prefilter().map(std::sync::Arc::new),
+            engine: engine
+                .stateless_copy()
+                .map(|copy| std::sync::Arc::new(std::sync::Mutex::new(copy))),
+            print_json: options.json,
+        }
     } else {
-        None
+        ReadAhead::default()
     };
-    let mut merged = MergedEvents::open(&options, prefilter)?;
+    let mut merged = MergedEvents::open(&options, &read_ahead)?;
     let mut count = 0u64;
-    while let Some((file, event)) = merged.next_event()? {
-        take(engine.process(&event), &mut batch);
+    while let Some((file, item)) = merged.next_event()? {
+        count += 1;
+        if count.is_multiple_of(4096) {
+            bar.set_position(count);
+        }
+        let event = match item {
+            Replayed::Event(event) => event,
+            Replayed::Detected {
+                fired: fired_here,
+                cleared: cleared_here,
+                printed,
+                ..
+            } => {
+                tally.0 += u64::from(fired_here);
+                tally.1 += u64::from(cleared_here);
+                batch.push(Printable::Printed(printed));
+                if batch.len() >= PRINT_BATCH {
+                    printer.print(std::mem::take(&mut batch))?;
+                }
+                continue;
+            }
+        };
+        take(engine.process(&event), &mut batch, &mut tally);
         if !expand_placeholders.is_empty()
             && engine
                 .take_list_additions()
@@ -134,18 +162,16 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
         if batch.len() >= PRINT_BATCH {
             printer.print(std::mem::take(&mut batch))?;
         }
-        count += 1;
-        if count.is_multiple_of(4096) {
-            bar.set_position(count);
-        }
     }
-    take(engine.finish(), &mut batch);
+    take(engine.finish(), &mut batch, &mut tally);
+    let (fired, cleared) = tally;
     printer.print(batch)?;
     printer.finish()?;
     bar.finish_and_clear();
     let count = count + merged.ruled_out();
     let seconds = started.elapsed().as_secs_f64();
     let statistics = engine.statistics();
+    let chain_stops = statistics.chain_stops + merged.chain_stops();
     eprintln!(
         "replayed {count} events ({} lines or records not readable{}) through {rule_count} rules: {fired} fired, {cleared} cleared in {seconds:.2} s ({:.0} events/s){}{}{}",
         merged.unreadable(),
@@ -160,11 +186,8 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
             String::new()
         },
         count as f64 / seconds.max(1e-9),
-        if statistics.chain_stops > 0 {
-            format!(
-                "; {} detections not fed back (chain depth limit)",
-                statistics.chain_stops
-            )
+        if chain_stops > 0 {
+            format!("; {chain_stops} detections not fed back (chain depth limit)")
         } else {
             String::new()
         },
@@ -410,8 +433,44 @@ struct ReadCounts {
     unreadable: std::sync::atomic::AtomicU64,
     /// Events that came later in their file than the reordering bound allows for their time.
     out_of_order: std::sync::atomic::AtomicU64,
-    /// Events no rule could match, left out as they were read.
+    /// Events no rule could match, left out as they were read, and events a worker's engine ran
+    /// that caused nothing.
     ruled_out: std::sync::atomic::AtomicU64,
+    /// Detections the workers' engines did not feed back (chain depth limit).
+    chain_stops: std::sync::atomic::AtomicU64,
+}
+
+/// What the replay's rules let the reading side do ahead of detection.
+#[derive(Default)]
+struct ReadAhead {
+    /// Rules out the incoming events no rule can match (only match rules).
+    prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
+    /// With rules that keep no state: the engine the workers decoding JSON lines copy to run
+    /// their events themselves.
+    engine: Option<std::sync::Arc<std::sync::Mutex<Engine>>>,
+    /// How the workers print the detections they make (`--json`).
+    print_json: bool,
+}
+
+/// A file's next item in time order: an event for the engine, or what a worker's engine made
+/// of one (rules without state): how many detections fired and cleared, printed.
+enum Replayed {
+    Event(Event),
+    Detected {
+        time: i64,
+        fired: u32,
+        cleared: u32,
+        printed: Vec<u8>,
+    },
+}
+
+impl Replayed {
+    fn time(&self) -> i64 {
+        match self {
+            Replayed::Event(event) => event.utctimestamp_micros,
+            Replayed::Detected { time, .. } => *time,
+        }
+    }
 }
 
 /// The events of every file, merged in event-time order, without holding the files. Each file is
@@ -427,8 +486,8 @@ struct MergedEvents {
 
 /// One file's sorted events as they arrive from its thread.
 struct FileStream {
-    receiver: std::sync::mpsc::Receiver<Result<Vec<Event>, String>>,
-    batch: std::collections::VecDeque<Event>,
+    receiver: std::sync::mpsc::Receiver<Result<Vec<Replayed>, String>>,
+    batch: std::collections::VecDeque<Replayed>,
     /// Events detection is done with, to be dropped by the thread that made them (the allocator
     /// frees memory fastest on the thread that allocated it: a tenth of the detection thread's
     /// time went to freeing the reading thread's events).
@@ -441,7 +500,7 @@ struct FileStream {
 
 impl FileStream {
     /// The file's next event, waiting for its thread when the batch at hand is used up.
-    fn head(&mut self) -> anyhow::Result<Option<&Event>> {
+    fn head(&mut self) -> anyhow::Result<Option<&Replayed>> {
         while self.batch.is_empty() && !self.ended {
             match self.receiver.recv() {
                 Ok(Ok(batch)) => self.batch = batch.into(),
@@ -464,7 +523,7 @@ impl FileStream {
 struct Timed {
     time: i64,
     sequence: u64,
-    event: Event,
+    event: Replayed,
 }
 
 impl PartialEq for Timed {
@@ -538,10 +597,7 @@ impl Reorder {
 
 impl MergedEvents {
     /// Opens every file (an error names the first that cannot be read) and starts its thread.
-    fn open(
-        options: &ReplayOptions,
-        prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
-    ) -> anyhow::Result<MergedEvents> {
+    fn open(options: &ReplayOptions, read_ahead: &ReadAhead) -> anyhow::Result<MergedEvents> {
         let counts = std::sync::Arc::new(ReadCounts::default());
         let reorder_bound = (REORDER_EVENTS / options.files.len().max(1)).max(1024);
         // The cores are shared out among the files for decoding their lines.
@@ -550,11 +606,7 @@ impl MergedEvents {
         let mut readers = Vec::new();
         for path in &options.files {
             readers.push(FileEvents::open(
-                path,
-                options,
-                prefilter.clone(),
-                &counts,
-                workers,
+                path, options, read_ahead, &counts, workers,
             )?);
         }
         let mut files = Vec::new();
@@ -583,11 +635,11 @@ impl MergedEvents {
     }
 
     /// The next event in time order over all files, with the index of its file.
-    fn next_event(&mut self) -> anyhow::Result<Option<(usize, Event)>> {
+    fn next_event(&mut self) -> anyhow::Result<Option<(usize, Replayed)>> {
         let mut earliest: Option<(i64, usize)> = None;
         for index in 0..self.files.len() {
-            if let Some(event) = self.files[index].head()? {
-                let time = event.utctimestamp_micros;
+            if let Some(item) = self.files[index].head()? {
+                let time = item.time();
                 if earliest.is_none_or(|(earliest_time, _)| time < earliest_time) {
                     earliest = Some((time, index));
                 }
@@ -629,6 +681,12 @@ impl MergedEvents {
             .ruled_out
             .load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    fn chain_stops(&self) -> u64 {
+        self.counts
+            .chain_stops
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A file's reading thread: its events through the reordering heap, sent in batches; a read error
@@ -637,7 +695,7 @@ fn sort_file(
     mut reader: FileEvents,
     reorder_bound: usize,
     counts: &ReadCounts,
-    sender: &std::sync::mpsc::SyncSender<Result<Vec<Event>, String>>,
+    sender: &std::sync::mpsc::SyncSender<Result<Vec<Replayed>, String>>,
     given_back: &std::sync::mpsc::Receiver<Vec<Event>>,
 ) {
     let mut waiting = Reorder::default();
@@ -645,7 +703,7 @@ fn sort_file(
     let mut given = i64::MIN;
     let mut newest = i64::MIN;
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
-    let send = |batch: &mut Vec<Event>, reader: &FileEvents| -> bool {
+    let send = |batch: &mut Vec<Replayed>, reader: &FileEvents| -> bool {
         while let Ok(spent) = given_back.try_recv() {
             reader.drop_spent(spent);
         }
@@ -661,13 +719,14 @@ fn sort_file(
             }
         };
         let ended = next.is_none();
-        if let Some(event) = next {
+        if let Some(item) = next {
             sequence += 1;
-            newest = newest.max(event.utctimestamp_micros);
+            let time = item.time();
+            newest = newest.max(time);
             waiting.push(Timed {
-                time: event.utctimestamp_micros,
+                time,
                 sequence,
-                event,
+                event: item,
             });
         }
         let settled = newest.saturating_sub(REORDER_WINDOW_MICROS);
@@ -739,7 +798,7 @@ impl FileEvents {
     fn open(
         path: &Path,
         options: &ReplayOptions,
-        prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
+        read_ahead: &ReadAhead,
         counts: &std::sync::Arc<ReadCounts>,
         workers: usize,
     ) -> anyhow::Result<FileEvents> {
@@ -769,7 +828,9 @@ impl FileEvents {
                 let setup = lines::WorkerSetup {
                     json_lines: decoder.json_lines(),
                     delivery: delivery.clone(),
-                    prefilter: prefilter.clone(),
+                    prefilter: read_ahead.prefilter.clone(),
+                    engine: read_ahead.engine.clone(),
+                    print_json: read_ahead.print_json,
                     counts: counts.clone(),
                 };
                 FileSource::Lines {
@@ -790,7 +851,7 @@ impl FileEvents {
             source,
             pending: std::collections::VecDeque::new(),
             finished: false,
-            prefilter: lines::Prefiltering::new(prefilter),
+            prefilter: lines::Prefiltering::new(read_ahead.prefilter.clone()),
         })
     }
 
@@ -812,7 +873,7 @@ impl FileEvents {
     }
 
     /// The next event, reporting (and counting in `counts`) what cannot be read on the way.
-    fn next_event(&mut self, counts: &ReadCounts) -> anyhow::Result<Option<Event>> {
+    fn next_event(&mut self, counts: &ReadCounts) -> anyhow::Result<Option<Replayed>> {
         loop {
             if let Some((line_event, place)) = self.pending.pop_front() {
                 if let isms_decode::LineEvent::Raw(raw) = &line_event
@@ -821,7 +882,7 @@ impl FileEvents {
                     continue;
                 }
                 match line_event.into_event(&self.delivery) {
-                    Ok(event) => return Ok(Some(event)),
+                    Ok(event) => return Ok(Some(Replayed::Event(event))),
                     Err(error) => report(counts, self.place_text(place), error.to_string()),
                 }
                 continue;
@@ -844,7 +905,22 @@ impl FileEvents {
                         self.finished = true;
                     }
                     // A JSON object line, built on a worker thread.
-                    Some(lines::LineOutcome::Event(event)) => return Ok(Some(event)),
+                    Some(lines::LineOutcome::Event(event)) => {
+                        return Ok(Some(Replayed::Event(event)));
+                    }
+                    Some(lines::LineOutcome::Detected {
+                        time,
+                        fired,
+                        cleared,
+                        printed,
+                    }) => {
+                        return Ok(Some(Replayed::Detected {
+                            time,
+                            fired,
+                            cleared,
+                            printed,
+                        }));
+                    }
                     Some(lines::LineOutcome::Text { number, text }) => self.pending.extend(
                         decoder
                             .push_line_typed(&text)
@@ -1013,33 +1089,51 @@ fn table_time(micros: i64) -> String {
     }
 }
 
-/// Detections handed to the printing thread at a time.
+/// Events' detections handed to the printing thread at a time.
 const PRINT_BATCH: usize = 1024;
+
+/// An event's detections for the printing thread: made by the replay's engine, or already
+/// printed by the worker whose engine made them.
+enum Printable {
+    Made(Vec<Detection>),
+    Printed(Vec<u8>),
+}
 
 /// The thread that writes detections to standard output, in the order they were made; batches
 /// wait in a bounded channel, so a slow reader of the output slows the replay instead of filling
 /// memory.
 struct DetectionPrinter {
-    batches: std::sync::mpsc::SyncSender<Vec<Detection>>,
+    batches: std::sync::mpsc::SyncSender<Vec<Printable>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl DetectionPrinter {
     fn start(json: bool) -> DetectionPrinter {
-        let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Detection>>(8);
+        let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Printable>>(8);
         let thread = std::thread::Builder::new()
             .name("replay-printer".to_owned())
             .spawn(move || -> anyhow::Result<()> {
                 let stdout = std::io::stdout();
                 let mut out = stdout.lock();
-                let mut printer = Printer::new(json);
+                let mut header_written = json;
                 // A batch is written into memory, then out in one piece (the JSON writer's many
                 // small writes cost less into a plain buffer).
                 let mut text = Vec::with_capacity(512 * 1024);
                 for batch in received {
                     text.clear();
-                    for detection in &batch {
-                        printer.print(detection, &mut text)?;
+                    for printable in &batch {
+                        if !header_written {
+                            write_table_header(&mut text)?;
+                            header_written = true;
+                        }
+                        match printable {
+                            Printable::Made(detections) => {
+                                for detection in detections {
+                                    write_detection(detection, json, &mut text)?;
+                                }
+                            }
+                            Printable::Printed(printed) => text.extend_from_slice(printed),
+                        }
                     }
                     out.write_all(&text)?;
                 }
@@ -1053,7 +1147,7 @@ impl DetectionPrinter {
         }
     }
 
-    fn print(&mut self, batch: Vec<Detection>) -> anyhow::Result<()> {
+    fn print(&mut self, batch: Vec<Printable>) -> anyhow::Result<()> {
         if batch.is_empty() || self.batches.send(batch).is_ok() {
             return Ok(());
         }
@@ -1078,47 +1172,35 @@ impl DetectionPrinter {
     }
 }
 
-/// Prints detections as a table (header once) or JSON lines.
-struct Printer {
-    json: bool,
-    header_written: bool,
+/// The table's header, written before its first detection.
+fn write_table_header(out: &mut Vec<u8>) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<20} {:<8} {:<9} {:<38} {:>6}  {:<40} MESSAGE",
+        "TIME", "STATE", "SEVERITY", "RULE", "COUNT", "GROUP"
+    )
 }
 
-impl Printer {
-    fn new(json: bool) -> Printer {
-        Printer {
-            json,
-            header_written: false,
-        }
+/// One detection as a JSON line, or as a line of the table (what came from events made safe for
+/// a terminal).
+fn write_detection(detection: &Detection, json: bool, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, detection)?;
+        out.push(b'\n');
+        return Ok(());
     }
-
-    fn print(&mut self, detection: &Detection, out: &mut Vec<u8>) -> anyhow::Result<()> {
-        if self.json {
-            serde_json::to_writer(&mut *out, detection)?;
-            out.write_all(b"\n")?;
-            return Ok(());
-        }
-        if !self.header_written {
-            writeln!(
-                out,
-                "{:<20} {:<8} {:<9} {:<38} {:>6}  {:<40} MESSAGE",
-                "TIME", "STATE", "SEVERITY", "RULE", "COUNT", "GROUP"
-            )?;
-            self.header_written = true;
-        }
-        writeln!(
-            out,
-            "{:<20} {:<8} {:<9} {:<38} {:>6}  {:<40} {}",
-            table_time(detection.detected_micros),
-            detection.state.name(),
-            detection.severity,
-            terminal_safe(&detection.rule_id),
-            detection.count,
-            terminal_safe(&detection.group_text()),
-            terminal_safe(&detection.message),
-        )?;
-        Ok(())
-    }
+    writeln!(
+        out,
+        "{:<20} {:<8} {:<9} {:<38} {:>6}  {:<40} {}",
+        table_time(detection.detected_micros),
+        detection.state.name(),
+        detection.severity,
+        terminal_safe(&detection.rule_id),
+        detection.count,
+        terminal_safe(&detection.group_text()),
+        terminal_safe(&detection.message),
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1157,7 +1239,7 @@ mod tests {
             reorder.push(Timed {
                 time,
                 sequence: sequence as u64,
-                event: event.clone(),
+                event: Replayed::Event(event.clone()),
             });
             // Give some back as it goes, as the reading thread does past its bound.
             if reorder.len() > 64 {

@@ -843,3 +843,120 @@ fn a_file_of_many_blocks_replays_as_one_thread_reading_it_would() {
         );
     }
 }
+
+/// With rules that keep no state, the workers decoding JSON lines run their events through
+/// copies of the engine; with one rule that keeps state, the replay's own engine runs every event.
+/// Both must print the same detections in the same order (ids aside: they are new each run), chains
+/// and the chain depth limit included.
+#[test]
+fn rules_without_state_run_on_the_workers_as_the_replays_engine_would_run_them() {
+    let directory = tempfile::tempdir().unwrap();
+    let stateless_rules = "id: whoami\ntitle: Whoami\nkind: match\nmatch: 'details.image:*\\\\whoami.exe'\nmessage: '{details.username} ran whoami'\n---\nid: alice\ntitle: Alice\nkind: match\nseverity: INFO\nmatch: 'details.username:alice'\n---\nid: after-whoami\ntitle: After whoami\nkind: match\nmatch: 'category:alert AND details.rule_id:whoami'\nmessage: 'chained: {summary}'\n";
+    let stateful_rule = "id: never\ntitle: Never\nkind: threshold\nmatch: 'details.image:never'\nparameters: {group_by: [details.user], interval: 5m, threshold: 5}\n";
+    for name in ["stateless", "stateful"] {
+        std::fs::create_dir(directory.path().join(name)).unwrap();
+    }
+    let stateless = rules_directory(
+        &directory.path().join("stateless"),
+        &[("rules.yml", stateless_rules)],
+    );
+    let stateful = rules_directory(
+        &directory.path().join("stateful"),
+        &[("rules.yml", stateless_rules), ("never.yml", stateful_rule)],
+    );
+    // Many blocks of lines; every 50th line half a minute behind its neighbours (put back in
+    // order); the last without a time of its own (it takes the file's, which is later).
+    let start = 1_780_272_000i64;
+    let mut lines = String::new();
+    for number in 1..=4000i64 {
+        let second = if number % 50 == 0 {
+            number - 30
+        } else {
+            number
+        };
+        let time = jiff::Timestamp::from_second(start + second).unwrap();
+        let image = if number % 3 == 0 { "whoami" } else { "cmd" };
+        let user = ["alice", "bob", "carol"][(number % 7 % 3) as usize];
+        let time_field = if number == 4000 {
+            String::new()
+        } else {
+            format!("\"utctimestamp\": \"{time}\", ")
+        };
+        lines.push_str(&format!(
+            "{{{time_field}\"Image\": \"C:\\\\Windows\\\\{image}.exe\", \"User\": \"{user}\", \"n\": {number}}}\n"
+        ));
+    }
+    let events = directory.path().join("events.jsonl");
+    std::fs::write(&events, lines).unwrap();
+    let replay = |rules: &std::path::Path, extra: &[&str]| {
+        let mut arguments: Vec<&std::ffi::OsStr> = vec!["replay".as_ref(), "--rules".as_ref()];
+        arguments.push(rules.as_os_str());
+        arguments.extend(extra.iter().map(|argument| std::ffi::OsStr::new(*argument)));
+        arguments.push(events.as_os_str());
+        let output = run_isms(&arguments, &[]);
+        output.assert_success("isms replay");
+        // The summary without its timing ("in 0.05 s (80000 events/s)").
+        let summary = output
+            .stderr
+            .lines()
+            .find(|line| line.starts_with("replayed "))
+            .unwrap_or_else(|| panic!("no summary: {}", output.stderr));
+        let (counts, timing) = summary.split_once(" in ").unwrap();
+        let summary = format!("{counts}{}", timing.split_once("events/s)").unwrap().1);
+        (output.stdout_text().to_owned(), summary)
+    };
+    // Ids are new in every run; everything else must be the same.
+    let without_ids = |text: &str| -> Vec<Value> {
+        text.lines()
+            .map(|line| {
+                let mut detection: Value = serde_json::from_str(line).unwrap();
+                let object = detection.as_object_mut().unwrap();
+                object.remove("id");
+                object.remove("related_event_ids");
+                detection
+            })
+            .collect()
+    };
+    let (on_workers, on_workers_summary) = replay(&stateless, &["--json"]);
+    let (on_engine, on_engine_summary) = replay(&stateful, &["--json"]);
+    let on_workers = without_ids(&on_workers);
+    assert_eq!(on_workers, without_ids(&on_engine));
+    let fired = |rule: &str| {
+        on_workers
+            .iter()
+            .filter(|detection| detection["rule_id"] == rule)
+            .count()
+    };
+    assert_eq!(fired("whoami"), 4000 / 3);
+    assert_eq!(fired("after-whoami"), 4000 / 3);
+    assert!(fired("alice") > 1000, "{}", fired("alice"));
+    // In event-time order, ties in file order: the lines behind their neighbours come earlier.
+    let times: Vec<i64> = on_workers
+        .iter()
+        .map(|detection| detection["detected_micros"].as_i64().unwrap())
+        .collect();
+    assert!(times.is_sorted(), "detections out of time order");
+    assert_eq!(
+        on_workers_summary.replace(" through 3 rules", " through 4 rules"),
+        on_engine_summary
+    );
+    // The table, and the chain depth limit: no detection is fed back (each is counted), so the
+    // chained ones are not made.
+    let (table_on_workers, limited_summary) = replay(&stateless, &["--max-chain-depth", "0"]);
+    let (table_on_engine, limited_on_engine) = replay(&stateful, &["--max-chain-depth", "0"]);
+    assert_eq!(table_on_workers, table_on_engine);
+    assert!(table_on_workers.starts_with("TIME "), "{table_on_workers}");
+    assert!(table_on_workers.contains("carol ran whoami"));
+    assert!(!table_on_workers.contains("chained"));
+    assert!(
+        limited_summary.contains(&format!(
+            "{} detections not fed back (chain depth limit)",
+            on_workers.len() - fired("after-whoami")
+        )),
+        "{limited_summary}"
+    );
+    assert_eq!(
+        limited_summary.replace(" through 3 rules", " through 4 rules"),
+        limited_on_engine
+    );
+}

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use isms_decode::JsonLines;
-use isms_detect::{EventPrefilter, PrefilterScratch};
+use isms_detect::{DetectionState, Engine, EventPrefilter, PrefilterScratch};
 use isms_event::{Delivery, Event};
 use serde_json::Value;
 
@@ -32,6 +32,15 @@ const BLOCKS_IN_FLIGHT_PER_WORKER: usize = 4;
 pub(super) enum LineOutcome {
     /// A JSON object line, decoded and built.
     Event(Event),
+    /// A JSON object line whose event a worker's own engine ran (rules without state): its time,
+    /// how many detections fired and cleared, and the detections printed. The event and its
+    /// detections are dropped where they were made.
+    Detected {
+        time: i64,
+        fired: u32,
+        cleared: u32,
+        printed: Vec<u8>,
+    },
     /// A line for the file's decoder, in order: text, or anything that is not one JSON object.
     Text { number: usize, text: String },
     /// A line that cannot be read (too long) or whose event normalization refuses.
@@ -65,6 +74,10 @@ pub(super) struct WorkerSetup {
     pub json_lines: JsonLines,
     pub delivery: Delivery,
     pub prefilter: Option<Arc<EventPrefilter>>,
+    /// With rules that keep no state, the engine each worker copies to run its events itself.
+    pub engine: Option<Arc<Mutex<Engine>>>,
+    /// How the workers print their engines' detections (`--json`).
+    pub print_json: bool,
     pub counts: Arc<ReadCounts>,
 }
 
@@ -232,6 +245,16 @@ fn decode_blocks(
     setup: &WorkerSetup,
 ) {
     let mut prefiltering = Prefiltering::new(setup.prefilter.clone());
+    let mut engine = setup.engine.as_ref().map(|engine| WorkerEngine {
+        engine: engine
+            .lock()
+            .map_or_else(
+                |poisoned| poisoned.into_inner().stateless_copy(),
+                |engine| engine.stateless_copy(),
+            )
+            .expect("the replay shares an engine only when its rules keep no state"),
+        chain_stops_counted: 0,
+    });
     loop {
         if let Ok(spent) = spent.try_lock() {
             while let Ok(events) = spent.try_recv() {
@@ -254,11 +277,16 @@ fn decode_blocks(
                 Ok(end) => {
                     let text = &block.text[start..end];
                     start = end;
-                    if let Some(outcome) = decode_line(text, number, setup, &mut prefiltering) {
+                    if let Some(outcome) =
+                        decode_line(text, number, setup, &mut prefiltering, engine.as_mut())
+                    {
                         outcomes.push(outcome);
                     }
                 }
             }
+        }
+        if let Some(engine) = &mut engine {
+            engine.count_chain_stops(&setup.counts);
         }
         let decoded = DecodedBlock {
             index: block.index,
@@ -272,13 +300,34 @@ fn decode_blocks(
     }
 }
 
-/// One line: a JSON object line judged (`None` when no rule can match it) and built; any other
-/// line handed back as text.
+/// A worker's copy of the replay's engine (rules without state).
+struct WorkerEngine {
+    engine: Engine,
+    /// Detections this copy did not feed back (chain depth limit) that the counts already hold.
+    chain_stops_counted: u64,
+}
+
+impl WorkerEngine {
+    /// Adds the detections not fed back since the last call to the replay's counts.
+    fn count_chain_stops(&mut self, counts: &ReadCounts) {
+        let stops = self.engine.statistics().chain_stops;
+        counts.chain_stops.fetch_add(
+            stops - self.chain_stops_counted,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.chain_stops_counted = stops;
+    }
+}
+
+/// One line: a JSON object line judged (`None` when no rule can match it) and built, and run by
+/// the worker's engine when it has one (`None` when nothing fired); any other line handed back
+/// as text.
 fn decode_line(
     text: &str,
     number: usize,
     setup: &WorkerSetup,
     prefiltering: &mut Prefiltering,
+    engine: Option<&mut WorkerEngine>,
 ) -> Option<LineOutcome> {
     let as_text = || LineOutcome::Text {
         number,
@@ -297,15 +346,47 @@ fn decode_line(
     if judged.is_none() && !prefiltering.judge_raw(&raw, &setup.counts) {
         return None;
     }
-    Some(
-        match isms_event::normalize_delivered(raw, &setup.delivery) {
-            Ok(event) => LineOutcome::Event(event),
-            Err(error) => LineOutcome::Unreadable {
+    let event = match isms_event::normalize_delivered(raw, &setup.delivery) {
+        Ok(event) => event,
+        Err(error) => {
+            return Some(LineOutcome::Unreadable {
                 number,
                 reason: error.to_string(),
-            },
-        },
-    )
+            });
+        }
+    };
+    let Some(engine) = engine else {
+        return Some(LineOutcome::Event(event));
+    };
+    let detections = engine.engine.process(&event);
+    if detections.is_empty() {
+        // Done with: no rule took it, and none keeps anything of it.
+        setup
+            .counts
+            .ruled_out
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return None;
+    }
+    let mut printed = Vec::with_capacity(512 * detections.len());
+    let (mut fired, mut cleared) = (0, 0);
+    for detection in &detections {
+        match detection.state {
+            DetectionState::Fired => fired += 1,
+            DetectionState::Cleared => cleared += 1,
+        }
+        if let Err(error) = super::write_detection(detection, setup.print_json, &mut printed) {
+            return Some(LineOutcome::Unreadable {
+                number,
+                reason: format!("its detections cannot be printed: {error:#}"),
+            });
+        }
+    }
+    Some(LineOutcome::Detected {
+        time: event.utctimestamp_micros,
+        fired,
+        cleared,
+        printed,
+    })
 }
 
 /// Ruling out, as they are read, the incoming events no rule can match (see
