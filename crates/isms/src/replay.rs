@@ -94,7 +94,11 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     // them took a fifth of the detection thread.
     let mut printer = DetectionPrinter::start(options.json);
     let mut batch: Vec<Printable> = Vec::new();
+    // Detections in the batch (it is handed over at PRINT_BATCH).
+    let mut batch_detections = 0usize;
+    // Adds an event's detections to the batch; returns how many.
     let take = |detections: Vec<Detection>, batch: &mut Vec<Printable>, tally: &mut (u64, u64)| {
+        let added = detections.len();
         for detection in &detections {
             match detection.state {
                 DetectionState::Fired => tally.0 += 1,
@@ -104,6 +108,7 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
         if !detections.is_empty() {
             batch.push(Printable::Made(detections));
         }
+        added
     };
     // With only match rules, events no rule can match are ruled out as they are read, before the
     // stored event is built (most of a routine log); they count as replayed. Not when rules may be
@@ -116,7 +121,7 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
             prefilter: engine.event_prefilter().map(std::sync::Arc::new),
             engine: engine
                 .stateless_copy()
-                .map(|copy| std::sync::Arc::new(std::sync::Mutex::new(copy))),
+                .map(std::sync::Arc::new),
             print_json: options.json,
         }
     } else {
@@ -139,14 +144,16 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
             } => {
                 tally.0 += u64::from(fired_here);
                 tally.1 += u64::from(cleared_here);
+                batch_detections += (fired_here + cleared_here) as usize;
                 batch.push(Printable::Printed(printed));
-                if batch.len() >= PRINT_BATCH {
+                if batch_detections >= PRINT_BATCH {
+                    batch_detections = 0;
                     printer.print(std::mem::take(&mut batch))?;
                 }
                 continue;
             }
         };
-        take(engine.process(&event), &mut batch, &mut tally);
+        batch_detections += take(engine.process(&event), &mut batch, &mut tally);
         if !expand_placeholders.is_empty()
             && engine
                 .take_list_additions()
@@ -159,7 +166,8 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
             recompiled += 1;
         }
         merged.give_back(file, event);
-        if batch.len() >= PRINT_BATCH {
+        if batch_detections >= PRINT_BATCH {
+            batch_detections = 0;
             printer.print(std::mem::take(&mut batch))?;
         }
     }
@@ -177,10 +185,11 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
         merged.unreadable(),
         if merged.out_of_order() > 0 {
             format!(
-                "; {} came more than {} minutes or {} events after later ones in their file and were taken late",
+                "; {} came more than {} minutes, {} events or {} MiB of detections after later ones in their file and were taken late",
                 merged.out_of_order(),
                 REORDER_WINDOW_MICROS / 60_000_000,
-                merged.reorder_bound
+                merged.reorder_bound.events,
+                merged.reorder_bound.printed_bytes / (1024 * 1024)
             )
         } else {
             String::new()
@@ -411,6 +420,18 @@ fn load_rules(
 /// Most events held to put the files' events in time order, over all files.
 const REORDER_EVENTS: usize = 65_536;
 
+/// Most bytes of detections printed by the workers held to put the files' events in time order,
+/// over all files: with many rules, one event's detections take kilobytes (1,000 rules, 27
+/// detections an event: a window of 65,536 events held 900 MiB).
+const REORDER_PRINTED_BYTES: usize = 32 * 1024 * 1024;
+
+/// How much of a file is held to put its events in time order (its share of the bounds above).
+#[derive(Clone, Copy)]
+struct ReorderBound {
+    events: usize,
+    printed_bytes: usize,
+}
+
 /// How far back in event time an event may come after later ones in its file and still be put
 /// in its place: events older than this behind the newest one read are passed on (a few minutes of
 /// clock skew between the hosts of one log; holding a count of events instead kept a quarter of a
@@ -422,6 +443,9 @@ const MAX_DECODING_THREADS: usize = 4;
 
 /// Events sent from a file's reading thread at a time.
 const BATCH_EVENTS: usize = 1024;
+
+/// Bytes of printed detections past which a file's reading thread sends its batch.
+const BATCH_PRINTED_BYTES: usize = 1024 * 1024;
 
 /// Batches a file's reading thread may have ready before it waits for the merge.
 const BATCHES_AHEAD: usize = 8;
@@ -447,7 +471,7 @@ struct ReadAhead {
     prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
     /// With rules that keep no state: the engine the workers decoding JSON lines copy to run
     /// their events themselves.
-    engine: Option<std::sync::Arc<std::sync::Mutex<Engine>>>,
+    engine: Option<std::sync::Arc<Engine>>,
     /// How the workers print the detections they make (`--json`).
     print_json: bool,
 }
@@ -471,6 +495,14 @@ impl Replayed {
             Replayed::Detected { time, .. } => *time,
         }
     }
+
+    /// Bytes of printed detections it holds.
+    fn printed_bytes(&self) -> usize {
+        match self {
+            Replayed::Event(_) => 0,
+            Replayed::Detected { printed, .. } => printed.len(),
+        }
+    }
 }
 
 /// The events of every file, merged in event-time order, without holding the files. Each file is
@@ -481,7 +513,7 @@ impl Replayed {
 struct MergedEvents {
     files: Vec<FileStream>,
     counts: std::sync::Arc<ReadCounts>,
-    reorder_bound: usize,
+    reorder_bound: ReorderBound,
 }
 
 /// One file's sorted events as they arrive from its thread.
@@ -599,7 +631,11 @@ impl MergedEvents {
     /// Opens every file (an error names the first that cannot be read) and starts its thread.
     fn open(options: &ReplayOptions, read_ahead: &ReadAhead) -> anyhow::Result<MergedEvents> {
         let counts = std::sync::Arc::new(ReadCounts::default());
-        let reorder_bound = (REORDER_EVENTS / options.files.len().max(1)).max(1024);
+        let files = options.files.len().max(1);
+        let reorder_bound = ReorderBound {
+            events: (REORDER_EVENTS / files).max(1024),
+            printed_bytes: (REORDER_PRINTED_BYTES / files).max(4 * 1024 * 1024),
+        };
         // The cores are shared out among the files for decoding their lines.
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let workers = (cores.min(MAX_DECODING_THREADS) / options.files.len().max(1)).max(1);
@@ -693,7 +729,7 @@ impl MergedEvents {
 /// is sent as the last message. Stops early when the merge is gone.
 fn sort_file(
     mut reader: FileEvents,
-    reorder_bound: usize,
+    reorder_bound: ReorderBound,
     counts: &ReadCounts,
     sender: &std::sync::mpsc::SyncSender<Result<Vec<Replayed>, String>>,
     given_back: &std::sync::mpsc::Receiver<Vec<Event>>,
@@ -702,6 +738,9 @@ fn sort_file(
     let mut sequence = 0u64;
     let mut given = i64::MIN;
     let mut newest = i64::MIN;
+    // Bytes of printed detections waiting, and in the batch.
+    let mut waiting_bytes = 0usize;
+    let mut batch_bytes = 0usize;
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
     let send = |batch: &mut Vec<Replayed>, reader: &FileEvents| -> bool {
         while let Ok(spent) = given_back.try_recv() {
@@ -723,6 +762,7 @@ fn sort_file(
             sequence += 1;
             let time = item.time();
             newest = newest.max(time);
+            waiting_bytes += item.printed_bytes();
             waiting.push(Timed {
                 time,
                 sequence,
@@ -730,7 +770,8 @@ fn sort_file(
             });
         }
         let settled = newest.saturating_sub(REORDER_WINDOW_MICROS);
-        while waiting.len() >= reorder_bound
+        while waiting.len() >= reorder_bound.events
+            || waiting_bytes > reorder_bound.printed_bytes
             || (ended && !waiting.is_empty())
             || waiting.oldest_time().is_some_and(|oldest| oldest < settled)
         {
@@ -743,9 +784,15 @@ fn sort_file(
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             given = given.max(timed.time);
+            let bytes = timed.event.printed_bytes();
+            waiting_bytes -= bytes;
+            batch_bytes += bytes;
             batch.push(timed.event);
-            if batch.len() >= BATCH_EVENTS && !send(&mut batch, &reader) {
-                return;
+            if batch.len() >= BATCH_EVENTS || batch_bytes >= BATCH_PRINTED_BYTES {
+                batch_bytes = 0;
+                if !send(&mut batch, &reader) {
+                    return;
+                }
             }
         }
         if ended {
@@ -1089,7 +1136,7 @@ fn table_time(micros: i64) -> String {
     }
 }
 
-/// Events' detections handed to the printing thread at a time.
+/// Detections handed to the printing thread at a time (at least: an event's go together).
 const PRINT_BATCH: usize = 1024;
 
 /// An event's detections for the printing thread: made by the replay's engine, or already

@@ -75,7 +75,7 @@ pub(super) struct WorkerSetup {
     pub delivery: Delivery,
     pub prefilter: Option<Arc<EventPrefilter>>,
     /// With rules that keep no state, the engine each worker copies to run its events itself.
-    pub engine: Option<Arc<Mutex<Engine>>>,
+    pub engine: Option<Arc<Engine>>,
     /// How the workers print their engines' detections (`--json`).
     pub print_json: bool,
     pub counts: Arc<ReadCounts>,
@@ -247,11 +247,7 @@ fn decode_blocks(
     let mut prefiltering = Prefiltering::new(setup.prefilter.clone());
     let mut engine = setup.engine.as_ref().map(|engine| WorkerEngine {
         engine: engine
-            .lock()
-            .map_or_else(
-                |poisoned| poisoned.into_inner().stateless_copy(),
-                |engine| engine.stateless_copy(),
-            )
+            .stateless_copy()
             .expect("the replay shares an engine only when its rules keep no state"),
         chain_stops_counted: 0,
     });
