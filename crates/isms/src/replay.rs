@@ -119,9 +119,7 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     let read_ahead = if expand_placeholders.is_empty() {
         ReadAhead {
             prefilter: engine.event_prefilter().map(std::sync::Arc::new),
-            engine: engine
-                .stateless_copy()
-                .map(std::sync::Arc::new),
+            engine: engine.stateless_copy().map(std::sync::Arc::new),
             print_json: options.json,
         }
     } else {
