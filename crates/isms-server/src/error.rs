@@ -54,7 +54,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         let code = match &error {
             StoreError::InvalidCursor(_) | StoreError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            StoreError::DuplicateKeyName(_) => StatusCode::CONFLICT,
+            StoreError::DuplicateKeyName(_) | StoreError::DuplicateRecordName { .. } => {
+                StatusCode::CONFLICT
+            }
             StoreError::WriterStopped => StatusCode::SERVICE_UNAVAILABLE,
             StoreError::Database(_)
             | StoreError::Open { .. }

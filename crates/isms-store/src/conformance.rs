@@ -45,6 +45,7 @@ macro_rules! store_conformance_suite {
                 networks_field_references_and_time_parts_find_exactly_the_expected_events,
                 histogram_and_top_values_aggregate_matches,
                 keys_are_stored_listed_and_revoked,
+                control_records_keep_live_names_unique_and_deleted_rows,
                 retention_deletes_oldest_events_first,
                 concurrent_appends_are_all_committed,
                 invalid_cursor_is_refused,
@@ -590,6 +591,75 @@ pub async fn keys_are_stored_listed_and_revoked(store: &dyn Store) {
     );
     assert_eq!(keys[0].revoked_micros, Some(5));
     assert_eq!(keys[2].revoked_micros, None);
+}
+
+/// Control records: names unique among live records of a kind in a scope, updates by id, deleted
+/// rows kept and their names free again.
+pub async fn control_records_keep_live_names_unique_and_deleted_rows(store: &dyn Store) {
+    let record = |kind: &str, scope: &str, name: &str| crate::ControlRecord {
+        id: 0,
+        kind: kind.into(),
+        scope: scope.into(),
+        name: name.into(),
+        document: json!({"name": name, "author": "admin"}),
+        created_micros: 10,
+        updated_micros: 10,
+        deleted_micros: None,
+    };
+    let hids = store
+        .insert_record(record("generator", "", "HIDS"))
+        .await
+        .expect("insert");
+    let nids = store
+        .insert_record(record("generator", "", "NIDS"))
+        .await
+        .expect("insert");
+    assert_ne!(hids, nids);
+    assert!(matches!(
+        store.insert_record(record("generator", "", "HIDS")).await,
+        Err(StoreError::DuplicateRecordName { kind, name }) if kind == "generator" && name == "HIDS"
+    ));
+    // Another kind or another scope may use the name.
+    store
+        .insert_record(record("group", &hids.to_string(), "HIDS"))
+        .await
+        .expect("a group may share a generator's name");
+    store
+        .insert_record(record("group", &nids.to_string(), "HIDS"))
+        .await
+        .expect("the same name under another generator");
+    let mut renamed = record("generator", "", "HIDS");
+    renamed.id = nids;
+    assert!(matches!(
+        store.update_record(renamed).await,
+        Err(StoreError::DuplicateRecordName { .. })
+    ));
+    let mut deleted = record("generator", "", "HIDS");
+    deleted.id = hids;
+    deleted.document = json!({"name": "HIDS", "author": "someone else"});
+    deleted.updated_micros = 20;
+    deleted.deleted_micros = Some(20);
+    assert!(store.update_record(deleted).await.expect("update"));
+    let mut missing = record("generator", "", "ghost");
+    missing.id = 999_999;
+    assert!(!store.update_record(missing).await.expect("update"));
+    let again = store
+        .insert_record(record("generator", "", "HIDS"))
+        .await
+        .expect("a deleted record's name is free again");
+    let generators = store.records("generator").await.expect("records");
+    assert_eq!(
+        generators
+            .iter()
+            .map(|record| (record.id, record.deleted_micros))
+            .collect::<Vec<_>>(),
+        vec![(hids, Some(20)), (nids, None), (again, None)]
+    );
+    assert_eq!(generators[0].document["author"], "someone else");
+    assert_eq!(generators[0].updated_micros, 20);
+    assert_eq!(generators[0].created_micros, 10);
+    assert_eq!(store.records("group").await.expect("records").len(), 2);
+    assert!(store.records("class").await.expect("records").is_empty());
 }
 
 /// Retention removes the oldest arrivals, by age and by size, and keeps the rest searchable.

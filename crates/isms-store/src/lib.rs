@@ -47,6 +47,14 @@ pub enum StoreError {
     /// A key with this live name already exists.
     #[error("a live key named {0:?} already exists")]
     DuplicateKeyName(String),
+    /// A live control record of this kind already has this name in its scope.
+    #[error("a live {kind} named {name:?} already exists")]
+    DuplicateRecordName {
+        /// The record's kind (`generator`, `group`, ...).
+        kind: String,
+        /// The name taken.
+        name: String,
+    },
     /// The store's writer has stopped (the process is shutting down or the database failed).
     #[error("the store writer has stopped")]
     WriterStopped,
@@ -174,6 +182,30 @@ pub struct StoreHealth {
     pub bytes: u64,
 }
 
+/// A control-plane record (an alert generator, alert group, alert class, instance): its kind, the
+/// scope its name is unique in among live records of the kind ("" for none, a generator's id for
+/// what belongs to one), and its fields as a JSON document the registry reads and writes. Records
+/// are never removed: a deleted one keeps its row with `deleted_micros` set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ControlRecord {
+    /// Assigned by the store (ignored when inserting).
+    pub id: i64,
+    /// What it is: `generator`, `group`, `class`, ...
+    pub kind: String,
+    /// What its name is unique in among live records of its kind.
+    pub scope: String,
+    /// Its name.
+    pub name: String,
+    /// Its fields, as the registry writes them.
+    pub document: serde_json::Value,
+    /// When it was made, µs since the epoch.
+    pub created_micros: i64,
+    /// When it was last written, µs since the epoch.
+    pub updated_micros: i64,
+    /// When it was deleted, if it was.
+    pub deleted_micros: Option<i64>,
+}
+
 /// An API key as stored: never the secret, only its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyRecord {
@@ -286,6 +318,15 @@ pub trait Store: Send + Sync + 'static {
     fn key_by_id<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>>;
     /// Revokes the live key with this id or name; returns how many were revoked (0 or 1).
     fn revoke_key<'a>(&'a self, id_or_name: &'a str, at_micros: i64) -> StoreFuture<'a, u64>;
+    /// Stores a new control record; returns its id. A live record of the same kind, scope and name
+    /// is [`StoreError::DuplicateRecordName`].
+    fn insert_record(&self, record: ControlRecord) -> StoreFuture<'_, i64>;
+    /// Rewrites the record with `record.id` and `record.kind` (scope, name, document, updated,
+    /// deleted); false when there is none. A name taken by another live record is
+    /// [`StoreError::DuplicateRecordName`].
+    fn update_record(&self, record: ControlRecord) -> StoreFuture<'_, bool>;
+    /// Every record of a kind, live and deleted, in the order they were made.
+    fn records<'a>(&'a self, kind: &'a str) -> StoreFuture<'a, Vec<ControlRecord>>;
     /// Up to `limit` stored events with a seq above `after_seq`, in seq (commit) order: how the
     /// detection engine follows the store, so that every committed event is seen once, across
     /// restarts too.

@@ -35,9 +35,9 @@ use sqlx::{Arguments, AssertSqlSafe, ConnectOptions, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    EventFilter, EventPreparer, HistogramBucket, KeyRecord, PreparedEvent, RetentionOutcome,
-    RetentionPolicy, SearchPage, SearchRequest, SortOrder, Store, StoreError, StoreFuture,
-    StoreHealth, StoredEvent, TopValue,
+    ControlRecord, EventFilter, EventPreparer, HistogramBucket, KeyRecord, PreparedEvent,
+    RetentionOutcome, RetentionPolicy, SearchPage, SearchRequest, SortOrder, Store, StoreError,
+    StoreFuture, StoreHealth, StoredEvent, TopValue,
 };
 use sql::{CompiledPredicate, Driver, SqlFragment, SqlParam};
 
@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_index_in_own_file.sql"),
     include_str!("../../migrations/sqlite/0003_ids_in_term_index.sql"),
     include_str!("../../migrations/sqlite/0004_time_index_by_second.sql"),
+    include_str!("../../migrations/sqlite/0005_control_records.sql"),
 ];
 
 /// The key of the time index `events_by_time` (migration 0004), exactly as SQLite must see it to use
@@ -1233,6 +1234,91 @@ impl Store for SqliteStore {
             .await?;
             Ok(result.rows_affected())
         })
+    }
+
+    fn insert_record(&self, record: ControlRecord) -> StoreFuture<'_, i64> {
+        Box::pin(async move {
+            let result = sqlx::query(
+                "INSERT INTO control_records (kind, scope, name, document, created, updated, deleted) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&record.kind)
+            .bind(&record.scope)
+            .bind(&record.name)
+            .bind(record.document.to_string())
+            .bind(record.created_micros)
+            .bind(record.updated_micros)
+            .bind(record.deleted_micros)
+            .execute(&self.reads)
+            .await
+            .map_err(|error| duplicate_record(error, &record))?;
+            Ok(result.last_insert_rowid())
+        })
+    }
+
+    fn update_record(&self, record: ControlRecord) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let result = sqlx::query(
+                "UPDATE control_records SET scope = ?, name = ?, document = ?, updated = ?, deleted = ? WHERE id = ? AND kind = ?",
+            )
+            .bind(&record.scope)
+            .bind(&record.name)
+            .bind(record.document.to_string())
+            .bind(record.updated_micros)
+            .bind(record.deleted_micros)
+            .bind(record.id)
+            .bind(&record.kind)
+            .execute(&self.reads)
+            .await
+            .map_err(|error| duplicate_record(error, &record))?;
+            Ok(result.rows_affected() == 1)
+        })
+    }
+
+    fn records<'a>(&'a self, kind: &'a str) -> StoreFuture<'a, Vec<ControlRecord>> {
+        Box::pin(async move {
+            let rows: Vec<ControlRow> = sqlx::query_as(
+                "SELECT id, kind, scope, name, document, created, updated, deleted FROM control_records WHERE kind = ? ORDER BY id",
+            )
+            .bind(kind)
+            .fetch_all(&self.reads)
+            .await?;
+            rows.into_iter().map(control_record).collect()
+        })
+    }
+}
+
+type ControlRow = (i64, String, String, String, String, i64, i64, Option<i64>);
+
+fn control_record(
+    (id, kind, scope, name, document, created_micros, updated_micros, deleted_micros): ControlRow,
+) -> Result<ControlRecord, StoreError> {
+    let document = serde_json::from_str(&document).map_err(|error| {
+        StoreError::InvalidRequest(format!(
+            "control record {id} has a damaged document: {error}"
+        ))
+    })?;
+    Ok(ControlRecord {
+        id,
+        kind,
+        scope,
+        name,
+        document,
+        created_micros,
+        updated_micros,
+        deleted_micros,
+    })
+}
+
+/// A unique-name violation as the store's error for it.
+fn duplicate_record(error: sqlx::Error, record: &ControlRecord) -> StoreError {
+    match error {
+        sqlx::Error::Database(database) if database.is_unique_violation() => {
+            StoreError::DuplicateRecordName {
+                kind: record.kind.clone(),
+                name: record.name.clone(),
+            }
+        }
+        other => other.into(),
     }
 }
 

@@ -1,0 +1,777 @@
+//! The registry's operations (seed 000: register, verify, update, delete of generators, alert
+//! groups and alert classes) over the store's control records.
+//!
+//! Every write happens under one lock and re-reads what it depends on first, so two requests
+//! cannot both take a name or register into a group being deleted. (The store's unique index on
+//! live names is the last guard; several collectors writing one PostgreSQL store would still race
+//! on references, which is noted for that issue.)
+use std::sync::Arc;
+
+use isms_store::{ControlRecord, Store, StoreError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{
+    AlertClass, AlertGroup, ClassChanges, ClassSpec, Generator, GeneratorChanges, GeneratorClaims,
+    GeneratorSpec, GroupChanges, GroupSpec, Kind, RegistryError, check_class, check_generator,
+    check_name, check_text,
+};
+use crate::syntax::Parameter;
+
+/// The registry of one collector.
+pub struct Registry {
+    store: Arc<dyn Store>,
+    writes: tokio::sync::Mutex<()>,
+}
+
+/// A record read from the store, with its row.
+struct Stored<T> {
+    record: ControlRecord,
+    value: T,
+}
+
+fn now_micros() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
+}
+
+/// What the registry's types share: the row's columns copied in and out.
+trait Row: Serialize + DeserializeOwned {
+    const KIND: Kind;
+    fn set_row(&mut self, record: &ControlRecord);
+    fn name(&self) -> &str;
+}
+
+impl Row for Generator {
+    const KIND: Kind = Kind::Generator;
+    fn set_row(&mut self, record: &ControlRecord) {
+        self.id = record.id;
+        self.created_micros = record.created_micros;
+        self.updated_micros = record.updated_micros;
+        self.deleted_micros = record.deleted_micros;
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Row for AlertGroup {
+    const KIND: Kind = Kind::Group;
+    fn set_row(&mut self, record: &ControlRecord) {
+        self.id = record.id;
+        self.created_micros = record.created_micros;
+        self.updated_micros = record.updated_micros;
+        self.deleted_micros = record.deleted_micros;
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Row for AlertClass {
+    const KIND: Kind = Kind::Class;
+    fn set_row(&mut self, record: &ControlRecord) {
+        self.id = record.id;
+        self.created_micros = record.created_micros;
+        self.updated_micros = record.updated_micros;
+        self.deleted_micros = record.deleted_micros;
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A store duplicate (a race the lock did not cover) as the registry's error.
+fn duplicate(error: StoreError, kind: Kind, generator: Option<&str>) -> RegistryError {
+    match error {
+        StoreError::DuplicateRecordName { name, .. } => RegistryError::AlreadyExists {
+            kind,
+            name,
+            generator: generator.map(str::to_owned),
+        },
+        other => RegistryError::Store(other),
+    }
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn Store>) -> Registry {
+        Registry {
+            store,
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn load<T: Row>(&self) -> Result<Vec<Stored<T>>, RegistryError> {
+        let records = self.store.records(T::KIND.record_kind()).await?;
+        let mut loaded = Vec::with_capacity(records.len());
+        for record in records {
+            let mut value: T =
+                serde_json::from_value(record.document.clone()).map_err(|error| {
+                    StoreError::InvalidRequest(format!(
+                        "the stored {} {} cannot be read: {error}",
+                        T::KIND.record_kind(),
+                        record.id
+                    ))
+                })?;
+            value.set_row(&record);
+            loaded.push(Stored { record, value });
+        }
+        Ok(loaded)
+    }
+
+    async fn insert<T: Row>(
+        &self,
+        scope: String,
+        mut value: T,
+        generator: Option<&str>,
+    ) -> Result<T, RegistryError> {
+        let now = now_micros();
+        let mut record = ControlRecord {
+            id: 0,
+            kind: T::KIND.record_kind().to_owned(),
+            scope,
+            name: value.name().to_owned(),
+            document: serde_json::Value::Null,
+            created_micros: now,
+            updated_micros: now,
+            deleted_micros: None,
+        };
+        record.document = serde_json::to_value(&value).map_err(|error| {
+            StoreError::InvalidRequest(format!("cannot write the record: {error}"))
+        })?;
+        record.id = self
+            .store
+            .insert_record(record.clone())
+            .await
+            .map_err(|error| duplicate(error, T::KIND, generator))?;
+        value.set_row(&record);
+        Ok(value)
+    }
+
+    /// Writes a changed record back (its name and scope as they were), deleted at `deleted`.
+    async fn rewrite<T: Row>(
+        &self,
+        stored: &Stored<T>,
+        mut value: T,
+        deleted: Option<i64>,
+    ) -> Result<T, RegistryError> {
+        let mut record = stored.record.clone();
+        record.updated_micros = now_micros();
+        record.deleted_micros = deleted;
+        record.document = serde_json::to_value(&value).map_err(|error| {
+            StoreError::InvalidRequest(format!("cannot write the record: {error}"))
+        })?;
+        if !self.store.update_record(record.clone()).await? {
+            return Err(RegistryError::NotFound {
+                kind: T::KIND,
+                name: record.name,
+                generator: None,
+            });
+        }
+        value.set_row(&record);
+        Ok(value)
+    }
+
+    // ---- generators
+
+    /// Live generators, in the order they registered.
+    pub async fn generators(&self) -> Result<Vec<Generator>, RegistryError> {
+        Ok(self
+            .load::<Generator>()
+            .await?
+            .into_iter()
+            .filter(|stored| stored.record.deleted_micros.is_none())
+            .map(|stored| stored.value)
+            .collect())
+    }
+
+    async fn live_generator(&self, name: &str) -> Result<Stored<Generator>, RegistryError> {
+        self.load::<Generator>()
+            .await?
+            .into_iter()
+            .find(|stored| stored.record.deleted_micros.is_none() && stored.value.name == name)
+            .ok_or_else(|| RegistryError::NotFound {
+                kind: Kind::Generator,
+                name: name.to_owned(),
+                generator: None,
+            })
+    }
+
+    /// The live generator named `name`.
+    pub async fn generator(&self, name: &str) -> Result<Generator, RegistryError> {
+        Ok(self.live_generator(name).await?.value)
+    }
+
+    /// The live generator whose current key has this public id, if any.
+    pub async fn generator_with_key(
+        &self,
+        key_id: &str,
+    ) -> Result<Option<Generator>, RegistryError> {
+        Ok(self
+            .load::<Generator>()
+            .await?
+            .into_iter()
+            .find(|stored| {
+                stored.record.deleted_micros.is_none()
+                    && stored.value.key_id.as_deref() == Some(key_id)
+            })
+            .map(|stored| stored.value))
+    }
+
+    /// Whether a live generator has this name (to refuse before a key is made for it).
+    pub async fn generator_exists(&self, name: &str) -> Result<bool, RegistryError> {
+        match self.live_generator(name).await {
+            Ok(_) => Ok(true),
+            Err(RegistryError::NotFound { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Registers a generator with the public id of the key made for it.
+    pub async fn register_generator(
+        &self,
+        spec: GeneratorSpec,
+        key_id: Option<String>,
+    ) -> Result<Generator, RegistryError> {
+        let generator = Generator {
+            id: 0,
+            name: spec.name,
+            author: spec.author.trim().to_owned(),
+            ip: spec.ip.filter(|ip| !ip.is_empty()),
+            bind: spec.bind.filter(|bind| !bind.is_empty()),
+            key_id,
+            expected_interval_seconds: spec.expected_interval_seconds,
+            created_micros: 0,
+            updated_micros: 0,
+            deleted_micros: None,
+        };
+        check_generator(&generator)?;
+        let _writing = self.writes.lock().await;
+        if self.generator_exists(&generator.name).await? {
+            return Err(RegistryError::AlreadyExists {
+                kind: Kind::Generator,
+                name: generator.name,
+                generator: None,
+            });
+        }
+        self.insert(String::new(), generator, None).await
+    }
+
+    /// Changes a generator's author, ip, binding or expected interval.
+    pub async fn update_generator(
+        &self,
+        name: &str,
+        changes: GeneratorChanges,
+    ) -> Result<Generator, RegistryError> {
+        let _writing = self.writes.lock().await;
+        let stored = self.live_generator(name).await?;
+        let mut generator = stored.value.clone();
+        if let Some(author) = changes.author {
+            generator.author = author.trim().to_owned();
+        }
+        if let Some(ip) = changes.ip {
+            generator.ip = Some(ip).filter(|ip| !ip.is_empty());
+        }
+        if let Some(bind) = changes.bind {
+            generator.bind = Some(bind).filter(|bind| !bind.is_empty());
+        }
+        if let Some(interval) = changes.expected_interval_seconds {
+            generator.expected_interval_seconds = Some(interval);
+        }
+        check_generator(&generator)?;
+        self.rewrite(&stored, generator, None).await
+    }
+
+    /// Records the generator's new key (rotation), or none (revocation); returns the generator and
+    /// the public id of the key it had.
+    pub async fn set_generator_key(
+        &self,
+        name: &str,
+        key_id: Option<String>,
+    ) -> Result<(Generator, Option<String>), RegistryError> {
+        let _writing = self.writes.lock().await;
+        let stored = self.live_generator(name).await?;
+        let mut generator = stored.value.clone();
+        let previous = std::mem::replace(&mut generator.key_id, key_id);
+        Ok((self.rewrite(&stored, generator, None).await?, previous))
+    }
+
+    /// Deletes a generator (kept, marked deleted) with its groups and classes.
+    pub async fn delete_generator(&self, name: &str) -> Result<Generator, RegistryError> {
+        let _writing = self.writes.lock().await;
+        let stored = self.live_generator(name).await?;
+        let now = now_micros();
+        for class in self.load::<AlertClass>().await? {
+            if class.record.deleted_micros.is_none() && class.value.generator == name {
+                let value = class.value.clone();
+                self.rewrite(&class, value, Some(now)).await?;
+            }
+        }
+        for group in self.load::<AlertGroup>().await? {
+            if group.record.deleted_micros.is_none() && group.value.generator == name {
+                let value = group.value.clone();
+                self.rewrite(&group, value, Some(now)).await?;
+            }
+        }
+        let value = stored.value.clone();
+        self.rewrite(&stored, value, Some(now)).await
+    }
+
+    /// Checks that the generator is registered with what the caller claims.
+    pub async fn verify_generator(
+        &self,
+        name: &str,
+        claims: GeneratorClaims,
+    ) -> Result<Generator, RegistryError> {
+        let generator = self.generator(name).await?;
+        let mut differing = Vec::new();
+        if claims
+            .author
+            .is_some_and(|author| author.trim() != generator.author)
+        {
+            differing.push("author".to_owned());
+        }
+        if claims
+            .ip
+            .is_some_and(|ip| Some(ip.as_str()) != generator.ip.as_deref())
+        {
+            differing.push("ip".to_owned());
+        }
+        if differing.is_empty() {
+            Ok(generator)
+        } else {
+            Err(RegistryError::Mismatch {
+                kind: Kind::Generator,
+                name: name.to_owned(),
+                fields: differing,
+            })
+        }
+    }
+
+    // ---- groups
+
+    /// The live groups of a live generator.
+    pub async fn groups(&self, generator: &str) -> Result<Vec<AlertGroup>, RegistryError> {
+        self.live_generator(generator).await?;
+        Ok(self
+            .load::<AlertGroup>()
+            .await?
+            .into_iter()
+            .filter(|stored| {
+                stored.record.deleted_micros.is_none() && stored.value.generator == generator
+            })
+            .map(|stored| stored.value)
+            .collect())
+    }
+
+    /// The group's latest row in the generator: the live one, else the last deleted one.
+    async fn find_group(
+        &self,
+        generator: &str,
+        name: &str,
+    ) -> Result<Option<Stored<AlertGroup>>, RegistryError> {
+        let mut found: Option<Stored<AlertGroup>> = None;
+        for stored in self.load::<AlertGroup>().await? {
+            if stored.value.generator != generator || stored.value.name != name {
+                continue;
+            }
+            let live = stored.record.deleted_micros.is_none();
+            if live
+                || found
+                    .as_ref()
+                    .is_none_or(|found| found.record.deleted_micros.is_some())
+            {
+                found = Some(stored);
+            }
+            if live {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn live_group(
+        &self,
+        generator: &str,
+        name: &str,
+    ) -> Result<Stored<AlertGroup>, RegistryError> {
+        self.find_group(generator, name)
+            .await?
+            .filter(|stored| stored.record.deleted_micros.is_none())
+            .ok_or_else(|| RegistryError::NotFound {
+                kind: Kind::Group,
+                name: name.to_owned(),
+                generator: Some(generator.to_owned()),
+            })
+    }
+
+    pub async fn group(&self, generator: &str, name: &str) -> Result<AlertGroup, RegistryError> {
+        self.live_generator(generator).await?;
+        Ok(self.live_group(generator, name).await?.value)
+    }
+
+    pub async fn register_group(
+        &self,
+        generator: &str,
+        spec: GroupSpec,
+    ) -> Result<AlertGroup, RegistryError> {
+        check_name(&spec.name, "name")?;
+        check_text(&spec.description, "description", 1000)?;
+        let _writing = self.writes.lock().await;
+        let owner = self.live_generator(generator).await?;
+        if self.live_group(generator, &spec.name).await.is_ok() {
+            return Err(RegistryError::AlreadyExists {
+                kind: Kind::Group,
+                name: spec.name,
+                generator: Some(generator.to_owned()),
+            });
+        }
+        let group = AlertGroup {
+            id: 0,
+            name: spec.name,
+            description: spec.description,
+            generator: generator.to_owned(),
+            created_micros: 0,
+            updated_micros: 0,
+            deleted_micros: None,
+        };
+        self.insert(owner.record.id.to_string(), group, Some(generator))
+            .await
+    }
+
+    pub async fn update_group(
+        &self,
+        generator: &str,
+        name: &str,
+        changes: GroupChanges,
+    ) -> Result<AlertGroup, RegistryError> {
+        let _writing = self.writes.lock().await;
+        self.live_generator(generator).await?;
+        let stored = self.live_group(generator, name).await?;
+        let mut group = stored.value.clone();
+        if let Some(description) = changes.description {
+            check_text(&description, "description", 1000)?;
+            group.description = description;
+        }
+        self.rewrite(&stored, group, None).await
+    }
+
+    /// Deletes a group (kept, marked deleted) with its classes.
+    pub async fn delete_group(
+        &self,
+        generator: &str,
+        name: &str,
+    ) -> Result<AlertGroup, RegistryError> {
+        let _writing = self.writes.lock().await;
+        self.live_generator(generator).await?;
+        let stored = self.live_group(generator, name).await?;
+        let now = now_micros();
+        for class in self.load::<AlertClass>().await? {
+            if class.record.deleted_micros.is_none()
+                && class.value.generator == generator
+                && class.value.group == name
+            {
+                let value = class.value.clone();
+                self.rewrite(&class, value, Some(now)).await?;
+            }
+        }
+        let value = stored.value.clone();
+        self.rewrite(&stored, value, Some(now)).await
+    }
+
+    pub async fn verify_group(
+        &self,
+        generator: &str,
+        name: &str,
+        claims: GroupChanges,
+    ) -> Result<AlertGroup, RegistryError> {
+        let group = self.group(generator, name).await?;
+        if claims
+            .description
+            .is_some_and(|description| description != group.description)
+        {
+            return Err(RegistryError::Mismatch {
+                kind: Kind::Group,
+                name: name.to_owned(),
+                fields: vec!["description".to_owned()],
+            });
+        }
+        Ok(group)
+    }
+
+    // ---- classes
+
+    async fn live_classes(
+        &self,
+        generator: &str,
+    ) -> Result<Vec<Stored<AlertClass>>, RegistryError> {
+        Ok(self
+            .load::<AlertClass>()
+            .await?
+            .into_iter()
+            .filter(|stored| {
+                stored.record.deleted_micros.is_none() && stored.value.generator == generator
+            })
+            .collect())
+    }
+
+    /// The live classes of a live generator.
+    pub async fn classes(&self, generator: &str) -> Result<Vec<AlertClass>, RegistryError> {
+        self.live_generator(generator).await?;
+        Ok(self
+            .live_classes(generator)
+            .await?
+            .into_iter()
+            .map(|stored| stored.value)
+            .collect())
+    }
+
+    pub async fn class(&self, generator: &str, name: &str) -> Result<AlertClass, RegistryError> {
+        self.live_generator(generator).await?;
+        self.live_classes(generator)
+            .await?
+            .into_iter()
+            .find(|stored| stored.value.name == name)
+            .map(|stored| stored.value)
+            .ok_or_else(|| RegistryError::NotFound {
+                kind: Kind::Class,
+                name: name.to_owned(),
+                generator: Some(generator.to_owned()),
+            })
+    }
+
+    /// A class's parameters with those it inherits: its ancestors' first (the root's first), a
+    /// parameter of a nearer class replacing one of the same name.
+    pub async fn class_parameters(
+        &self,
+        generator: &str,
+        name: &str,
+    ) -> Result<Vec<Parameter>, RegistryError> {
+        let classes: Vec<AlertClass> = self
+            .live_classes(generator)
+            .await?
+            .into_iter()
+            .map(|stored| stored.value)
+            .collect();
+        let mut lineage = Vec::new();
+        let mut next = Some(name.to_owned());
+        while let Some(current) = next {
+            let Some(class) = classes.iter().find(|class| class.name == current) else {
+                if lineage.is_empty() {
+                    return Err(RegistryError::NotFound {
+                        kind: Kind::Class,
+                        name: current,
+                        generator: Some(generator.to_owned()),
+                    });
+                }
+                break;
+            };
+            if lineage
+                .iter()
+                .any(|seen: &&AlertClass| seen.name == class.name)
+            {
+                break;
+            }
+            lineage.push(class);
+            next = class.parent.clone();
+        }
+        let mut parameters: Vec<Parameter> = Vec::new();
+        for class in lineage.iter().rev() {
+            for parameter in &class.syntax {
+                match parameters
+                    .iter_mut()
+                    .find(|known| known.name == parameter.name)
+                {
+                    Some(known) => *known = parameter.clone(),
+                    None => parameters.push(parameter.clone()),
+                }
+            }
+        }
+        Ok(parameters)
+    }
+
+    /// Checks a class's group and parent against the live records of its generator: the group live
+    /// (a deleted one is [`RegistryError::Deleted`]), the parent a live class whose own parents do
+    /// not lead back to this class.
+    async fn check_references(
+        &self,
+        generator: &str,
+        class: &AlertClass,
+        classes: &[Stored<AlertClass>],
+    ) -> Result<(), RegistryError> {
+        match self.find_group(generator, &class.group).await? {
+            Some(group) if group.record.deleted_micros.is_none() => {}
+            Some(_) => {
+                return Err(RegistryError::Deleted {
+                    kind: Kind::Group,
+                    name: class.group.clone(),
+                });
+            }
+            None => {
+                return Err(RegistryError::invalid(
+                    "group",
+                    format!(
+                        "no group named {:?} in generator {generator:?}",
+                        class.group
+                    ),
+                ));
+            }
+        }
+        let Some(parent) = &class.parent else {
+            return Ok(());
+        };
+        let mut chain = vec![class.name.clone()];
+        let mut next = Some(parent.clone());
+        while let Some(current) = next {
+            chain.push(current.clone());
+            if current == class.name {
+                return Err(RegistryError::CyclicParent { chain });
+            }
+            let Some(found) = classes.iter().find(|stored| stored.value.name == current) else {
+                return Err(RegistryError::invalid(
+                    "parent",
+                    format!("no class named {current:?} in generator {generator:?}"),
+                ));
+            };
+            if chain.len() > 64 {
+                return Err(RegistryError::invalid(
+                    "parent",
+                    "classes may be nested at most 64 deep".to_owned(),
+                ));
+            }
+            next = found.value.parent.clone();
+        }
+        Ok(())
+    }
+
+    pub async fn register_class(
+        &self,
+        generator: &str,
+        spec: ClassSpec,
+    ) -> Result<AlertClass, RegistryError> {
+        let mut class = AlertClass {
+            id: 0,
+            name: spec.name,
+            description: spec.description,
+            help: spec.help,
+            syntax: spec.syntax,
+            filter_syntax: spec.filter_syntax,
+            parent: spec.parent.filter(|parent| !parent.is_empty()),
+            group: spec.group,
+            generator: generator.to_owned(),
+            is_operator: spec.is_operator,
+            is_filter: spec.is_filter,
+            created_micros: 0,
+            updated_micros: 0,
+            deleted_micros: None,
+        };
+        check_class(&mut class)?;
+        let _writing = self.writes.lock().await;
+        let owner = self.live_generator(generator).await?;
+        let classes = self.live_classes(generator).await?;
+        if classes.iter().any(|stored| stored.value.name == class.name) {
+            return Err(RegistryError::AlreadyExists {
+                kind: Kind::Class,
+                name: class.name,
+                generator: Some(generator.to_owned()),
+            });
+        }
+        self.check_references(generator, &class, &classes).await?;
+        self.insert(owner.record.id.to_string(), class, Some(generator))
+            .await
+    }
+
+    pub async fn update_class(
+        &self,
+        generator: &str,
+        name: &str,
+        changes: ClassChanges,
+    ) -> Result<AlertClass, RegistryError> {
+        let _writing = self.writes.lock().await;
+        self.live_generator(generator).await?;
+        let classes = self.live_classes(generator).await?;
+        let Some(stored) = classes.iter().find(|stored| stored.value.name == name) else {
+            return Err(RegistryError::NotFound {
+                kind: Kind::Class,
+                name: name.to_owned(),
+                generator: Some(generator.to_owned()),
+            });
+        };
+        let mut class = stored.value.clone();
+        if let Some(description) = changes.description {
+            class.description = description;
+        }
+        if let Some(help) = changes.help {
+            class.help = help;
+        }
+        if let Some(syntax) = changes.syntax {
+            class.syntax = syntax;
+        }
+        if let Some(filter_syntax) = changes.filter_syntax {
+            class.filter_syntax = filter_syntax;
+        }
+        if let Some(parent) = changes.parent {
+            class.parent = Some(parent).filter(|parent| !parent.is_empty());
+        }
+        if let Some(group) = changes.group {
+            class.group = group;
+        }
+        if let Some(is_operator) = changes.is_operator {
+            class.is_operator = is_operator;
+        }
+        if let Some(is_filter) = changes.is_filter {
+            class.is_filter = is_filter;
+        }
+        check_class(&mut class)?;
+        self.check_references(generator, &class, &classes).await?;
+        self.rewrite(stored, class, None).await
+    }
+
+    /// Deletes a class (kept, marked deleted); refused while live classes inherit from it.
+    pub async fn delete_class(
+        &self,
+        generator: &str,
+        name: &str,
+    ) -> Result<AlertClass, RegistryError> {
+        let _writing = self.writes.lock().await;
+        self.live_generator(generator).await?;
+        let classes = self.live_classes(generator).await?;
+        let Some(stored) = classes.iter().find(|stored| stored.value.name == name) else {
+            return Err(RegistryError::NotFound {
+                kind: Kind::Class,
+                name: name.to_owned(),
+                generator: Some(generator.to_owned()),
+            });
+        };
+        let children: Vec<String> = classes
+            .iter()
+            .filter(|other| other.value.parent.as_deref() == Some(name))
+            .map(|other| other.value.name.clone())
+            .collect();
+        if !children.is_empty() {
+            return Err(RegistryError::HasChildren {
+                name: name.to_owned(),
+                children,
+            });
+        }
+        let value = stored.value.clone();
+        self.rewrite(stored, value, Some(now_micros())).await
+    }
+
+    /// Checks that the class is registered (with the claimed group, when given).
+    pub async fn verify_class(
+        &self,
+        generator: &str,
+        name: &str,
+        group: Option<&str>,
+    ) -> Result<AlertClass, RegistryError> {
+        let class = self.class(generator, name).await?;
+        if group.is_some_and(|group| group != class.group) {
+            return Err(RegistryError::Mismatch {
+                kind: Kind::Class,
+                name: name.to_owned(),
+                fields: vec!["group".to_owned()],
+            });
+        }
+        Ok(class)
+    }
+}
