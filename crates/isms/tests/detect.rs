@@ -218,7 +218,28 @@ fn a_running_server_detects_from_its_rules_and_keeps_window_state_across_restart
     });
 
     // A kill -9 before the next snapshot: the events since the last one are processed again to
-    // rebuild the state, and the detections they raise are not stored a second time.
+    // rebuild the state, and the detections they raise are not stored a second time. The kill
+    // comes once the seq the detections were stored through is written (a kill between their
+    // append and that small write may store them twice, as `isms_server::detect` says): when it
+    // covers every stored event, detections included.
+    run_test(Duration::from_secs(30), async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let stored = server.count("").await;
+            let progress = std::fs::read(server.data_dir().join("detect-progress.json"))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                .and_then(|progress| progress["detections_stored_through_seq"].as_u64());
+            if progress == Some(stored) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "detection progress {progress:?} never reached the {stored} stored events"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
     let saved: Value = serde_json::from_slice(
         &std::fs::read(server.data_dir().join("detect-state.json")).unwrap(),
     )

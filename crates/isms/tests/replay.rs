@@ -353,7 +353,9 @@ fn a_line_more_than_five_minutes_behind_a_later_one_is_taken_late_and_counted() 
     assert!(position("bob") < position("carol"), "{users:?}");
     assert_eq!(users.len(), 4, "{users:?}");
     assert!(
-        stderr.contains("1 came more than 5 minutes or 65536 events after later ones"),
+        stderr.contains(
+            "1 came more than 5 minutes, 65536 events or 32 MiB of detections after later ones"
+        ),
         "{stderr}"
     );
 }
