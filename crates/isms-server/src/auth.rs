@@ -144,6 +144,15 @@ impl KeyVerifier {
         }
     }
 
+    /// Forgets what was verified of the key with this public id (after it was revoked here: it is
+    /// refused from the next call, not only once the cache is re-checked).
+    pub fn forget_key(&self, key_id: &str) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|_, cached| cached.caller.key_id != key_id);
+    }
+
     /// The caller owning `key`, or `None` when the key is unknown, wrong or revoked.
     pub async fn verify(&self, key: &str) -> Result<Option<Caller>, StoreError> {
         let digest = *blake3::hash(key.as_bytes()).as_bytes();

@@ -15,6 +15,9 @@ pub struct ApiError {
     pub code: StatusCode,
     /// What was wrong, for the client.
     pub message: String,
+    /// The `status` text, when not the HTTP reason phrase (the registry's seed-shaped answers:
+    /// "Generator already exists").
+    pub status: Option<String>,
 }
 
 impl ApiError {
@@ -23,6 +26,20 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            status: None,
+        }
+    }
+
+    /// An error with its own status text.
+    pub fn with_status(
+        code: StatusCode,
+        status: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            status: Some(status.into()),
         }
     }
 
@@ -46,7 +63,19 @@ impl IntoResponse for ApiError {
         if self.code.is_server_error() {
             tracing::error!(code = self.code.as_u16(), error = %self.message, "request failed");
         }
-        (self.code, Json(error_body(self.code, &self.message))).into_response()
+        let mut body = error_body(self.code, &self.message);
+        if let Some(status) = self.status {
+            body["status"] = serde_json::Value::String(status);
+        }
+        (self.code, Json(body)).into_response()
+    }
+}
+
+impl From<isms_registry::RegistryError> for ApiError {
+    fn from(error: isms_registry::RegistryError) -> ApiError {
+        let code =
+            StatusCode::from_u16(error.http_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError::with_status(code, error.status(), error.to_string())
     }
 }
 

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod detect;
 pub mod error;
 pub mod files;
+pub mod generators;
 pub mod ingest;
 pub mod log_budget;
 pub mod routes;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub started: Instant,
     /// The detection engine, unless `detect.enabled` is off.
     pub detect: Option<Arc<detect::DetectService>>,
+    /// The registry of alert generators, their keys' bindings and the activity log.
+    pub generators: Arc<generators::GeneratorService>,
 }
 
 /// The process-wide Prometheus recorder (installed once, even when tests start several servers).
@@ -188,6 +191,7 @@ pub async fn start(
         metrics,
         started: Instant::now(),
         detect: detect.clone(),
+        generators: Arc::new(generators::GeneratorService::new(store.clone())),
     });
     let app = routes::router(state)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -4,6 +4,7 @@
 //! writes events needs a key, presented as `Authorization: Bearer KEY` or, for clients that cannot set
 //! headers (the PyPI mozdef-client), as `?key=KEY`.
 mod detections;
+pub mod generators;
 mod ingest;
 mod search;
 mod status;
@@ -54,6 +55,53 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(detections::change_rule)
                 .delete(detections::delete_rule),
         )
+        .route(
+            "/api/generators",
+            get(generators::list_generators).post(generators::register_generator),
+        )
+        .route(
+            "/api/generators/{name}",
+            get(generators::get_generator)
+                .patch(generators::update_generator)
+                .delete(generators::delete_generator),
+        )
+        .route(
+            "/api/generators/{name}/verify",
+            post(generators::verify_generator),
+        )
+        .route(
+            "/api/generators/{name}/key",
+            post(generators::rotate_key).delete(generators::revoke_generator_key),
+        )
+        .route(
+            "/api/generators/{name}/groups",
+            get(generators::list_groups).post(generators::register_group),
+        )
+        .route(
+            "/api/generators/{name}/groups/{group}",
+            get(generators::get_group)
+                .patch(generators::update_group)
+                .delete(generators::delete_group),
+        )
+        .route(
+            "/api/generators/{name}/groups/{group}/verify",
+            post(generators::verify_group),
+        )
+        .route(
+            "/api/generators/{name}/classes",
+            get(generators::list_classes).post(generators::register_class),
+        )
+        .route(
+            "/api/generators/{name}/classes/{class}",
+            get(generators::get_class)
+                .patch(generators::update_class)
+                .delete(generators::delete_class),
+        )
+        .route(
+            "/api/generators/{name}/classes/{class}/verify",
+            post(generators::verify_class),
+        )
+        .route("/api/audit", get(generators::list_audit))
         .route("/api/lists", get(detections::list_lists))
         .route(
             "/api/lists/{name}",
@@ -133,31 +181,110 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&output).into_owned()
 }
 
+/// Checks the key a request presents: refused without a check when its address has failed too
+/// often ([`crate::generators::MAX_KEY_FAILURES`] per minute), refused when wrong or revoked, and,
+/// for a generator's key, refused from outside the addresses the generator is bound to. Every
+/// refusal goes to the activity log (until the address is rate-limited: then once).
 async fn require_key(
     State(state): State<Arc<AppState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let Some(wait) = peer.and_then(|peer| state.generators.refused_for(peer)) {
+        metrics::counter!("isms_auth_rate_limited_total").increment(1);
+        return ApiError::with_status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed keys",
+            format!(
+                "too many wrong keys from this address; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+        )
+        .into_response();
+    }
     let Some(key) = presented_key(&request) else {
         return unauthorized(
             "this endpoint needs a key: send \"Authorization: Bearer KEY\" or add ?key=KEY",
         );
     };
-    match state.keys.verify(&key).await {
-        Ok(Some(caller)) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
+    let caller = match state.keys.verify(&key).await {
+        Ok(Some(caller)) => caller,
         Ok(None) => {
             metrics::counter!("isms_auth_failures_total").increment(1);
             tracing::info!(
                 path = request.uri().path(),
                 "request with a wrong or revoked key refused"
             );
-            unauthorized("the key is wrong or revoked")
+            let used_up = peer.is_some_and(|peer| state.generators.count_failure(peer));
+            let reason = if used_up {
+                format!(
+                    "a wrong or revoked key on {} {}; this address is refused for a minute",
+                    request.method(),
+                    request.uri().path()
+                )
+            } else {
+                format!(
+                    "a wrong or revoked key on {} {}",
+                    request.method(),
+                    request.uri().path()
+                )
+            };
+            state
+                .generators
+                .audit(crate::generators::AuditEntry {
+                    action: "authenticate".to_owned(),
+                    generator: None,
+                    object: None,
+                    outcome: crate::generators::Outcome::Refused,
+                    reason: Some(reason),
+                    peer,
+                    key_name: None,
+                })
+                .await;
+            return unauthorized("the key is wrong or revoked");
         }
-        Err(error) => ApiError::from(error).into_response(),
-    }
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let generator = match state.generators.generator_of_key(&caller.key_id).await {
+        Ok(generator) => generator,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let acting = match generator {
+        None => generators::Acting::Operator,
+        Some(generator) => {
+            if let Some(peer) = peer
+                && !generator.address_allowed(peer)
+            {
+                let reason = format!(
+                    "the key of generator {:?} used from {peer}, outside its bound addresses ({})",
+                    generator.name,
+                    generator.bind.as_deref().unwrap_or_default()
+                );
+                state
+                    .generators
+                    .audit(crate::generators::AuditEntry {
+                        action: "authenticate".to_owned(),
+                        generator: Some(generator.name.clone()),
+                        object: None,
+                        outcome: crate::generators::Outcome::Refused,
+                        reason: Some(reason.clone()),
+                        peer: Some(peer),
+                        key_name: Some(caller.key_name.clone()),
+                    })
+                    .await;
+                return ApiError::with_status(StatusCode::FORBIDDEN, "Address not allowed", reason)
+                    .into_response();
+            }
+            generators::Acting::Generator(generator.name)
+        }
+    };
+    request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(acting);
+    next.run(request).await
 }
 
 /// Gives the errors the framework answers by itself the JSON shape of every other error: 405 for a method a

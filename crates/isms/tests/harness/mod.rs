@@ -379,6 +379,8 @@ impl ServerProcess {
     /// Starts `isms serve --data TEMPDIR --listen 127.0.0.1:0` with `ISMS_BOOTSTRAP_KEY` = [`TEST_KEY`], then
     /// `extra_env` (which may override it; an empty `ISMS_BOOTSTRAP_KEY` makes the server generate the key).
     pub fn start(extra_env: &[(&str, &str)]) -> ServerProcess {
+        // The HTTP client's TLS needs a crypto provider chosen once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let data = tempfile::Builder::new()
             .prefix("isms-test-")
             .tempdir()
@@ -707,6 +709,29 @@ impl ServerProcess {
             request = request.header(*name, *value);
         }
         self.finish(&format!("POST {path}"), request.send().await)
+            .await
+    }
+
+    /// Sends `method path` with `key` as a bearer token (none when `None`) and a JSON body (none
+    /// when `None`).
+    #[allow(dead_code)] // not every test file sends other methods
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut request = self.http.request(method.clone(), self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        self.finish(&format!("{method} {path}"), request.send().await)
             .await
     }
 

@@ -1,0 +1,257 @@
+//! Alert generators at the collector: which generator a key belongs to, where it may call from,
+//! how many wrong keys an address may try, and the activity log (seed 000's client.log and
+//! server.log).
+//!
+//! The activity log is kept as events (category `audit`, source `isms-registry`) in the event
+//! store, not in a table of its own: they are durable like any event, searched with the same
+//! predicates (`/api/audit` is a search), and seen by the detection engine, so a rule can alert on
+//! repeated bad keys or on a generator deleted out of hours.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use isms_registry::{Generator, Registry, RegistryError};
+use isms_store::Store;
+use serde_json::{Value, json};
+
+/// How long the table of generators by key is trusted before it is read again (a change made by
+/// this process clears it at once).
+const GENERATORS_RECHECK_AFTER: Duration = Duration::from_secs(5);
+
+/// Failed key checks one address may make per window before it is refused without a check.
+pub const MAX_KEY_FAILURES: u32 = 20;
+
+/// The window failed key checks are counted in.
+pub const KEY_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Most addresses whose failures are remembered (past it, windows that ended are forgotten).
+const MAX_FAILING_ADDRESSES: usize = 10_000;
+
+/// How a logged exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// Refused: the caller's request or credentials were not acceptable.
+    Refused,
+    /// The collector failed.
+    Failed,
+}
+
+impl Outcome {
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// The seed's log levels: INFO for what was done, WARNING for what was refused, ERROR for
+    /// what failed.
+    fn level(self) -> &'static str {
+        match self {
+            Outcome::Ok => "INFO",
+            Outcome::Refused => "WARNING",
+            Outcome::Failed => "ERROR",
+        }
+    }
+}
+
+/// One entry of the activity log.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// What was asked: `register_generator`, `verify_class`, `authenticate`, ...
+    pub action: String,
+    /// The generator concerned, if any.
+    pub generator: Option<String>,
+    /// The record acted on (`group network`, `class TCP_MISSING`).
+    pub object: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why it was refused or failed.
+    pub reason: Option<String>,
+    /// Who called: its address.
+    pub peer: Option<IpAddr>,
+    /// The name of the key it presented (never the key).
+    pub key_name: Option<String>,
+}
+
+/// Live generators by the public id of their key.
+type GeneratorsByKey = Arc<HashMap<String, Generator>>;
+
+/// The collector's side of the generators: the registry, plus what authentication needs fast.
+pub struct GeneratorService {
+    /// The registry itself.
+    pub registry: Registry,
+    store: Arc<dyn Store>,
+    /// Live generators by the public id of their key, and when they were read.
+    by_key: Mutex<Option<(Instant, GeneratorsByKey)>>,
+    /// Failed key checks per address: when the window started and how many.
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl GeneratorService {
+    /// The service over `store`'s control records and events.
+    pub fn new(store: Arc<dyn Store>) -> GeneratorService {
+        GeneratorService {
+            registry: Registry::new(store.clone()),
+            store,
+            by_key: Mutex::new(None),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The live generator whose current key has this public id (read again at most every few
+    /// seconds, at once after a change made here).
+    pub async fn generator_of_key(&self, key_id: &str) -> Result<Option<Generator>, RegistryError> {
+        let cached = self
+            .by_key
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .filter(|(read, _)| read.elapsed() < GENERATORS_RECHECK_AFTER)
+            .map(|(_, table)| table.clone());
+        let table = match cached {
+            Some(table) => table,
+            None => {
+                let table: HashMap<String, Generator> = self
+                    .registry
+                    .generators()
+                    .await?
+                    .into_iter()
+                    .filter_map(|generator| Some((generator.key_id.clone()?, generator)))
+                    .collect();
+                let table = Arc::new(table);
+                *self
+                    .by_key
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                    Some((Instant::now(), table.clone()));
+                table
+            }
+        };
+        Ok(table.get(key_id).cloned())
+    }
+
+    /// Forgets the generators by key (after a change to the registry).
+    pub fn forget_generators(&self) {
+        *self
+            .by_key
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
+    /// When `address` has used up its failed key checks: how long until it may try again.
+    pub fn refused_for(&self, address: IpAddr) -> Option<Duration> {
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (started, count) = failures.get(&address.to_canonical())?;
+        let elapsed = started.elapsed();
+        (*count >= MAX_KEY_FAILURES && elapsed < KEY_FAILURE_WINDOW)
+            .then(|| KEY_FAILURE_WINDOW - elapsed)
+    }
+
+    /// Counts a failed key check from `address`; true when this one used up its allowance.
+    pub fn count_failure(&self, address: IpAddr) -> bool {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if failures.len() >= MAX_FAILING_ADDRESSES {
+            failures.retain(|_, (started, _)| started.elapsed() < KEY_FAILURE_WINDOW);
+            if failures.len() >= MAX_FAILING_ADDRESSES {
+                failures.clear();
+            }
+        }
+        let entry = failures
+            .entry(address.to_canonical())
+            .or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= KEY_FAILURE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+        entry.1 == MAX_KEY_FAILURES
+    }
+
+    /// Writes an entry of the activity log: a structured log line, and an event in the store
+    /// (durable when this returns; a store failure is logged, not raised).
+    pub async fn audit(&self, entry: AuditEntry) {
+        let outcome = entry.outcome;
+        match outcome {
+            Outcome::Ok => tracing::info!(
+                action = entry.action,
+                generator = entry.generator.as_deref().unwrap_or(""),
+                object = entry.object.as_deref().unwrap_or(""),
+                peer = entry.peer.map(|peer| peer.to_string()).unwrap_or_default(),
+                "registry operation done"
+            ),
+            Outcome::Refused | Outcome::Failed => tracing::warn!(
+                action = entry.action,
+                outcome = outcome.name(),
+                generator = entry.generator.as_deref().unwrap_or(""),
+                object = entry.object.as_deref().unwrap_or(""),
+                reason = entry.reason.as_deref().unwrap_or(""),
+                peer = entry.peer.map(|peer| peer.to_string()).unwrap_or_default(),
+                "registry operation not done"
+            ),
+        }
+        let event = match audit_event(&entry) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::error!(%error, "audit entry cannot be made an event");
+                return;
+            }
+        };
+        if let Err(error) = self.store.append(vec![event]).await {
+            tracing::error!(%error, action = entry.action, "audit entry not stored");
+        }
+    }
+}
+
+/// An activity-log entry as a MozDef event.
+fn audit_event(entry: &AuditEntry) -> Result<isms_event::Event, isms_event::NormalizeError> {
+    let mut summary = format!("{} {}", entry.action, entry.outcome.name());
+    if let Some(generator) = &entry.generator {
+        summary.push_str(&format!(" generator {generator}"));
+    }
+    if let Some(object) = &entry.object {
+        summary.push_str(&format!(" {object}"));
+    }
+    if let Some(reason) = &entry.reason {
+        summary.push_str(&format!(": {reason}"));
+    }
+    let mut details = json!({
+        "action": entry.action,
+        "outcome": entry.outcome.name(),
+        "level": entry.outcome.level(),
+    });
+    let details_map = details.as_object_mut().expect("an object");
+    for (name, value) in [
+        ("generator", entry.generator.clone()),
+        ("object", entry.object.clone()),
+        ("reason", entry.reason.clone()),
+        ("sourceipaddress", entry.peer.map(|peer| peer.to_string())),
+        ("key", entry.key_name.clone()),
+    ] {
+        if let Some(value) = value {
+            details_map.insert(name.to_owned(), Value::String(value));
+        }
+    }
+    let raw = json!({
+        "category": "audit",
+        "source": "isms-registry",
+        "severity": entry.outcome.level(),
+        "summary": summary,
+        "details": details,
+    });
+    let origin = isms_event::Origin {
+        peer: entry.peer.map(|peer| peer.to_string()),
+        endpoint: "audit".to_owned(),
+        key_name: entry.key_name.clone(),
+    };
+    isms_event::normalize(raw, &origin, jiff::Timestamp::now())
+}

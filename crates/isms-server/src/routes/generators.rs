@@ -1,0 +1,932 @@
+//! The registry API (seed 000's alert collector views): alert generators, their alert groups and
+//! alert classes are registered, verified, updated and deleted; a generator's key is made at
+//! registration (shown once), rotated and revoked; `/api/audit` reads the activity log.
+//!
+//! Who may do what: an operator's key (any key that is not a generator's) may act on every
+//! generator and is the only one that registers generators; a generator's key acts only on its own
+//! generator, its groups and its classes. Every operation, done or refused, is written to the
+//! activity log. Answers keep the seed's shape: `{"status": "Generator registered", "code": 201,
+//! ...}`, and errors `{"status": "Generator already exists", "code": 409, "error": "..."}`.
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use isms_query::{FieldPath, FieldTest, Predicate};
+use isms_registry::{
+    ClassChanges, ClassSpec, GeneratorChanges, GeneratorClaims, GeneratorSpec, GroupChanges,
+    GroupSpec,
+};
+use isms_store::{EventFilter, SearchRequest, SortOrder};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::generators::{AuditEntry, Outcome};
+use crate::routes::ingest::read_body_bounded;
+use crate::routes::search::{number_parameter, time_range};
+
+/// Largest registry request body.
+const MAX_REGISTRY_BODY: u64 = 256 * 1024;
+
+/// Who a verified key acts for: an operator, or a registered generator.
+#[derive(Debug, Clone)]
+pub enum Acting {
+    /// A key that belongs to no generator.
+    Operator,
+    /// The key of this live generator.
+    Generator(String),
+}
+
+/// What every registry handler knows of its caller.
+pub(crate) struct Calling {
+    acting: Acting,
+    key_name: String,
+    peer: SocketAddr,
+}
+
+impl Calling {
+    fn from_parts(caller: &Caller, acting: &Acting, peer: SocketAddr) -> Calling {
+        Calling {
+            acting: acting.clone(),
+            key_name: caller.key_name.clone(),
+            peer,
+        }
+    }
+}
+
+/// A handler's result, written to the activity log whichever way it went.
+async fn logged<T>(
+    state: &AppState,
+    calling: &Calling,
+    action: &str,
+    generator: Option<&str>,
+    object: Option<String>,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let (outcome, reason) = match &result {
+        Ok(_) => (Outcome::Ok, None),
+        Err(error) if error.code.is_server_error() => {
+            (Outcome::Failed, Some(error.message.clone()))
+        }
+        Err(error) => (Outcome::Refused, Some(error.message.clone())),
+    };
+    state
+        .generators
+        .audit(AuditEntry {
+            action: action.to_owned(),
+            generator: generator.map(str::to_owned),
+            object,
+            outcome,
+            reason,
+            peer: Some(calling.peer.ip()),
+            key_name: Some(calling.key_name.clone()),
+        })
+        .await;
+    result
+}
+
+/// Refuses a generator's key acting on another generator.
+fn may_act_on(calling: &Calling, generator: &str) -> Result<(), ApiError> {
+    match &calling.acting {
+        Acting::Operator => Ok(()),
+        Acting::Generator(own) if own == generator => Ok(()),
+        Acting::Generator(own) => Err(ApiError::with_status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "this key belongs to generator {own:?}; it cannot act on generator {generator:?}"
+            ),
+        )),
+    }
+}
+
+fn operator_only(calling: &Calling, what: &str) -> Result<(), ApiError> {
+    match &calling.acting {
+        Acting::Operator => Ok(()),
+        Acting::Generator(own) => Err(ApiError::with_status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("the key of generator {own:?} cannot {what}; use an operator's key"),
+        )),
+    }
+}
+
+/// The request's JSON body as `T` (an empty body is `{}`), with where it went wrong.
+async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    let bytes = read_body_bounded(headers, body, MAX_REGISTRY_BODY, "the registry's limit").await?;
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &bytes
+    };
+    serde_json::from_slice(text).map_err(|error| {
+        ApiError::with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid request",
+            format!("request body: {error}"),
+        )
+    })
+}
+
+/// A seed-shaped answer: status text and code, then the fields.
+fn answer(code: StatusCode, status: &str, fields: Value) -> (StatusCode, Json<Value>) {
+    let mut body = Map::new();
+    body.insert("status".to_owned(), Value::String(status.to_owned()));
+    body.insert("code".to_owned(), Value::from(code.as_u16()));
+    if let Value::Object(fields) = fields {
+        body.extend(fields);
+    }
+    (code, Json(Value::Object(body)))
+}
+
+type Answer = Result<(StatusCode, Json<Value>), ApiError>;
+
+/// The extractors every handler takes.
+macro_rules! calling {
+    ($caller:expr, $acting:expr, $peer:expr) => {
+        Calling::from_parts(&$caller.0, &$acting.0, $peer.0)
+    };
+}
+
+type CallerExtension = axum::Extension<Caller>;
+type ActingExtension = axum::Extension<Acting>;
+type Peer = ConnectInfo<SocketAddr>;
+
+// ---- generators
+
+pub(crate) async fn register_generator(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let spec: Result<GeneratorSpec, ApiError> = json_body(&headers, body).await;
+    let name = spec.as_ref().map(|spec| spec.name.clone()).ok();
+    let result = async {
+        operator_only(&calling, "register generators")?;
+        let spec = spec?;
+        let registry = &state.generators.registry;
+        // Refused before a key is made for it; the registry checks again under its lock.
+        if registry.generator_exists(&spec.name).await? {
+            return Err(isms_registry::RegistryError::AlreadyExists {
+                kind: isms_registry::Kind::Generator,
+                name: spec.name.clone(),
+                generator: None,
+            }
+            .into());
+        }
+        // The fields are checked before a key is made for them.
+        let (record, key) =
+            crate::auth::create_key(state.store.as_ref(), &generator_key_name(&spec.name), None)
+                .await
+                .map_err(key_error)?;
+        match registry
+            .register_generator(spec, Some(record.id.clone()))
+            .await
+        {
+            Ok(generator) => {
+                state.generators.forget_generators();
+                Ok(answer(
+                    StatusCode::CREATED,
+                    "Generator registered",
+                    json!({"generator": generator, "key": key}),
+                ))
+            }
+            Err(error) => {
+                revoke_key(&state, &record.id).await;
+                Err(error.into())
+            }
+        }
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "register_generator",
+        name.as_deref(),
+        None,
+        result,
+    )
+    .await
+}
+
+/// A generator's key is named after it: the events it sends record `generator:NAME` as their key.
+fn generator_key_name(generator: &str) -> String {
+    format!("generator:{generator}")
+}
+
+fn key_error(error: crate::auth::KeyError) -> ApiError {
+    match error {
+        crate::auth::KeyError::Store(error) => error.into(),
+        other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+async fn revoke_key(state: &AppState, key_id: &str) {
+    let now = jiff::Timestamp::now().as_microsecond();
+    if let Err(error) = state.store.revoke_key(key_id, now).await {
+        tracing::error!(%error, key_id, "a generator's key could not be revoked");
+    }
+    state.keys.forget_key(key_id);
+}
+
+pub(crate) async fn list_generators(
+    State(state): State<Arc<AppState>>,
+    acting: ActingExtension,
+) -> Result<Json<Value>, ApiError> {
+    let mut generators = state.generators.registry.generators().await?;
+    if let Acting::Generator(own) = &acting.0 {
+        generators.retain(|generator| &generator.name == own);
+    }
+    Ok(Json(json!({"generators": generators})))
+}
+
+pub(crate) async fn get_generator(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(name): Path<String>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    may_act_on(&calling, &name)?;
+    let generator = state.generators.registry.generator(&name).await?;
+    Ok(answer(
+        StatusCode::OK,
+        "Generator found",
+        json!({"generator": generator}),
+    ))
+}
+
+pub(crate) async fn verify_generator(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &name)?;
+        let claims: GeneratorClaims = json_body(&headers, body).await?;
+        let generator = state
+            .generators
+            .registry
+            .verify_generator(&name, claims)
+            .await?;
+        Ok(answer(
+            StatusCode::OK,
+            "Generator verified",
+            json!({"generator": generator}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "verify_generator",
+        Some(&name),
+        None,
+        result,
+    )
+    .await
+}
+
+pub(crate) async fn update_generator(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &name)?;
+        let changes: GeneratorChanges = json_body(&headers, body).await?;
+        let generator = state
+            .generators
+            .registry
+            .update_generator(&name, changes)
+            .await?;
+        state.generators.forget_generators();
+        Ok(answer(
+            StatusCode::OK,
+            "Generator updated",
+            json!({"generator": generator}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "update_generator",
+        Some(&name),
+        None,
+        result,
+    )
+    .await
+}
+
+pub(crate) async fn delete_generator(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(name): Path<String>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &name)?;
+        let generator = state.generators.registry.delete_generator(&name).await?;
+        if let Some(key_id) = &generator.key_id {
+            revoke_key(&state, key_id).await;
+        }
+        state.generators.forget_generators();
+        Ok(answer(
+            StatusCode::OK,
+            "Generator deleted",
+            json!({"generator": generator}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "delete_generator",
+        Some(&name),
+        None,
+        result,
+    )
+    .await
+}
+
+/// `POST /api/generators/{name}/key`: a new key (shown once); the old one is revoked.
+pub(crate) async fn rotate_key(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(name): Path<String>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &name)?;
+        let registry = &state.generators.registry;
+        let current = registry.generator(&name).await?;
+        // The old key is revoked first: its name is free for the new one.
+        if let Some(key_id) = &current.key_id {
+            revoke_key(&state, key_id).await;
+        }
+        let (record, key) =
+            crate::auth::create_key(state.store.as_ref(), &generator_key_name(&name), None)
+                .await
+                .map_err(key_error)?;
+        let (generator, _) = registry.set_generator_key(&name, Some(record.id)).await?;
+        state.generators.forget_generators();
+        Ok(answer(
+            StatusCode::CREATED,
+            "Generator key rotated",
+            json!({"generator": generator, "key": key}),
+        ))
+    }
+    .await;
+    logged(&state, &calling, "rotate_key", Some(&name), None, result).await
+}
+
+/// `DELETE /api/generators/{name}/key`: the generator keeps its registration, without a key
+/// (an operator rotates to give it a new one).
+pub(crate) async fn revoke_generator_key(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(name): Path<String>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &name)?;
+        let (generator, previous) = state
+            .generators
+            .registry
+            .set_generator_key(&name, None)
+            .await?;
+        if let Some(key_id) = &previous {
+            revoke_key(&state, key_id).await;
+        }
+        state.generators.forget_generators();
+        Ok(answer(
+            StatusCode::OK,
+            "Generator key revoked",
+            json!({"generator": generator}),
+        ))
+    }
+    .await;
+    logged(&state, &calling, "revoke_key", Some(&name), None, result).await
+}
+
+// ---- groups
+
+pub(crate) async fn list_groups(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(generator): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let calling = calling!(caller, acting, peer);
+    may_act_on(&calling, &generator)?;
+    let groups = state.generators.registry.groups(&generator).await?;
+    Ok(Json(json!({"groups": groups})))
+}
+
+pub(crate) async fn register_group(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(generator): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let spec: Result<GroupSpec, ApiError> = json_body(&headers, body).await;
+    let object = spec
+        .as_ref()
+        .ok()
+        .map(|spec| format!("group {}", spec.name));
+    let result = async {
+        may_act_on(&calling, &generator)?;
+        let group = state
+            .generators
+            .registry
+            .register_group(&generator, spec?)
+            .await?;
+        Ok(answer(
+            StatusCode::CREATED,
+            "Group registered",
+            json!({"group": group}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "register_group",
+        Some(&generator),
+        object,
+        result,
+    )
+    .await
+}
+
+pub(crate) async fn get_group(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, name)): Path<(String, String)>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    may_act_on(&calling, &generator)?;
+    let group = state.generators.registry.group(&generator, &name).await?;
+    Ok(answer(
+        StatusCode::OK,
+        "Group found",
+        json!({"group": group}),
+    ))
+}
+
+pub(crate) async fn verify_group(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &generator)?;
+        let claims: GroupChanges = json_body(&headers, body).await?;
+        let group = state
+            .generators
+            .registry
+            .verify_group(&generator, &name, claims)
+            .await?;
+        Ok(answer(
+            StatusCode::OK,
+            "Group verified",
+            json!({"group": group}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "verify_group",
+        Some(&generator),
+        Some(format!("group {name}")),
+        result,
+    )
+    .await
+}
+
+pub(crate) async fn update_group(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &generator)?;
+        let changes: GroupChanges = json_body(&headers, body).await?;
+        let group = state
+            .generators
+            .registry
+            .update_group(&generator, &name, changes)
+            .await?;
+        Ok(answer(
+            StatusCode::OK,
+            "Group updated",
+            json!({"group": group}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "update_group",
+        Some(&generator),
+        Some(format!("group {name}")),
+        result,
+    )
+    .await
+}
+
+pub(crate) async fn delete_group(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, name)): Path<(String, String)>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &generator)?;
+        let group = state
+            .generators
+            .registry
+            .delete_group(&generator, &name)
+            .await?;
+        Ok(answer(
+            StatusCode::OK,
+            "Group deleted",
+            json!({"group": group}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "delete_group",
+        Some(&generator),
+        Some(format!("group {name}")),
+        result,
+    )
+    .await
+}
+
+// ---- classes
+
+/// A class as the API shows it: its own fields, and `parameters` with those it inherits.
+async fn class_view(
+    state: &AppState,
+    class: &isms_registry::AlertClass,
+) -> Result<Value, ApiError> {
+    let parameters = state
+        .generators
+        .registry
+        .class_parameters(&class.generator, &class.name)
+        .await?;
+    let mut view = serde_json::to_value(class)
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+    view["parameters"] = serde_json::to_value(parameters)
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+    Ok(view)
+}
+
+pub(crate) async fn list_classes(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(generator): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let calling = calling!(caller, acting, peer);
+    may_act_on(&calling, &generator)?;
+    let mut views = Vec::new();
+    for class in state.generators.registry.classes(&generator).await? {
+        views.push(class_view(&state, &class).await?);
+    }
+    Ok(Json(json!({"classes": views})))
+}
+
+pub(crate) async fn register_class(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(generator): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let spec: Result<ClassSpec, ApiError> = json_body(&headers, body).await;
+    let object = spec
+        .as_ref()
+        .ok()
+        .map(|spec| format!("class {}", spec.name));
+    let result = async {
+        may_act_on(&calling, &generator)?;
+        let class = state
+            .generators
+            .registry
+            .register_class(&generator, spec?)
+            .await?;
+        let view = class_view(&state, &class).await?;
+        Ok(answer(
+            StatusCode::CREATED,
+            "Class registered",
+            json!({"class": view}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "register_class",
+        Some(&generator),
+        object,
+        result,
+    )
+    .await
+}
+
+pub(crate) async fn get_class(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, name)): Path<(String, String)>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    may_act_on(&calling, &generator)?;
+    let class = state.generators.registry.class(&generator, &name).await?;
+    let view = class_view(&state, &class).await?;
+    Ok(answer(
+        StatusCode::OK,
+        "Class found",
+        json!({"class": view}),
+    ))
+}
+
+/// What `verify` of a class may claim.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClassClaims {
+    #[serde(default)]
+    group: Option<String>,
+}
+
+pub(crate) async fn verify_class(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &generator)?;
+        let claims: ClassClaims = json_body(&headers, body).await?;
+        let class = state
+            .generators
+            .registry
+            .verify_class(&generator, &name, claims.group.as_deref())
+            .await?;
+        let view = class_view(&state, &class).await?;
+        Ok(answer(
+            StatusCode::OK,
+            "Class verified",
+            json!({"class": view}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "verify_class",
+        Some(&generator),
+        Some(format!("class {name}")),
+        result,
+    )
+    .await
+}
+
+pub(crate) async fn update_class(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &generator)?;
+        let changes: ClassChanges = json_body(&headers, body).await?;
+        let class = state
+            .generators
+            .registry
+            .update_class(&generator, &name, changes)
+            .await?;
+        let view = class_view(&state, &class).await?;
+        Ok(answer(
+            StatusCode::OK,
+            "Class updated",
+            json!({"class": view}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "update_class",
+        Some(&generator),
+        Some(format!("class {name}")),
+        result,
+    )
+    .await
+}
+
+pub(crate) async fn delete_class(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, name)): Path<(String, String)>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        may_act_on(&calling, &generator)?;
+        let class = state
+            .generators
+            .registry
+            .delete_class(&generator, &name)
+            .await?;
+        Ok(answer(
+            StatusCode::OK,
+            "Class deleted",
+            json!({"class": class}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "delete_class",
+        Some(&generator),
+        Some(format!("class {name}")),
+        result,
+    )
+    .await
+}
+
+// ---- the activity log
+
+/// Parameters of `GET /api/audit`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct AuditParameters {
+    generator: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn equals(field: &str, value: &str) -> Predicate {
+    Predicate::Field {
+        field: FieldPath::parse_dotted(field),
+        test: FieldTest::Equals(value.to_owned()),
+    }
+}
+
+/// `GET /api/audit`: the activity log, newest first; a generator's key sees its own entries.
+pub(crate) async fn list_audit(
+    State(state): State<Arc<AppState>>,
+    acting: ActingExtension,
+    Query(parameters): Query<AuditParameters>,
+) -> Result<Json<Value>, ApiError> {
+    let mut parts = vec![
+        equals("category", "audit"),
+        equals("source", "isms-registry"),
+    ];
+    let mut generator = parameters.generator.clone().filter(|name| !name.is_empty());
+    if let Acting::Generator(own) = &acting.0 {
+        if generator.as_ref().is_some_and(|asked| asked != own) {
+            return Err(ApiError::with_status(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!("the key of generator {own:?} reads only its own activity"),
+            ));
+        }
+        generator = Some(own.clone());
+    }
+    if let Some(generator) = &generator {
+        parts.push(equals("details.generator", generator));
+    }
+    if let Some(action) = parameters
+        .action
+        .as_deref()
+        .filter(|action| !action.is_empty())
+    {
+        parts.push(equals("details.action", action));
+    }
+    match parameters.outcome.as_deref() {
+        None | Some("") => {}
+        Some(outcome @ ("ok" | "refused" | "failed")) => {
+            parts.push(equals("details.outcome", outcome))
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "parameter outcome: expected \"ok\", \"refused\" or \"failed\", found {other:?}"
+            )));
+        }
+    }
+    let (from_micros, to_micros) = time_range(&parameters.from, &parameters.to)?;
+    let limit = number_parameter("limit", &parameters.limit, 100, 10_000)?;
+    let request = SearchRequest {
+        filter: EventFilter {
+            predicate: Predicate::And(parts),
+            from_micros,
+            to_micros,
+        },
+        limit,
+        cursor: parameters
+            .cursor
+            .clone()
+            .filter(|cursor| !cursor.is_empty()),
+        sort: SortOrder::Desc,
+    };
+    let page = state.store.search(&request).await?;
+    let entries: Vec<Value> = page.events.iter().map(audit_view).collect();
+    Ok(Json(
+        json!({"entries": entries, "next_cursor": page.next_cursor}),
+    ))
+}
+
+/// A stored audit event as an activity-log entry.
+fn audit_view(event: &Map<String, Value>) -> Value {
+    let details = event.get("details").and_then(Value::as_object);
+    let detail = |name: &str| {
+        details
+            .and_then(|details| details.get(name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    json!({
+        "id": event.get("id"),
+        "time": event.get("utctimestamp"),
+        "level": detail("level"),
+        "action": detail("action"),
+        "outcome": detail("outcome"),
+        "generator": detail("generator"),
+        "object": detail("object"),
+        "reason": detail("reason"),
+        "address": detail("sourceipaddress"),
+        "key": detail("key"),
+    })
+}

@@ -1,0 +1,444 @@
+//! The registry of alert generators in a running server (seed 000): a generator registered with
+//! an operator's key gets its own key once; with it, it verifies and updates itself, registers its
+//! groups and classes, and sends events that record which generator sent them. Keys rotate and
+//! revoke; a key bound to addresses is refused elsewhere; another generator's key, duplicates,
+//! bad references and cycles are precise 4xx answers that change nothing; every operation is in
+//! the activity log (`/api/audit`, events of category `audit`); wrong keys are rate-limited.
+// Shared with `server.rs`; this file uses only part of it.
+#[allow(dead_code)]
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Reply, ServerProcess, run_test};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The seed's answer shape: `status` text and `code` equal to the HTTP status.
+fn seed_status(reply: &Reply, code: u16) -> String {
+    assert_eq!(reply.status, code, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["code"], code, "{body}");
+    body["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Registers a generator with the operator's key; returns its key.
+async fn register(server: &ServerProcess, body: Value) -> String {
+    let reply = server
+        .send(
+            Method::POST,
+            "/api/generators",
+            Some(&server.key),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(seed_status(&reply, 201), "Generator registered");
+    let answer = reply.json();
+    assert_eq!(answer["generator"]["name"], body["name"]);
+    answer["key"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn generators_register_with_keys_act_on_their_own_records_and_are_logged() {
+    let server = ServerProcess::start(&[]);
+    run_test(Duration::from_secs(60), async {
+        let hids = register(
+            &server,
+            json!({"name": "HIDS", "author": "admin", "ip": "127.0.0.1", "expected_interval_seconds": 60}),
+        )
+        .await;
+        assert!(hids.starts_with("isms_"), "{hids}");
+        // The key is shown once: the generator as listed has only its public id.
+        let listed = server.get_json("/api/generators", &[]).await;
+        assert!(!listed.to_string().contains(&hids));
+        assert!(listed["generators"][0]["key_id"].is_string(), "{listed}");
+
+        // Registering it again is the seed's "Generator already exists", and makes no key.
+        let again = server
+            .send(
+                Method::POST,
+                "/api/generators",
+                Some(&server.key),
+                Some(&json!({"name": "HIDS", "author": "admin"})),
+            )
+            .await;
+        assert_eq!(seed_status(&again, 409), "Generator already exists");
+        assert!(again.json()["error"].as_str().unwrap().contains("\"HIDS\""));
+
+        // With its own key it verifies and updates itself, and registers its group and classes.
+        let verify = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/verify",
+                Some(&hids),
+                Some(&json!({"author": "admin", "ip": "127.0.0.1"})),
+            )
+            .await;
+        assert_eq!(seed_status(&verify, 200), "Generator verified");
+        let mismatch = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/verify",
+                Some(&hids),
+                Some(&json!({"author": "mallory"})),
+            )
+            .await;
+        assert_eq!(seed_status(&mismatch, 409), "Generator does not match");
+        let update = server
+            .send(
+                Method::PATCH,
+                "/api/generators/HIDS",
+                Some(&hids),
+                Some(&json!({"author": "secteam"})),
+            )
+            .await;
+        assert_eq!(seed_status(&update, 200), "Generator updated");
+        assert_eq!(update.json()["generator"]["author"], "secteam");
+        let group = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/groups",
+                Some(&hids),
+                Some(&json!({"name": "network", "description": "ports"})),
+            )
+            .await;
+        assert_eq!(seed_status(&group, 201), "Group registered");
+        let class = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/classes",
+                Some(&hids),
+                Some(&json!({
+                    "name": "TCP_MISSING", "group": "network", "help": "a port stopped listening",
+                    "syntax": [{"name": "port", "type": "port", "required": true}],
+                    "filter_syntax": ["details.destinationport"]
+                })),
+            )
+            .await;
+        assert_eq!(seed_status(&class, 201), "Class registered");
+        let child = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/classes",
+                Some(&hids),
+                Some(&json!({
+                    "name": "HTTP_MISSING", "group": "network", "parent": "TCP_MISSING",
+                    "syntax": [{"name": "path", "type": "string", "default": "/"}]
+                })),
+            )
+            .await;
+        assert_eq!(seed_status(&child, 201), "Class registered");
+        assert_eq!(
+            child.json()["class"]["parameters"],
+            json!([
+                {"name": "port", "type": "port", "description": "", "required": true},
+                {"name": "path", "type": "string", "description": "", "required": false, "default": "/"}
+            ])
+        );
+
+        // Bad requests: each a precise 4xx, nothing changed.
+        let cycle = server
+            .send(
+                Method::PATCH,
+                "/api/generators/HIDS/classes/TCP_MISSING",
+                Some(&hids),
+                Some(&json!({"parent": "HTTP_MISSING"})),
+            )
+            .await;
+        assert_eq!(seed_status(&cycle, 422), "Class parent cycle");
+        assert_eq!(
+            cycle.json()["error"],
+            "parent: the class parents make a cycle: TCP_MISSING -> HTTP_MISSING -> TCP_MISSING"
+        );
+        let unknown_parent = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/classes",
+                Some(&hids),
+                Some(&json!({"name": "UDP_MISSING", "group": "network", "parent": "NOPE"})),
+            )
+            .await;
+        assert_eq!(seed_status(&unknown_parent, 422), "Invalid request");
+        let unknown_field = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/groups",
+                Some(&hids),
+                Some(&json!({"name": "disks", "colour": "red"})),
+            )
+            .await;
+        assert_eq!(seed_status(&unknown_field, 422), "Invalid request");
+        assert!(
+            unknown_field.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field `colour`"),
+            "{}",
+            unknown_field.text
+        );
+        let deleted = server
+            .send(
+                Method::DELETE,
+                "/api/generators/HIDS/groups/network",
+                Some(&hids),
+                None,
+            )
+            .await;
+        assert_eq!(seed_status(&deleted, 200), "Group deleted");
+        let into_deleted = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/classes",
+                Some(&hids),
+                Some(&json!({"name": "UDP_MISSING", "group": "network"})),
+            )
+            .await;
+        assert_eq!(seed_status(&into_deleted, 409), "Group is deleted");
+        let classes = server
+            .send(
+                Method::GET,
+                "/api/generators/HIDS/classes",
+                Some(&hids),
+                None,
+            )
+            .await;
+        assert_eq!(
+            classes.json()["classes"],
+            json!([]),
+            "deleted with their group"
+        );
+
+        // A generator's key cannot register generators nor touch another generator.
+        let nids = register(&server, json!({"name": "NIDS", "author": "admin"})).await;
+        let by_generator = server
+            .send(
+                Method::POST,
+                "/api/generators",
+                Some(&hids),
+                Some(&json!({"name": "ROGUE", "author": "x"})),
+            )
+            .await;
+        assert_eq!(seed_status(&by_generator, 403), "Forbidden");
+        let other = server
+            .send(
+                Method::PATCH,
+                "/api/generators/NIDS",
+                Some(&hids),
+                Some(&json!({"author": "hids was here"})),
+            )
+            .await;
+        assert_eq!(seed_status(&other, 403), "Forbidden");
+        assert_eq!(
+            other.json()["error"],
+            "this key belongs to generator \"HIDS\"; it cannot act on generator \"NIDS\""
+        );
+        let nids_record = server
+            .send(Method::GET, "/api/generators/NIDS", Some(&nids), None)
+            .await;
+        assert_eq!(nids_record.json()["generator"]["author"], "admin");
+        // A generator lists only itself.
+        let own = server
+            .send(Method::GET, "/api/generators", Some(&nids), None)
+            .await
+            .json();
+        assert_eq!(own["generators"].as_array().unwrap().len(), 1, "{own}");
+
+        // Events it sends record which generator sent them.
+        let sent = server
+            .post_with(
+                "/events",
+                Some(&hids),
+                &[],
+                json!({"summary": "port 80 stopped listening", "category": "hids"}).to_string(),
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{}", sent.text);
+        let event = server
+            .search_one("summary:\"port 80 stopped listening\"")
+            .await;
+        assert_eq!(event["origin"]["key"], "generator:HIDS", "{event}");
+
+        // Rotation: the new key works at once, the old one no longer.
+        let rotated = server
+            .send(Method::POST, "/api/generators/HIDS/key", Some(&hids), None)
+            .await;
+        assert_eq!(seed_status(&rotated, 201), "Generator key rotated");
+        let new_key = rotated.json()["key"].as_str().unwrap().to_owned();
+        assert_ne!(new_key, hids);
+        let old = server
+            .send(Method::GET, "/api/generators/HIDS", Some(&hids), None)
+            .await;
+        assert_eq!(old.status, 401, "{}", old.text);
+        let with_new = server
+            .send(Method::GET, "/api/generators/HIDS", Some(&new_key), None)
+            .await;
+        assert_eq!(seed_status(&with_new, 200), "Generator found");
+
+        // Binding: from outside the bound network, the key is refused (and logged).
+        let bound = server
+            .send(
+                Method::PATCH,
+                "/api/generators/NIDS",
+                Some(&server.key),
+                Some(&json!({"bind": "10.0.0.0/8"})),
+            )
+            .await;
+        assert_eq!(seed_status(&bound, 200), "Generator updated");
+        let outside = server
+            .send(Method::GET, "/api/generators/NIDS", Some(&nids), None)
+            .await;
+        assert_eq!(seed_status(&outside, 403), "Address not allowed");
+        assert!(
+            outside.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("used from 127.0.0.1, outside its bound addresses (10.0.0.0/8)"),
+            "{}",
+            outside.text
+        );
+        let rebound = server
+            .send(
+                Method::PATCH,
+                "/api/generators/NIDS",
+                Some(&server.key),
+                Some(&json!({"bind": "127.0.0.1"})),
+            )
+            .await;
+        assert_eq!(rebound.status, 200, "{}", rebound.text);
+        let inside = server
+            .send(Method::GET, "/api/generators/NIDS", Some(&nids), None)
+            .await;
+        assert_eq!(inside.status, 200, "{}", inside.text);
+
+        // Revocation by the operator; then deletion revokes any key it has.
+        let revoked = server
+            .send(
+                Method::DELETE,
+                "/api/generators/NIDS/key",
+                Some(&server.key),
+                None,
+            )
+            .await;
+        assert_eq!(seed_status(&revoked, 200), "Generator key revoked");
+        let after_revoke = server
+            .send(Method::GET, "/api/generators/NIDS", Some(&nids), None)
+            .await;
+        assert_eq!(after_revoke.status, 401, "{}", after_revoke.text);
+        let gone = server
+            .send(Method::DELETE, "/api/generators/HIDS", Some(&new_key), None)
+            .await;
+        assert_eq!(seed_status(&gone, 200), "Generator deleted");
+        let after_delete = server
+            .send(Method::GET, "/api/generators/HIDS", Some(&new_key), None)
+            .await;
+        assert_eq!(after_delete.status, 401, "{}", after_delete.text);
+        let missing = server
+            .send(Method::GET, "/api/generators/HIDS", Some(&server.key), None)
+            .await;
+        assert_eq!(seed_status(&missing, 404), "Generator not found");
+
+        // The activity log: every operation, done or refused, with its outcome.
+        let log = server
+            .get_json("/api/audit", &[("generator", "HIDS"), ("limit", "1000")])
+            .await;
+        let entries = log["entries"].as_array().unwrap();
+        let seen = |action: &str, outcome: &str| {
+            entries
+                .iter()
+                .any(|entry| entry["action"] == action && entry["outcome"] == outcome)
+        };
+        for (action, outcome) in [
+            ("register_generator", "ok"),
+            ("register_generator", "refused"),
+            ("verify_generator", "ok"),
+            ("verify_generator", "refused"),
+            ("update_generator", "ok"),
+            ("register_group", "ok"),
+            ("register_class", "ok"),
+            ("update_class", "refused"),
+            ("delete_group", "ok"),
+            ("rotate_key", "ok"),
+            ("delete_generator", "ok"),
+        ] {
+            assert!(seen(action, outcome), "no {action} {outcome} in {log:#}");
+        }
+        let refused_cycle = entries
+            .iter()
+            .find(|entry| entry["action"] == "update_class")
+            .unwrap();
+        assert_eq!(refused_cycle["level"], "WARNING");
+        assert_eq!(refused_cycle["object"], "class TCP_MISSING");
+        assert_eq!(refused_cycle["address"], "127.0.0.1");
+        assert!(
+            refused_cycle["reason"].as_str().unwrap().contains("cycle"),
+            "{refused_cycle}"
+        );
+        let outside_logged = server
+            .get_json(
+                "/api/audit",
+                &[
+                    ("generator", "NIDS"),
+                    ("action", "authenticate"),
+                    ("outcome", "refused"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            outside_logged["entries"].as_array().unwrap().len(),
+            1,
+            "{outside_logged:#}"
+        );
+        // The log is events too, for searches and rules.
+        assert!(
+            server
+                .count("category:audit AND details.generator:HIDS")
+                .await
+                >= 11
+        );
+    });
+}
+
+#[test]
+fn repeated_wrong_keys_from_one_address_are_refused_for_a_while() {
+    let server = ServerProcess::start(&[]);
+    run_test(Duration::from_secs(60), async {
+        let wrong = || server.send(Method::GET, "/api/generators", Some("isms_wrong"), None);
+        for attempt in 1..=19 {
+            let reply = wrong().await;
+            assert_eq!(reply.status, 401, "attempt {attempt}: {}", reply.text);
+        }
+        // Each refusal is in the activity log.
+        let log = server
+            .get_json(
+                "/api/audit",
+                &[
+                    ("action", "authenticate"),
+                    ("outcome", "refused"),
+                    ("limit", "100"),
+                ],
+            )
+            .await;
+        let entries = log["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 19, "{log:#}");
+        assert_eq!(entries[0]["address"], "127.0.0.1");
+        assert_eq!(
+            entries[0]["reason"],
+            "a wrong or revoked key on GET /api/generators"
+        );
+        // The twentieth uses up the allowance: past it, even a good key is refused from this
+        // address, without a check.
+        assert_eq!(wrong().await.status, 401);
+        let limited = server
+            .send(Method::GET, "/api/generators", Some(&server.key), None)
+            .await;
+        assert_eq!(seed_status(&limited, 429), "Too many failed keys");
+        assert!(
+            limited.json()["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("too many wrong keys from this address; try again in "),
+            "{}",
+            limited.text
+        );
+    });
+}
