@@ -12,10 +12,12 @@
 //!
 //! Keys are not made here: the server makes a generator's key (argon2, shown once) and records
 //! its public id on the generator ([`Registry::set_generator_key`]).
+pub mod instance;
 pub mod model;
 pub mod registry;
 pub mod syntax;
 
+pub use instance::{Acknowledgement, Instance, InstanceSpec, InstanceState, Profile};
 pub use model::{
     AlertClass, AlertGroup, ClassChanges, ClassSpec, Generator, GeneratorChanges, GeneratorClaims,
     GeneratorSpec, GroupChanges, GroupSpec, Kind, RegistryError,

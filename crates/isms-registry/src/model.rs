@@ -12,6 +12,7 @@ pub enum Kind {
     Generator,
     Group,
     Class,
+    Instance,
 }
 
 impl Kind {
@@ -21,6 +22,7 @@ impl Kind {
             Kind::Generator => "generator",
             Kind::Group => "group",
             Kind::Class => "class",
+            Kind::Instance => "instance",
         }
     }
 
@@ -30,6 +32,7 @@ impl Kind {
             Kind::Generator => "Generator",
             Kind::Group => "Group",
             Kind::Class => "Class",
+            Kind::Instance => "Instance",
         }
     }
 }
@@ -69,6 +72,12 @@ pub enum RegistryError {
     /// A class others inherit from cannot be deleted first.
     #[error("the class {name:?} is the parent of {}; delete or re-parent them first", .children.join(", "))]
     HasChildren { name: String, children: Vec<String> },
+    /// A class with live instances cannot be deleted first.
+    #[error("the class {name:?} has live instances ({}); remove them first", .instances.join(", "))]
+    HasInstances {
+        name: String,
+        instances: Vec<String>,
+    },
     #[error(transparent)]
     Store(#[from] isms_store::StoreError),
 }
@@ -98,6 +107,7 @@ impl RegistryError {
             RegistryError::Mismatch { kind, .. } => format!("{} does not match", kind.title()),
             RegistryError::CyclicParent { .. } => "Class parent cycle".to_owned(),
             RegistryError::HasChildren { .. } => "Class has children".to_owned(),
+            RegistryError::HasInstances { .. } => "Class has instances".to_owned(),
             RegistryError::Store(_) => "Store error".to_owned(),
         }
     }
@@ -109,7 +119,8 @@ impl RegistryError {
             RegistryError::AlreadyExists { .. }
             | RegistryError::Deleted { .. }
             | RegistryError::Mismatch { .. }
-            | RegistryError::HasChildren { .. } => 409,
+            | RegistryError::HasChildren { .. }
+            | RegistryError::HasInstances { .. } => 409,
             RegistryError::Invalid { .. } | RegistryError::CyclicParent { .. } => 422,
             RegistryError::Store(isms_store::StoreError::DuplicateRecordName { .. }) => 409,
             RegistryError::Store(isms_store::StoreError::WriterStopped) => 503,

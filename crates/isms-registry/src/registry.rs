@@ -21,21 +21,21 @@ use crate::syntax::Parameter;
 /// The registry of one collector.
 pub struct Registry {
     store: Arc<dyn Store>,
-    writes: tokio::sync::Mutex<()>,
+    pub(crate) writes: tokio::sync::Mutex<()>,
 }
 
 /// A record read from the store, with its row.
-struct Stored<T> {
-    record: ControlRecord,
-    value: T,
+pub(crate) struct Stored<T> {
+    pub(crate) record: ControlRecord,
+    pub(crate) value: T,
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     jiff::Timestamp::now().as_microsecond()
 }
 
 /// What the registry's types share: the row's columns copied in and out.
-trait Row: Serialize + DeserializeOwned {
+pub(crate) trait Row: Serialize + DeserializeOwned {
     const KIND: Kind;
     fn set_row(&mut self, record: &ControlRecord);
     fn name(&self) -> &str;
@@ -81,7 +81,7 @@ impl Row for AlertClass {
 }
 
 /// A store duplicate (a race the lock did not cover) as the registry's error.
-fn duplicate(error: StoreError, kind: Kind, generator: Option<&str>) -> RegistryError {
+pub(crate) fn duplicate(error: StoreError, kind: Kind, generator: Option<&str>) -> RegistryError {
     match error {
         StoreError::DuplicateRecordName { name, .. } => RegistryError::AlreadyExists {
             kind,
@@ -100,7 +100,7 @@ impl Registry {
         }
     }
 
-    async fn load<T: Row>(&self) -> Result<Vec<Stored<T>>, RegistryError> {
+    pub(crate) async fn load<T: Row>(&self) -> Result<Vec<Stored<T>>, RegistryError> {
         let records = self.store.records(T::KIND.record_kind()).await?;
         let mut loaded = Vec::with_capacity(records.len());
         for record in records {
@@ -118,7 +118,7 @@ impl Registry {
         Ok(loaded)
     }
 
-    async fn insert<T: Row>(
+    pub(crate) async fn insert<T: Row>(
         &self,
         scope: String,
         mut value: T,
@@ -148,7 +148,7 @@ impl Registry {
     }
 
     /// Writes a changed record back (its name and scope as they were), deleted at `deleted`.
-    async fn rewrite<T: Row>(
+    pub(crate) async fn rewrite<T: Row>(
         &self,
         stored: &Stored<T>,
         mut value: T,
@@ -184,7 +184,10 @@ impl Registry {
             .collect())
     }
 
-    async fn live_generator(&self, name: &str) -> Result<Stored<Generator>, RegistryError> {
+    pub(crate) async fn live_generator(
+        &self,
+        name: &str,
+    ) -> Result<Stored<Generator>, RegistryError> {
         self.load::<Generator>()
             .await?
             .into_iter()
@@ -300,6 +303,7 @@ impl Registry {
         let _writing = self.writes.lock().await;
         let stored = self.live_generator(name).await?;
         let now = now_micros();
+        self.remove_instances_where(name, |_| true, now).await?;
         for class in self.load::<AlertClass>().await? {
             if class.record.deleted_micros.is_none() && class.value.generator == name {
                 let value = class.value.clone();
@@ -465,6 +469,19 @@ impl Registry {
         self.live_generator(generator).await?;
         let stored = self.live_group(generator, name).await?;
         let now = now_micros();
+        let classes_of_group: Vec<String> = self
+            .live_classes(generator)
+            .await?
+            .into_iter()
+            .filter(|class| class.value.group == name)
+            .map(|class| class.value.name)
+            .collect();
+        self.remove_instances_where(
+            generator,
+            |instance| classes_of_group.contains(&instance.class),
+            now,
+        )
+        .await?;
         for class in self.load::<AlertClass>().await? {
             if class.record.deleted_micros.is_none()
                 && class.value.generator == generator
@@ -753,8 +770,57 @@ impl Registry {
                 children,
             });
         }
+        let instances: Vec<String> = self
+            .load::<crate::instance::Instance>()
+            .await?
+            .into_iter()
+            .filter(|stored| {
+                stored.record.deleted_micros.is_none()
+                    && stored.value.generator == generator
+                    && stored.value.class == name
+            })
+            .map(|stored| stored.value.id)
+            .collect();
+        if !instances.is_empty() {
+            return Err(RegistryError::HasInstances {
+                name: name.to_owned(),
+                instances,
+            });
+        }
         let value = stored.value.clone();
         self.rewrite(stored, value, Some(now_micros())).await
+    }
+
+    /// Marks deleted the live instances of a generator that `which` picks (what they belong to
+    /// is being deleted), each as a change of its own.
+    async fn remove_instances_where(
+        &self,
+        generator: &str,
+        which: impl Fn(&crate::instance::Instance) -> bool,
+        now: i64,
+    ) -> Result<(), RegistryError> {
+        let rows: Vec<Stored<crate::instance::Instance>> = self
+            .load::<crate::instance::Instance>()
+            .await?
+            .into_iter()
+            .filter(|stored| stored.value.generator == generator)
+            .collect();
+        let mut version = rows
+            .iter()
+            .map(|stored| stored.value.version)
+            .max()
+            .unwrap_or(0);
+        for stored in &rows {
+            if stored.record.deleted_micros.is_none() && which(&stored.value) {
+                version += 1;
+                let mut instance = stored.value.clone();
+                instance.version = version;
+                instance.deleted = true;
+                instance.state = crate::instance::InstanceState::Pending;
+                self.rewrite(stored, instance, Some(now)).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Checks that the class is registered (with the claimed group, when given).

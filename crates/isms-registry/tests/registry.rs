@@ -399,3 +399,187 @@ async fn classes_inherit_their_parents_parameters_and_parents_cannot_cycle() {
     registry.delete_class("HIDS", "PORT").await.unwrap();
     assert!(registry.classes("HIDS").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn instances_are_checked_against_their_class_and_delivered_as_numbered_changes() {
+    use isms_registry::{Acknowledgement, InstanceSpec, InstanceState, Profile};
+    let (registry, _store, _directory) = registry().await;
+    registry.register_generator(hids(), None).await.unwrap();
+    registry
+        .register_group(
+            "HIDS",
+            GroupSpec {
+                name: "network".into(),
+                description: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    registry
+        .register_class(
+            "HIDS",
+            class(
+                "TCP_MISSING",
+                "network",
+                None,
+                json!([{"name": "port", "type": "port", "required": true},
+                       {"name": "interval", "type": "integer", "default": 60}]),
+            ),
+        )
+        .await
+        .unwrap();
+    let spec = |id: Option<&str>, arguments: serde_json::Value| InstanceSpec {
+        class: "TCP_MISSING".into(),
+        id: id.map(str::to_owned),
+        arguments: arguments.as_object().unwrap().clone(),
+    };
+    // The seed's call: instantiate_alert_generator("HIDS", "TCP_MISSING", "12133", {"port": "80"}).
+    let first = registry
+        .instantiate("HIDS", spec(Some("12133"), json!({"port": "80"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::Value::Object(first.arguments.clone()),
+        json!({"port": 80, "interval": 60})
+    );
+    assert_eq!((first.version, first.state), (1, InstanceState::Pending));
+    let second = registry
+        .instantiate("HIDS", spec(None, json!({"port": 443})))
+        .await
+        .unwrap();
+    assert_eq!((second.id.as_str(), second.version), ("12134", 2));
+    // Bad arguments, a duplicate id and an unknown class: precise, nothing made.
+    let (status, code, message) = refused(
+        registry
+            .instantiate("HIDS", spec(None, json!({"port": "http"})))
+            .await,
+    );
+    assert_eq!((status.as_str(), code), ("Invalid request", 422));
+    assert_eq!(message, "arguments.port: expected a port, found \"http\"");
+    let (status, code, _) = refused(
+        registry
+            .instantiate("HIDS", spec(Some("12133"), json!({"port": 22})))
+            .await,
+    );
+    assert_eq!((status.as_str(), code), ("Instance already exists", 409));
+    let (_, code, message) = refused(
+        registry
+            .instantiate(
+                "HIDS",
+                InstanceSpec {
+                    class: "UDP_MISSING".into(),
+                    ..InstanceSpec::default()
+                },
+            )
+            .await,
+    );
+    assert_eq!(code, 422);
+    assert_eq!(
+        message,
+        "class: no class named \"UDP_MISSING\" in generator \"HIDS\""
+    );
+    assert_eq!(registry.instances("HIDS").await.unwrap().len(), 2);
+
+    // The generator pulls what changed after what it applied, and acknowledges it.
+    let changes = registry.changes("HIDS", 0).await.unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|change| change.version)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let applied = registry
+        .acknowledge(
+            "HIDS",
+            "12133",
+            Acknowledgement {
+                version: 1,
+                applied: true,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.state, InstanceState::Applied);
+    let failed = registry
+        .acknowledge(
+            "HIDS",
+            "12134",
+            Acknowledgement {
+                version: 2,
+                applied: false,
+                error: Some("port 443 is not ours to watch".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.state, InstanceState::Failed);
+    assert!(registry.changes("HIDS", 2).await.unwrap().is_empty());
+
+    // A change, a profile request and a removal each come as the next version.
+    registry
+        .reconfigure_instance(
+            "HIDS",
+            "12133",
+            json!({"port": 8080}).as_object().unwrap().clone(),
+        )
+        .await
+        .unwrap();
+    registry.request_profile("HIDS", "12133").await.unwrap();
+    registry.remove_instance("HIDS", "12134").await.unwrap();
+    let changes = registry.changes("HIDS", 2).await.unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|change| (change.id.as_str(), change.version, change.deleted))
+            .collect::<Vec<_>>(),
+        [("12133", 4, false), ("12134", 5, true)],
+        "the instance's latest version only"
+    );
+    assert!(changes[0].profile_requested);
+    assert_eq!(changes[0].arguments["port"], 8080);
+    // An acknowledgement of an older version is refused: the generator pulls again.
+    let (_, code, message) = refused(
+        registry
+            .acknowledge(
+                "HIDS",
+                "12133",
+                Acknowledgement {
+                    version: 3,
+                    applied: true,
+                    error: None,
+                },
+            )
+            .await,
+    );
+    assert_eq!(code, 422);
+    assert!(message.contains("is at version 4, not 3"), "{message}");
+    let profiled = registry
+        .report_profile(
+            "HIDS",
+            "12133",
+            Profile {
+                events_seen: 120,
+                alerts_raised: 2,
+                last_run: Some("2026-12-01T10:00:00Z".into()),
+                errors: 0,
+                last_error: None,
+                reported_micros: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!profiled.profile_requested);
+    assert!(profiled.profile.unwrap().reported_micros > 0);
+
+    // A class with live instances stays; deleting the group removes them as changes.
+    let (status, code, _) = refused(registry.delete_class("HIDS", "TCP_MISSING").await);
+    assert_eq!((status.as_str(), code), ("Class has instances", 409));
+    registry.delete_group("HIDS", "network").await.unwrap();
+    assert!(registry.instances("HIDS").await.unwrap().is_empty());
+    let removed = registry.changes("HIDS", 5).await.unwrap();
+    assert_eq!(removed.len(), 1);
+    assert!(removed[0].deleted);
+    assert_eq!(removed[0].id, "12133");
+}
