@@ -25,6 +25,9 @@ pub const MAX_KEY_FAILURES: u32 = 20;
 /// The window failed key checks are counted in.
 pub const KEY_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
+/// Longest a generator's pull for changes waits.
+pub const MAX_PULL_WAIT: Duration = Duration::from_secs(30);
+
 /// Most addresses whose failures are remembered (past it, windows that ended are forgotten).
 const MAX_FAILING_ADDRESSES: usize = 10_000;
 
@@ -90,17 +93,39 @@ pub struct GeneratorService {
     by_key: Mutex<Option<(Instant, GeneratorsByKey)>>,
     /// Failed key checks per address: when the window started and how many.
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Bumped at every change of any instance: wakes the generators waiting for changes.
+    instance_changes: tokio::sync::watch::Sender<u64>,
+    /// Longest a generator's pull waits for a change (below the HTTP request timeout).
+    max_wait: Duration,
 }
 
 impl GeneratorService {
-    /// The service over `store`'s control records and events.
-    pub fn new(store: Arc<dyn Store>) -> GeneratorService {
+    /// The service over `store`'s control records and events; a pull for changes waits at most
+    /// 30 s, and at least a second less than `request_timeout` (which would cut it off).
+    pub fn new(store: Arc<dyn Store>, request_timeout: Duration) -> GeneratorService {
         GeneratorService {
             registry: Registry::new(store.clone()),
             store,
             by_key: Mutex::new(None),
             failures: Mutex::new(HashMap::new()),
+            instance_changes: tokio::sync::watch::Sender::new(0),
+            max_wait: MAX_PULL_WAIT.min(request_timeout.saturating_sub(Duration::from_secs(1))),
         }
+    }
+
+    /// Wakes the generators waiting for changes (after an instance changed).
+    pub fn instances_changed(&self) {
+        self.instance_changes.send_modify(|count| *count += 1);
+    }
+
+    /// A receiver woken at every change of an instance.
+    pub fn watch_instances(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.instance_changes.subscribe()
+    }
+
+    /// The longest a pull for changes may wait.
+    pub fn max_wait(&self) -> Duration {
+        self.max_wait
     }
 
     /// The live generator whose current key has this public id (read again at most every few

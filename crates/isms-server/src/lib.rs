@@ -191,7 +191,10 @@ pub async fn start(
         metrics,
         started: Instant::now(),
         detect: detect.clone(),
-        generators: Arc::new(generators::GeneratorService::new(store.clone())),
+        generators: Arc::new(generators::GeneratorService::new(
+            store.clone(),
+            Duration::from_secs(config.http.request_timeout_seconds.max(1)),
+        )),
     });
     let app = routes::router(state)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

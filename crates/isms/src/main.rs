@@ -10,6 +10,7 @@
 //! - `version`.
 mod client;
 mod commands;
+mod generator;
 mod replay;
 
 use std::path::PathBuf;
@@ -45,11 +46,18 @@ pub struct ServerFlags {
         long,
         value_name = "URL",
         env = "ISMS_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://127.0.0.1:8080",
+        global = true
     )]
     pub url: String,
     /// The key to send (printed by `isms serve` on first start, or made with `isms key create`).
-    #[arg(long, value_name = "KEY", env = "ISMS_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "ISMS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub key: Option<String>,
 }
 
@@ -126,6 +134,23 @@ enum Command {
     Sigma {
         #[command(subcommand)]
         action: SigmaAction,
+    },
+    /// The alert generator's side of the collector: register, verify, update, delete; pull the
+    /// instances it is asked to run, acknowledge them, report their profiles. Send events with
+    /// `isms send --key GENERATOR_KEY`.
+    Generator {
+        #[command(subcommand)]
+        action: generator::GeneratorAction,
+        #[command(flatten)]
+        server: ServerFlags,
+    },
+    /// The collector's activity log (registry operations, generator exchanges, refused keys),
+    /// newest first.
+    Audit {
+        #[command(flatten)]
+        options: generator::AuditOptions,
+        #[command(flatten)]
+        server: ServerFlags,
     },
     /// Manage API keys in a data directory.
     Key {
@@ -278,6 +303,8 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Serve { config, listen } => commands::serve(&config, listen).await,
             Command::Search { options, server } => commands::search(&server, options).await,
             Command::Detections { options, server } => commands::detections(&server, options).await,
+            Command::Generator { action, server } => generator::generator(&server, action).await,
+            Command::Audit { options, server } => generator::audit(&server, options).await,
             Command::Send {
                 files,
                 format,

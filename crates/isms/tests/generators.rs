@@ -442,3 +442,206 @@ fn repeated_wrong_keys_from_one_address_are_refused_for_a_while() {
         );
     });
 }
+
+/// The whole exchange between two real processes: `isms serve`, and `isms generator` as the
+/// generator (registered with an operator's key, then its own): a pull that waits for the
+/// collector to instantiate a class, takes the instance and acknowledges it; a profile report;
+/// verification; and the activity log of it all through `isms audit`.
+#[test]
+fn a_generator_process_pulls_acknowledges_and_profiles_what_the_collector_instantiates() {
+    let server = ServerProcess::start(&[]);
+    let cli = |key: &str, arguments: &[&str]| {
+        let mut all = arguments.to_vec();
+        all.extend_from_slice(&["--url", server.base.as_str(), "--key", key]);
+        harness::run_isms(&all, &[])
+    };
+    let registered = cli(
+        &server.key,
+        &[
+            "generator",
+            "register",
+            "--name",
+            "HIDS",
+            "--author",
+            "admin",
+            "--ip",
+            "127.0.0.1",
+            "--bind",
+            "registered",
+        ],
+    );
+    registered.assert_success("isms generator register");
+    let answer: Value = serde_json::from_str(&registered.stdout_text()).unwrap();
+    assert_eq!(answer["status"], "Generator registered");
+    let key = answer["key"].as_str().unwrap().to_owned();
+    run_test(Duration::from_secs(60), async {
+        for (path, body) in [
+            ("/api/generators/HIDS/groups", json!({"name": "network"})),
+            (
+                "/api/generators/HIDS/classes",
+                json!({"name": "TCP_MISSING", "group": "network",
+                       "syntax": [{"name": "port", "type": "port", "required": true}]}),
+            ),
+        ] {
+            let reply = server
+                .send(Method::POST, path, Some(&key), Some(&body))
+                .await;
+            assert_eq!(reply.status, 201, "{}", reply.text);
+        }
+    });
+
+    // The generator waits for work: nothing is pending yet, so its pull is held open.
+    let mut pull = harness::isms_command();
+    pull.args([
+        "generator",
+        "pull",
+        "--name",
+        "HIDS",
+        "--wait",
+        "20",
+        "--ack",
+        "--url",
+        &server.base,
+        "--key",
+        &key,
+    ]);
+    pull.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let started = std::time::Instant::now();
+    let child = pull.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    run_test(Duration::from_secs(60), async {
+        // The seed's instantiate_alert_generator("HIDS", "TCP_MISSING", "12133", {"port": "80"}).
+        let reply = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/instances",
+                Some(&server.key),
+                Some(&json!({"class": "TCP_MISSING", "id": "12133", "arguments": {"port": "80"}})),
+            )
+            .await;
+        assert_eq!(seed_status(&reply, 201), "alert generator instantiated");
+    });
+    let output = child.wait_with_output().unwrap();
+    let waited = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(15),
+        "the pull should have waited for the instance and returned with it: {waited:?}"
+    );
+    let change: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        change,
+        json!({"id": "12133", "class": "TCP_MISSING", "arguments": {"port": 80},
+               "version": 1, "deleted": false, "profile_requested": false})
+    );
+
+    let profiled = cli(
+        &key,
+        &[
+            "generator",
+            "profile",
+            "--name",
+            "HIDS",
+            "--instance",
+            "12133",
+            "--events-seen",
+            "42",
+            "--alerts-raised",
+            "1",
+            "--last-run",
+            "2026-12-01T10:00:00Z",
+        ],
+    );
+    profiled.assert_success("isms generator profile");
+    run_test(Duration::from_secs(30), async {
+        let instance = server
+            .send(
+                Method::GET,
+                "/api/generators/HIDS/instances/12133",
+                Some(&server.key),
+                None,
+            )
+            .await
+            .json();
+        assert_eq!(instance["instance"]["state"], "applied", "{instance}");
+        assert_eq!(instance["instance"]["acknowledged_version"], 1);
+        assert_eq!(instance["instance"]["profile"]["events_seen"], 42);
+        assert_eq!(instance["instance"]["profile"]["alerts_raised"], 1);
+    });
+
+    cli(
+        &key,
+        &["generator", "verify", "--name", "HIDS", "--author", "admin"],
+    )
+    .assert_success("isms generator verify");
+    let mismatch = cli(
+        &key,
+        &[
+            "generator",
+            "verify",
+            "--name",
+            "HIDS",
+            "--author",
+            "mallory",
+        ],
+    );
+    assert!(!mismatch.status.success());
+    assert!(
+        mismatch.stderr.contains("Generator does not match (409)"),
+        "{}",
+        mismatch.stderr
+    );
+
+    let audit = cli(
+        &server.key,
+        &["audit", "--generator", "HIDS", "--json", "--limit", "100"],
+    );
+    audit.assert_success("isms audit");
+    let actions: Vec<String> = audit
+        .stdout_text()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for action in [
+        "register_generator",
+        "instantiate",
+        "pull_changes",
+        "acknowledge",
+        "report_profile",
+        "verify_generator",
+    ] {
+        assert!(
+            actions.iter().any(|seen| seen == action),
+            "no {action} in {actions:?}"
+        );
+    }
+    let table = cli(
+        &server.key,
+        &["audit", "--generator", "HIDS", "--outcome", "refused"],
+    );
+    table.assert_success("isms audit");
+    assert!(
+        table.stdout_text().starts_with("TIME (UTC)"),
+        "{}",
+        table.stdout_text()
+    );
+    assert!(
+        table.stdout_text().contains("verify_generator"),
+        "{}",
+        table.stdout_text()
+    );
+
+    cli(&key, &["generator", "delete", "--name", "HIDS"]).assert_success("isms generator delete");
+    let after = cli(&key, &["generator", "verify", "--name", "HIDS"]);
+    assert!(after.stderr.contains("(401)"), "{}", after.stderr);
+}

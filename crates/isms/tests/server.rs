@@ -1101,7 +1101,14 @@ fn wrong_key_is_401() {
             )
             .await;
         reply.error_message(401);
-        assert_eq!(server.count("").await, 0);
+        // Nothing of what they sent is stored; each refusal is in the activity log.
+        assert_eq!(server.count("NOT category:audit").await, 0);
+        assert_eq!(
+            server
+                .count("category:audit AND details.action:authenticate AND details.outcome:refused")
+                .await,
+            3
+        );
         server.assert_still_up().await;
     });
 }

@@ -930,3 +930,360 @@ fn audit_view(event: &Map<String, Value>) -> Value {
         "key": detail("key"),
     })
 }
+
+// ---- instances
+
+/// Refuses what only the collector's operators do.
+fn collector_only(calling: &Calling, what: &str) -> Result<(), ApiError> {
+    operator_only(calling, what)
+}
+
+/// Refuses what only the generator itself does (it runs the instance, so only it acknowledges
+/// or reports).
+fn generator_itself(calling: &Calling, generator: &str, what: &str) -> Result<(), ApiError> {
+    match &calling.acting {
+        Acting::Generator(own) if own == generator => Ok(()),
+        Acting::Generator(own) => Err(ApiError::with_status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "this key belongs to generator {own:?}; it cannot act on generator {generator:?}"
+            ),
+        )),
+        Acting::Operator => Err(ApiError::with_status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("only generator {generator:?}, with its own key, can {what}"),
+        )),
+    }
+}
+
+pub(crate) async fn instantiate(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(generator): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let spec: Result<isms_registry::InstanceSpec, ApiError> = json_body(&headers, body).await;
+    let object = spec
+        .as_ref()
+        .ok()
+        .map(|spec| format!("class {}", spec.class));
+    let result = async {
+        collector_only(&calling, "instantiate alert classes")?;
+        let instance = state
+            .generators
+            .registry
+            .instantiate(&generator, spec?)
+            .await?;
+        state.generators.instances_changed();
+        Ok(answer(
+            StatusCode::CREATED,
+            "alert generator instantiated",
+            json!({"instance": instance}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "instantiate",
+        Some(&generator),
+        object,
+        result,
+    )
+    .await
+}
+
+pub(crate) async fn list_instances(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(generator): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let calling = calling!(caller, acting, peer);
+    may_act_on(&calling, &generator)?;
+    let instances = state.generators.registry.instances(&generator).await?;
+    Ok(Json(json!({"instances": instances})))
+}
+
+pub(crate) async fn get_instance(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, id)): Path<(String, String)>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    may_act_on(&calling, &generator)?;
+    let instance = state.generators.registry.instance(&generator, &id).await?;
+    Ok(answer(
+        StatusCode::OK,
+        "Instance found",
+        json!({"instance": instance}),
+    ))
+}
+
+/// What changing an instance takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstanceChange {
+    arguments: Map<String, Value>,
+}
+
+pub(crate) async fn reconfigure_instance(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        collector_only(&calling, "change instances")?;
+        let change: InstanceChange = json_body(&headers, body).await?;
+        let instance = state
+            .generators
+            .registry
+            .reconfigure_instance(&generator, &id, change.arguments)
+            .await?;
+        state.generators.instances_changed();
+        Ok(answer(
+            StatusCode::OK,
+            "Instance changed",
+            json!({"instance": instance}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "reconfigure_instance",
+        Some(&generator),
+        Some(format!("instance {id}")),
+        result,
+    )
+    .await
+}
+
+pub(crate) async fn remove_instance(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, id)): Path<(String, String)>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        collector_only(&calling, "remove instances")?;
+        let instance = state
+            .generators
+            .registry
+            .remove_instance(&generator, &id)
+            .await?;
+        state.generators.instances_changed();
+        Ok(answer(
+            StatusCode::OK,
+            "Instance removed",
+            json!({"instance": instance}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "remove_instance",
+        Some(&generator),
+        Some(format!("instance {id}")),
+        result,
+    )
+    .await
+}
+
+/// `POST .../instances/{id}/profile-request`: the collector asks for a fresh profile (seed:
+/// `profile_alert_generator`), delivered to the generator as a change.
+pub(crate) async fn request_profile(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, id)): Path<(String, String)>,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        collector_only(&calling, "ask for profiles")?;
+        let instance = state
+            .generators
+            .registry
+            .request_profile(&generator, &id)
+            .await?;
+        state.generators.instances_changed();
+        Ok(answer(
+            StatusCode::OK,
+            "Profile requested",
+            json!({"instance": instance}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "request_profile",
+        Some(&generator),
+        Some(format!("instance {id}")),
+        result,
+    )
+    .await
+}
+
+/// `PUT .../instances/{id}/profile`: the generator reports what the instance did.
+pub(crate) async fn report_profile(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        generator_itself(&calling, &generator, "report profiles")?;
+        let profile: isms_registry::Profile = json_body(&headers, body).await?;
+        let instance = state
+            .generators
+            .registry
+            .report_profile(&generator, &id, profile)
+            .await?;
+        Ok(answer(
+            StatusCode::OK,
+            "Profile reported",
+            json!({"instance": instance}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "report_profile",
+        Some(&generator),
+        Some(format!("instance {id}")),
+        result,
+    )
+    .await
+}
+
+/// `POST .../instances/{id}/ack`: the generator applied a change (or could not).
+pub(crate) async fn acknowledge(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path((generator, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let calling = calling!(caller, acting, peer);
+    let result = async {
+        generator_itself(&calling, &generator, "acknowledge changes")?;
+        let acknowledgement: isms_registry::Acknowledgement = json_body(&headers, body).await?;
+        let instance = state
+            .generators
+            .registry
+            .acknowledge(&generator, &id, acknowledgement)
+            .await?;
+        Ok(answer(
+            StatusCode::OK,
+            "Change acknowledged",
+            json!({"instance": instance}),
+        ))
+    }
+    .await;
+    logged(
+        &state,
+        &calling,
+        "acknowledge",
+        Some(&generator),
+        Some(format!("instance {id}")),
+        result,
+    )
+    .await
+}
+
+/// A query parameter that is a whole number from 0 to `most` (0 when absent).
+fn whole_number(name: &str, value: &Option<String>, most: u64) -> Result<u64, ApiError> {
+    match value.as_deref() {
+        None | Some("") => Ok(0),
+        Some(text) => match text.parse::<u64>() {
+            Ok(number) if number <= most => Ok(number),
+            _ => Err(ApiError::bad_request(format!(
+                "parameter {name}: expected a whole number from 0 to {most}, found {text:?}"
+            ))),
+        },
+    }
+}
+
+/// Parameters of `GET .../changes`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ChangesParameters {
+    after: Option<String>,
+    wait: Option<String>,
+}
+
+/// `GET /api/generators/{name}/changes?after=N&wait=S`: the changes of the generator's instances
+/// after version N; when there are none, waits up to S seconds for one (long-poll: the generator
+/// needs no open port). The log records only pulls that delivered something.
+pub(crate) async fn pull_changes(
+    State(state): State<Arc<AppState>>,
+    caller: CallerExtension,
+    acting: ActingExtension,
+    peer: Peer,
+    Path(generator): Path<String>,
+    Query(parameters): Query<ChangesParameters>,
+) -> Result<Json<Value>, ApiError> {
+    let calling = calling!(caller, acting, peer);
+    may_act_on(&calling, &generator)?;
+    let after = whole_number("after", &parameters.after, u64::MAX)?;
+    let wait = whole_number(
+        "wait",
+        &parameters.wait,
+        state.generators.max_wait().as_secs(),
+    )?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let mut signal = state.generators.watch_instances();
+    loop {
+        signal.borrow_and_update();
+        let changes = state.generators.registry.changes(&generator, after).await?;
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !changes.is_empty() || remaining.is_zero() {
+            let last_version = changes.last().map_or(after, |change| change.version);
+            if !changes.is_empty() {
+                let delivered: Vec<String> = changes
+                    .iter()
+                    .map(|change| format!("{}@{}", change.id, change.version))
+                    .collect();
+                let _ = logged(
+                    &state,
+                    &calling,
+                    "pull_changes",
+                    Some(&generator),
+                    Some(format!("instances {}", delivered.join(" "))),
+                    Ok::<(), ApiError>(()),
+                )
+                .await;
+            }
+            return Ok(Json(
+                json!({"changes": changes, "last_version": last_version}),
+            ));
+        }
+        // Woken by any instance change (of any generator), or at the deadline.
+        let _ = tokio::time::timeout(remaining, signal.changed()).await;
+    }
+}

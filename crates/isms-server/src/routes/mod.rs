@@ -101,6 +101,32 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/generators/{name}/classes/{class}/verify",
             post(generators::verify_class),
         )
+        .route(
+            "/api/generators/{name}/instances",
+            get(generators::list_instances).post(generators::instantiate),
+        )
+        .route(
+            "/api/generators/{name}/instances/{id}",
+            get(generators::get_instance)
+                .patch(generators::reconfigure_instance)
+                .delete(generators::remove_instance),
+        )
+        .route(
+            "/api/generators/{name}/instances/{id}/ack",
+            post(generators::acknowledge),
+        )
+        .route(
+            "/api/generators/{name}/instances/{id}/profile",
+            axum::routing::put(generators::report_profile),
+        )
+        .route(
+            "/api/generators/{name}/instances/{id}/profile-request",
+            post(generators::request_profile),
+        )
+        .route(
+            "/api/generators/{name}/changes",
+            get(generators::pull_changes),
+        )
         .route("/api/audit", get(generators::list_audit))
         .route("/api/lists", get(detections::list_lists))
         .route(
