@@ -16,6 +16,10 @@ pub const BUILTIN_RULE_FILES: &[(&str, &str)] = &[
         include_str!("../rules/builtin/accounts.yml"),
     ),
     ("syslog.yml", include_str!("../rules/builtin/syslog.yml")),
+    (
+        "generators.yml",
+        include_str!("../rules/builtin/generators.yml"),
+    ),
 ];
 
 /// Every built-in rule. They are tested to compile, so errors here are bugs.

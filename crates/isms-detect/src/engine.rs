@@ -664,6 +664,9 @@ struct AbsenceEntity {
     last_event_id: Option<String>,
     absent: Option<Box<Active>>,
     touched: u64,
+    /// The key's own interval, from `interval_field` of its latest event that had one.
+    #[serde(default)]
+    interval_micros: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -1268,6 +1271,7 @@ impl Engine {
                                         last_event_id: None,
                                         absent: None,
                                         touched: 0,
+                                        interval_micros: None,
                                     },
                                 );
                             }
@@ -1277,15 +1281,16 @@ impl Engine {
                         if entity.absent.is_some() {
                             continue;
                         }
+                        let interval = entity.interval_micros.unwrap_or(config.interval_micros);
                         let silent_in_event_time =
-                            watermark.saturating_sub(entity.last_event) > config.interval_micros;
+                            watermark.saturating_sub(entity.last_event) > interval;
                         let silent_on_the_clock = now.is_some_and(|now| {
                             entity.last_received != i64::MIN
-                                && now.saturating_sub(entity.last_received) > config.interval_micros
+                                && now.saturating_sub(entity.last_received) > interval
                         });
                         if silent_in_event_time || silent_on_the_clock {
                             let detected = if silent_in_event_time {
-                                entity.last_event.saturating_add(config.interval_micros)
+                                entity.last_event.saturating_add(interval)
                             } else {
                                 watermark.max(entity.last_event)
                             };
@@ -2215,7 +2220,13 @@ fn absence_event<'event>(
             last_event_id: None,
             absent: None,
             touched: 0,
+            interval_micros: None,
         });
+    if let Some(field) = &config.interval_field
+        && let Some(interval) = isms_query::ir::value_at(document, field).and_then(interval_of)
+    {
+        entity.interval_micros = Some(interval);
+    }
     entity.touched = context.clock;
     entity.last_event = entity.last_event.max(time);
     entity.last_received = entity
@@ -2228,6 +2239,20 @@ fn absence_event<'event>(
         item.event = Some(Cow::Borrowed(document));
         pending.push(item);
     }
+}
+
+/// An interval given in an event: whole or fractional seconds (a number or numeric text), or a
+/// duration text (`90s`, `5m`); `None` when it is not one, or not positive.
+fn interval_of(value: &Value) -> Option<i64> {
+    let micros = match value {
+        Value::Number(number) => (number.as_f64()? * 1_000_000.0) as i64,
+        Value::String(text) => match text.trim().parse::<f64>() {
+            Ok(seconds) => (seconds * 1_000_000.0) as i64,
+            Err(_) => crate::duration::parse_duration(text.trim()).ok()?,
+        },
+        _ => return None,
+    };
+    (micros > 0).then_some(micros)
 }
 
 /// Learns one event's values; fires when they are new for the key. Returns whether it was late.

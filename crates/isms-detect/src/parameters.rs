@@ -276,6 +276,13 @@ pub const KINDS: &[KindSpec] = &[
                               besides those seen.",
                 default: None,
             },
+            ParameterSpec {
+                name: "interval_field",
+                value_type: ParameterType::Field,
+                description: "A field holding a key's own interval (seconds, or a duration such \
+                              as 90s), taken from its latest event in place of `interval`.",
+                default: None,
+            },
             MAX_ENTITIES,
         ],
     },
@@ -634,6 +641,10 @@ pub struct SequenceConfig {
 pub struct AbsenceConfig {
     pub group_by: Vec<FieldPath>,
     pub interval_micros: i64,
+    /// A field whose value (seconds, or a duration such as `90s`) is the interval of the key
+    /// whose event carries it, in place of `interval` (a heartbeat that says when to expect the
+    /// next one).
+    pub interval_field: Option<FieldPath>,
     pub expected_list: Option<String>,
     pub max_entities: u64,
 }
@@ -1200,6 +1211,10 @@ impl KindConfig {
             "absence" => KindConfig::Absence(AbsenceConfig {
                 group_by: read.fields("group_by")?,
                 interval_micros: read.positive_duration("interval")?,
+                interval_field: match read.value("interval_field")? {
+                    None => None,
+                    Some(value) => Some(field_value("interval_field", &value)?),
+                },
                 expected_list: read.optional_text("expected_list")?,
                 max_entities: max_entities(&read)?,
             }),

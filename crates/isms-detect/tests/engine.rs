@@ -1349,3 +1349,66 @@ match: 'category:alert AND details.rule_id:failure'
         assert!(engine(stateful).stateless_copy().is_none(), "{stateful}");
     }
 }
+
+/// With `interval_field`, each key's silence is measured against the interval its own latest
+/// event gave (a heartbeat saying when to expect the next one), others against `interval`.
+#[test]
+fn absence_takes_each_keys_interval_from_its_latest_event() {
+    let mut engine = engine(
+        "
+id: generator-silent
+title: Generator silent
+kind: absence
+match: 'category:generator'
+parameters: {group_by: [details.generator], interval: 1h, interval_field: details.expected_interval_seconds}
+",
+    );
+    let contact = |minute: i64, generator: &str, interval: serde_json::Value| {
+        let mut raw = serde_json::json!({
+            "category": "generator",
+            "summary": format!("generator {generator} called in"),
+            "utctimestamp": 1_780_308_000 + minute * 60,
+            "details": {"generator": generator},
+        });
+        if !interval.is_null() {
+            raw["details"]["expected_interval_seconds"] = interval;
+        }
+        isms_event::normalize(
+            raw,
+            &isms_event::Origin {
+                peer: None,
+                endpoint: "test".into(),
+                key_name: None,
+            },
+            jiff::Timestamp::from_second(1_780_308_000).unwrap(),
+        )
+        .unwrap()
+    };
+    let events = [
+        contact(0, "HIDS", serde_json::json!(120)),
+        contact(0, "NIDS", serde_json::Value::Null),
+        contact(0, "WIDS", serde_json::json!("5m")),
+        contact(1, "HIDS", serde_json::json!("120")),
+        // From here HIDS is silent: past two minutes it fires; NIDS (an hour) and WIDS (five
+        // minutes, then heard from) do not.
+        contact(4, "WIDS", serde_json::json!("5m")),
+        contact(8, "WIDS", serde_json::json!("5m")),
+    ];
+    let detections = run(&mut engine, &events);
+    let fired: Vec<(String, String)> = detections
+        .iter()
+        .map(|detection| {
+            (
+                detection.group[0].1.clone(),
+                isms_event::format_time(detection.detected_micros),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fired,
+        vec![(
+            "HIDS".to_owned(),
+            isms_event::format_time((1_780_308_000 + 60 + 120) * 1_000_000)
+        )]
+    );
+}

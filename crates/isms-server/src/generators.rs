@@ -97,6 +97,16 @@ pub struct GeneratorService {
     instance_changes: tokio::sync::watch::Sender<u64>,
     /// Longest a generator's pull waits for a change (below the HTTP request timeout).
     max_wait: Duration,
+    /// Per generator: its last call (µs since the epoch), and when its last contact event was
+    /// written.
+    contacts: Mutex<HashMap<String, Contact>>,
+}
+
+/// What is known of a generator's calls.
+#[derive(Debug, Clone, Copy)]
+struct Contact {
+    last_micros: i64,
+    written: Option<Instant>,
 }
 
 impl GeneratorService {
@@ -110,7 +120,76 @@ impl GeneratorService {
             failures: Mutex::new(HashMap::new()),
             instance_changes: tokio::sync::watch::Sender::new(0),
             max_wait: MAX_PULL_WAIT.min(request_timeout.saturating_sub(Duration::from_secs(1))),
+            contacts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Notes a call of `generator`. For one with an expected interval, a contact event is
+    /// written at most every half interval (and at most every minute): what the built-in rule
+    /// `isms-generator-silent` (absence, the generator's own interval) follows.
+    pub fn record_contact(self: &Arc<Self>, generator: &Generator) {
+        let now = jiff::Timestamp::now().as_microsecond();
+        let due = {
+            let mut contacts = self
+                .contacts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let contact = contacts.entry(generator.name.clone()).or_insert(Contact {
+                last_micros: now,
+                written: None,
+            });
+            contact.last_micros = now;
+            let due = generator.expected_interval_seconds.is_some_and(|interval| {
+                let every = Duration::from_secs((interval / 2).clamp(1, 60));
+                contact
+                    .written
+                    .is_none_or(|written| written.elapsed() >= every)
+            });
+            if due {
+                contact.written = Some(Instant::now());
+            }
+            due
+        };
+        if !due {
+            return;
+        }
+        let service = self.clone();
+        let generator = generator.clone();
+        tokio::spawn(async move {
+            let raw = json!({
+                "category": "generator",
+                "source": "isms-registry",
+                "severity": "INFO",
+                "summary": format!("alert generator {} called in", generator.name),
+                "details": {
+                    "action": "contact",
+                    "generator": generator.name,
+                    "expected_interval_seconds": generator.expected_interval_seconds,
+                },
+            });
+            let origin = isms_event::Origin {
+                peer: None,
+                endpoint: "registry".to_owned(),
+                key_name: None,
+            };
+            match isms_event::normalize(raw, &origin, jiff::Timestamp::now()) {
+                Ok(event) => {
+                    if let Err(error) = service.store.append(vec![event]).await {
+                        tracing::warn!(%error, generator = generator.name, "generator contact not stored");
+                    }
+                }
+                Err(error) => tracing::error!(%error, "generator contact cannot be made an event"),
+            }
+        });
+    }
+
+    /// When `generator` last called (µs since the epoch), since this collector started.
+    pub fn last_contact(&self, generator: &str) -> Option<i64> {
+        self.contacts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(generator)
+            .map(|contact| contact.last_micros)
     }
 
     /// Wakes the generators waiting for changes (after an instance changed).

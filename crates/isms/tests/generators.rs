@@ -645,3 +645,58 @@ fn a_generator_process_pulls_acknowledges_and_profiles_what_the_collector_instan
     let after = cli(&key, &["generator", "verify", "--name", "HIDS"]);
     assert!(after.stderr.contains("(401)"), "{}", after.stderr);
 }
+
+/// The `isms-generator-silent` detections in `state`, once there is one (at most 20 s).
+async fn silent_detections(server: &ServerProcess, state: &str) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = server
+            .get_json(
+                "/api/detections",
+                &[("rule", "isms-generator-silent"), ("state", state)],
+            )
+            .await;
+        let detections = answer["detections"].as_array().cloned().unwrap_or_default();
+        if !detections.is_empty() {
+            return detections;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {state} isms-generator-silent detection within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Liveness (seed 002's AgentAliveEventDetector): a generator with an expected interval that
+/// stops calling in raises the built-in `isms-generator-silent` detection, on the collector's
+/// clock, held to its own interval; calling in again clears it.
+#[test]
+fn a_generator_silent_past_its_interval_raises_a_detection_cleared_when_it_calls_again() {
+    let server = ServerProcess::start(&[("ISMS_DETECT_ENABLED", "on")]);
+    run_test(Duration::from_secs(60), async {
+        let key = register(
+            &server,
+            json!({"name": "HIDS", "author": "admin", "expected_interval_seconds": 2}),
+        )
+        .await;
+        let call = || server.send(Method::GET, "/api/generators/HIDS", Some(&key), None);
+        let first = call().await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        assert!(
+            first.json()["generator"]["last_contact"].is_string(),
+            "{}",
+            first.text
+        );
+        let fired = silent_detections(&server, "fired").await;
+        assert_eq!(fired.len(), 1, "{fired:#?}");
+        assert_eq!(fired[0]["group"]["details_generator"], "HIDS", "{fired:#?}");
+        assert_eq!(
+            fired[0]["message"],
+            "alert generator HIDS stopped calling in"
+        );
+        assert_eq!(call().await.status, 200);
+        let cleared = silent_detections(&server, "cleared").await;
+        assert_eq!(cleared.len(), 1, "{cleared:#?}");
+    });
+}

@@ -160,6 +160,18 @@ type Peer = ConnectInfo<SocketAddr>;
 
 // ---- generators
 
+/// A generator as the API lists it: its record, and when it last called this collector.
+fn generator_view(state: &AppState, generator: &isms_registry::Generator) -> Value {
+    let mut view = serde_json::to_value(generator).unwrap_or(Value::Null);
+    view["last_contact"] = state
+        .generators
+        .last_contact(&generator.name)
+        .map_or(Value::Null, |micros| {
+            Value::String(isms_event::format_time(micros))
+        });
+    view
+}
+
 pub(crate) async fn register_generator(
     State(state): State<Arc<AppState>>,
     caller: CallerExtension,
@@ -247,7 +259,11 @@ pub(crate) async fn list_generators(
     if let Acting::Generator(own) = &acting.0 {
         generators.retain(|generator| &generator.name == own);
     }
-    Ok(Json(json!({"generators": generators})))
+    let views: Vec<Value> = generators
+        .iter()
+        .map(|generator| generator_view(&state, generator))
+        .collect();
+    Ok(Json(json!({"generators": views})))
 }
 
 pub(crate) async fn get_generator(
@@ -263,7 +279,7 @@ pub(crate) async fn get_generator(
     Ok(answer(
         StatusCode::OK,
         "Generator found",
-        json!({"generator": generator}),
+        json!({"generator": generator_view(&state, &generator)}),
     ))
 }
 

@@ -305,6 +305,7 @@ async fn require_key(
                 return ApiError::with_status(StatusCode::FORBIDDEN, "Address not allowed", reason)
                     .into_response();
             }
+            state.generators.record_contact(&generator);
             generators::Acting::Generator(generator.name)
         }
     };
