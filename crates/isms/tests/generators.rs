@@ -700,3 +700,49 @@ fn a_generator_silent_past_its_interval_raises_a_detection_cleared_when_it_calls
         assert_eq!(cleared.len(), 1, "{cleared:#?}");
     });
 }
+
+/// The OpenAPI document is served without a key, and every path and method it names is one the
+/// server answers (not "no such endpoint", not 405).
+#[test]
+fn the_openapi_document_names_only_what_the_server_answers() {
+    let server = ServerProcess::start(&[]);
+    run_test(Duration::from_secs(60), async {
+        let reply = server.get_without_key("/api/openapi.json").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let document = reply.json();
+        assert_eq!(document["openapi"], "3.1.0");
+        let paths = document["paths"].as_object().unwrap();
+        assert!(paths.len() >= 15, "{}", paths.len());
+        let mut checked = 0;
+        for (path, operations) in paths {
+            let concrete = path
+                .replace("{name}", "HIDS")
+                .replace("{group}", "network")
+                .replace("{class}", "TCP_MISSING")
+                .replace("{id}", "1");
+            for (method, _) in operations.as_object().unwrap() {
+                let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                    continue;
+                };
+                if method.as_str() == "PARAMETERS" {
+                    continue;
+                }
+                let answer = server
+                    .send(
+                        method.clone(),
+                        &concrete,
+                        Some(&server.key),
+                        Some(&json!({})),
+                    )
+                    .await;
+                assert_ne!(answer.status, 405, "{method} {path}: {}", answer.text);
+                assert!(
+                    !answer.text.contains("no such endpoint"),
+                    "{method} {path} is documented but not served"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 25, "{checked}");
+    });
+}

@@ -139,9 +139,20 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/status", get(status::status))
         .route("/metrics", get(status::metrics))
+        .route("/api/openapi.json", get(openapi))
         .merge(protected)
         .fallback(not_found)
         .with_state(state)
+}
+
+/// The OpenAPI document of the registry API (`src/openapi.json`, kept by hand beside the routes;
+/// `tests/generators.rs` requests every path and method it names).
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+        .into_response()
 }
 
 async fn not_found(request: Request) -> ApiError {
