@@ -521,6 +521,30 @@ fn a_generator_process_pulls_acknowledges_and_profiles_what_the_collector_instan
             )
             .await;
         assert_eq!(seed_status(&reply, 201), "alert generator instantiated");
+        // Arguments the class's syntax refuses: a precise 422, no instance made.
+        let bad = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/instances",
+                Some(&server.key),
+                Some(&json!({"class": "TCP_MISSING", "arguments": {"port": "http"}})),
+            )
+            .await;
+        assert_eq!(seed_status(&bad, 422), "Invalid request");
+        assert_eq!(
+            bad.json()["error"],
+            "arguments.port: expected a port, found \"http\""
+        );
+        // Only the collector's operators instantiate.
+        let by_generator = server
+            .send(
+                Method::POST,
+                "/api/generators/HIDS/instances",
+                Some(&key),
+                Some(&json!({"class": "TCP_MISSING", "arguments": {"port": 22}})),
+            )
+            .await;
+        assert_eq!(seed_status(&by_generator, 403), "Forbidden");
     });
     let output = child.wait_with_output().unwrap();
     let waited = started.elapsed();
@@ -572,6 +596,16 @@ fn a_generator_process_pulls_acknowledges_and_profiles_what_the_collector_instan
         assert_eq!(instance["instance"]["acknowledged_version"], 1);
         assert_eq!(instance["instance"]["profile"]["events_seen"], 42);
         assert_eq!(instance["instance"]["profile"]["alerts_raised"], 1);
+        let listed = server
+            .send(
+                Method::GET,
+                "/api/generators/HIDS/instances",
+                Some(&key),
+                None,
+            )
+            .await
+            .json();
+        assert_eq!(listed["instances"].as_array().unwrap().len(), 1, "{listed}");
     });
 
     cli(
