@@ -31,6 +31,7 @@ const TESTED_RULES: &[&str] = &[
     "isms-account-uid0-user",
     "isms-account-added-to-admin-group",
     "isms-syslog-mark-missing",
+    "isms-generator-silent",
 ];
 
 /// Decodes a log (one syslog line per line; leading indentation and blank lines are skipped) into
@@ -843,4 +844,63 @@ fn the_whole_pack_on_an_ordinary_day_fires_only_the_sudo_notice() {
         .collect();
     assert_eq!(rules, vec!["isms-priv-sudo-as-root"], "{detections:#?}");
     assert_eq!(engine.statistics().chain_stops, 0);
+}
+
+/// A generator's contact events, as the collector writes them, held to each generator's own
+/// expected interval: silent past it fires (on the clock too), calling in again clears.
+#[test]
+fn a_generator_silent_past_its_own_interval_fires_and_clears_when_it_calls_again() {
+    let mut engine = engine_for("isms-generator-silent");
+    let start = 1_780_308_000i64;
+    let contact = |second: i64, generator: &str, interval: u64| {
+        isms_event::normalize(
+            serde_json::json!({
+                "category": "generator",
+                "source": "isms-registry",
+                "summary": format!("alert generator {generator} called in"),
+                "utctimestamp": start + second,
+                "details": {"action": "contact", "generator": generator, "expected_interval_seconds": interval},
+            }),
+            &isms_event::Origin {
+                peer: None,
+                endpoint: "registry".into(),
+                key_name: None,
+            },
+            jiff::Timestamp::from_second(start + second).unwrap(),
+        )
+        .unwrap()
+    };
+    let mut detections = Vec::new();
+    for event in [
+        contact(0, "HIDS", 60),
+        contact(0, "NIDS", 3600),
+        contact(30, "HIDS", 60),
+        // HIDS silent from 30 s: at 91 s it is past its minute; NIDS has an hour.
+        contact(200, "NIDS", 3600),
+        contact(300, "HIDS", 60),
+    ] {
+        detections.extend(engine.process(&event));
+    }
+    let seen: Vec<(DetectionState, String, i64)> = detections
+        .iter()
+        .map(|detection| {
+            (
+                detection.state,
+                detection.group[0].1.clone(),
+                detection.detected_micros / 1_000_000 - start,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (DetectionState::Fired, "HIDS".to_owned(), 90),
+            (DetectionState::Cleared, "HIDS".to_owned(), 300),
+        ]
+    );
+    assert_eq!(
+        detections[0].message,
+        "alert generator HIDS stopped calling in"
+    );
+    assert_eq!(detections[0].severity, "WARNING");
 }

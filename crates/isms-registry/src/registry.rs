@@ -41,44 +41,27 @@ pub(crate) trait Row: Serialize + DeserializeOwned {
     fn name(&self) -> &str;
 }
 
-impl Row for Generator {
-    const KIND: Kind = Kind::Generator;
-    fn set_row(&mut self, record: &ControlRecord) {
-        self.id = record.id;
-        self.created_micros = record.created_micros;
-        self.updated_micros = record.updated_micros;
-        self.deleted_micros = record.deleted_micros;
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
+/// The row of a record kept with its own id, times and deletion.
+macro_rules! row_with_deletion {
+    ($type:ty, $kind:expr) => {
+        impl Row for $type {
+            const KIND: Kind = $kind;
+            fn set_row(&mut self, record: &ControlRecord) {
+                self.id = record.id;
+                self.created_micros = record.created_micros;
+                self.updated_micros = record.updated_micros;
+                self.deleted_micros = record.deleted_micros;
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+        }
+    };
 }
 
-impl Row for AlertGroup {
-    const KIND: Kind = Kind::Group;
-    fn set_row(&mut self, record: &ControlRecord) {
-        self.id = record.id;
-        self.created_micros = record.created_micros;
-        self.updated_micros = record.updated_micros;
-        self.deleted_micros = record.deleted_micros;
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Row for AlertClass {
-    const KIND: Kind = Kind::Class;
-    fn set_row(&mut self, record: &ControlRecord) {
-        self.id = record.id;
-        self.created_micros = record.created_micros;
-        self.updated_micros = record.updated_micros;
-        self.deleted_micros = record.deleted_micros;
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+row_with_deletion!(Generator, Kind::Generator);
+row_with_deletion!(AlertGroup, Kind::Group);
+row_with_deletion!(AlertClass, Kind::Class);
 
 /// A store duplicate (a race the lock did not cover) as the registry's error.
 pub(crate) fn duplicate(error: StoreError, kind: Kind, generator: Option<&str>) -> RegistryError {

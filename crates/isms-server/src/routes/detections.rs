@@ -16,15 +16,13 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use isms_query::{FieldPath, FieldTest, Predicate};
-use isms_store::{EventFilter, SearchRequest, SortOrder};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::routes::ingest::read_body_bounded;
-use crate::routes::search::{number_parameter, time_range};
+use crate::routes::search::{detail_of, equals, newest_page};
 
 /// Parameters of `GET /api/detections`.
 #[derive(Debug, Default, Deserialize)]
@@ -36,13 +34,6 @@ pub(crate) struct DetectionParameters {
     to: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
-}
-
-fn equals(field: &str, value: &str) -> Predicate {
-    Predicate::Field {
-        field: FieldPath::parse_dotted(field),
-        test: FieldTest::Equals(value.to_owned()),
-    }
 }
 
 pub(crate) async fn list_detections(
@@ -72,22 +63,15 @@ pub(crate) async fn list_detections(
                 .map_err(|error| ApiError::bad_request(format!("query q: {error}")))?,
         );
     }
-    let (from_micros, to_micros) = time_range(&parameters.from, &parameters.to)?;
-    let limit = number_parameter("limit", &parameters.limit, 100, 10_000)?;
-    let request = SearchRequest {
-        filter: EventFilter {
-            predicate: Predicate::And(parts),
-            from_micros,
-            to_micros,
-        },
-        limit,
-        cursor: parameters
-            .cursor
-            .clone()
-            .filter(|cursor| !cursor.is_empty()),
-        sort: SortOrder::Desc,
-    };
-    let page = state.store.search(&request).await?;
+    let page = newest_page(
+        &state,
+        parts,
+        &parameters.from,
+        &parameters.to,
+        &parameters.limit,
+        &parameters.cursor,
+    )
+    .await?;
     let detections: Vec<Value> = page.events.iter().map(detection_view).collect();
     Ok(Json(
         json!({"detections": detections, "next_cursor": page.next_cursor}),
@@ -96,13 +80,7 @@ pub(crate) async fn list_detections(
 
 /// A stored detection event as the API shows a detection.
 fn detection_view(event: &Map<String, Value>) -> Value {
-    let details = event.get("details").and_then(Value::as_object);
-    let detail = |name: &str| {
-        details
-            .and_then(|details| details.get(name))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
+    let detail = |name: &str| detail_of(event, name);
     json!({
         "id": event.get("id"),
         "time": event.get("utctimestamp"),

@@ -14,12 +14,10 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use isms_query::{FieldPath, FieldTest, Predicate};
 use isms_registry::{
     ClassChanges, ClassSpec, GeneratorChanges, GeneratorClaims, GeneratorSpec, GroupChanges,
     GroupSpec,
 };
-use isms_store::{EventFilter, SearchRequest, SortOrder};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -29,7 +27,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::generators::{AuditEntry, Outcome};
 use crate::routes::ingest::read_body_bounded;
-use crate::routes::search::{number_parameter, time_range};
+use crate::routes::search::{detail_of, equals, newest_page};
 
 /// Largest registry request body.
 const MAX_REGISTRY_BODY: u64 = 256 * 1024;
@@ -853,13 +851,6 @@ pub(crate) struct AuditParameters {
     cursor: Option<String>,
 }
 
-fn equals(field: &str, value: &str) -> Predicate {
-    Predicate::Field {
-        field: FieldPath::parse_dotted(field),
-        test: FieldTest::Equals(value.to_owned()),
-    }
-}
-
 /// `GET /api/audit`: the activity log, newest first; a generator's key sees its own entries.
 pub(crate) async fn list_audit(
     State(state): State<Arc<AppState>>,
@@ -902,22 +893,15 @@ pub(crate) async fn list_audit(
             )));
         }
     }
-    let (from_micros, to_micros) = time_range(&parameters.from, &parameters.to)?;
-    let limit = number_parameter("limit", &parameters.limit, 100, 10_000)?;
-    let request = SearchRequest {
-        filter: EventFilter {
-            predicate: Predicate::And(parts),
-            from_micros,
-            to_micros,
-        },
-        limit,
-        cursor: parameters
-            .cursor
-            .clone()
-            .filter(|cursor| !cursor.is_empty()),
-        sort: SortOrder::Desc,
-    };
-    let page = state.store.search(&request).await?;
+    let page = newest_page(
+        &state,
+        parts,
+        &parameters.from,
+        &parameters.to,
+        &parameters.limit,
+        &parameters.cursor,
+    )
+    .await?;
     let entries: Vec<Value> = page.events.iter().map(audit_view).collect();
     Ok(Json(
         json!({"entries": entries, "next_cursor": page.next_cursor}),
@@ -926,13 +910,7 @@ pub(crate) async fn list_audit(
 
 /// A stored audit event as an activity-log entry.
 fn audit_view(event: &Map<String, Value>) -> Value {
-    let details = event.get("details").and_then(Value::as_object);
-    let detail = |name: &str| {
-        details
-            .and_then(|details| details.get(name))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
+    let detail = |name: &str| detail_of(event, name);
     json!({
         "id": event.get("id"),
         "time": event.get("utctimestamp"),

@@ -183,3 +183,46 @@ pub(crate) async fn get_event(
         )),
     }
 }
+
+/// A test of a field's exact value (ASCII case aside), for filters an endpoint composes itself.
+pub(crate) fn equals(field: &str, value: &str) -> isms_query::Predicate {
+    isms_query::Predicate::Field {
+        field: isms_query::FieldPath::parse_dotted(field),
+        test: isms_query::FieldTest::Equals(value.to_owned()),
+    }
+}
+
+/// One page, newest first, of the events matching every one of `parts` within `from`/`to`, with
+/// `limit` (default 100, at most 10,000) and `cursor` as a search takes them: how the endpoints
+/// that show one kind of stored event (detections, the activity log) read it.
+pub(crate) async fn newest_page(
+    state: &AppState,
+    parts: Vec<isms_query::Predicate>,
+    from: &Option<String>,
+    to: &Option<String>,
+    limit: &Option<String>,
+    cursor: &Option<String>,
+) -> Result<isms_store::SearchPage, ApiError> {
+    let (from_micros, to_micros) = time_range(from, to)?;
+    let request = SearchRequest {
+        filter: EventFilter {
+            predicate: isms_query::Predicate::And(parts),
+            from_micros,
+            to_micros,
+        },
+        limit: number_parameter("limit", limit, 100, 10_000)?,
+        cursor: cursor.clone().filter(|cursor| !cursor.is_empty()),
+        sort: SortOrder::Desc,
+    };
+    Ok(state.store.search(&request).await?)
+}
+
+/// A member of a stored event's `details` (null when absent), for the views of such events.
+pub(crate) fn detail_of(event: &serde_json::Map<String, Value>, name: &str) -> Value {
+    event
+        .get("details")
+        .and_then(Value::as_object)
+        .and_then(|details| details.get(name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
