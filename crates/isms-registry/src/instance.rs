@@ -330,27 +330,29 @@ impl Registry {
         let _writing = self.writes.lock().await;
         self.live_generator(generator).await?;
         let rows = self.instance_rows(generator).await?;
-        // The latest row of that id: the live one, else the last removed one.
-        let Some(stored) = rows
-            .iter()
-            .filter(|stored| stored.value.id == id)
-            .max_by_key(|stored| (stored.record.deleted_micros.is_none(), stored.value.version))
-        else {
+        // The row of that id at that version: the live one, or a removed one (an id removed and
+        // made again has a row for each).
+        let of_id: Vec<&Stored<Instance>> =
+            rows.iter().filter(|stored| stored.value.id == id).collect();
+        let Some(latest) = of_id.iter().max_by_key(|stored| stored.value.version) else {
             return Err(RegistryError::NotFound {
                 kind: Kind::Instance,
                 name: id.to_owned(),
                 generator: Some(generator.to_owned()),
             });
         };
-        if acknowledgement.version != stored.value.version {
+        let Some(stored) = of_id
+            .iter()
+            .find(|stored| stored.value.version == acknowledgement.version)
+        else {
             return Err(RegistryError::invalid(
                 "version",
                 format!(
                     "instance {id:?} is at version {}, not {}: pull the changes again",
-                    stored.value.version, acknowledgement.version
+                    latest.value.version, acknowledgement.version
                 ),
             ));
-        }
+        };
         let mut instance = stored.value.clone();
         instance.acknowledged_version = Some(acknowledgement.version);
         if acknowledgement.applied {

@@ -257,6 +257,19 @@ fn generators_register_with_keys_act_on_their_own_records_and_are_logged() {
             .search_one("summary:\"port 80 stopped listening\"")
             .await;
         assert_eq!(event["origin"]["key"], "generator:HIDS", "{event}");
+        // Its key sends events and acts on its registration, nothing else.
+        for (method, path) in [(Method::GET, "/api/events"), (Method::GET, "/api/rules")] {
+            let refused = server.send(method, path, Some(&hids), None).await;
+            assert_eq!(seed_status(&refused, 403), "Forbidden");
+            assert!(
+                refused.json()["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("may send events and act on its own registration only"),
+                "{}",
+                refused.text
+            );
+        }
 
         // Rotation: the new key works at once, the old one no longer.
         let rotated = server

@@ -316,6 +316,19 @@ async fn require_key(
                 return ApiError::with_status(StatusCode::FORBIDDEN, "Address not allowed", reason)
                     .into_response();
             }
+            if !generator_may_call(request.uri().path()) {
+                return ApiError::with_status(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    format!(
+                        "the key of generator {:?} may send events and act on its own registration only, not {} {}",
+                        generator.name,
+                        request.method(),
+                        request.uri().path()
+                    ),
+                )
+                .into_response();
+            }
             state.generators.record_contact(&generator);
             generators::Acting::Generator(generator.name)
         }
@@ -323,6 +336,16 @@ async fn require_key(
     request.extensions_mut().insert(caller);
     request.extensions_mut().insert(acting);
     next.run(request).await
+}
+
+/// Whether a generator's key may call `path`: ingestion, the registry (whose handlers keep it to
+/// its own records) and the activity log (its own entries). Searching everyone's events or changing
+/// rules is for operators' keys.
+fn generator_may_call(path: &str) -> bool {
+    matches!(
+        path,
+        "/events" | "/events/" | "/_bulk" | "/api/generators" | "/api/audit"
+    ) || path.starts_with("/api/generators/")
 }
 
 /// Gives the errors the framework answers by itself the JSON shape of every other error: 405 for a method a
