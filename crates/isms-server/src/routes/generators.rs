@@ -41,20 +41,38 @@ pub enum Acting {
     Generator(String),
 }
 
-/// What every registry handler knows of its caller.
+/// What every registry handler knows of its caller: who the key acts for, the key's name and the
+/// address, as `require_key` left them on the request.
 pub(crate) struct Calling {
     acting: Acting,
     key_name: String,
     peer: SocketAddr,
 }
 
-impl Calling {
-    fn from_parts(caller: &Caller, acting: &Acting, peer: SocketAddr) -> Calling {
-        Calling {
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Calling {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Calling, ApiError> {
+        let missing = || {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the registry's routes must be behind the key check",
+            )
+        };
+        let caller = parts.extensions.get::<Caller>().ok_or_else(missing)?;
+        let acting = parts.extensions.get::<Acting>().ok_or_else(missing)?;
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .ok_or_else(missing)?;
+        Ok(Calling {
             acting: acting.clone(),
             key_name: caller.key_name.clone(),
-            peer,
-        }
+            peer: peer.0,
+        })
     }
 }
 
@@ -145,17 +163,6 @@ fn answer(code: StatusCode, status: &str, fields: Value) -> (StatusCode, Json<Va
 
 type Answer = Result<(StatusCode, Json<Value>), ApiError>;
 
-/// The extractors every handler takes.
-macro_rules! calling {
-    ($caller:expr, $acting:expr, $peer:expr) => {
-        Calling::from_parts(&$caller.0, &$acting.0, $peer.0)
-    };
-}
-
-type CallerExtension = axum::Extension<Caller>;
-type ActingExtension = axum::Extension<Acting>;
-type Peer = ConnectInfo<SocketAddr>;
-
 // ---- generators
 
 /// A generator as the API lists it: its record, and when it last called this collector.
@@ -172,13 +179,10 @@ fn generator_view(state: &AppState, generator: &isms_registry::Generator) -> Val
 
 pub(crate) async fn register_generator(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let spec: Result<GeneratorSpec, ApiError> = json_body(&headers, body).await;
     let name = spec.as_ref().map(|spec| spec.name.clone()).ok();
     let result = async {
@@ -251,10 +255,10 @@ async fn revoke_key(state: &AppState, key_id: &str) {
 
 pub(crate) async fn list_generators(
     State(state): State<Arc<AppState>>,
-    acting: ActingExtension,
+    calling: Calling,
 ) -> Result<Json<Value>, ApiError> {
     let mut generators = state.generators.registry.generators().await?;
-    if let Acting::Generator(own) = &acting.0 {
+    if let Acting::Generator(own) = &calling.acting {
         generators.retain(|generator| &generator.name == own);
     }
     let views: Vec<Value> = generators
@@ -266,12 +270,9 @@ pub(crate) async fn list_generators(
 
 pub(crate) async fn get_generator(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(name): Path<String>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     may_act_on(&calling, &name)?;
     let generator = state.generators.registry.generator(&name).await?;
     Ok(answer(
@@ -283,14 +284,11 @@ pub(crate) async fn get_generator(
 
 pub(crate) async fn verify_generator(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &name)?;
         let claims: GeneratorClaims = json_body(&headers, body).await?;
@@ -319,14 +317,11 @@ pub(crate) async fn verify_generator(
 
 pub(crate) async fn update_generator(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &name)?;
         let changes: GeneratorChanges = json_body(&headers, body).await?;
@@ -356,12 +351,9 @@ pub(crate) async fn update_generator(
 
 pub(crate) async fn delete_generator(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(name): Path<String>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &name)?;
         let generator = state.generators.registry.delete_generator(&name).await?;
@@ -390,12 +382,9 @@ pub(crate) async fn delete_generator(
 /// `POST /api/generators/{name}/key`: a new key (shown once); the old one is revoked.
 pub(crate) async fn rotate_key(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(name): Path<String>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &name)?;
         let registry = &state.generators.registry;
@@ -424,12 +413,9 @@ pub(crate) async fn rotate_key(
 /// (an operator rotates to give it a new one).
 pub(crate) async fn revoke_generator_key(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(name): Path<String>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &name)?;
         let (generator, previous) = state
@@ -455,12 +441,9 @@ pub(crate) async fn revoke_generator_key(
 
 pub(crate) async fn list_groups(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(generator): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let calling = calling!(caller, acting, peer);
     may_act_on(&calling, &generator)?;
     let groups = state.generators.registry.groups(&generator).await?;
     Ok(Json(json!({"groups": groups})))
@@ -468,14 +451,11 @@ pub(crate) async fn list_groups(
 
 pub(crate) async fn register_group(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(generator): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let spec: Result<GroupSpec, ApiError> = json_body(&headers, body).await;
     let object = spec
         .as_ref()
@@ -508,12 +488,9 @@ pub(crate) async fn register_group(
 
 pub(crate) async fn get_group(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, name)): Path<(String, String)>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     may_act_on(&calling, &generator)?;
     let group = state.generators.registry.group(&generator, &name).await?;
     Ok(answer(
@@ -525,14 +502,11 @@ pub(crate) async fn get_group(
 
 pub(crate) async fn verify_group(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &generator)?;
         let claims: GroupChanges = json_body(&headers, body).await?;
@@ -561,14 +535,11 @@ pub(crate) async fn verify_group(
 
 pub(crate) async fn update_group(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &generator)?;
         let changes: GroupChanges = json_body(&headers, body).await?;
@@ -597,12 +568,9 @@ pub(crate) async fn update_group(
 
 pub(crate) async fn delete_group(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, name)): Path<(String, String)>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &generator)?;
         let group = state
@@ -649,12 +617,9 @@ async fn class_view(
 
 pub(crate) async fn list_classes(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(generator): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let calling = calling!(caller, acting, peer);
     may_act_on(&calling, &generator)?;
     let mut views = Vec::new();
     for class in state.generators.registry.classes(&generator).await? {
@@ -665,14 +630,11 @@ pub(crate) async fn list_classes(
 
 pub(crate) async fn register_class(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(generator): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let spec: Result<ClassSpec, ApiError> = json_body(&headers, body).await;
     let object = spec
         .as_ref()
@@ -706,12 +668,9 @@ pub(crate) async fn register_class(
 
 pub(crate) async fn get_class(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, name)): Path<(String, String)>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     may_act_on(&calling, &generator)?;
     let class = state.generators.registry.class(&generator, &name).await?;
     let view = class_view(&state, &class).await?;
@@ -732,14 +691,11 @@ pub(crate) struct ClassClaims {
 
 pub(crate) async fn verify_class(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &generator)?;
         let claims: ClassClaims = json_body(&headers, body).await?;
@@ -769,14 +725,11 @@ pub(crate) async fn verify_class(
 
 pub(crate) async fn update_class(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &generator)?;
         let changes: ClassChanges = json_body(&headers, body).await?;
@@ -806,12 +759,9 @@ pub(crate) async fn update_class(
 
 pub(crate) async fn delete_class(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, name)): Path<(String, String)>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         may_act_on(&calling, &generator)?;
         let class = state
@@ -854,7 +804,7 @@ pub(crate) struct AuditParameters {
 /// `GET /api/audit`: the activity log, newest first; a generator's key sees its own entries.
 pub(crate) async fn list_audit(
     State(state): State<Arc<AppState>>,
-    acting: ActingExtension,
+    calling: Calling,
     Query(parameters): Query<AuditParameters>,
 ) -> Result<Json<Value>, ApiError> {
     let mut parts = vec![
@@ -862,7 +812,7 @@ pub(crate) async fn list_audit(
         equals("source", "isms-registry"),
     ];
     let mut generator = parameters.generator.clone().filter(|name| !name.is_empty());
-    if let Acting::Generator(own) = &acting.0 {
+    if let Acting::Generator(own) = &calling.acting {
         if generator.as_ref().is_some_and(|asked| asked != own) {
             return Err(ApiError::with_status(
                 StatusCode::FORBIDDEN,
@@ -927,11 +877,6 @@ fn audit_view(event: &Map<String, Value>) -> Value {
 
 // ---- instances
 
-/// Refuses what only the collector's operators do.
-fn collector_only(calling: &Calling, what: &str) -> Result<(), ApiError> {
-    operator_only(calling, what)
-}
-
 /// Refuses what only the generator itself does (it runs the instance, so only it acknowledges
 /// or reports).
 fn generator_itself(calling: &Calling, generator: &str, what: &str) -> Result<(), ApiError> {
@@ -954,21 +899,18 @@ fn generator_itself(calling: &Calling, generator: &str, what: &str) -> Result<()
 
 pub(crate) async fn instantiate(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(generator): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let spec: Result<isms_registry::InstanceSpec, ApiError> = json_body(&headers, body).await;
     let object = spec
         .as_ref()
         .ok()
         .map(|spec| format!("class {}", spec.class));
     let result = async {
-        collector_only(&calling, "instantiate alert classes")?;
+        operator_only(&calling, "instantiate alert classes")?;
         let instance = state
             .generators
             .registry
@@ -995,12 +937,9 @@ pub(crate) async fn instantiate(
 
 pub(crate) async fn list_instances(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(generator): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let calling = calling!(caller, acting, peer);
     may_act_on(&calling, &generator)?;
     let instances = state.generators.registry.instances(&generator).await?;
     Ok(Json(json!({"instances": instances})))
@@ -1008,12 +947,9 @@ pub(crate) async fn list_instances(
 
 pub(crate) async fn get_instance(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, id)): Path<(String, String)>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     may_act_on(&calling, &generator)?;
     let instance = state.generators.registry.instance(&generator, &id).await?;
     Ok(answer(
@@ -1032,16 +968,13 @@ pub(crate) struct InstanceChange {
 
 pub(crate) async fn reconfigure_instance(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
-        collector_only(&calling, "change instances")?;
+        operator_only(&calling, "change instances")?;
         let change: InstanceChange = json_body(&headers, body).await?;
         let instance = state
             .generators
@@ -1069,14 +1002,11 @@ pub(crate) async fn reconfigure_instance(
 
 pub(crate) async fn remove_instance(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, id)): Path<(String, String)>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
-        collector_only(&calling, "remove instances")?;
+        operator_only(&calling, "remove instances")?;
         let instance = state
             .generators
             .registry
@@ -1105,14 +1035,11 @@ pub(crate) async fn remove_instance(
 /// `profile_alert_generator`), delivered to the generator as a change.
 pub(crate) async fn request_profile(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, id)): Path<(String, String)>,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
-        collector_only(&calling, "ask for profiles")?;
+        operator_only(&calling, "ask for profiles")?;
         let instance = state
             .generators
             .registry
@@ -1140,14 +1067,11 @@ pub(crate) async fn request_profile(
 /// `PUT .../instances/{id}/profile`: the generator reports what the instance did.
 pub(crate) async fn report_profile(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         generator_itself(&calling, &generator, "report profiles")?;
         let profile: isms_registry::Profile = json_body(&headers, body).await?;
@@ -1177,14 +1101,11 @@ pub(crate) async fn report_profile(
 /// `POST .../instances/{id}/ack`: the generator applied a change (or could not).
 pub(crate) async fn acknowledge(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path((generator, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let calling = calling!(caller, acting, peer);
     let result = async {
         generator_itself(&calling, &generator, "acknowledge changes")?;
         let acknowledgement: isms_registry::Acknowledgement = json_body(&headers, body).await?;
@@ -1236,13 +1157,10 @@ pub(crate) struct ChangesParameters {
 /// needs no open port). The log records only pulls that delivered something.
 pub(crate) async fn pull_changes(
     State(state): State<Arc<AppState>>,
-    caller: CallerExtension,
-    acting: ActingExtension,
-    peer: Peer,
+    calling: Calling,
     Path(generator): Path<String>,
     Query(parameters): Query<ChangesParameters>,
 ) -> Result<Json<Value>, ApiError> {
-    let calling = calling!(caller, acting, peer);
     may_act_on(&calling, &generator)?;
     let after = whole_number("after", &parameters.after, u64::MAX)?;
     let wait = whole_number(
