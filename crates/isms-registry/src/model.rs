@@ -251,6 +251,30 @@ pub struct GeneratorSpec {
     pub expected_interval_seconds: Option<u64>,
 }
 
+impl GeneratorSpec {
+    /// The generator it registers, with the public id of its key.
+    pub(crate) fn into_generator(self, key_id: Option<String>) -> Generator {
+        Generator {
+            id: 0,
+            name: self.name,
+            author: self.author.trim().to_owned(),
+            ip: self.ip.filter(|ip| !ip.is_empty()),
+            bind: self.bind.filter(|bind| !bind.is_empty()),
+            key_id,
+            expected_interval_seconds: self.expected_interval_seconds,
+            created_micros: 0,
+            updated_micros: 0,
+            deleted_micros: None,
+        }
+    }
+
+    /// Checks its fields as registration does, so that nothing (a key) is made for a
+    /// registration that will be refused.
+    pub fn check(&self) -> Result<(), RegistryError> {
+        check_generator(&self.clone().into_generator(None))
+    }
+}
+
 /// What updating a generator may change (its name cannot change: its key and its events name it).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -218,18 +218,7 @@ impl Registry {
         spec: GeneratorSpec,
         key_id: Option<String>,
     ) -> Result<Generator, RegistryError> {
-        let generator = Generator {
-            id: 0,
-            name: spec.name,
-            author: spec.author.trim().to_owned(),
-            ip: spec.ip.filter(|ip| !ip.is_empty()),
-            bind: spec.bind.filter(|bind| !bind.is_empty()),
-            key_id,
-            expected_interval_seconds: spec.expected_interval_seconds,
-            created_micros: 0,
-            updated_micros: 0,
-            deleted_micros: None,
-        };
+        let generator = spec.into_generator(key_id);
         check_generator(&generator)?;
         let _writing = self.writes.lock().await;
         if self.generator_exists(&generator.name).await? {

@@ -64,6 +64,32 @@ fn generators_register_with_keys_act_on_their_own_records_and_are_logged() {
             .await;
         assert_eq!(seed_status(&again, 409), "Generator already exists");
         assert!(again.json()["error"].as_str().unwrap().contains("\"HIDS\""));
+        // A registration with a bad field is refused before any key is made for it.
+        let bad = server
+            .send(
+                Method::POST,
+                "/api/generators",
+                Some(&server.key),
+                Some(&json!({"name": "BAD", "author": "admin", "ip": "300.1.1.1"})),
+            )
+            .await;
+        assert_eq!(seed_status(&bad, 422), "Invalid request");
+        assert_eq!(
+            bad.json()["error"],
+            "ip: \"300.1.1.1\" is not an IP address"
+        );
+        let keys = server.run_key_command(&["list", "--json"]);
+        keys.assert_success("isms key list");
+        assert!(
+            keys.stdout_text().contains("generator:HIDS"),
+            "{}",
+            keys.stdout_text()
+        );
+        assert!(
+            !keys.stdout_text().contains("generator:BAD"),
+            "{}",
+            keys.stdout_text()
+        );
 
         // With its own key it verifies and updates itself, and registers its group and classes.
         let verify = server

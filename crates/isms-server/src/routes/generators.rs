@@ -189,7 +189,9 @@ pub(crate) async fn register_generator(
         operator_only(&calling, "register generators")?;
         let spec = spec?;
         let registry = &state.generators.registry;
-        // Refused before a key is made for it; the registry checks again under its lock.
+        // A registration that will be refused is refused before a key is made for it; the
+        // registry checks again under its lock.
+        spec.check()?;
         if registry.generator_exists(&spec.name).await? {
             return Err(isms_registry::RegistryError::AlreadyExists {
                 kind: isms_registry::Kind::Generator,
@@ -198,7 +200,6 @@ pub(crate) async fn register_generator(
             }
             .into());
         }
-        // The fields are checked before a key is made for them.
         let (record, key) =
             crate::auth::create_key(state.store.as_ref(), &generator_key_name(&spec.name), None)
                 .await
