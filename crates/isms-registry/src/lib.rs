@@ -22,5 +22,5 @@ pub use model::{
     AlertClass, AlertGroup, ClassChanges, ClassSpec, Generator, GeneratorChanges, GeneratorClaims,
     GeneratorSpec, GroupChanges, GroupSpec, Kind, RegistryError,
 };
-pub use registry::Registry;
+pub use registry::{Registry, inherited_parameters};
 pub use syntax::{Parameter, ParameterType, validate_arguments};

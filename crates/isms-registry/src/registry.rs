@@ -528,8 +528,7 @@ impl Registry {
             })
     }
 
-    /// A class's parameters with those it inherits: its ancestors' first (the root's first), a
-    /// parameter of a nearer class replacing one of the same name.
+    /// A class's parameters with those it inherits ([`inherited_parameters`]).
     pub async fn class_parameters(
         &self,
         generator: &str,
@@ -541,41 +540,27 @@ impl Registry {
             .into_iter()
             .map(|stored| stored.value)
             .collect();
-        let mut lineage = Vec::new();
-        let mut next = Some(name.to_owned());
-        while let Some(current) = next {
-            let Some(class) = classes.iter().find(|class| class.name == current) else {
-                if lineage.is_empty() {
-                    return Err(RegistryError::NotFound {
-                        kind: Kind::Class,
-                        name: current,
-                        generator: Some(generator.to_owned()),
-                    });
-                }
-                break;
-            };
-            if lineage
-                .iter()
-                .any(|seen: &&AlertClass| seen.name == class.name)
-            {
-                break;
-            }
-            lineage.push(class);
-            next = class.parent.clone();
-        }
-        let mut parameters: Vec<Parameter> = Vec::new();
-        for class in lineage.iter().rev() {
-            for parameter in &class.syntax {
-                match parameters
-                    .iter_mut()
-                    .find(|known| known.name == parameter.name)
-                {
-                    Some(known) => *known = parameter.clone(),
-                    None => parameters.push(parameter.clone()),
-                }
-            }
-        }
-        Ok(parameters)
+        inherited_parameters(&classes, name).ok_or_else(|| RegistryError::NotFound {
+            kind: Kind::Class,
+            name: name.to_owned(),
+            generator: Some(generator.to_owned()),
+        })
+    }
+
+    /// The live classes of a live generator, each with its parameters and those it inherits,
+    /// from one read.
+    pub async fn classes_with_parameters(
+        &self,
+        generator: &str,
+    ) -> Result<Vec<(AlertClass, Vec<Parameter>)>, RegistryError> {
+        let classes = self.classes(generator).await?;
+        Ok(classes
+            .iter()
+            .map(|class| {
+                let parameters = inherited_parameters(&classes, &class.name).unwrap_or_default();
+                (class.clone(), parameters)
+            })
+            .collect())
     }
 
     /// Checks a class's group and parent against the live records of its generator: the group live
@@ -812,4 +797,39 @@ impl Registry {
         }
         Ok(class)
     }
+}
+
+/// The parameters of the class `name` among `classes` (one generator's) with those it inherits:
+/// its ancestors' first (the root's first), a parameter of a nearer class replacing one of the
+/// same name; `None` when there is no such class. A parent missing from `classes` ends the
+/// lineage, and so does a cycle (the registry refuses them; this only never loops).
+pub fn inherited_parameters(classes: &[AlertClass], name: &str) -> Option<Vec<Parameter>> {
+    let mut lineage: Vec<&AlertClass> = Vec::new();
+    let mut next = Some(name);
+    while let Some(current) = next {
+        let Some(class) = classes.iter().find(|class| class.name == current) else {
+            break;
+        };
+        if lineage.iter().any(|seen| seen.name == class.name) {
+            break;
+        }
+        lineage.push(class);
+        next = class.parent.as_deref();
+    }
+    if lineage.is_empty() {
+        return None;
+    }
+    let mut parameters: Vec<Parameter> = Vec::new();
+    for class in lineage.iter().rev() {
+        for parameter in &class.syntax {
+            match parameters
+                .iter_mut()
+                .find(|known| known.name == parameter.name)
+            {
+                Some(known) => *known = parameter.clone(),
+                None => parameters.push(parameter.clone()),
+            }
+        }
+    }
+    Some(parameters)
 }

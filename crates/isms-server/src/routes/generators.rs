@@ -600,7 +600,20 @@ pub(crate) async fn delete_group(
 // ---- classes
 
 /// A class as the API shows it: its own fields, and `parameters` with those it inherits.
-async fn class_view(
+fn class_view(
+    class: &isms_registry::AlertClass,
+    parameters: &[isms_registry::Parameter],
+) -> Result<Value, ApiError> {
+    let unwritable = |error: serde_json::Error| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    };
+    let mut view = serde_json::to_value(class).map_err(unwritable)?;
+    view["parameters"] = serde_json::to_value(parameters).map_err(unwritable)?;
+    Ok(view)
+}
+
+/// [`class_view`] of one class, its inherited parameters read from the registry.
+async fn read_class_view(
     state: &AppState,
     class: &isms_registry::AlertClass,
 ) -> Result<Value, ApiError> {
@@ -609,11 +622,7 @@ async fn class_view(
         .registry
         .class_parameters(&class.generator, &class.name)
         .await?;
-    let mut view = serde_json::to_value(class)
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
-    view["parameters"] = serde_json::to_value(parameters)
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
-    Ok(view)
+    class_view(class, &parameters)
 }
 
 pub(crate) async fn list_classes(
@@ -623,8 +632,13 @@ pub(crate) async fn list_classes(
 ) -> Result<Json<Value>, ApiError> {
     may_act_on(&calling, &generator)?;
     let mut views = Vec::new();
-    for class in state.generators.registry.classes(&generator).await? {
-        views.push(class_view(&state, &class).await?);
+    for (class, parameters) in state
+        .generators
+        .registry
+        .classes_with_parameters(&generator)
+        .await?
+    {
+        views.push(class_view(&class, &parameters)?);
     }
     Ok(Json(json!({"classes": views})))
 }
@@ -648,7 +662,7 @@ pub(crate) async fn register_class(
             .registry
             .register_class(&generator, spec?)
             .await?;
-        let view = class_view(&state, &class).await?;
+        let view = read_class_view(&state, &class).await?;
         Ok(answer(
             StatusCode::CREATED,
             "Class registered",
@@ -674,7 +688,7 @@ pub(crate) async fn get_class(
 ) -> Answer {
     may_act_on(&calling, &generator)?;
     let class = state.generators.registry.class(&generator, &name).await?;
-    let view = class_view(&state, &class).await?;
+    let view = read_class_view(&state, &class).await?;
     Ok(answer(
         StatusCode::OK,
         "Class found",
@@ -705,7 +719,7 @@ pub(crate) async fn verify_class(
             .registry
             .verify_class(&generator, &name, claims.group.as_deref())
             .await?;
-        let view = class_view(&state, &class).await?;
+        let view = read_class_view(&state, &class).await?;
         Ok(answer(
             StatusCode::OK,
             "Class verified",
@@ -739,7 +753,7 @@ pub(crate) async fn update_class(
             .registry
             .update_class(&generator, &name, changes)
             .await?;
-        let view = class_view(&state, &class).await?;
+        let view = read_class_view(&state, &class).await?;
         Ok(answer(
             StatusCode::OK,
             "Class updated",
