@@ -348,6 +348,16 @@ async fn classes_inherit_their_parents_parameters_and_parents_cannot_cycle() {
             {"name": "address", "type": "address", "description": "", "required": false, "default": "127.0.0.1"}
         ])
     );
+    // Listed with their parameters from one read: the same as asked one by one.
+    let listed = registry.classes_with_parameters("HIDS").await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|(class, parameters)| (class.name.as_str(), parameters.len()))
+            .collect::<Vec<_>>(),
+        [("PORT", 2), ("TCP_MISSING", 3)]
+    );
+    assert_eq!(listed[1].1, parameters);
     let checked =
         isms_registry::validate_arguments(&parameters, json!({"port": "80"}).as_object().unwrap())
             .unwrap();
