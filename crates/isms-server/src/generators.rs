@@ -172,14 +172,7 @@ impl GeneratorService {
                 endpoint: "registry".to_owned(),
                 key_name: None,
             };
-            match isms_event::normalize(raw, &origin, jiff::Timestamp::now()) {
-                Ok(event) => {
-                    if let Err(error) = service.store.append(vec![event]).await {
-                        tracing::warn!(%error, generator = generator.name, "generator contact not stored");
-                    }
-                }
-                Err(error) => tracing::error!(%error, "generator contact cannot be made an event"),
-            }
+            service.store_event(raw, &origin, "generator contact").await;
         });
     }
 
@@ -303,29 +296,49 @@ impl GeneratorService {
                 "registry operation not done"
             ),
         }
-        let event = match audit_event(&entry) {
-            Ok(event) => event,
-            Err(error) => {
-                tracing::error!(%error, "audit entry cannot be made an event");
-                return;
+        let (raw, origin) = audit_event(&entry);
+        self.store_event(raw, &origin, "activity-log entry").await;
+    }
+
+    /// Normalizes and stores an event the registry writes itself (durable when this returns); a
+    /// failure is logged, not raised: the operation it records has happened.
+    async fn store_event(&self, raw: Value, origin: &isms_event::Origin, what: &str) {
+        match isms_event::normalize(raw, origin, jiff::Timestamp::now()) {
+            Ok(event) => {
+                if let Err(error) = self.store.append(vec![event]).await {
+                    tracing::error!(%error, what, "registry event not stored");
+                }
             }
-        };
-        if let Err(error) = self.store.append(vec![event]).await {
-            tracing::error!(%error, action = entry.action, "audit entry not stored");
+            Err(error) => tracing::error!(%error, what, "registry event cannot be made an event"),
         }
     }
 }
 
-/// An activity-log entry as a MozDef event.
-fn audit_event(entry: &AuditEntry) -> Result<isms_event::Event, isms_event::NormalizeError> {
+/// Most characters kept of an activity-log field that comes from a request (a name or path not
+/// checked yet, a reason quoting them); the rest is cut, so a refused request cannot make a large
+/// event.
+const MAX_AUDIT_FIELD_CHARS: usize = 512;
+
+fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_AUDIT_FIELD_CHARS) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+/// An activity-log entry as a MozDef event, and its origin.
+fn audit_event(entry: &AuditEntry) -> (Value, isms_event::Origin) {
+    let generator = entry.generator.as_deref().map(bounded);
+    let object = entry.object.as_deref().map(bounded);
+    let reason = entry.reason.as_deref().map(bounded);
     let mut summary = format!("{} {}", entry.action, entry.outcome.name());
-    if let Some(generator) = &entry.generator {
+    if let Some(generator) = &generator {
         summary.push_str(&format!(" generator {generator}"));
     }
-    if let Some(object) = &entry.object {
+    if let Some(object) = &object {
         summary.push_str(&format!(" {object}"));
     }
-    if let Some(reason) = &entry.reason {
+    if let Some(reason) = &reason {
         summary.push_str(&format!(": {reason}"));
     }
     let mut details = json!({
@@ -335,9 +348,9 @@ fn audit_event(entry: &AuditEntry) -> Result<isms_event::Event, isms_event::Norm
     });
     let details_map = details.as_object_mut().expect("an object");
     for (name, value) in [
-        ("generator", entry.generator.clone()),
-        ("object", entry.object.clone()),
-        ("reason", entry.reason.clone()),
+        ("generator", generator),
+        ("object", object),
+        ("reason", reason),
         ("sourceipaddress", entry.peer.map(|peer| peer.to_string())),
         ("key", entry.key_name.clone()),
     ] {
@@ -357,5 +370,31 @@ fn audit_event(entry: &AuditEntry) -> Result<isms_event::Event, isms_event::Norm
         endpoint: "audit".to_owned(),
         key_name: entry.key_name.clone(),
     };
-    isms_event::normalize(raw, &origin, jiff::Timestamp::now())
+    (raw, origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activity_log_fields_from_requests_are_bounded() {
+        let long = "é".repeat(MAX_AUDIT_FIELD_CHARS * 4);
+        let (raw, _) = audit_event(&AuditEntry {
+            action: "register_group".to_owned(),
+            generator: Some(long.clone()),
+            object: Some(format!("group {long}")),
+            outcome: Outcome::Refused,
+            reason: Some(long.clone()),
+            peer: None,
+            key_name: None,
+        });
+        for field in ["generator", "object", "reason"] {
+            let text = raw["details"][field].as_str().unwrap();
+            assert_eq!(text.chars().count(), MAX_AUDIT_FIELD_CHARS + 1, "{field}");
+            assert!(text.ends_with('…'), "{field}");
+        }
+        assert!(raw["summary"].as_str().unwrap().chars().count() < 4 * MAX_AUDIT_FIELD_CHARS);
+        assert_eq!(bounded("short"), "short");
+    }
 }
