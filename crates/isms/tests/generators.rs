@@ -398,6 +398,8 @@ fn generators_register_with_keys_act_on_their_own_records_and_are_logged() {
             ("delete_group", "ok"),
             ("rotate_key", "ok"),
             ("delete_generator", "ok"),
+            // Its key used on /api/events and /api/rules.
+            ("authenticate", "refused"),
         ] {
             assert!(seen(action, outcome), "no {action} {outcome} in {log:#}");
         }

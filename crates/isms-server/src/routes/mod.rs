@@ -256,32 +256,15 @@ async fn require_key(
                 path = request.uri().path(),
                 "request with a wrong or revoked key refused"
             );
-            let used_up = peer.is_some_and(|peer| state.generators.count_failure(peer));
-            let reason = if used_up {
-                format!(
-                    "a wrong or revoked key on {} {}; this address is refused for a minute",
-                    request.method(),
-                    request.uri().path()
-                )
-            } else {
-                format!(
-                    "a wrong or revoked key on {} {}",
-                    request.method(),
-                    request.uri().path()
-                )
-            };
-            state
-                .generators
-                .audit(crate::generators::AuditEntry {
-                    action: "authenticate".to_owned(),
-                    generator: None,
-                    object: None,
-                    outcome: crate::generators::Outcome::Refused,
-                    reason: Some(reason),
-                    peer,
-                    key_name: None,
-                })
-                .await;
+            let mut reason = format!(
+                "a wrong or revoked key on {} {}",
+                request.method(),
+                request.uri().path()
+            );
+            if peer.is_some_and(|peer| state.generators.count_failure(peer)) {
+                reason.push_str("; this address is refused for a minute");
+            }
+            log_refused_key(&state, None, reason, peer, None).await;
             return unauthorized("the key is wrong or revoked");
         }
         Err(error) => return ApiError::from(error).into_response(),
@@ -301,33 +284,28 @@ async fn require_key(
                     generator.name,
                     generator.bind.as_deref().unwrap_or_default()
                 );
-                state
-                    .generators
-                    .audit(crate::generators::AuditEntry {
-                        action: "authenticate".to_owned(),
-                        generator: Some(generator.name.clone()),
-                        object: None,
-                        outcome: crate::generators::Outcome::Refused,
-                        reason: Some(reason.clone()),
-                        peer: Some(peer),
-                        key_name: Some(caller.key_name.clone()),
-                    })
-                    .await;
-                return ApiError::with_status(StatusCode::FORBIDDEN, "Address not allowed", reason)
-                    .into_response();
+                let refusal =
+                    ApiError::with_status(StatusCode::FORBIDDEN, "Address not allowed", &reason);
+                log_refused_key(
+                    &state,
+                    Some(&generator.name),
+                    reason,
+                    Some(peer),
+                    Some(&caller),
+                )
+                .await;
+                return refusal.into_response();
             }
             if !generator_may_call(request.uri().path()) {
-                return ApiError::with_status(
-                    StatusCode::FORBIDDEN,
-                    "Forbidden",
-                    format!(
-                        "the key of generator {:?} may send events and act on its own registration only, not {} {}",
-                        generator.name,
-                        request.method(),
-                        request.uri().path()
-                    ),
-                )
-                .into_response();
+                let reason = format!(
+                    "the key of generator {:?} may send events and act on its own registration only, not {} {}",
+                    generator.name,
+                    request.method(),
+                    request.uri().path()
+                );
+                let refusal = ApiError::with_status(StatusCode::FORBIDDEN, "Forbidden", &reason);
+                log_refused_key(&state, Some(&generator.name), reason, peer, Some(&caller)).await;
+                return refusal.into_response();
             }
             state.generators.record_contact(&generator);
             generators::Acting::Generator(generator.name)
@@ -336,6 +314,28 @@ async fn require_key(
     request.extensions_mut().insert(caller);
     request.extensions_mut().insert(acting);
     next.run(request).await
+}
+
+/// Writes a refused key check to the activity log (action `authenticate`).
+async fn log_refused_key(
+    state: &AppState,
+    generator: Option<&str>,
+    reason: String,
+    peer: Option<std::net::IpAddr>,
+    caller: Option<&crate::auth::Caller>,
+) {
+    state
+        .generators
+        .audit(crate::generators::AuditEntry {
+            action: "authenticate".to_owned(),
+            generator: generator.map(str::to_owned),
+            object: None,
+            outcome: crate::generators::Outcome::Refused,
+            reason: Some(reason),
+            peer,
+            key_name: caller.map(|caller| caller.key_name.clone()),
+        })
+        .await;
 }
 
 /// Whether a generator's key may call `path`: ingestion, the registry (whose handlers keep it to
