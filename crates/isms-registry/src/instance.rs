@@ -138,11 +138,7 @@ impl Registry {
     ) -> Result<&'rows Stored<Instance>, RegistryError> {
         rows.iter()
             .find(|stored| stored.value.id == id && stored.record.deleted_micros.is_none())
-            .ok_or_else(|| RegistryError::NotFound {
-                kind: Kind::Instance,
-                name: id.to_owned(),
-                generator: Some(generator.to_owned()),
-            })
+            .ok_or_else(|| RegistryError::not_found(Kind::Instance, id, Some(generator)))
     }
 
     /// Instantiates a class on a generator, its arguments checked against the class's parameters
@@ -173,11 +169,11 @@ impl Registry {
                     .iter()
                     .any(|stored| stored.value.id == id && stored.record.deleted_micros.is_none())
                 {
-                    return Err(RegistryError::AlreadyExists {
-                        kind: Kind::Instance,
-                        name: id,
-                        generator: Some(generator.to_owned()),
-                    });
+                    return Err(RegistryError::already_exists(
+                        Kind::Instance,
+                        id,
+                        Some(generator),
+                    ));
                 }
                 id
             }
@@ -335,11 +331,11 @@ impl Registry {
         let of_id: Vec<&Stored<Instance>> =
             rows.iter().filter(|stored| stored.value.id == id).collect();
         let Some(latest) = of_id.iter().max_by_key(|stored| stored.value.version) else {
-            return Err(RegistryError::NotFound {
-                kind: Kind::Instance,
-                name: id.to_owned(),
-                generator: Some(generator.to_owned()),
-            });
+            return Err(RegistryError::not_found(
+                Kind::Instance,
+                id,
+                Some(generator),
+            ));
         };
         let Some(stored) = of_id
             .iter()

@@ -90,6 +90,32 @@ fn in_generator(generator: &Option<String>) -> String {
 }
 
 impl RegistryError {
+    pub(crate) fn not_found(
+        kind: Kind,
+        name: impl Into<String>,
+        generator: Option<&str>,
+    ) -> RegistryError {
+        RegistryError::NotFound {
+            kind,
+            name: name.into(),
+            generator: generator.map(str::to_owned),
+        }
+    }
+
+    /// A live record of this kind already has the name (in this generator, for what belongs to
+    /// one).
+    pub fn already_exists(
+        kind: Kind,
+        name: impl Into<String>,
+        generator: Option<&str>,
+    ) -> RegistryError {
+        RegistryError::AlreadyExists {
+            kind,
+            name: name.into(),
+            generator: generator.map(str::to_owned),
+        }
+    }
+
     pub(crate) fn invalid(field: &str, reason: String) -> RegistryError {
         RegistryError::Invalid {
             field: field.to_owned(),

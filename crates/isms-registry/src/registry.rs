@@ -144,11 +144,7 @@ impl Registry {
             StoreError::InvalidRequest(format!("cannot write the record: {error}"))
         })?;
         if !self.store.update_record(record.clone()).await? {
-            return Err(RegistryError::NotFound {
-                kind: T::KIND,
-                name: record.name,
-                generator: None,
-            });
+            return Err(RegistryError::not_found(T::KIND, record.name, None));
         }
         value.set_row(&record);
         Ok(value)
@@ -175,11 +171,7 @@ impl Registry {
             .await?
             .into_iter()
             .find(|stored| stored.record.deleted_micros.is_none() && stored.value.name == name)
-            .ok_or_else(|| RegistryError::NotFound {
-                kind: Kind::Generator,
-                name: name.to_owned(),
-                generator: None,
-            })
+            .ok_or_else(|| RegistryError::not_found(Kind::Generator, name, None))
     }
 
     /// The live generator named `name`.
@@ -222,11 +214,11 @@ impl Registry {
         check_generator(&generator)?;
         let _writing = self.writes.lock().await;
         if self.generator_exists(&generator.name).await? {
-            return Err(RegistryError::AlreadyExists {
-                kind: Kind::Generator,
-                name: generator.name,
-                generator: None,
-            });
+            return Err(RegistryError::already_exists(
+                Kind::Generator,
+                generator.name,
+                None,
+            ));
         }
         self.insert(String::new(), generator, None).await
     }
@@ -373,11 +365,7 @@ impl Registry {
         self.find_group(generator, name)
             .await?
             .filter(|stored| stored.record.deleted_micros.is_none())
-            .ok_or_else(|| RegistryError::NotFound {
-                kind: Kind::Group,
-                name: name.to_owned(),
-                generator: Some(generator.to_owned()),
-            })
+            .ok_or_else(|| RegistryError::not_found(Kind::Group, name, Some(generator)))
     }
 
     pub async fn group(&self, generator: &str, name: &str) -> Result<AlertGroup, RegistryError> {
@@ -395,11 +383,11 @@ impl Registry {
         let _writing = self.writes.lock().await;
         let owner = self.live_generator(generator).await?;
         if self.live_group(generator, &spec.name).await.is_ok() {
-            return Err(RegistryError::AlreadyExists {
-                kind: Kind::Group,
-                name: spec.name,
-                generator: Some(generator.to_owned()),
-            });
+            return Err(RegistryError::already_exists(
+                Kind::Group,
+                spec.name,
+                Some(generator),
+            ));
         }
         let group = AlertGroup {
             id: 0,
@@ -516,16 +504,8 @@ impl Registry {
 
     pub async fn class(&self, generator: &str, name: &str) -> Result<AlertClass, RegistryError> {
         self.live_generator(generator).await?;
-        self.live_classes(generator)
-            .await?
-            .into_iter()
-            .find(|stored| stored.value.name == name)
-            .map(|stored| stored.value)
-            .ok_or_else(|| RegistryError::NotFound {
-                kind: Kind::Class,
-                name: name.to_owned(),
-                generator: Some(generator.to_owned()),
-            })
+        let classes = self.live_classes(generator).await?;
+        Ok(find_class(&classes, generator, name)?.value.clone())
     }
 
     /// A class's parameters with those it inherits ([`inherited_parameters`]).
@@ -540,11 +520,8 @@ impl Registry {
             .into_iter()
             .map(|stored| stored.value)
             .collect();
-        inherited_parameters(&classes, name).ok_or_else(|| RegistryError::NotFound {
-            kind: Kind::Class,
-            name: name.to_owned(),
-            generator: Some(generator.to_owned()),
-        })
+        inherited_parameters(&classes, name)
+            .ok_or_else(|| RegistryError::not_found(Kind::Class, name, Some(generator)))
     }
 
     /// The live classes of a live generator, each with its parameters and those it inherits,
@@ -643,11 +620,11 @@ impl Registry {
         let owner = self.live_generator(generator).await?;
         let classes = self.live_classes(generator).await?;
         if classes.iter().any(|stored| stored.value.name == class.name) {
-            return Err(RegistryError::AlreadyExists {
-                kind: Kind::Class,
-                name: class.name,
-                generator: Some(generator.to_owned()),
-            });
+            return Err(RegistryError::already_exists(
+                Kind::Class,
+                class.name,
+                Some(generator),
+            ));
         }
         self.check_references(generator, &class, &classes).await?;
         self.insert(owner.record.id.to_string(), class, Some(generator))
@@ -663,13 +640,7 @@ impl Registry {
         let _writing = self.writes.lock().await;
         self.live_generator(generator).await?;
         let classes = self.live_classes(generator).await?;
-        let Some(stored) = classes.iter().find(|stored| stored.value.name == name) else {
-            return Err(RegistryError::NotFound {
-                kind: Kind::Class,
-                name: name.to_owned(),
-                generator: Some(generator.to_owned()),
-            });
-        };
+        let stored = find_class(&classes, generator, name)?;
         let mut class = stored.value.clone();
         if let Some(description) = changes.description {
             class.description = description;
@@ -709,13 +680,7 @@ impl Registry {
         let _writing = self.writes.lock().await;
         self.live_generator(generator).await?;
         let classes = self.live_classes(generator).await?;
-        let Some(stored) = classes.iter().find(|stored| stored.value.name == name) else {
-            return Err(RegistryError::NotFound {
-                kind: Kind::Class,
-                name: name.to_owned(),
-                generator: Some(generator.to_owned()),
-            });
-        };
+        let stored = find_class(&classes, generator, name)?;
         let children: Vec<String> = classes
             .iter()
             .filter(|other| other.value.parent.as_deref() == Some(name))
@@ -797,6 +762,18 @@ impl Registry {
         }
         Ok(class)
     }
+}
+
+/// The class `name` among a generator's live classes.
+fn find_class<'classes>(
+    classes: &'classes [Stored<AlertClass>],
+    generator: &str,
+    name: &str,
+) -> Result<&'classes Stored<AlertClass>, RegistryError> {
+    classes
+        .iter()
+        .find(|stored| stored.value.name == name)
+        .ok_or_else(|| RegistryError::not_found(Kind::Class, name, Some(generator)))
 }
 
 /// The parameters of the class `name` among `classes` (one generator's) with those it inherits:

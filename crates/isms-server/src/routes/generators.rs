@@ -193,11 +193,11 @@ pub(crate) async fn register_generator(
         // registry checks again under its lock.
         spec.check()?;
         if registry.generator_exists(&spec.name).await? {
-            return Err(isms_registry::RegistryError::AlreadyExists {
-                kind: isms_registry::Kind::Generator,
-                name: spec.name.clone(),
-                generator: None,
-            }
+            return Err(isms_registry::RegistryError::already_exists(
+                isms_registry::Kind::Generator,
+                spec.name.clone(),
+                None,
+            )
             .into());
         }
         let (record, key) =
