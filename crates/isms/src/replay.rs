@@ -99,12 +99,9 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     // Adds an event's detections to the batch; returns how many.
     let take = |detections: Vec<Detection>, batch: &mut Vec<Printable>, tally: &mut (u64, u64)| {
         let added = detections.len();
-        for detection in &detections {
-            match detection.state {
-                DetectionState::Fired => tally.0 += 1,
-                DetectionState::Cleared => tally.1 += 1,
-            }
-        }
+        let (fired, cleared) = fired_and_cleared(&detections);
+        tally.0 += fired;
+        tally.1 += cleared;
         if !detections.is_empty() {
             batch.push(Printable::Made(detections));
         }
@@ -134,16 +131,11 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
         }
         let event = match item {
             Replayed::Event(event) => event,
-            Replayed::Detected {
-                fired: fired_here,
-                cleared: cleared_here,
-                printed,
-                ..
-            } => {
-                tally.0 += u64::from(fired_here);
-                tally.1 += u64::from(cleared_here);
-                batch_detections += (fired_here + cleared_here) as usize;
-                batch.push(Printable::Printed(printed));
+            Replayed::Detected(detected) => {
+                tally.0 += detected.fired;
+                tally.1 += detected.cleared;
+                batch_detections += (detected.fired + detected.cleared) as usize;
+                batch.push(Printable::Printed(detected.printed));
                 if batch_detections >= PRINT_BATCH {
                     batch_detections = 0;
                     printer.print(std::mem::take(&mut batch))?;
@@ -475,22 +467,26 @@ struct ReadAhead {
 }
 
 /// A file's next item in time order: an event for the engine, or what a worker's engine made
-/// of one (rules without state): how many detections fired and cleared, printed.
+/// of one (rules without state).
 enum Replayed {
     Event(Event),
-    Detected {
-        time: i64,
-        fired: u32,
-        cleared: u32,
-        printed: Vec<u8>,
-    },
+    Detected(lines::PrintedDetections),
+}
+
+/// How many of `detections` fired and how many cleared.
+fn fired_and_cleared(detections: &[Detection]) -> (u64, u64) {
+    let fired = detections
+        .iter()
+        .filter(|detection| detection.state == DetectionState::Fired)
+        .count() as u64;
+    (fired, detections.len() as u64 - fired)
 }
 
 impl Replayed {
     fn time(&self) -> i64 {
         match self {
             Replayed::Event(event) => event.utctimestamp_micros,
-            Replayed::Detected { time, .. } => *time,
+            Replayed::Detected(detected) => detected.time,
         }
     }
 
@@ -498,7 +494,7 @@ impl Replayed {
     fn printed_bytes(&self) -> usize {
         match self {
             Replayed::Event(_) => 0,
-            Replayed::Detected { printed, .. } => printed.len(),
+            Replayed::Detected(detected) => detected.printed.len(),
         }
     }
 }
@@ -953,18 +949,8 @@ impl FileEvents {
                     Some(lines::LineOutcome::Event(event)) => {
                         return Ok(Some(Replayed::Event(event)));
                     }
-                    Some(lines::LineOutcome::Detected {
-                        time,
-                        fired,
-                        cleared,
-                        printed,
-                    }) => {
-                        return Ok(Some(Replayed::Detected {
-                            time,
-                            fired,
-                            cleared,
-                            printed,
-                        }));
+                    Some(lines::LineOutcome::Detected(detected)) => {
+                        return Ok(Some(Replayed::Detected(detected)));
                     }
                     Some(lines::LineOutcome::Text { number, text }) => self.pending.extend(
                         decoder

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use isms_decode::JsonLines;
-use isms_detect::{DetectionState, Engine, EventPrefilter, PrefilterScratch};
+use isms_detect::{Engine, EventPrefilter, PrefilterScratch};
 use isms_event::{Delivery, Event};
 use serde_json::Value;
 
@@ -32,19 +32,22 @@ const BLOCKS_IN_FLIGHT_PER_WORKER: usize = 4;
 pub(super) enum LineOutcome {
     /// A JSON object line, decoded and built.
     Event(Event),
-    /// A JSON object line whose event a worker's own engine ran (rules without state): its time,
-    /// how many detections fired and cleared, and the detections printed. The event and its
-    /// detections are dropped where they were made.
-    Detected {
-        time: i64,
-        fired: u32,
-        cleared: u32,
-        printed: Vec<u8>,
-    },
+    /// A JSON object line whose event a worker's own engine ran (rules without state). The event
+    /// and its detections are dropped where they were made.
+    Detected(PrintedDetections),
     /// A line for the file's decoder, in order: text, or anything that is not one JSON object.
     Text { number: usize, text: String },
     /// A line that cannot be read (too long) or whose event normalization refuses.
     Unreadable { number: usize, reason: String },
+}
+
+/// What a worker's engine made of one event: its time, how many detections fired and cleared,
+/// and the detections printed.
+pub(super) struct PrintedDetections {
+    pub time: i64,
+    pub fired: u64,
+    pub cleared: u64,
+    pub printed: Vec<u8>,
 }
 
 /// Lines read in order, for any worker.
@@ -364,12 +367,8 @@ fn decode_line(
         return None;
     }
     let mut printed = Vec::with_capacity(512 * detections.len());
-    let (mut fired, mut cleared) = (0, 0);
+    let (fired, cleared) = super::fired_and_cleared(&detections);
     for detection in &detections {
-        match detection.state {
-            DetectionState::Fired => fired += 1,
-            DetectionState::Cleared => cleared += 1,
-        }
         if let Err(error) = super::write_detection(detection, setup.print_json, &mut printed) {
             return Some(LineOutcome::Unreadable {
                 number,
@@ -377,12 +376,12 @@ fn decode_line(
             });
         }
     }
-    Some(LineOutcome::Detected {
+    Some(LineOutcome::Detected(PrintedDetections {
         time: event.utctimestamp_micros,
         fired,
         cleared,
         printed,
-    })
+    }))
 }
 
 /// Ruling out, as they are read, the incoming events no rule can match (see
