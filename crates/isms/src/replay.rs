@@ -116,7 +116,8 @@ pub fn replay(options: ReplayOptions) -> anyhow::Result<ExitCode> {
     let read_ahead = if expand_placeholders.is_empty() {
         ReadAhead {
             prefilter: engine.event_prefilter().map(std::sync::Arc::new),
-            engine: engine.stateless_copy().map(std::sync::Arc::new),
+            shared_engine: Some(&engine),
+            worker_engine: std::sync::OnceLock::new(),
             print_json: options.json,
         }
     } else {
@@ -456,14 +457,26 @@ struct ReadCounts {
 
 /// What the replay's rules let the reading side do ahead of detection.
 #[derive(Default)]
-struct ReadAhead {
+struct ReadAhead<'engine> {
     /// Rules out the incoming events no rule can match (only match rules).
     prefilter: Option<std::sync::Arc<isms_detect::EventPrefilter>>,
+    /// The replay's engine, when the workers may run copies of it (no `|expand` list to follow).
+    shared_engine: Option<&'engine Engine>,
     /// With rules that keep no state: the engine the workers decoding JSON lines copy to run
-    /// their events themselves.
-    engine: Option<std::sync::Arc<Engine>>,
+    /// their events themselves, made when the first file of JSON lines opens.
+    worker_engine: std::sync::OnceLock<Option<std::sync::Arc<Engine>>>,
     /// How the workers print the detections they make (`--json`).
     print_json: bool,
+}
+
+impl ReadAhead<'_> {
+    /// The engine the workers copy, when the rules keep no state.
+    fn worker_engine(&self) -> Option<std::sync::Arc<Engine>> {
+        let engine = self.shared_engine?;
+        self.worker_engine
+            .get_or_init(|| engine.stateless_copy().map(std::sync::Arc::new))
+            .clone()
+    }
 }
 
 /// A file's next item in time order: an event for the engine, or what a worker's engine made
@@ -870,7 +883,7 @@ impl FileEvents {
                     json_lines: decoder.json_lines(),
                     delivery: delivery.clone(),
                     prefilter: read_ahead.prefilter.clone(),
-                    engine: read_ahead.engine.clone(),
+                    engine: read_ahead.worker_engine(),
                     print_json: read_ahead.print_json,
                     counts: counts.clone(),
                 };
