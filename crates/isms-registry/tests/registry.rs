@@ -40,6 +40,21 @@ fn class(name: &str, group: &str, parent: Option<&str>, syntax: serde_json::Valu
     }
 }
 
+/// Registers HIDS and its group `network`.
+async fn hids_with_network_group(registry: &Registry) {
+    registry.register_generator(hids(), None).await.unwrap();
+    registry
+        .register_group(
+            "HIDS",
+            GroupSpec {
+                name: "network".into(),
+                description: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+}
+
 /// The error's seed status and HTTP code, and its message.
 fn refused<T: std::fmt::Debug>(result: Result<T, RegistryError>) -> (String, u16, String) {
     let error = result.expect_err("refused");
@@ -295,17 +310,7 @@ async fn groups_and_classes_belong_to_live_records_and_deletion_carries_down() {
 #[tokio::test]
 async fn classes_inherit_their_parents_parameters_and_parents_cannot_cycle() {
     let (registry, _store, _directory) = registry().await;
-    registry.register_generator(hids(), None).await.unwrap();
-    registry
-        .register_group(
-            "HIDS",
-            GroupSpec {
-                name: "network".into(),
-                description: String::new(),
-            },
-        )
-        .await
-        .unwrap();
+    hids_with_network_group(&registry).await;
     registry
         .register_class(
             "HIDS",
@@ -414,17 +419,7 @@ async fn classes_inherit_their_parents_parameters_and_parents_cannot_cycle() {
 async fn instances_are_checked_against_their_class_and_delivered_as_numbered_changes() {
     use isms_registry::{Acknowledgement, InstanceSpec, InstanceState, Profile};
     let (registry, _store, _directory) = registry().await;
-    registry.register_generator(hids(), None).await.unwrap();
-    registry
-        .register_group(
-            "HIDS",
-            GroupSpec {
-                name: "network".into(),
-                description: String::new(),
-            },
-        )
-        .await
-        .unwrap();
+    hids_with_network_group(&registry).await;
     registry
         .register_class(
             "HIDS",
