@@ -93,8 +93,8 @@ pub struct GeneratorService {
     by_key: Mutex<Option<(Instant, GeneratorsByKey)>>,
     /// Failed key checks per address: when the window started and how many.
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-    /// Bumped at every change of any instance: wakes the generators waiting for changes.
-    instance_changes: tokio::sync::watch::Sender<u64>,
+    /// Per generator waited on, bumped at every change of its instances: wakes its pulls.
+    instance_changes: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
     /// Longest a generator's pull waits for a change (below the HTTP request timeout).
     max_wait: Duration,
     /// Per generator: its last call (µs since the epoch), and when its last contact event was
@@ -118,7 +118,7 @@ impl GeneratorService {
             store,
             by_key: Mutex::new(None),
             failures: Mutex::new(HashMap::new()),
-            instance_changes: tokio::sync::watch::Sender::new(0),
+            instance_changes: Mutex::new(HashMap::new()),
             max_wait: MAX_PULL_WAIT.min(request_timeout.saturating_sub(Duration::from_secs(1))),
             contacts: Mutex::new(HashMap::new()),
         }
@@ -185,14 +185,27 @@ impl GeneratorService {
             .map(|contact| contact.last_micros)
     }
 
-    /// Wakes the generators waiting for changes (after an instance changed).
-    pub fn instances_changed(&self) {
-        self.instance_changes.send_modify(|count| *count += 1);
+    /// Wakes the pulls of `generator` waiting for changes (after one of its instances changed).
+    pub fn instances_changed(&self, generator: &str) {
+        if let Some(sender) = self
+            .instance_changes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(generator)
+        {
+            sender.send_modify(|count| *count += 1);
+        }
     }
 
-    /// A receiver woken at every change of an instance.
-    pub fn watch_instances(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.instance_changes.subscribe()
+    /// A receiver woken at every change of `generator`'s instances (one kept per generator
+    /// name: ask only for registered ones).
+    pub fn watch_instances(&self, generator: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.instance_changes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(generator.to_owned())
+            .or_insert_with(|| tokio::sync::watch::Sender::new(0))
+            .subscribe()
     }
 
     /// The longest a pull for changes may wait.

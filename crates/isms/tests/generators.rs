@@ -532,25 +532,32 @@ fn a_generator_process_pulls_acknowledges_and_profiles_what_the_collector_instan
     });
 
     // The generator waits for work: nothing is pending yet, so its pull is held open.
-    let mut pull = harness::isms_command();
-    pull.args([
-        "generator",
-        "pull",
-        "--name",
-        "HIDS",
-        "--wait",
-        "20",
-        "--ack",
-        "--url",
-        &server.base,
-        "--key",
-        &key,
-    ]);
-    pull.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let started = std::time::Instant::now();
-    let child = pull.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // `isms generator pull` after `after`, waiting up to 20 s, acknowledging what it takes.
+    let spawn_pull = |after: &str| {
+        let mut pull = harness::isms_command();
+        pull.args([
+            "generator",
+            "pull",
+            "--name",
+            "HIDS",
+            "--after",
+            after,
+            "--wait",
+            "20",
+            "--ack",
+            "--url",
+            &server.base,
+            "--key",
+            &key,
+        ]);
+        pull.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let started = std::time::Instant::now();
+        let child = pull.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        (started, child)
+    };
+    let (started, child) = spawn_pull("0");
     run_test(Duration::from_secs(60), async {
         // The seed's instantiate_alert_generator("HIDS", "TCP_MISSING", "12133", {"port": "80"}).
         let reply = server
@@ -714,6 +721,36 @@ fn a_generator_process_pulls_acknowledges_and_profiles_what_the_collector_instan
         table.stdout_text().contains("verify_generator"),
         "{}",
         table.stdout_text()
+    );
+
+    // Deleting the class's group removes the instance: a waiting pull is woken with the removal.
+    let (started, child) = spawn_pull("1");
+    run_test(Duration::from_secs(30), async {
+        let deleted = server
+            .send(
+                Method::DELETE,
+                "/api/generators/HIDS/groups/network",
+                Some(&server.key),
+                None,
+            )
+            .await;
+        assert_eq!(seed_status(&deleted, 200), "Group deleted");
+    });
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the removal should have woken the pull: {:?}",
+        started.elapsed()
+    );
+    let removal: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (&removal["id"], &removal["deleted"]),
+        (&json!("12133"), &json!(true))
     );
 
     cli(&key, &["generator", "delete", "--name", "HIDS"]).assert_success("isms generator delete");

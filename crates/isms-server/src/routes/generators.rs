@@ -579,6 +579,8 @@ pub(crate) async fn delete_group(
             .registry
             .delete_group(&generator, &name)
             .await?;
+        // Its classes' instances were removed with it.
+        state.generators.instances_changed(&generator);
         Ok(answer(
             StatusCode::OK,
             "Group deleted",
@@ -931,7 +933,7 @@ pub(crate) async fn instantiate(
             .registry
             .instantiate(&generator, spec?)
             .await?;
-        state.generators.instances_changed();
+        state.generators.instances_changed(&generator);
         Ok(answer(
             StatusCode::CREATED,
             "alert generator instantiated",
@@ -996,7 +998,7 @@ pub(crate) async fn reconfigure_instance(
             .registry
             .reconfigure_instance(&generator, &id, change.arguments)
             .await?;
-        state.generators.instances_changed();
+        state.generators.instances_changed(&generator);
         Ok(answer(
             StatusCode::OK,
             "Instance changed",
@@ -1027,7 +1029,7 @@ pub(crate) async fn remove_instance(
             .registry
             .remove_instance(&generator, &id)
             .await?;
-        state.generators.instances_changed();
+        state.generators.instances_changed(&generator);
         Ok(answer(
             StatusCode::OK,
             "Instance removed",
@@ -1060,7 +1062,7 @@ pub(crate) async fn request_profile(
             .registry
             .request_profile(&generator, &id)
             .await?;
-        state.generators.instances_changed();
+        state.generators.instances_changed(&generator);
         Ok(answer(
             StatusCode::OK,
             "Profile requested",
@@ -1184,9 +1186,13 @@ pub(crate) async fn pull_changes(
         state.generators.max_wait().as_secs(),
     )?;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
-    let mut signal = state.generators.watch_instances();
+    // Subscribed once the generator is known to exist, and read again after that before
+    // waiting, so no change falls between the read and the wait.
+    let mut signal: Option<tokio::sync::watch::Receiver<u64>> = None;
     loop {
-        signal.borrow_and_update();
+        if let Some(signal) = signal.as_mut() {
+            signal.borrow_and_update();
+        }
         let changes = state.generators.registry.changes(&generator, after).await?;
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !changes.is_empty() || remaining.is_zero() {
@@ -1210,7 +1216,12 @@ pub(crate) async fn pull_changes(
                 json!({"changes": changes, "last_version": last_version}),
             ));
         }
-        // Woken by any instance change (of any generator), or at the deadline.
-        let _ = tokio::time::timeout(remaining, signal.changed()).await;
+        match signal.as_mut() {
+            None => signal = Some(state.generators.watch_instances(&generator)),
+            // Woken by a change of this generator's instances, or at the deadline.
+            Some(signal) => {
+                let _ = tokio::time::timeout(remaining, signal.changed()).await;
+            }
+        }
     }
 }
