@@ -78,7 +78,6 @@ async fn wait_for_detections(
 
 #[test]
 fn a_running_server_detects_from_its_rules_and_keeps_window_state_across_restarts() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("ssh.yml"), THRESHOLD_RULE).unwrap();
     std::fs::write(
@@ -327,7 +326,6 @@ async fn call(
 
 #[test]
 fn rules_and_lists_are_made_changed_and_removed_through_the_api() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("ssh.yml"), THRESHOLD_RULE).unwrap();
     let rules_dir = rules.path().to_str().unwrap().to_owned();
@@ -541,7 +539,6 @@ fn rules_and_lists_are_made_changed_and_removed_through_the_api() {
 
 #[test]
 fn a_scheduled_rule_searches_the_store_on_its_schedule() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let (_rules, server) = server_with_rule_file(
         "scheduled.yml",
         "id: noisy-sources
@@ -586,7 +583,6 @@ message: '{count} failures from {details.sourceipaddress} in the last {interval}
 
 #[test]
 fn a_scheduled_run_missed_while_the_server_was_down_is_made_up_at_start() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     // Due once a day, 12 s from now: the server is stopped before and started after.
     let due = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(12);
     let due_utc = due.to_zoned(jiff::tz::TimeZone::UTC);
@@ -629,7 +625,6 @@ parameters: {{schedule: '{} {} {} * * *', look_back: 1h, threshold: 3}}
 
 #[test]
 fn a_sigma_rule_in_the_rules_directory_detects_in_a_running_server() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let (_rules, server) = server_with_rule_file(
         "whoami.yml",
         "title: Whoami run
@@ -714,7 +709,6 @@ fn login_of(user: &str) -> Value {
 
 #[test]
 fn sigma_rules_expanded_from_lists_follow_the_lists_as_they_change() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rules = tempfile::tempdir().unwrap();
     let lists = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("admins.yml"), expand_rule(1, "admins")).unwrap();
