@@ -38,6 +38,7 @@ pub struct Config {
     pub decoders: DecodersConfig,
     pub amqp: AmqpConfig,
     pub detect: DetectConfig,
+    pub generators: GeneratorsConfig,
     pub log: LogConfig,
 }
 
@@ -221,6 +222,28 @@ pub struct DetectConfig {
     pub snapshot_interval_seconds: u64,
 }
 
+/// Alert generators: how their keys are guarded, and whether their changes are pushed.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneratorsConfig {
+    /// Wrong keys one address may present in a minute before it is refused without a check.
+    pub max_key_failures_per_minute: u32,
+    /// Whether changes are pushed to the generators registered with a `push_url`.
+    pub push: Switch,
+    /// Time allowed for one push, connecting included.
+    pub push_timeout_seconds: u64,
+}
+
+impl Default for GeneratorsConfig {
+    fn default() -> Self {
+        GeneratorsConfig {
+            max_key_failures_per_minute: 20,
+            push: Switch::On,
+            push_timeout_seconds: 10,
+        }
+    }
+}
+
 /// On or off.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -291,6 +314,7 @@ impl Default for Config {
             decoders: DecodersConfig::default(),
             amqp: AmqpConfig::default(),
             detect: DetectConfig::default(),
+            generators: GeneratorsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -754,6 +778,27 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         description: "How often the engine's state (windows, active entities, first-seen history) is saved to `<data_dir>/detect-state.json` (1 to 3600), besides at shutdown; after a crash the events stored since are processed again.",
     },
     ConfigKey {
+        key: "generators.max_key_failures_per_minute",
+        env: "ISMS_GENERATORS_MAX_KEY_FAILURES_PER_MINUTE",
+        kind: ValueKind::U32,
+        default: "20",
+        description: "Wrong API keys one address may present in a minute (1 to 100000); past it the address gets 429 until the minute is over, even with a good key, and no key is checked.",
+    },
+    ConfigKey {
+        key: "generators.push",
+        env: "ISMS_GENERATORS_PUSH",
+        kind: ValueKind::Enum(&["on", "off"]),
+        default: "on",
+        description: "Whether the changes of generators registered with a `push_url` are pushed there (signed), besides being pulled; `off` makes the collector open no connection to generators.",
+    },
+    ConfigKey {
+        key: "generators.push_timeout_seconds",
+        env: "ISMS_GENERATORS_PUSH_TIMEOUT_SECONDS",
+        kind: ValueKind::U64,
+        default: "10",
+        description: "Time allowed for one push to a generator, connecting included (1 to 120); a push that fails is tried again after 1, 2, 4 ... 60 seconds.",
+    },
+    ConfigKey {
         key: "log.level",
         env: "ISMS_LOG_LEVEL",
         kind: ValueKind::String,
@@ -1060,6 +1105,24 @@ impl Config {
                 format!(
                     "{} is not between 1 and 3600",
                     self.detect.snapshot_interval_seconds
+                ),
+            );
+        }
+        if !(1..=100_000).contains(&self.generators.max_key_failures_per_minute) {
+            return invalid(
+                "generators.max_key_failures_per_minute",
+                format!(
+                    "{} is not between 1 and 100000",
+                    self.generators.max_key_failures_per_minute
+                ),
+            );
+        }
+        if !(1..=120).contains(&self.generators.push_timeout_seconds) {
+            return invalid(
+                "generators.push_timeout_seconds",
+                format!(
+                    "{} is not between 1 and 120",
+                    self.generators.push_timeout_seconds
                 ),
             );
         }
@@ -1642,7 +1705,9 @@ format = "json"
         assert_eq!((line, column), (2, 1), "{message}");
         assert!(message.contains("at the top level"), "{message}");
         assert!(
-            message.contains("data_dir, http, store, syslog, files, decoders, amqp, detect, log"),
+            message.contains(
+                "data_dir, http, store, syslog, files, decoders, amqp, detect, generators, log"
+            ),
             "{message}"
         );
 

@@ -4,12 +4,18 @@
 //!
 //! Why a library: `isms generator ...` uses it, and so will the host agent, so every generator
 //! speaks to the collector the same way. It is small on purpose (reqwest and serde only): an agent
-//! on a host should not carry the collector's store. Instances are pulled, never pushed: a
-//! generator asks for the changes after the last version it applied and the collector holds the
-//! request open until there is one ([`GeneratorClient::pull_changes`]), so the generator's host
-//! needs no open port. Errors keep the collector's answer: its status text ("Generator already
-//! exists"), code and message.
+//! on a host should not carry the collector's store. Instances are pulled by default: a generator
+//! asks for the changes after the last version it applied and the collector holds the request
+//! open until there is one ([`GeneratorClient::pull_changes`]), so the generator's host needs no
+//! open port. A generator registered with a `push_url` is also sent its changes there, signed
+//! ([`push`]). Errors keep the collector's answer: its status text ("Generator already exists"),
+//! code and message.
 use serde::{Deserialize, Serialize};
+
+pub mod push;
+
+/// Largest answer read from the collector (a pull answers at most a few thousand changes).
+const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 use serde_json::{Map, Value, json};
 
 /// Why a call did not succeed.
@@ -47,6 +53,9 @@ pub struct Registration {
     /// How often it will call in, seconds (liveness).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_interval_seconds: Option<u64>,
+    /// Where the collector pushes its changes (`http://host:port/path`); pull only when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_url: Option<String>,
 }
 
 /// One change of an instance the generator is to apply.
@@ -106,6 +115,22 @@ fn segment(name: &str) -> Result<&str, ClientError> {
     }
 }
 
+/// The answer's body as text, refused past [`MAX_ANSWER_BYTES`].
+async fn read_bounded(
+    mut response: reqwest::Response,
+) -> Result<Result<String, String>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Ok(Err(format!(
+                "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Ok(String::from_utf8_lossy(&body).into_owned()))
+}
+
 impl GeneratorClient {
     /// A client of the collector at `base` (`http://127.0.0.1:8080`) presenting `key`. The process
     /// must have chosen a rustls crypto provider if `base` is `https`.
@@ -159,12 +184,15 @@ impl GeneratorClient {
                 source,
             })?;
         let code = response.status().as_u16();
-        let text = response
-            .text()
+        let text = read_bounded(response)
             .await
             .map_err(|source| ClientError::Unreachable {
                 url: url.clone(),
                 source,
+            })?
+            .map_err(|reason| ClientError::BadAnswer {
+                what: format!("{method} {path}"),
+                reason,
             })?;
         let answer: Value =
             serde_json::from_str(&text).map_err(|error| ClientError::BadAnswer {

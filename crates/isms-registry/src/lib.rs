@@ -20,7 +20,7 @@ pub mod syntax;
 pub use instance::{Acknowledgement, Instance, InstanceSpec, InstanceState, Profile};
 pub use model::{
     AlertClass, AlertGroup, ClassChanges, ClassSpec, Generator, GeneratorChanges, GeneratorClaims,
-    GeneratorSpec, GroupChanges, GroupSpec, Kind, RegistryError,
+    GeneratorSpec, GroupChanges, GroupSpec, Kind, RecordedKey, RegistryError,
 };
 pub use registry::{Registry, inherited_parameters};
 pub use syntax::{Parameter, ParameterType, validate_arguments};

@@ -234,6 +234,17 @@ pub struct Generator {
     pub key_id: Option<String>,
     /// How often it is expected to call in (liveness), seconds.
     pub expected_interval_seconds: Option<u64>,
+    /// Where the collector pushes its pending changes; it only pulls when absent.
+    #[serde(default)]
+    pub push_url: Option<String>,
+    /// The key pushes are signed with, derived from its current key when that was made (see
+    /// `isms_generator::push`); hex. Never shown: [`Generator::public`] leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_signing_key: Option<String>,
+    /// When it last called a collector, as last written down (at most every minute; µs since
+    /// the epoch).
+    #[serde(default)]
+    pub last_contact_micros: Option<i64>,
     #[serde(skip_deserializing)]
     pub created_micros: i64,
     #[serde(skip_deserializing)]
@@ -243,6 +254,14 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// The generator as the API shows it: without the key its pushes are signed with.
+    pub fn public(&self) -> Generator {
+        Generator {
+            push_signing_key: None,
+            ..self.clone()
+        }
+    }
+
     /// Whether a call from `peer` may use this generator's key.
     pub fn address_allowed(&self, peer: IpAddr) -> bool {
         let peer = peer.to_canonical();
@@ -275,11 +294,25 @@ pub struct GeneratorSpec {
     pub bind: Option<String>,
     #[serde(default)]
     pub expected_interval_seconds: Option<u64>,
+    #[serde(default)]
+    pub push_url: Option<String>,
+}
+
+/// A generator's key as the registry records it: the public id, and the key its pushes are
+/// signed with (derived from the key by whoever made it).
+#[derive(Debug, Clone)]
+pub struct RecordedKey {
+    pub key_id: String,
+    pub push_signing_key: String,
 }
 
 impl GeneratorSpec {
-    /// The generator it registers, with the public id of its key.
-    pub(crate) fn into_generator(self, key_id: Option<String>) -> Generator {
+    /// The generator it registers, with its key.
+    pub(crate) fn into_generator(self, key: Option<RecordedKey>) -> Generator {
+        let (key_id, push_signing_key) = match key {
+            Some(key) => (Some(key.key_id), Some(key.push_signing_key)),
+            None => (None, None),
+        };
         Generator {
             id: 0,
             name: self.name,
@@ -288,6 +321,9 @@ impl GeneratorSpec {
             bind: self.bind.filter(|bind| !bind.is_empty()),
             key_id,
             expected_interval_seconds: self.expected_interval_seconds,
+            push_url: self.push_url.filter(|url| !url.is_empty()),
+            push_signing_key,
+            last_contact_micros: None,
             created_micros: 0,
             updated_micros: 0,
             deleted_micros: None,
@@ -314,6 +350,9 @@ pub struct GeneratorChanges {
     pub bind: Option<String>,
     #[serde(default)]
     pub expected_interval_seconds: Option<u64>,
+    /// `""` stops pushes.
+    #[serde(default)]
+    pub push_url: Option<String>,
 }
 
 /// What `verify` compares with the registered generator (seed: name, author, ip, key).
@@ -457,6 +496,42 @@ pub(crate) fn check_generator(generator: &Generator) -> Result<(), RegistryError
         return Err(RegistryError::invalid(
             "expected_interval_seconds",
             format!("1 second to 7 days, found {interval}"),
+        ));
+    }
+    if let Some(push_url) = &generator.push_url {
+        check_push_url(push_url)?;
+    }
+    Ok(())
+}
+
+/// Longest push URL.
+const MAX_PUSH_URL_BYTES: usize = 2048;
+
+/// A push URL is an `http` or `https` URL with a host and without credentials (pushes are signed;
+/// a password in the URL would be shown wherever the generator is).
+fn check_push_url(push_url: &str) -> Result<(), RegistryError> {
+    let invalid = |reason: String| RegistryError::invalid("push_url", reason);
+    if push_url.len() > MAX_PUSH_URL_BYTES {
+        return Err(invalid(format!(
+            "at most {MAX_PUSH_URL_BYTES} bytes, found {}",
+            push_url.len()
+        )));
+    }
+    let parsed = url::Url::parse(push_url)
+        .map_err(|error| invalid(format!("{push_url:?} is not a URL: {error}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(format!(
+            "expected an http or https URL, found scheme {:?}",
+            parsed.scheme()
+        )));
+    }
+    if parsed.host().is_none() {
+        return Err(invalid(format!("{push_url:?} has no host")));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid(
+            "credentials do not belong in the URL: pushes are signed with the generator's key"
+                .to_owned(),
         ));
     }
     Ok(())

@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 
 use crate::model::{
     AlertClass, AlertGroup, ClassChanges, ClassSpec, Generator, GeneratorChanges, GeneratorClaims,
-    GeneratorSpec, GroupChanges, GroupSpec, Kind, RegistryError, check_class, check_generator,
-    check_name, check_text,
+    GeneratorSpec, GroupChanges, GroupSpec, Kind, RecordedKey, RegistryError, check_class,
+    check_generator, check_name, check_text,
 };
 use crate::syntax::Parameter;
 
@@ -204,13 +204,13 @@ impl Registry {
         }
     }
 
-    /// Registers a generator with the public id of the key made for it.
+    /// Registers a generator with the key made for it.
     pub async fn register_generator(
         &self,
         spec: GeneratorSpec,
-        key_id: Option<String>,
+        key: Option<RecordedKey>,
     ) -> Result<Generator, RegistryError> {
-        let generator = spec.into_generator(key_id);
+        let generator = spec.into_generator(key);
         check_generator(&generator)?;
         let _writing = self.writes.lock().await;
         if self.generator_exists(&generator.name).await? {
@@ -244,6 +244,9 @@ impl Registry {
         if let Some(interval) = changes.expected_interval_seconds {
             generator.expected_interval_seconds = Some(interval);
         }
+        if let Some(push_url) = changes.push_url {
+            generator.push_url = Some(push_url).filter(|url| !url.is_empty());
+        }
         check_generator(&generator)?;
         self.rewrite(&stored, generator, None).await
     }
@@ -253,13 +256,36 @@ impl Registry {
     pub async fn set_generator_key(
         &self,
         name: &str,
-        key_id: Option<String>,
+        key: Option<RecordedKey>,
     ) -> Result<(Generator, Option<String>), RegistryError> {
         let _writing = self.writes.lock().await;
         let stored = self.live_generator(name).await?;
         let mut generator = stored.value.clone();
+        let (key_id, push_signing_key) = match key {
+            Some(key) => (Some(key.key_id), Some(key.push_signing_key)),
+            None => (None, None),
+        };
         let previous = std::mem::replace(&mut generator.key_id, key_id);
+        generator.push_signing_key = push_signing_key;
         Ok((self.rewrite(&stored, generator, None).await?, previous))
+    }
+
+    /// Writes down when a generator last called (the collector does it at most every minute);
+    /// an earlier time than the one written is kept out.
+    pub async fn note_contact(&self, name: &str, micros: i64) -> Result<(), RegistryError> {
+        let _writing = self.writes.lock().await;
+        let stored = self.live_generator(name).await?;
+        if stored
+            .value
+            .last_contact_micros
+            .is_some_and(|written| written >= micros)
+        {
+            return Ok(());
+        }
+        let mut generator = stored.value.clone();
+        generator.last_contact_micros = Some(micros);
+        self.rewrite(&stored, generator, None).await?;
+        Ok(())
     }
 
     /// Deletes a generator (kept, marked deleted) with its groups and classes.

@@ -55,6 +55,14 @@ async fn hids_with_network_group(registry: &Registry) {
         .unwrap();
 }
 
+/// A key as the collector records it: its id, and a signing key told apart by the id.
+fn recorded_key(key_id: &str) -> isms_registry::RecordedKey {
+    isms_registry::RecordedKey {
+        key_id: key_id.to_owned(),
+        push_signing_key: format!("signing-{key_id}"),
+    }
+}
+
 /// The error's seed status and HTTP code, and its message.
 fn refused<T: std::fmt::Debug>(result: Result<T, RegistryError>) -> (String, u16, String) {
     let error = result.expect_err("refused");
@@ -65,7 +73,7 @@ fn refused<T: std::fmt::Debug>(result: Result<T, RegistryError>) -> (String, u16
 async fn generators_register_once_verify_update_and_delete_softly() {
     let (registry, store, _directory) = registry().await;
     let generator = registry
-        .register_generator(hids(), Some("key-1".into()))
+        .register_generator(hids(), Some(recorded_key("key-1")))
         .await
         .unwrap();
     assert_eq!(generator.name, "HIDS");
@@ -139,7 +147,7 @@ async fn generators_register_once_verify_update_and_delete_softly() {
         "HIDS"
     );
     let (_, previous) = registry
-        .set_generator_key("HIDS", Some("key-2".into()))
+        .set_generator_key("HIDS", Some(recorded_key("key-2")))
         .await
         .unwrap();
     assert_eq!(previous.as_deref(), Some("key-1"));
@@ -587,4 +595,104 @@ async fn instances_are_checked_against_their_class_and_delivered_as_numbered_cha
     assert_eq!(removed.len(), 1);
     assert!(removed[0].deleted);
     assert_eq!(removed[0].id, "12133");
+}
+
+#[tokio::test]
+async fn push_urls_are_checked_and_the_signing_key_follows_the_key() {
+    let (registry, _store, _directory) = registry().await;
+    for (push_url, expected) in [
+        (
+            "ftp://10.0.0.5/push",
+            "expected an http or https URL, found scheme \"ftp\"",
+        ),
+        (
+            "http://user:secret@10.0.0.5/push",
+            "credentials do not belong in the URL",
+        ),
+        ("10.0.0.5:9000/push", "is not a URL"),
+        ("unix:/run/push", "expected an http or https URL"),
+    ] {
+        let spec = GeneratorSpec {
+            push_url: Some(push_url.to_owned()),
+            ..hids()
+        };
+        let (status, code, message) = refused(registry.register_generator(spec, None).await);
+        assert_eq!(
+            (status.as_str(), code),
+            ("Invalid request", 422),
+            "{push_url}"
+        );
+        assert!(message.starts_with("push_url: "), "{message}");
+        assert!(message.contains(expected), "{push_url}: {message}");
+    }
+    let long = format!("http://10.0.0.5/{}", "a".repeat(2100));
+    let (_, _, message) = refused(
+        registry
+            .register_generator(
+                GeneratorSpec {
+                    push_url: Some(long),
+                    ..hids()
+                },
+                None,
+            )
+            .await,
+    );
+    assert!(message.contains("at most 2048 bytes"), "{message}");
+    assert!(
+        registry.generators().await.unwrap().is_empty(),
+        "nothing registered"
+    );
+
+    let generator = registry
+        .register_generator(
+            GeneratorSpec {
+                push_url: Some("http://10.0.0.5:9000/push".to_owned()),
+                ..hids()
+            },
+            Some(recorded_key("key-1")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(generator.push_signing_key.as_deref(), Some("signing-key-1"));
+    assert_eq!(generator.public().push_signing_key, None, "never shown");
+    let shown = serde_json::to_value(generator.public()).unwrap();
+    assert!(shown.get("push_signing_key").is_none(), "{shown}");
+
+    let (rotated, _) = registry
+        .set_generator_key("HIDS", Some(recorded_key("key-2")))
+        .await
+        .unwrap();
+    assert_eq!(rotated.push_signing_key.as_deref(), Some("signing-key-2"));
+    let (revoked, _) = registry.set_generator_key("HIDS", None).await.unwrap();
+    assert_eq!((revoked.key_id, revoked.push_signing_key), (None, None));
+
+    let stopped = registry
+        .update_generator(
+            "HIDS",
+            GeneratorChanges {
+                push_url: Some(String::new()),
+                ..GeneratorChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stopped.push_url, None, "\"\" stops pushes");
+}
+
+#[tokio::test]
+async fn the_last_contact_written_down_only_moves_forward() {
+    let (registry, _store, _directory) = registry().await;
+    registry.register_generator(hids(), None).await.unwrap();
+    registry.note_contact("HIDS", 2_000).await.unwrap();
+    registry.note_contact("HIDS", 1_000).await.unwrap();
+    assert_eq!(
+        registry
+            .generator("HIDS")
+            .await
+            .unwrap()
+            .last_contact_micros,
+        Some(2_000)
+    );
+    let (status, code, _) = refused(registry.note_contact("NIDS", 1).await);
+    assert_eq!((status.as_str(), code), ("Generator not found", 404));
 }

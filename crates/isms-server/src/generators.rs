@@ -19,9 +19,6 @@ use serde_json::{Value, json};
 /// this process clears it at once).
 const GENERATORS_RECHECK_AFTER: Duration = Duration::from_secs(5);
 
-/// Failed key checks one address may make per window before it is refused without a check.
-pub const MAX_KEY_FAILURES: u32 = 20;
-
 /// The window failed key checks are counted in.
 pub const KEY_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
@@ -100,19 +97,37 @@ pub struct GeneratorService {
     /// Per generator: its last call (µs since the epoch), and when its last contact event was
     /// written.
     contacts: Mutex<HashMap<String, Contact>>,
+    /// Failed key checks one address may make per window before it is refused without a check
+    /// (`generators.max_key_failures_per_minute`).
+    max_key_failures: u32,
+    /// Whether changes are pushed to generators with a push URL (`generators.push`).
+    pub(crate) push_enabled: bool,
+    /// Time allowed for one push (`generators.push_timeout_seconds`).
+    pub(crate) push_timeout: Duration,
+    pub(crate) push_tasks: crate::push::PushTasks,
 }
 
 /// What is known of a generator's calls.
 #[derive(Debug, Clone, Copy)]
 struct Contact {
     last_micros: i64,
+    /// When its contact event was last written.
     written: Option<Instant>,
+    /// When its last contact was last written down in the registry.
+    noted: Option<Instant>,
 }
+
+/// How often a generator's last contact is written down in the registry (so it outlives a restart).
+const NOTE_CONTACT_EVERY: Duration = Duration::from_secs(60);
 
 impl GeneratorService {
     /// The service over `store`'s control records and events; a pull for changes waits at most
     /// 30 s, and at least a second less than `request_timeout` (which would cut it off).
-    pub fn new(store: Arc<dyn Store>, request_timeout: Duration) -> GeneratorService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        request_timeout: Duration,
+        config: &isms_config::GeneratorsConfig,
+    ) -> GeneratorService {
         GeneratorService {
             registry: Registry::new(store.clone()),
             store,
@@ -121,15 +136,25 @@ impl GeneratorService {
             instance_changes: Mutex::new(HashMap::new()),
             max_wait: MAX_PULL_WAIT.min(request_timeout.saturating_sub(Duration::from_secs(1))),
             contacts: Mutex::new(HashMap::new()),
+            max_key_failures: config.max_key_failures_per_minute.max(1),
+            push_enabled: config.push.is_on(),
+            push_timeout: Duration::from_secs(config.push_timeout_seconds.max(1)),
+            push_tasks: crate::push::PushTasks::default(),
         }
     }
 
-    /// Notes a call of `generator`. For one with an expected interval, a contact event is
-    /// written at most every half interval (and at most every minute): what the built-in rule
-    /// `isms-generator-silent` (absence, the generator's own interval) follows.
+    /// Failed key checks one address may make in a minute.
+    pub fn max_key_failures(&self) -> u32 {
+        self.max_key_failures
+    }
+
+    /// Notes a call of `generator`. Its last contact is written down in the registry at most
+    /// every minute. For one with an expected interval, a contact event is written at most every
+    /// half interval (and at most every minute): what the built-in rule `isms-generator-silent`
+    /// (absence, the generator's own interval) follows.
     pub fn record_contact(self: &Arc<Self>, generator: &Generator) {
         let now = jiff::Timestamp::now().as_microsecond();
-        let due = {
+        let (event_due, note_due) = {
             let mut contacts = self
                 .contacts
                 .lock()
@@ -137,20 +162,36 @@ impl GeneratorService {
             let contact = contacts.entry(generator.name.clone()).or_insert(Contact {
                 last_micros: now,
                 written: None,
+                noted: None,
             });
             contact.last_micros = now;
-            let due = generator.expected_interval_seconds.is_some_and(|interval| {
+            let event_due = generator.expected_interval_seconds.is_some_and(|interval| {
                 let every = Duration::from_secs((interval / 2).clamp(1, 60));
                 contact
                     .written
                     .is_none_or(|written| written.elapsed() >= every)
             });
-            if due {
+            if event_due {
                 contact.written = Some(Instant::now());
             }
-            due
+            let note_due = contact
+                .noted
+                .is_none_or(|noted| noted.elapsed() >= NOTE_CONTACT_EVERY);
+            if note_due {
+                contact.noted = Some(Instant::now());
+            }
+            (event_due, note_due)
         };
-        if !due {
+        if note_due {
+            let service = self.clone();
+            let name = generator.name.clone();
+            tokio::spawn(async move {
+                if let Err(error) = service.registry.note_contact(&name, now).await {
+                    tracing::warn!(%error, generator = name, "last contact not written down");
+                }
+            });
+        }
+        if !event_due {
             return;
         }
         let service = self.clone();
@@ -176,13 +217,16 @@ impl GeneratorService {
         });
     }
 
-    /// When `generator` last called (µs since the epoch), since this collector started.
-    pub fn last_contact(&self, generator: &str) -> Option<i64> {
-        self.contacts
+    /// When `generator` last called (µs since the epoch): seen by this collector, or as written
+    /// down in the registry (before a restart, or by another collector).
+    pub fn last_contact(&self, generator: &Generator) -> Option<i64> {
+        let seen = self
+            .contacts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(generator)
-            .map(|contact| contact.last_micros)
+            .get(&generator.name)
+            .map(|contact| contact.last_micros);
+        seen.max(generator.last_contact_micros)
     }
 
     /// Wakes the pulls of `generator` waiting for changes (after one of its instances changed).
@@ -261,7 +305,7 @@ impl GeneratorService {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (started, count) = failures.get(&address.to_canonical())?;
         let elapsed = started.elapsed();
-        (*count >= MAX_KEY_FAILURES && elapsed < KEY_FAILURE_WINDOW)
+        (*count >= self.max_key_failures && elapsed < KEY_FAILURE_WINDOW)
             .then(|| KEY_FAILURE_WINDOW - elapsed)
     }
 
@@ -284,7 +328,7 @@ impl GeneratorService {
             *entry = (Instant::now(), 0);
         }
         entry.1 += 1;
-        entry.1 == MAX_KEY_FAILURES
+        entry.1 == self.max_key_failures
     }
 
     /// Writes an entry of the activity log: a structured log line, and an event in the store

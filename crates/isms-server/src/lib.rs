@@ -14,6 +14,7 @@ pub mod files;
 pub mod generators;
 pub mod ingest;
 pub mod log_budget;
+pub mod push;
 pub mod routes;
 pub mod syslog;
 pub mod time_bounds;
@@ -194,8 +195,11 @@ pub async fn start(
         generators: Arc::new(generators::GeneratorService::new(
             store.clone(),
             Duration::from_secs(config.http.request_timeout_seconds.max(1)),
+            &config.generators,
         )),
     });
+    // Changes made while the collector was down are pushed now.
+    state.generators.refresh_pushes().await;
     let app = routes::router(state)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

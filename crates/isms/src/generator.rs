@@ -29,6 +29,10 @@ pub enum GeneratorAction {
         /// How often it calls in, seconds (a generator silent longer is reported).
         #[arg(long, value_name = "SECONDS")]
         interval: Option<u64>,
+        /// Where the collector pushes its changes (`http://HOST:PORT/push`, what `isms generator
+        /// listen` serves); it only pulls when absent.
+        #[arg(long, value_name = "URL")]
+        push_url: Option<String>,
     },
     /// Check that the generator is registered (with this author and address, when given).
     Verify {
@@ -52,6 +56,9 @@ pub enum GeneratorAction {
         bind: Option<String>,
         #[arg(long, value_name = "SECONDS")]
         interval: Option<u64>,
+        /// A new push URL (an operator's key only); "" stops pushes.
+        #[arg(long, value_name = "URL")]
+        push_url: Option<String>,
     },
     /// Delete the generator (its key stops working).
     Delete {
@@ -76,6 +83,20 @@ pub enum GeneratorAction {
         #[arg(long, conflicts_with = "fail")]
         ack: bool,
         /// Acknowledge each change as not applied, with this reason.
+        #[arg(long, value_name = "REASON")]
+        fail: Option<String>,
+    },
+    /// Take the changes the collector pushes (the generator was registered with --push-url):
+    /// serves POST /push on --listen, checks each push's signature with the key given by --key
+    /// (the generator's own), prints each new change as a JSON line and acknowledges it over the
+    /// API. Runs until stopped.
+    Listen {
+        #[arg(long)]
+        name: String,
+        /// The address and port to listen on.
+        #[arg(long, value_name = "ADDRESS:PORT")]
+        listen: std::net::SocketAddr,
+        /// Acknowledge each change as not applied, with this reason (applied otherwise).
         #[arg(long, value_name = "REASON")]
         fail: Option<String>,
     },
@@ -123,6 +144,7 @@ pub async fn generator(server: &ServerFlags, action: GeneratorAction) -> anyhow:
             ip,
             bind,
             interval,
+            push_url,
         } => {
             let (answer, _) = client
                 .register(&Registration {
@@ -131,6 +153,7 @@ pub async fn generator(server: &ServerFlags, action: GeneratorAction) -> anyhow:
                     ip,
                     bind,
                     expected_interval_seconds: interval,
+                    push_url,
                 })
                 .await?;
             print_json(&answer)
@@ -146,9 +169,15 @@ pub async fn generator(server: &ServerFlags, action: GeneratorAction) -> anyhow:
             ip,
             bind,
             interval,
+            push_url,
         } => {
             let mut changes = Map::new();
-            for (field, value) in [("author", author), ("ip", ip), ("bind", bind)] {
+            for (field, value) in [
+                ("author", author),
+                ("ip", ip),
+                ("bind", bind),
+                ("push_url", push_url),
+            ] {
                 if let Some(value) = value {
                     changes.insert(field.to_owned(), json!(value));
                 }
@@ -167,6 +196,10 @@ pub async fn generator(server: &ServerFlags, action: GeneratorAction) -> anyhow:
             ack,
             fail,
         } => pull(&client, &name, after, wait, follow, ack, fail.as_deref()).await,
+        GeneratorAction::Listen { name, listen, fail } => {
+            let key = server.key.clone().unwrap_or_default();
+            crate::push_listener::listen(client, &key, name, listen, fail).await
+        }
         GeneratorAction::Profile {
             name,
             instance,

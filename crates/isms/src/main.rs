@@ -11,6 +11,7 @@
 mod client;
 mod commands;
 mod generator;
+mod push_listener;
 mod replay;
 
 use std::path::PathBuf;

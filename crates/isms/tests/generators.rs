@@ -439,15 +439,21 @@ fn generators_register_with_keys_act_on_their_own_records_and_are_logged() {
     });
 }
 
+/// The allowance is `generators.max_key_failures_per_minute` (20 by default; 6 here).
 #[test]
 fn repeated_wrong_keys_from_one_address_are_refused_for_a_while() {
-    let server = ServerProcess::start(&[]);
+    let server = ServerProcess::start(&[("ISMS_GENERATORS_MAX_KEY_FAILURES_PER_MINUTE", "6")]);
     run_test(Duration::from_secs(60), async {
         let wrong = || server.send(Method::GET, "/api/generators", Some("isms_wrong"), None);
-        for attempt in 1..=19 {
+        for attempt in 1..=5 {
             let reply = wrong().await;
             assert_eq!(reply.status, 401, "attempt {attempt}: {}", reply.text);
         }
+        // Below the allowance a good key still works.
+        let good = server
+            .send(Method::GET, "/api/generators", Some(&server.key), None)
+            .await;
+        assert_eq!(good.status, 200, "{}", good.text);
         // Each refusal is in the activity log.
         let log = server
             .get_json(
@@ -460,13 +466,13 @@ fn repeated_wrong_keys_from_one_address_are_refused_for_a_while() {
             )
             .await;
         let entries = log["entries"].as_array().unwrap();
-        assert_eq!(entries.len(), 19, "{log:#}");
+        assert_eq!(entries.len(), 5, "{log:#}");
         assert_eq!(entries[0]["address"], "127.0.0.1");
         assert_eq!(
             entries[0]["reason"],
             "a wrong or revoked key on GET /api/generators"
         );
-        // The twentieth uses up the allowance: past it, even a good key is refused from this
+        // The sixth uses up the allowance: past it, even a good key is refused from this
         // address, without a check.
         assert_eq!(wrong().await.status, 401);
         let limited = server
@@ -785,8 +791,8 @@ async fn silent_detections(server: &ServerProcess, state: &str) -> Vec<Value> {
 /// clock, held to its own interval; calling in again clears it.
 #[test]
 fn a_generator_silent_past_its_interval_raises_a_detection_cleared_when_it_calls_again() {
-    let server = ServerProcess::start(&[("ISMS_DETECT_ENABLED", "on")]);
-    run_test(Duration::from_secs(60), async {
+    let mut server = ServerProcess::start(&[("ISMS_DETECT_ENABLED", "on")]);
+    let first_contact = run_test(Duration::from_secs(60), async {
         let key = register(
             &server,
             json!({"name": "HIDS", "author": "admin", "expected_interval_seconds": 2}),
@@ -810,6 +816,15 @@ fn a_generator_silent_past_its_interval_raises_a_detection_cleared_when_it_calls
         assert_eq!(call().await.status, 200);
         let cleared = silent_detections(&server, "cleared").await;
         assert_eq!(cleared.len(), 1, "{cleared:#?}");
+        first.json()["generator"]["last_contact"].clone()
+    });
+    // The last contact is written down (at most every minute: here the first call's), so it
+    // outlives a restart.
+    server.stop_gracefully();
+    server.start_again();
+    run_test(Duration::from_secs(30), async {
+        let shown = server.get_json("/api/generators/HIDS", &[]).await;
+        assert_eq!(shown["generator"]["last_contact"], first_contact, "{shown}");
     });
 }
 
@@ -857,4 +872,238 @@ fn the_openapi_document_names_only_what_the_server_answers() {
         }
         assert!(checked >= 25, "{checked}");
     });
+}
+
+/// A free port on loopback (reserved, then let go for the listener to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("reserve a port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The next line the listener printed, within `within`.
+fn next_line(lines: &std::sync::mpsc::Receiver<String>, within: Duration) -> Value {
+    let line = lines
+        .recv_timeout(within)
+        .unwrap_or_else(|error| panic!("no change printed within {within:?}: {error}"));
+    serde_json::from_str(&line).unwrap_or_else(|error| panic!("{line:?}: {error}"))
+}
+
+/// Push delivery between two real processes: the collector pushes the changes of a generator
+/// registered with a push URL to `isms generator listen`, signed with the key derived from the
+/// generator's key; a push that finds nobody listening is tried again; the listener prints each
+/// change once and acknowledges it over the API; pushes not signed with the generator's key are
+/// refused by the listener; the signing key is never shown, and only operators choose the URL.
+#[test]
+fn a_generator_listening_for_pushes_takes_signed_changes_and_acknowledges_them() {
+    let server = ServerProcess::start(&[]);
+    let port = free_port();
+    let push_url = format!("http://127.0.0.1:{port}/push");
+    let key = run_test(Duration::from_secs(60), async {
+        let key = register(
+            &server,
+            json!({"name": "PUSHED", "author": "admin", "push_url": push_url}),
+        )
+        .await;
+        for (path, body) in [
+            ("/api/generators/PUSHED/groups", json!({"name": "network"})),
+            (
+                "/api/generators/PUSHED/classes",
+                json!({"name": "TCP_MISSING", "group": "network",
+                       "syntax": [{"name": "port", "type": "port", "required": true}]}),
+            ),
+        ] {
+            let reply = server
+                .send(Method::POST, path, Some(&key), Some(&body))
+                .await;
+            assert_eq!(reply.status, 201, "{}", reply.text);
+        }
+        // Nobody listens yet: the push fails, and is tried again.
+        let reply = server
+            .send(
+                Method::POST,
+                "/api/generators/PUSHED/instances",
+                Some(&server.key),
+                Some(&json!({"class": "TCP_MISSING", "id": "7", "arguments": {"port": "80"}})),
+            )
+            .await;
+        assert_eq!(seed_status(&reply, 201), "alert generator instantiated");
+        // The signing key is never shown.
+        let shown = server.get_json("/api/generators/PUSHED", &[]).await;
+        assert_eq!(shown["generator"]["push_url"], push_url.as_str());
+        assert!(
+            shown["generator"].get("push_signing_key").is_none(),
+            "{shown}"
+        );
+        // Only an operator chooses where the collector connects to.
+        let moved = server
+            .send(
+                Method::PATCH,
+                "/api/generators/PUSHED",
+                Some(&key),
+                Some(&json!({"push_url": "http://10.1.2.3/elsewhere"})),
+            )
+            .await;
+        assert_eq!(seed_status(&moved, 403), "Forbidden");
+        key
+    });
+
+    let mut listen = harness::isms_command();
+    listen.args([
+        "generator",
+        "listen",
+        "--name",
+        "PUSHED",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--url",
+        &server.base,
+        "--key",
+        &key,
+    ]);
+    listen
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut listener = listen.spawn().unwrap();
+    let stdout = listener.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _listener = KillOnDrop(listener);
+
+    // The retried push reaches the listener (tries at 0, 1, 3, 7 s after the instantiation).
+    let first = next_line(&lines, Duration::from_secs(20));
+    assert_eq!(
+        first,
+        json!({"id": "7", "class": "TCP_MISSING", "arguments": {"port": 80},
+               "version": 1, "deleted": false, "profile_requested": false})
+    );
+    run_test(Duration::from_secs(60), async {
+        // Acknowledged over the API.
+        let mut state = Value::Null;
+        for _ in 0..100 {
+            let instance = server
+                .get_json("/api/generators/PUSHED/instances/7", &[])
+                .await;
+            state = instance["instance"]["state"].clone();
+            if state == "applied" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(state, "applied");
+        // A change made while the listener runs is pushed at once.
+        let reply = server
+            .send(
+                Method::PATCH,
+                "/api/generators/PUSHED/instances/7",
+                Some(&server.key),
+                Some(&json!({"arguments": {"port": 443}})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    });
+    let started = std::time::Instant::now();
+    let second = next_line(&lines, Duration::from_secs(10));
+    assert_eq!(second["version"], 2, "{second}");
+    assert_eq!(second["arguments"], json!({"port": 443}));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a change to a listening generator is pushed at once: {:?}",
+        started.elapsed()
+    );
+
+    run_test(Duration::from_secs(60), async {
+        // Pushes the listener refuses: unsigned, signed with another key, signed long ago, and
+        // for another generator.
+        let http = reqwest::Client::new();
+        let body = json!({"generator": "PUSHED", "changes": [{"id": "9", "class": "TCP_MISSING",
+            "arguments": {"port": 1}, "version": 99, "deleted": false, "profile_requested": false}]})
+        .to_string();
+        let now = jiff::Timestamp::now().as_second();
+        let own = isms_generator::push::push_signing_key(&key);
+        let other = isms_generator::push::push_signing_key("isms_not.the_key");
+        let for_other = json!({"generator": "OTHER", "changes": []}).to_string();
+        for (signature, body, code, says) in [
+            (None, body.clone(), 401, "no isms-signature header"),
+            (
+                Some(isms_generator::push::sign(&other, now, body.as_bytes())),
+                body.clone(),
+                401,
+                "the signature does not match",
+            ),
+            (
+                Some(isms_generator::push::sign(
+                    &own,
+                    now - 3600,
+                    body.as_bytes(),
+                )),
+                body.clone(),
+                401,
+                "at most 300 s are accepted",
+            ),
+            (
+                Some(isms_generator::push::sign(&own, now, for_other.as_bytes())),
+                for_other.clone(),
+                422,
+                "the push is for generator \"OTHER\"",
+            ),
+        ] {
+            let mut request = http.post(&push_url).body(body);
+            if let Some(signature) = signature {
+                request = request.header("isms-signature", signature);
+            }
+            let reply = request.send().await.unwrap();
+            assert_eq!(reply.status().as_u16(), code);
+            let answer: Value = reply.json().await.unwrap();
+            let error = answer["error"].as_str().unwrap_or_default();
+            assert!(error.contains(says), "{says}: {answer}");
+        }
+        // The activity log has the failed push and the ones that were taken.
+        let log = server
+            .get_json(
+                "/api/audit",
+                &[("generator", "PUSHED"), ("action", "push_changes")],
+            )
+            .await;
+        let entries = log["entries"].as_array().unwrap();
+        let outcomes: Vec<&str> = entries
+            .iter()
+            .map(|entry| entry["outcome"].as_str().unwrap())
+            .collect();
+        assert!(outcomes.contains(&"failed"), "{log:#}");
+        assert!(
+            outcomes.iter().filter(|outcome| **outcome == "ok").count() >= 2,
+            "{log:#}"
+        );
+        let failed = entries
+            .iter()
+            .find(|entry| entry["outcome"] == "failed")
+            .unwrap();
+        assert!(
+            failed["reason"].as_str().unwrap().contains(&push_url),
+            "{failed}"
+        );
+    });
+    // No refused push was taken: nothing more was printed.
+    assert!(
+        lines.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a refused push was applied"
+    );
 }

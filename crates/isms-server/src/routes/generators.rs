@@ -165,16 +165,28 @@ type Answer = Result<(StatusCode, Json<Value>), ApiError>;
 
 // ---- generators
 
-/// A generator as the API lists it: its record, and when it last called this collector.
+/// A generator as the API shows it: its record without its push signing key, and when it last
+/// called.
 fn generator_view(state: &AppState, generator: &isms_registry::Generator) -> Value {
-    let mut view = serde_json::to_value(generator).unwrap_or(Value::Null);
+    let mut view = serde_json::to_value(generator.public()).unwrap_or(Value::Null);
     view["last_contact"] = state
         .generators
-        .last_contact(&generator.name)
+        .last_contact(generator)
         .map_or(Value::Null, |micros| {
             Value::String(isms_event::format_time(micros))
         });
     view
+}
+
+/// The registry's record of a key just made: its public id, and the key its pushes are signed
+/// with (derived from the key, which is not kept).
+fn recorded_key(record: &isms_store::KeyRecord, key: &str) -> isms_registry::RecordedKey {
+    isms_registry::RecordedKey {
+        key_id: record.id.clone(),
+        push_signing_key: blake3::Hash::from(isms_generator::push::push_signing_key(key))
+            .to_hex()
+            .to_string(),
+    }
 }
 
 pub(crate) async fn register_generator(
@@ -205,15 +217,16 @@ pub(crate) async fn register_generator(
                 .await
                 .map_err(key_error)?;
         match registry
-            .register_generator(spec, Some(record.id.clone()))
+            .register_generator(spec, Some(recorded_key(&record, &key)))
             .await
         {
             Ok(generator) => {
                 state.generators.forget_generators();
+                state.generators.refresh_pushes().await;
                 Ok(answer(
                     StatusCode::CREATED,
                     "Generator registered",
-                    json!({"generator": generator, "key": key}),
+                    json!({"generator": generator_view(&state, &generator), "key": key}),
                 ))
             }
             Err(error) => {
@@ -301,7 +314,7 @@ pub(crate) async fn verify_generator(
         Ok(answer(
             StatusCode::OK,
             "Generator verified",
-            json!({"generator": generator}),
+            json!({"generator": generator_view(&state, &generator)}),
         ))
     }
     .await;
@@ -326,16 +339,21 @@ pub(crate) async fn update_generator(
     let result = async {
         may_act_on(&calling, &name)?;
         let changes: GeneratorChanges = json_body(&headers, body).await?;
+        if changes.push_url.is_some() {
+            // The collector would POST there: only an operator chooses where.
+            operator_only(&calling, "change where its changes are pushed")?;
+        }
         let generator = state
             .generators
             .registry
             .update_generator(&name, changes)
             .await?;
         state.generators.forget_generators();
+        state.generators.refresh_pushes().await;
         Ok(answer(
             StatusCode::OK,
             "Generator updated",
-            json!({"generator": generator}),
+            json!({"generator": generator_view(&state, &generator)}),
         ))
     }
     .await;
@@ -362,10 +380,11 @@ pub(crate) async fn delete_generator(
             revoke_key(&state, key_id).await;
         }
         state.generators.forget_generators();
+        state.generators.refresh_pushes().await;
         Ok(answer(
             StatusCode::OK,
             "Generator deleted",
-            json!({"generator": generator}),
+            json!({"generator": generator_view(&state, &generator)}),
         ))
     }
     .await;
@@ -398,12 +417,15 @@ pub(crate) async fn rotate_key(
             crate::auth::create_key(state.store.as_ref(), &generator_key_name(&name), None)
                 .await
                 .map_err(key_error)?;
-        let (generator, _) = registry.set_generator_key(&name, Some(record.id)).await?;
+        let (generator, _) = registry
+            .set_generator_key(&name, Some(recorded_key(&record, &key)))
+            .await?;
         state.generators.forget_generators();
+        state.generators.refresh_pushes().await;
         Ok(answer(
             StatusCode::CREATED,
             "Generator key rotated",
-            json!({"generator": generator, "key": key}),
+            json!({"generator": generator_view(&state, &generator), "key": key}),
         ))
     }
     .await;
@@ -428,10 +450,11 @@ pub(crate) async fn revoke_generator_key(
             revoke_key(&state, key_id).await;
         }
         state.generators.forget_generators();
+        state.generators.refresh_pushes().await;
         Ok(answer(
             StatusCode::OK,
             "Generator key revoked",
-            json!({"generator": generator}),
+            json!({"generator": generator_view(&state, &generator)}),
         ))
     }
     .await;

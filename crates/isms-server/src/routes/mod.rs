@@ -219,7 +219,7 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// Checks the key a request presents: refused without a check when its address has failed too
-/// often ([`crate::generators::MAX_KEY_FAILURES`] per minute), refused when wrong or revoked, and,
+/// often (`generators.max_key_failures_per_minute`), refused when wrong or revoked, and,
 /// for a generator's key, refused from outside the addresses the generator is bound to. Every
 /// refusal goes to the activity log (until the address is rate-limited: then once).
 async fn require_key(

@@ -25,7 +25,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs an async test body on a fresh runtime, failing it if it takes longer than `limit`.
-pub fn run_test<F: Future<Output = ()>>(limit: Duration, body: F) {
+pub fn run_test<T, F: Future<Output = T>>(limit: Duration, body: F) -> T {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -33,10 +33,11 @@ pub fn run_test<F: Future<Output = ()>>(limit: Duration, body: F) {
         .build()
         .expect("cannot build a tokio runtime");
     runtime.block_on(async move {
-        if tokio::time::timeout(limit, body).await.is_err() {
-            panic!("the test took longer than {limit:?}");
+        match tokio::time::timeout(limit, body).await {
+            Ok(value) => value,
+            Err(_) => panic!("the test took longer than {limit:?}"),
         }
-    });
+    })
 }
 
 /// A `Command` for the binary, without any `ISMS_...` variable inherited from the caller's environment.
