@@ -5,9 +5,11 @@
 //!
 //! Delivery is a pull: every change of a generator's instances takes the next number of that
 //! generator's change sequence (`version`), and a generator asks for the changes after the last
-//! one it applied. Nothing is pushed, so no port needs to be open on the generator's host, and a
-//! generator that was down gets every change it missed, removals included (a removed instance is
-//! kept, marked deleted, with the version of its removal).
+//! one it applied, so no port needs to be open on the generator's host, and a generator that was
+//! down gets every change it missed, removals included (a removed instance is kept, marked
+//! deleted, with the version of its removal). The collector may also push the changes not
+//! acknowledged yet (`acknowledged_version` below `version`) to a generator's push URL; either way a
+//! change is done only when acknowledged.
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
