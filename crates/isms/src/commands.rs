@@ -674,14 +674,35 @@ pub fn decode(
     Ok(())
 }
 
-pub async fn send(
-    server: &ServerFlags,
-    files: &[PathBuf],
+/// What `isms send` and `isms generator send` take.
+#[derive(Debug, clap::Args)]
+pub struct SendOptions {
+    /// Files to send ("-" for standard input).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// `json`: MozDef events as JSON, JSON arrays or JSON lines. `syslog` (or `lines`): one log
+    /// line each, read and decoded as `isms decode` shows.
+    #[arg(long, value_enum, default_value_t = SendFormat::Json)]
     format: SendFormat,
-    time_zone: &str,
+    /// Time zone of times written without one, for `--format syslog` (`UTC`, `+02:00`, `Europe/Berlin`).
+    #[arg(long, default_value = "UTC")]
+    time_zone: String,
+    /// Events per request.
+    #[arg(long, default_value_t = 1000)]
     batch: usize,
+    /// Compress requests with gzip.
+    #[arg(long)]
     gzip: bool,
-) -> anyhow::Result<()> {
+}
+
+pub async fn send(server: &ServerFlags, options: &SendOptions) -> anyhow::Result<()> {
+    let (files, format, time_zone, batch, gzip) = (
+        options.files.as_slice(),
+        options.format,
+        options.time_zone.as_str(),
+        options.batch,
+        options.gzip,
+    );
     if format == SendFormat::Syslog {
         return send_lines(server, files, time_zone, batch, gzip).await;
     }

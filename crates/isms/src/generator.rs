@@ -100,6 +100,12 @@ pub enum GeneratorAction {
         #[arg(long, value_name = "REASON")]
         fail: Option<String>,
     },
+    /// Send events as the generator (as `isms send`, with the generator's key): each records
+    /// `origin.key = generator:NAME`.
+    Send {
+        #[command(flatten)]
+        options: crate::commands::SendOptions,
+    },
     /// Report what an instance did.
     Profile {
         #[arg(long)]
@@ -196,6 +202,7 @@ pub async fn generator(server: &ServerFlags, action: GeneratorAction) -> anyhow:
             ack,
             fail,
         } => pull(&client, &name, after, wait, follow, ack, fail.as_deref()).await,
+        GeneratorAction::Send { options } => crate::commands::send(server, &options).await,
         GeneratorAction::Listen { name, listen, fail } => {
             let key = server.key.clone().unwrap_or_default();
             crate::push_listener::listen(client, &key, name, listen, fail).await

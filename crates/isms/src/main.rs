@@ -82,22 +82,8 @@ enum Command {
     /// Send events from JSON, JSON-array or JSON-lines files to a server, in batches; or, with
     /// `--format syslog`, the lines of log files (syslog, JSON records, audit records), decoded.
     Send {
-        /// Files to send ("-" for standard input).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// `json`: MozDef events as JSON, JSON arrays or JSON lines. `syslog` (or `lines`): one log
-        /// line each, read and decoded as `isms decode` shows.
-        #[arg(long, value_enum, default_value_t = commands::SendFormat::Json)]
-        format: commands::SendFormat,
-        /// Time zone of times written without one, for `--format syslog` (`UTC`, `+02:00`, `Europe/Berlin`).
-        #[arg(long, default_value = "UTC")]
-        time_zone: String,
-        /// Events per request.
-        #[arg(long, default_value_t = 1000)]
-        batch: usize,
-        /// Compress requests with gzip.
-        #[arg(long)]
-        gzip: bool,
+        #[command(flatten)]
+        options: commands::SendOptions,
         #[command(flatten)]
         server: ServerFlags,
     },
@@ -137,8 +123,7 @@ enum Command {
         action: SigmaAction,
     },
     /// The alert generator's side of the collector: register, verify, update, delete; pull the
-    /// instances it is asked to run, acknowledge them, report their profiles. Send events with
-    /// `isms send --key GENERATOR_KEY`.
+    /// instances it is asked to run, acknowledge them, report their profiles, send events.
     Generator {
         #[command(subcommand)]
         action: generator::GeneratorAction,
@@ -306,14 +291,7 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Detections { options, server } => commands::detections(&server, options).await,
             Command::Generator { action, server } => generator::generator(&server, action).await,
             Command::Audit { options, server } => generator::audit(&server, options).await,
-            Command::Send {
-                files,
-                format,
-                time_zone,
-                batch,
-                gzip,
-                server,
-            } => commands::send(&server, &files, format, &time_zone, batch, gzip).await,
+            Command::Send { options, server } => commands::send(&server, &options).await,
             Command::Key { action, config } => match action {
                 KeyAction::Create { name } => commands::key_create(&config, &name).await,
                 KeyAction::List { json } => commands::key_list(&config, json).await,

@@ -636,7 +636,23 @@ fn a_generator_process_pulls_acknowledges_and_profiles_what_the_collector_instan
         ],
     );
     profiled.assert_success("isms generator profile");
+    // The generator sends the events its instance raised, as itself.
+    let events = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        events.path(),
+        "{\"summary\": \"tcp port 80 is not listening\", \"category\": \"hids\"}\n",
+    )
+    .unwrap();
+    cli(
+        &key,
+        &["generator", "send", events.path().to_str().unwrap()],
+    )
+    .assert_success("isms generator send");
     run_test(Duration::from_secs(30), async {
+        let sent = server
+            .search_one("summary:\"tcp port 80 is not listening\"")
+            .await;
+        assert_eq!(sent["origin"]["key"], "generator:HIDS", "{sent}");
         let instance = server
             .send(
                 Method::GET,
