@@ -30,9 +30,12 @@ pub const RESEND_UNACKNOWLEDGED_AFTER: Duration = Duration::from_secs(60);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 /// How the running push tasks are kept: per generator, what its task was started with, and the
-/// task.
+/// task. The tasks hold the service, so they last as long as the process.
 #[derive(Default)]
 pub(crate) struct PushTasks {
+    /// Held from reading the generators to starting and stopping tasks: two refreshes at once
+    /// would otherwise let the one that read first undo the other.
+    refreshing: tokio::sync::Mutex<()>,
     running: Mutex<HashMap<String, (PushTarget, tokio::task::JoinHandle<()>)>>,
     http: OnceLock<Result<reqwest::Client, String>>,
 }
@@ -50,19 +53,6 @@ impl PushTarget {
         let hex = generator.push_signing_key.as_deref()?;
         let signing_key = *blake3::Hash::from_hex(hex).ok()?.as_bytes();
         Some(PushTarget { url, signing_key })
-    }
-}
-
-impl Drop for PushTasks {
-    fn drop(&mut self) {
-        for (_, (_, task)) in self
-            .running
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .drain()
-        {
-            task.abort();
-        }
     }
 }
 
@@ -86,6 +76,7 @@ impl GeneratorService {
         if !self.push_enabled {
             return;
         }
+        let _refreshing = self.push_tasks.refreshing.lock().await;
         let generators = match self.registry.generators().await {
             Ok(generators) => generators,
             Err(error) => {
