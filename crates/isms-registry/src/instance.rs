@@ -116,12 +116,8 @@ pub struct Acknowledgement {
 impl Registry {
     /// Every instance row of a generator, live and removed.
     async fn instance_rows(&self, generator: &str) -> Result<Vec<Stored<Instance>>, RegistryError> {
-        Ok(self
-            .load::<Instance>()
-            .await?
-            .into_iter()
-            .filter(|stored| stored.value.generator == generator)
-            .collect())
+        self.load_where(|stored: &Stored<Instance>| stored.value.generator == generator)
+            .await
     }
 
     /// The next number of a generator's change sequence.

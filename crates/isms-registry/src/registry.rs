@@ -5,6 +5,12 @@
 //! cannot both take a name or register into a group being deleted. (The store's unique index on
 //! live names is the last guard; several collectors writing one PostgreSQL store would still race
 //! on references, which is noted for that issue.)
+//!
+//! Reads come from a cache of each kind's rows, parsed, which this registry's own writes keep up to
+//! date: it assumes this registry is the only writer of the control records. Several collectors
+//! sharing one store will need the cache told of the others' writes.
+use std::any::Any;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use isms_store::{ControlRecord, Store, StoreError};
@@ -22,9 +28,22 @@ use crate::syntax::Parameter;
 pub struct Registry {
     store: Arc<dyn Store>,
     pub(crate) writes: tokio::sync::Mutex<()>,
+    /// The rows of each kind as last read, kept up to date by this registry's own writes.
+    cache: std::sync::Mutex<HashMap<&'static str, CachedKind>>,
 }
 
-/// A record read from the store, with its row.
+/// One kind's rows in the cache. `generation` counts this registry's writes of the kind: rows read
+/// from the store while a write happened are not kept (they may predate it).
+#[derive(Default)]
+struct CachedKind {
+    generation: u64,
+    /// An `Arc<Vec<Stored<T>>>` for the kind's type.
+    rows: Option<Box<dyn Any + Send + Sync>>,
+}
+
+/// A record read from the store, with its row (the record's document is not kept: the value is
+/// it, parsed).
+#[derive(Clone)]
 pub(crate) struct Stored<T> {
     pub(crate) record: ControlRecord,
     pub(crate) value: T,
@@ -35,7 +54,7 @@ pub(crate) fn now_micros() -> i64 {
 }
 
 /// What the registry's types share: the row's columns copied in and out.
-pub(crate) trait Row: Serialize + DeserializeOwned {
+pub(crate) trait Row: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     const KIND: Kind;
     fn set_row(&mut self, record: &ControlRecord);
     fn name(&self) -> &str;
@@ -80,25 +99,108 @@ impl Registry {
         Registry {
             store,
             writes: tokio::sync::Mutex::new(()),
+            cache: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    pub(crate) async fn load<T: Row>(&self) -> Result<Vec<Stored<T>>, RegistryError> {
-        let records = self.store.records(T::KIND.record_kind()).await?;
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, CachedKind>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every row of a kind, live and deleted: from the cache, or read from the store and parsed
+    /// once. Why a cache: a generator's pull reads the generators and the instances, and reading
+    /// and parsing every row for each pull made a collector with a thousand generators spend its
+    /// time in JSON.
+    async fn rows<T: Row>(&self) -> Result<Arc<Vec<Stored<T>>>, RegistryError> {
+        let kind = T::KIND.record_kind();
+        let generation = {
+            let cache = self.cache();
+            let cached = cache.get(kind);
+            if let Some(rows) = cached
+                .and_then(|cached| cached.rows.as_ref())
+                .and_then(|rows| rows.downcast_ref::<Arc<Vec<Stored<T>>>>())
+            {
+                return Ok(rows.clone());
+            }
+            cached.map_or(0, |cached| cached.generation)
+        };
+        let records = self.store.records(kind).await?;
         let mut loaded = Vec::with_capacity(records.len());
-        for record in records {
-            let mut value: T =
-                serde_json::from_value(record.document.clone()).map_err(|error| {
-                    StoreError::InvalidRequest(format!(
-                        "the stored {} {} cannot be read: {error}",
-                        T::KIND.record_kind(),
-                        record.id
-                    ))
-                })?;
+        for mut record in records {
+            let document = std::mem::take(&mut record.document);
+            let mut value: T = serde_json::from_value(document).map_err(|error| {
+                StoreError::InvalidRequest(format!(
+                    "the stored {kind} {} cannot be read: {error}",
+                    record.id
+                ))
+            })?;
             value.set_row(&record);
             loaded.push(Stored { record, value });
         }
-        Ok(loaded)
+        let rows = Arc::new(loaded);
+        let mut cache = self.cache();
+        let cached = cache.entry(kind).or_default();
+        if cached.generation == generation {
+            cached.rows = Some(Box::new(rows.clone()));
+        }
+        Ok(rows)
+    }
+
+    /// Every row of a kind that `wanted` picks (copies of them).
+    pub(crate) async fn load_where<T: Row>(
+        &self,
+        wanted: impl Fn(&Stored<T>) -> bool,
+    ) -> Result<Vec<Stored<T>>, RegistryError> {
+        Ok(self
+            .rows::<T>()
+            .await?
+            .iter()
+            .filter(|stored| wanted(stored))
+            .cloned()
+            .collect())
+    }
+
+    /// Every row of a kind.
+    pub(crate) async fn load<T: Row>(&self) -> Result<Vec<Stored<T>>, RegistryError> {
+        self.load_where(|_| true).await
+    }
+
+    /// Records in the cache a row this registry just wrote (new, or changed in place).
+    fn written<T: Row>(&self, record: &ControlRecord, value: &T) {
+        let mut cache = self.cache();
+        let cached = cache.entry(T::KIND.record_kind()).or_default();
+        cached.generation += 1;
+        let Some(rows) = cached
+            .rows
+            .as_mut()
+            .and_then(|rows| rows.downcast_mut::<Arc<Vec<Stored<T>>>>())
+        else {
+            return;
+        };
+        let rows = Arc::make_mut(rows);
+        let mut record = record.clone();
+        record.document = serde_json::Value::Null;
+        let stored = Stored {
+            record,
+            value: value.clone(),
+        };
+        match rows
+            .iter_mut()
+            .find(|cached| cached.record.id == stored.record.id)
+        {
+            Some(cached) => *cached = stored,
+            None => rows.push(stored),
+        }
+    }
+
+    /// Forgets every cached row (after a write whose outcome is not known).
+    fn forget_rows(&self) {
+        for cached in self.cache().values_mut() {
+            cached.generation += 1;
+            cached.rows = None;
+        }
     }
 
     pub(crate) async fn insert<T: Row>(
@@ -121,12 +223,15 @@ impl Registry {
         record.document = serde_json::to_value(&value).map_err(|error| {
             StoreError::InvalidRequest(format!("cannot write the record: {error}"))
         })?;
-        record.id = self
-            .store
-            .insert_record(record.clone())
-            .await
-            .map_err(|error| duplicate(error, T::KIND, generator))?;
+        record.id = match self.store.insert_record(record.clone()).await {
+            Ok(id) => id,
+            Err(error) => {
+                self.forget_rows();
+                return Err(duplicate(error, T::KIND, generator));
+            }
+        };
         value.set_row(&record);
+        self.written(&record, &value);
         Ok(value)
     }
 
@@ -143,10 +248,19 @@ impl Registry {
         record.document = serde_json::to_value(&value).map_err(|error| {
             StoreError::InvalidRequest(format!("cannot write the record: {error}"))
         })?;
-        if !self.store.update_record(record.clone()).await? {
-            return Err(RegistryError::not_found(T::KIND, record.name, None));
+        match self.store.update_record(record.clone()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.forget_rows();
+                return Err(RegistryError::not_found(T::KIND, record.name, None));
+            }
+            Err(error) => {
+                self.forget_rows();
+                return Err(error.into());
+            }
         }
         value.set_row(&record);
+        self.written(&record, &value);
         Ok(value)
     }
 
@@ -167,10 +281,11 @@ impl Registry {
         &self,
         name: &str,
     ) -> Result<Stored<Generator>, RegistryError> {
-        self.load::<Generator>()
+        self.rows::<Generator>()
             .await?
-            .into_iter()
+            .iter()
             .find(|stored| stored.record.deleted_micros.is_none() && stored.value.name == name)
+            .cloned()
             .ok_or_else(|| RegistryError::not_found(Kind::Generator, name, None))
     }
 
@@ -185,14 +300,14 @@ impl Registry {
         key_id: &str,
     ) -> Result<Option<Generator>, RegistryError> {
         Ok(self
-            .load::<Generator>()
+            .rows::<Generator>()
             .await?
-            .into_iter()
+            .iter()
             .find(|stored| {
                 stored.record.deleted_micros.is_none()
                     && stored.value.key_id.as_deref() == Some(key_id)
             })
-            .map(|stored| stored.value))
+            .map(|stored| stored.value.clone()))
     }
 
     /// Whether a live generator has this name (to refuse before a key is made for it).
@@ -294,14 +409,20 @@ impl Registry {
         let stored = self.live_generator(name).await?;
         let now = now_micros();
         self.remove_instances_where(name, |_| true, now).await?;
-        for class in self.load::<AlertClass>().await? {
-            if class.record.deleted_micros.is_none() && class.value.generator == name {
+        for class in self
+            .load_where(|class: &Stored<AlertClass>| class.value.generator == name)
+            .await?
+        {
+            if class.record.deleted_micros.is_none() {
                 let value = class.value.clone();
                 self.rewrite(&class, value, Some(now)).await?;
             }
         }
-        for group in self.load::<AlertGroup>().await? {
-            if group.record.deleted_micros.is_none() && group.value.generator == name {
+        for group in self
+            .load_where(|group: &Stored<AlertGroup>| group.value.generator == name)
+            .await?
+        {
+            if group.record.deleted_micros.is_none() {
                 let value = group.value.clone();
                 self.rewrite(&group, value, Some(now)).await?;
             }
@@ -347,12 +468,11 @@ impl Registry {
     pub async fn groups(&self, generator: &str) -> Result<Vec<AlertGroup>, RegistryError> {
         self.live_generator(generator).await?;
         Ok(self
-            .load::<AlertGroup>()
-            .await?
-            .into_iter()
-            .filter(|stored| {
+            .load_where(|stored: &Stored<AlertGroup>| {
                 stored.record.deleted_micros.is_none() && stored.value.generator == generator
             })
+            .await?
+            .into_iter()
             .map(|stored| stored.value)
             .collect())
     }
@@ -364,10 +484,12 @@ impl Registry {
         name: &str,
     ) -> Result<Option<Stored<AlertGroup>>, RegistryError> {
         let mut found: Option<Stored<AlertGroup>> = None;
-        for stored in self.load::<AlertGroup>().await? {
-            if stored.value.generator != generator || stored.value.name != name {
-                continue;
-            }
+        for stored in self
+            .load_where(|stored: &Stored<AlertGroup>| {
+                stored.value.generator == generator && stored.value.name == name
+            })
+            .await?
+        {
             let live = stored.record.deleted_micros.is_none();
             if live
                 || found
@@ -468,11 +590,11 @@ impl Registry {
             now,
         )
         .await?;
-        for class in self.load::<AlertClass>().await? {
-            if class.record.deleted_micros.is_none()
-                && class.value.generator == generator
-                && class.value.group == name
-            {
+        for class in self
+            .load_where(|class: &Stored<AlertClass>| class.value.generator == generator)
+            .await?
+        {
+            if class.record.deleted_micros.is_none() && class.value.group == name {
                 let value = class.value.clone();
                 self.rewrite(&class, value, Some(now)).await?;
             }
@@ -507,14 +629,10 @@ impl Registry {
         &self,
         generator: &str,
     ) -> Result<Vec<Stored<AlertClass>>, RegistryError> {
-        Ok(self
-            .load::<AlertClass>()
-            .await?
-            .into_iter()
-            .filter(|stored| {
-                stored.record.deleted_micros.is_none() && stored.value.generator == generator
-            })
-            .collect())
+        self.load_where(|stored: &Stored<AlertClass>| {
+            stored.record.deleted_micros.is_none() && stored.value.generator == generator
+        })
+        .await
     }
 
     /// The live classes of a live generator.
@@ -719,14 +837,13 @@ impl Registry {
             });
         }
         let instances: Vec<String> = self
-            .load::<crate::instance::Instance>()
-            .await?
-            .into_iter()
-            .filter(|stored| {
+            .load_where(|stored: &Stored<crate::instance::Instance>| {
                 stored.record.deleted_micros.is_none()
                     && stored.value.generator == generator
                     && stored.value.class == name
             })
+            .await?
+            .into_iter()
             .map(|stored| stored.value.id)
             .collect();
         if !instances.is_empty() {
@@ -748,11 +865,10 @@ impl Registry {
         now: i64,
     ) -> Result<(), RegistryError> {
         let rows: Vec<Stored<crate::instance::Instance>> = self
-            .load::<crate::instance::Instance>()
-            .await?
-            .into_iter()
-            .filter(|stored| stored.value.generator == generator)
-            .collect();
+            .load_where(|stored: &Stored<crate::instance::Instance>| {
+                stored.value.generator == generator
+            })
+            .await?;
         let mut version = rows
             .iter()
             .map(|stored| stored.value.version)
