@@ -16,7 +16,10 @@
 //!   generated sshd lines and rules, and memory per tracked entity (see `detect.rs`).
 //! - `detect-peers`: isms replay against `sec` and `fail2ban-regex` on the same lines with equivalent
 //!   rules: the offenders each finds and the time each takes (see `peers.rs`).
+//! - `generators`: how fast instance changes reach alert generators that long-poll the collector,
+//!   and what N waiting pulls cost it (see `generators.rs`).
 mod detect;
+mod generators;
 mod peers;
 mod sigma;
 mod syslog;
@@ -117,6 +120,9 @@ enum Mode {
     DetectPeers(peers::PeersArgs),
     /// isms replay against the rsigma command-line tool on the same Sigma rules and JSON events.
     SigmaPeers(sigma::SigmaPeersArgs),
+    /// Delivery latency of instance changes to N long-polling alert generators, and the
+    /// collector's memory for their waiting pulls.
+    Generators(generators::GeneratorsArgs),
 }
 
 #[global_allocator]
@@ -168,6 +174,7 @@ fn main() -> anyhow::Result<()> {
             Mode::Detect(args) => tokio::task::block_in_place(|| detect::run(args)),
             Mode::DetectPeers(args) => tokio::task::block_in_place(|| peers::run(args)),
             Mode::SigmaPeers(args) => tokio::task::block_in_place(|| sigma::run(args)),
+            Mode::Generators(args) => generators::run(args).await,
         }
     })
 }
