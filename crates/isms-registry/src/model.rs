@@ -242,8 +242,8 @@ pub struct Generator {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_signing_key: Option<String>,
     /// When it last called a collector, as last written down (at most every minute; µs since
-    /// the epoch).
-    #[serde(default)]
+    /// the epoch). The API shows it as `last_contact`, with what this collector saw since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_contact_micros: Option<i64>,
     #[serde(skip_deserializing)]
     pub created_micros: i64,
@@ -254,10 +254,12 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// The generator as the API shows it: without the key its pushes are signed with.
+    /// The generator as the API shows it: without the key its pushes are signed with (nor the
+    /// last contact as written down: the API shows it as `last_contact`).
     pub fn public(&self) -> Generator {
         Generator {
             push_signing_key: None,
+            last_contact_micros: None,
             ..self.clone()
         }
     }

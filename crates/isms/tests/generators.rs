@@ -38,6 +38,29 @@ async fn register(server: &ServerProcess, body: Value) -> String {
     answer["key"].as_str().unwrap().to_owned()
 }
 
+/// The generator registers, with its own key, the group `network` and the seed's class
+/// `TCP_MISSING` (a required port).
+async fn register_network_class(server: &ServerProcess, generator: &str, key: &str) {
+    for (path, body) in [
+        ("groups", json!({"name": "network"})),
+        (
+            "classes",
+            json!({"name": "TCP_MISSING", "group": "network",
+                   "syntax": [{"name": "port", "type": "port", "required": true}]}),
+        ),
+    ] {
+        let reply = server
+            .send(
+                Method::POST,
+                &format!("/api/generators/{generator}/{path}"),
+                Some(key),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+}
+
 #[test]
 fn generators_register_with_keys_act_on_their_own_records_and_are_logged() {
     let server = ServerProcess::start(&[]);
@@ -522,19 +545,7 @@ fn a_generator_process_pulls_acknowledges_and_profiles_what_the_collector_instan
     assert_eq!(answer["status"], "Generator registered");
     let key = answer["key"].as_str().unwrap().to_owned();
     run_test(Duration::from_secs(60), async {
-        for (path, body) in [
-            ("/api/generators/HIDS/groups", json!({"name": "network"})),
-            (
-                "/api/generators/HIDS/classes",
-                json!({"name": "TCP_MISSING", "group": "network",
-                       "syntax": [{"name": "port", "type": "port", "required": true}]}),
-            ),
-        ] {
-            let reply = server
-                .send(Method::POST, path, Some(&key), Some(&body))
-                .await;
-            assert_eq!(reply.status, 201, "{}", reply.text);
-        }
+        register_network_class(&server, "HIDS", &key).await;
     });
 
     // The generator waits for work: nothing is pending yet, so its pull is held open.
@@ -923,19 +934,7 @@ fn a_generator_listening_for_pushes_takes_signed_changes_and_acknowledges_them()
             json!({"name": "PUSHED", "author": "admin", "push_url": push_url}),
         )
         .await;
-        for (path, body) in [
-            ("/api/generators/PUSHED/groups", json!({"name": "network"})),
-            (
-                "/api/generators/PUSHED/classes",
-                json!({"name": "TCP_MISSING", "group": "network",
-                       "syntax": [{"name": "port", "type": "port", "required": true}]}),
-            ),
-        ] {
-            let reply = server
-                .send(Method::POST, path, Some(&key), Some(&body))
-                .await;
-            assert_eq!(reply.status, 201, "{}", reply.text);
-        }
+        register_network_class(&server, "PUSHED", &key).await;
         // Nobody listens yet: the push fails, and is tried again.
         let reply = server
             .send(
