@@ -143,11 +143,6 @@ impl GeneratorService {
         }
     }
 
-    /// Failed key checks one address may make in a minute.
-    pub fn max_key_failures(&self) -> u32 {
-        self.max_key_failures
-    }
-
     /// Notes a call of `generator`. Its last contact is written down in the registry at most
     /// every minute. For one with an expected interval, a contact event is written at most every
     /// half interval (and at most every minute): what the built-in rule `isms-generator-silent`
@@ -289,8 +284,15 @@ impl GeneratorService {
         Ok(table.get(key_id).cloned())
     }
 
+    /// After a generator was registered, changed or deleted, or its key changed: the table of
+    /// generators by key is read again, and the push tasks follow.
+    pub async fn generators_changed(self: &Arc<Self>) {
+        self.forget_generators();
+        self.refresh_pushes().await;
+    }
+
     /// Forgets the generators by key (after a change to the registry).
-    pub fn forget_generators(&self) {
+    fn forget_generators(&self) {
         *self
             .by_key
             .lock()

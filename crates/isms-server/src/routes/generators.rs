@@ -221,8 +221,7 @@ pub(crate) async fn register_generator(
             .await
         {
             Ok(generator) => {
-                state.generators.forget_generators();
-                state.generators.refresh_pushes().await;
+                state.generators.generators_changed().await;
                 Ok(answer(
                     StatusCode::CREATED,
                     "Generator registered",
@@ -348,8 +347,7 @@ pub(crate) async fn update_generator(
             .registry
             .update_generator(&name, changes)
             .await?;
-        state.generators.forget_generators();
-        state.generators.refresh_pushes().await;
+        state.generators.generators_changed().await;
         Ok(answer(
             StatusCode::OK,
             "Generator updated",
@@ -379,8 +377,7 @@ pub(crate) async fn delete_generator(
         if let Some(key_id) = &generator.key_id {
             revoke_key(&state, key_id).await;
         }
-        state.generators.forget_generators();
-        state.generators.refresh_pushes().await;
+        state.generators.generators_changed().await;
         Ok(answer(
             StatusCode::OK,
             "Generator deleted",
@@ -420,8 +417,7 @@ pub(crate) async fn rotate_key(
         let (generator, _) = registry
             .set_generator_key(&name, Some(recorded_key(&record, &key)))
             .await?;
-        state.generators.forget_generators();
-        state.generators.refresh_pushes().await;
+        state.generators.generators_changed().await;
         Ok(answer(
             StatusCode::CREATED,
             "Generator key rotated",
@@ -449,8 +445,7 @@ pub(crate) async fn revoke_generator_key(
         if let Some(key_id) = &previous {
             revoke_key(&state, key_id).await;
         }
-        state.generators.forget_generators();
-        state.generators.refresh_pushes().await;
+        state.generators.generators_changed().await;
         Ok(answer(
             StatusCode::OK,
             "Generator key revoked",
