@@ -257,7 +257,7 @@ impl GeneratorClient {
         .await
     }
 
-    /// Changes the generator's author, ip, binding or interval (`changes` as the API takes them).
+    /// Changes the generator's author, ip, binding, interval or push URL (`changes` as the API takes them).
     pub async fn update(
         &self,
         name: &str,

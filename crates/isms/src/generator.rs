@@ -43,7 +43,7 @@ pub enum GeneratorAction {
         #[arg(long)]
         ip: Option<String>,
     },
-    /// Change the generator's author, address, binding or interval.
+    /// Change the generator's author, address, binding, interval or push URL.
     Update {
         #[arg(long)]
         name: String,
