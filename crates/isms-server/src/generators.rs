@@ -15,10 +15,6 @@ use isms_registry::{Generator, Registry, RegistryError};
 use isms_store::Store;
 use serde_json::{Value, json};
 
-/// How long the table of generators by key is trusted before it is read again (a change made by
-/// this process clears it at once).
-const GENERATORS_RECHECK_AFTER: Duration = Duration::from_secs(5);
-
 /// The window failed key checks are counted in.
 pub const KEY_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
@@ -78,16 +74,11 @@ pub struct AuditEntry {
     pub key_name: Option<String>,
 }
 
-/// Live generators by the public id of their key.
-type GeneratorsByKey = Arc<HashMap<String, Generator>>;
-
 /// The collector's side of the generators: the registry, plus what authentication needs fast.
 pub struct GeneratorService {
     /// The registry itself.
     pub registry: Registry,
     store: Arc<dyn Store>,
-    /// Live generators by the public id of their key, and when they were read.
-    by_key: Mutex<Option<(Instant, GeneratorsByKey)>>,
     /// Failed key checks per address: when the window started and how many.
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     /// Per generator waited on, bumped at every change of its instances: wakes its pulls.
@@ -131,7 +122,6 @@ impl GeneratorService {
         GeneratorService {
             registry: Registry::new(store.clone()),
             store,
-            by_key: Mutex::new(None),
             failures: Mutex::new(HashMap::new()),
             instance_changes: Mutex::new(HashMap::new()),
             max_wait: MAX_PULL_WAIT.min(request_timeout.saturating_sub(Duration::from_secs(1))),
@@ -252,51 +242,11 @@ impl GeneratorService {
         self.max_wait
     }
 
-    /// The live generator whose current key has this public id (read again at most every few
-    /// seconds, at once after a change made here).
+    /// The live generator whose current key has this public id (from the registry's cache of
+    /// generators, which the registry's writes keep current: a rotated or revoked key stops
+    /// acting for its generator at once).
     pub async fn generator_of_key(&self, key_id: &str) -> Result<Option<Generator>, RegistryError> {
-        let cached = self
-            .by_key
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .as_ref()
-            .filter(|(read, _)| read.elapsed() < GENERATORS_RECHECK_AFTER)
-            .map(|(_, table)| table.clone());
-        let table = match cached {
-            Some(table) => table,
-            None => {
-                let table: HashMap<String, Generator> = self
-                    .registry
-                    .generators()
-                    .await?
-                    .into_iter()
-                    .filter_map(|generator| Some((generator.key_id.clone()?, generator)))
-                    .collect();
-                let table = Arc::new(table);
-                *self
-                    .by_key
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-                    Some((Instant::now(), table.clone()));
-                table
-            }
-        };
-        Ok(table.get(key_id).cloned())
-    }
-
-    /// After a generator was registered, changed or deleted, or its key changed: the table of
-    /// generators by key is read again, and the push tasks follow.
-    pub async fn generators_changed(self: &Arc<Self>) {
-        self.forget_generators();
-        self.refresh_pushes().await;
-    }
-
-    /// Forgets the generators by key (after a change to the registry).
-    fn forget_generators(&self) {
-        *self
-            .by_key
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        self.registry.generator_with_key(key_id).await
     }
 
     /// When `address` has used up its failed key checks: how long until it may try again.

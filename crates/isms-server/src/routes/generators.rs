@@ -221,7 +221,7 @@ pub(crate) async fn register_generator(
             .await
         {
             Ok(generator) => {
-                state.generators.generators_changed().await;
+                state.generators.refresh_pushes().await;
                 Ok(answer(
                     StatusCode::CREATED,
                     "Generator registered",
@@ -347,7 +347,7 @@ pub(crate) async fn update_generator(
             .registry
             .update_generator(&name, changes)
             .await?;
-        state.generators.generators_changed().await;
+        state.generators.refresh_pushes().await;
         Ok(answer(
             StatusCode::OK,
             "Generator updated",
@@ -377,7 +377,7 @@ pub(crate) async fn delete_generator(
         if let Some(key_id) = &generator.key_id {
             revoke_key(&state, key_id).await;
         }
-        state.generators.generators_changed().await;
+        state.generators.refresh_pushes().await;
         Ok(answer(
             StatusCode::OK,
             "Generator deleted",
@@ -417,7 +417,7 @@ pub(crate) async fn rotate_key(
         let (generator, _) = registry
             .set_generator_key(&name, Some(recorded_key(&record, &key)))
             .await?;
-        state.generators.generators_changed().await;
+        state.generators.refresh_pushes().await;
         Ok(answer(
             StatusCode::CREATED,
             "Generator key rotated",
@@ -445,7 +445,7 @@ pub(crate) async fn revoke_generator_key(
         if let Some(key_id) = &previous {
             revoke_key(&state, key_id).await;
         }
-        state.generators.generators_changed().await;
+        state.generators.refresh_pushes().await;
         Ok(answer(
             StatusCode::OK,
             "Generator key revoked",
